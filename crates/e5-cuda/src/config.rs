@@ -94,7 +94,7 @@ impl EncoderConfig {
                 "hidden, heads, intermediate and layers must be > 0: {self:?}"
             ));
         }
-        if self.hidden % self.heads != 0 || !HEAD_DIMS.contains(&self.head_dim()) {
+        if self.head_dim() * self.heads != self.hidden || !HEAD_DIMS.contains(&self.head_dim()) {
             return bad(format!(
                 "hidden {} / heads {} must give a head dim in {HEAD_DIMS:?}",
                 self.hidden, self.heads
@@ -133,7 +133,7 @@ pub(crate) fn validate_weights(
     cfg.validate()?;
     let (h, i) = (cfg.hidden, cfg.intermediate);
     let words = w.word_embeddings.len();
-    if words == 0 || words % h != 0 {
+    if words == 0 || words / h * h != words {
         return Err(CudaError::InvalidInput(format!(
             "word_embeddings has {words} elements, not a non-zero multiple of hidden {h}"
         )));
