@@ -1,1 +1,23 @@
+//! # e5-kernels
+//!
+//! Compute kernels for transformer encoders, knowing nothing of models: a packed f32 GEMM
+//! with fused epilogues, padding-free multi-head attention, LayerNorm, GELU, softmax and
+//! pooling. Each has an AVX-512, AVX2+FMA, NEON and scalar implementation; the CPU's
+//! features are detected once into a [`Kernels`] table (`E5_ISA` forces one).
+//!
+//! See `kernels/README.md` for tile shapes, packing and the determinism contract.
 
+pub mod attention;
+mod dispatch;
+pub mod f32gemm;
+pub mod isa;
+pub mod pool;
+mod sync_ptr;
+pub mod vector;
+
+pub use attention::AttentionShape;
+pub use dispatch::Kernels;
+pub use f32gemm::{PackedF32, Post};
+pub use isa::{Isa, IsaError, ISA_ENV};
+pub use pool::Pooling;
+pub use vector::GeluKind;

@@ -1,0 +1,174 @@
+//! The dispatch table: one static set of kernels per ISA, chosen once at run time.
+
+use crate::f32gemm::{self, MicroKernel, PackedF32, Post};
+use crate::isa::{Isa, IsaError};
+use crate::vector::{self, GeluKind, VectorKernels};
+use rayon::prelude::*;
+use std::sync::OnceLock;
+
+/// Every kernel of one ISA. Obtained only through [`Kernels::get`] / [`Kernels::detect`],
+/// which check that the CPU supports the ISA; that check is what makes the safe methods
+/// below sound.
+pub struct Kernels {
+    pub isa: Isa,
+    pub(crate) f32_gemm: MicroKernel,
+    pub(crate) vector: &'static VectorKernels,
+}
+
+static SCALAR: Kernels = Kernels {
+    isa: Isa::Scalar,
+    f32_gemm: f32gemm::scalar::KERNEL,
+    vector: &vector::scalar::KERNELS,
+};
+#[cfg(target_arch = "x86_64")]
+static AVX2: Kernels = Kernels {
+    isa: Isa::Avx2,
+    f32_gemm: f32gemm::avx2::KERNEL,
+    vector: &vector::avx2::KERNELS,
+};
+#[cfg(target_arch = "x86_64")]
+static AVX512: Kernels = Kernels {
+    isa: Isa::Avx512,
+    f32_gemm: f32gemm::avx512::KERNEL,
+    vector: &vector::avx512::KERNELS,
+};
+#[cfg(target_arch = "aarch64")]
+static NEON: Kernels = Kernels {
+    isa: Isa::Neon,
+    f32_gemm: f32gemm::neon::KERNEL,
+    vector: &vector::neon::KERNELS,
+};
+
+impl Kernels {
+    /// The table of `isa`, or an error if this CPU lacks it.
+    pub fn get(isa: Isa) -> Result<&'static Kernels, IsaError> {
+        if !isa.is_supported() {
+            return Err(IsaError::Unsupported(isa));
+        }
+        Ok(match isa {
+            Isa::Scalar => &SCALAR,
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => &AVX2,
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => &AVX512,
+            #[cfg(target_arch = "aarch64")]
+            Isa::Neon => &NEON,
+            #[allow(unreachable_patterns)]
+            other => return Err(IsaError::Unsupported(other)),
+        })
+    }
+
+    /// The process-wide table: `E5_ISA` if set, else the best ISA. Decided once.
+    pub fn detect() -> Result<&'static Kernels, IsaError> {
+        static CHOSEN: OnceLock<Result<&'static Kernels, IsaError>> = OnceLock::new();
+        CHOSEN
+            .get_or_init(|| Isa::from_env().and_then(Kernels::get))
+            .clone()
+    }
+
+    /// Tile shape `(MR, NR)` of the f32 micro-kernel.
+    pub fn f32_tile(&self) -> (usize, usize) {
+        (self.f32_gemm.mr, self.f32_gemm.nr)
+    }
+
+    /// `C[m, n] = post(A[m, k] · Wᵀ + bias)`, contiguous rows, threaded over the rayon pool.
+    pub fn gemm(&self, a: &[f32], m: usize, w: &PackedF32, post: Post<'_>, c: &mut [f32]) {
+        f32gemm::gemm(self, a, w.k(), m, w, post, c, w.n(), true);
+    }
+
+    /// [`Kernels::gemm`] with row strides, on the calling thread unless `parallel`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn gemm_strided(
+        &self,
+        a: &[f32],
+        lda: usize,
+        m: usize,
+        w: &PackedF32,
+        post: Post<'_>,
+        c: &mut [f32],
+        ldc: usize,
+        parallel: bool,
+    ) {
+        f32gemm::gemm(self, a, lda, m, w, post, c, ldc, parallel);
+    }
+
+    pub fn gelu(&self, kind: GeluKind, x: &mut [f32]) {
+        // SAFETY: the table's ISA is supported (see the type's docs).
+        unsafe {
+            match kind {
+                GeluKind::Erf => (self.vector.gelu_erf)(x),
+                GeluKind::Tanh => (self.vector.gelu_tanh)(x),
+            }
+        }
+    }
+
+    /// Numerically stable softmax of one row, in place.
+    pub fn softmax(&self, x: &mut [f32]) {
+        if x.is_empty() {
+            return;
+        }
+        // SAFETY: the table's ISA is supported.
+        unsafe {
+            let max = (self.vector.max)(x);
+            let sum = (self.vector.exp_shift_sum)(x, max);
+            (self.vector.scale)(x, 1.0 / sum);
+        }
+    }
+
+    pub fn scale(&self, x: &mut [f32], s: f32) {
+        // SAFETY: the table's ISA is supported.
+        unsafe { (self.vector.scale)(x, s) }
+    }
+
+    /// `y += a·x`.
+    pub fn axpy(&self, y: &mut [f32], a: f32, x: &[f32]) {
+        assert_eq!(y.len(), x.len(), "axpy lengths");
+        // SAFETY: the table's ISA is supported; lengths checked.
+        unsafe { (self.vector.axpy)(y, a, x) }
+    }
+
+    pub fn dot(&self, a: &[f32], b: &[f32]) -> f32 {
+        assert_eq!(a.len(), b.len(), "dot lengths");
+        // SAFETY: the table's ISA is supported; lengths checked.
+        unsafe { (self.vector.dot)(a, b) }
+    }
+
+    /// `out[j] = Σ_i x[i]·m[i·ld + j]`.
+    pub fn vecmat(&self, x: &[f32], m: &[f32], ld: usize, out: &mut [f32]) {
+        assert!(
+            x.is_empty() || m.len() >= (x.len() - 1) * ld + out.len(),
+            "vecmat: matrix too short"
+        );
+        // SAFETY: the table's ISA is supported; bounds checked.
+        unsafe { (self.vector.vecmat)(x, m, ld, out) }
+    }
+
+    /// `row = LayerNorm(row + residual)·gamma + beta` for every row of width `gamma.len()`,
+    /// threaded over rows.
+    pub fn layernorm_rows(
+        &self,
+        x: &mut [f32],
+        residual: Option<&[f32]>,
+        gamma: &[f32],
+        beta: &[f32],
+        eps: f32,
+    ) {
+        let w = gamma.len();
+        assert!(
+            w > 0 && beta.len() == w && x.len() % w == 0,
+            "layernorm shapes"
+        );
+        if let Some(r) = residual {
+            assert_eq!(r.len(), x.len(), "layernorm residual length");
+        }
+        let f = self.vector.layernorm;
+        let rows = x.par_chunks_mut(w).with_min_len(16);
+        // SAFETY: the table's ISA is supported; every slice has width `w`.
+        match residual {
+            Some(r) => rows
+                .zip(r.par_chunks(w))
+                .for_each(|(x, r)| unsafe { f(x, Some(r), gamma, beta, eps) }),
+            None => rows.for_each(|x| unsafe { f(x, None, gamma, beta, eps) }),
+        }
+    }
+}

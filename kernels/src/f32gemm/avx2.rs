@@ -1,0 +1,85 @@
+//! AVX2 + FMA micro-kernel: 6 × 16 tile, 12 accumulators + 2 panel loads + 1 broadcast.
+
+use super::{MicroKernel, Tile, TilePost};
+use crate::vector::avx2::{gelu_erf8, gelu_tanh8};
+use crate::vector::GeluKind;
+use std::arch::x86_64::*;
+
+pub const KERNEL: MicroKernel = MicroKernel {
+    mr: 6,
+    nr: 16,
+    run: tile,
+};
+
+/// # Safety
+/// AVX2 and FMA must be available and `t` must describe in-bounds memory.
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn tile(t: &Tile) {
+    match t.mr {
+        1 => rows::<1>(t),
+        2 => rows::<2>(t),
+        3 => rows::<3>(t),
+        4 => rows::<4>(t),
+        5 => rows::<5>(t),
+        6 => rows::<6>(t),
+        _ => unreachable!("tile rows {}", t.mr),
+    }
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn rows<const R: usize>(t: &Tile) {
+    let bias = [_mm256_loadu_ps(t.bias), _mm256_loadu_ps(t.bias.add(8))];
+    let mut acc = [bias; R];
+    let mut b = t.b;
+    for kk in 0..t.k {
+        let w0 = _mm256_loadu_ps(b);
+        let w1 = _mm256_loadu_ps(b.add(8));
+        for (r, acc) in acc.iter_mut().enumerate() {
+            let a = _mm256_broadcast_ss(&*t.a.add(r * t.lda + kk));
+            acc[0] = _mm256_fmadd_ps(a, w0, acc[0]);
+            acc[1] = _mm256_fmadd_ps(a, w1, acc[1]);
+        }
+        b = b.add(16);
+    }
+    for (r, v) in acc.iter().enumerate() {
+        let v = match t.post {
+            TilePost::None => *v,
+            TilePost::Gelu(GeluKind::Erf) => [gelu_erf8(v[0]), gelu_erf8(v[1])],
+            TilePost::Gelu(GeluKind::Tanh) => [gelu_tanh8(v[0]), gelu_tanh8(v[1])],
+            TilePost::Residual { r: res, ldr } => {
+                let x = load_row(res.add(r * ldr), t.nr);
+                [_mm256_add_ps(v[0], x[0]), _mm256_add_ps(v[1], x[1])]
+            }
+        };
+        store_row(t.c.add(r * t.ldc), t.nr, v);
+    }
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn load_row(p: *const f32, n: usize) -> [__m256; 2] {
+    if n == 16 {
+        return [_mm256_loadu_ps(p), _mm256_loadu_ps(p.add(8))];
+    }
+    let mut buf = [0.0f32; 16];
+    std::ptr::copy_nonoverlapping(p, buf.as_mut_ptr(), n);
+    [
+        _mm256_loadu_ps(buf.as_ptr()),
+        _mm256_loadu_ps(buf.as_ptr().add(8)),
+    ]
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn store_row(p: *mut f32, n: usize, v: [__m256; 2]) {
+    if n == 16 {
+        _mm256_storeu_ps(p, v[0]);
+        _mm256_storeu_ps(p.add(8), v[1]);
+        return;
+    }
+    let mut buf = [0.0f32; 16];
+    _mm256_storeu_ps(buf.as_mut_ptr(), v[0]);
+    _mm256_storeu_ps(buf.as_mut_ptr().add(8), v[1]);
+    std::ptr::copy_nonoverlapping(buf.as_ptr(), p, n);
+}

@@ -1,0 +1,76 @@
+//! AVX-512F micro-kernel: 12 × 32 tile, 24 accumulators + 2 panel loads + 1 broadcast.
+
+use super::{MicroKernel, Tile, TilePost};
+use crate::vector::avx512::{gelu_erf16, gelu_tanh16};
+use crate::vector::GeluKind;
+use std::arch::x86_64::*;
+
+pub const KERNEL: MicroKernel = MicroKernel {
+    mr: 12,
+    nr: 32,
+    run: tile,
+};
+
+/// # Safety
+/// AVX-512F must be available and `t` must describe in-bounds memory.
+#[target_feature(enable = "avx512f")]
+pub unsafe fn tile(t: &Tile) {
+    match t.mr {
+        1 => rows::<1>(t),
+        2 => rows::<2>(t),
+        3 => rows::<3>(t),
+        4 => rows::<4>(t),
+        5 => rows::<5>(t),
+        6 => rows::<6>(t),
+        7 => rows::<7>(t),
+        8 => rows::<8>(t),
+        9 => rows::<9>(t),
+        10 => rows::<10>(t),
+        11 => rows::<11>(t),
+        12 => rows::<12>(t),
+        _ => unreachable!("tile rows {}", t.mr),
+    }
+}
+
+/// Lane masks of the two 16-float halves of a row of `n ≤ 32` valid columns.
+#[inline]
+fn masks(n: usize) -> [__mmask16; 2] {
+    let m = if n >= 32 { u32::MAX } else { (1u32 << n) - 1 };
+    [m as __mmask16, (m >> 16) as __mmask16]
+}
+
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn rows<const R: usize>(t: &Tile) {
+    let bias = [_mm512_loadu_ps(t.bias), _mm512_loadu_ps(t.bias.add(16))];
+    let mut acc = [bias; R];
+    let mut b = t.b;
+    for kk in 0..t.k {
+        let w0 = _mm512_loadu_ps(b);
+        let w1 = _mm512_loadu_ps(b.add(16));
+        for (r, acc) in acc.iter_mut().enumerate() {
+            let a = _mm512_set1_ps(*t.a.add(r * t.lda + kk));
+            acc[0] = _mm512_fmadd_ps(a, w0, acc[0]);
+            acc[1] = _mm512_fmadd_ps(a, w1, acc[1]);
+        }
+        b = b.add(32);
+    }
+    let k = masks(t.nr);
+    for (r, v) in acc.iter().enumerate() {
+        let v = match t.post {
+            TilePost::None => *v,
+            TilePost::Gelu(GeluKind::Erf) => [gelu_erf16(v[0]), gelu_erf16(v[1])],
+            TilePost::Gelu(GeluKind::Tanh) => [gelu_tanh16(v[0]), gelu_tanh16(v[1])],
+            TilePost::Residual { r: res, ldr } => {
+                let p = res.add(r * ldr);
+                [
+                    _mm512_add_ps(v[0], _mm512_maskz_loadu_ps(k[0], p)),
+                    _mm512_add_ps(v[1], _mm512_maskz_loadu_ps(k[1], p.add(16))),
+                ]
+            }
+        };
+        let p = t.c.add(r * t.ldc);
+        _mm512_mask_storeu_ps(p, k[0], v[0]);
+        _mm512_mask_storeu_ps(p.add(16), k[1], v[1]);
+    }
+}

@@ -1,0 +1,263 @@
+//! Packed f32 GEMM: `C[M,N] = A[M,K] · Wᵀ + bias`, then an optional fused epilogue.
+//!
+//! `W` is `[N, K]` (PyTorch `Linear` layout) packed once into panels of `NR` output
+//! columns: panel `p` holds `K` rows of `NR` floats, `data[p][k][j] = W[p·NR + j][k]`,
+//! zero-padded past `N`. A micro-kernel keeps an `MR × NR` tile of `C` in registers and
+//! runs the whole `K` loop over it, so every output element is one FMA chain over `k` in
+//! order, started from its bias. That chain does not depend on `M`, on the element's
+//! place in a tile, or on how tiles are shared among threads: an embedding is
+//! bit-identical whatever its batch-mates and thread count.
+
+pub mod scalar;
+
+#[cfg(target_arch = "x86_64")]
+pub mod avx2;
+#[cfg(target_arch = "x86_64")]
+pub mod avx512;
+#[cfg(target_arch = "aarch64")]
+pub mod neon;
+
+use crate::sync_ptr::SyncPtr;
+use crate::vector::GeluKind;
+use crate::Isa;
+use rayon::prelude::*;
+
+/// What happens to a finished tile before it is stored.
+#[derive(Clone, Copy, Debug)]
+pub enum Post<'a> {
+    None,
+    Gelu(GeluKind),
+    /// `C += R`, `R` laid out like `C` (same row stride).
+    Residual(&'a [f32]),
+}
+
+/// The raw form of [`Post`] a micro-kernel sees.
+#[derive(Clone, Copy)]
+pub enum TilePost {
+    None,
+    Gelu(GeluKind),
+    Residual { r: *const f32, ldr: usize },
+}
+// SAFETY: the residual pointer is only read, from disjoint tiles.
+unsafe impl Send for TilePost {}
+unsafe impl Sync for TilePost {}
+
+/// One micro-kernel call: `C[mr, nr] = post(A[mr, k] · B[k, NR] + bias)`.
+pub struct Tile {
+    pub k: usize,
+    /// `mr` rows of `k` floats, stride `lda`.
+    pub a: *const f32,
+    pub lda: usize,
+    /// One packed panel: `k` rows of `NR` floats.
+    pub b: *const f32,
+    /// `NR` floats (zeros when the layer has no bias).
+    pub bias: *const f32,
+    pub c: *mut f32,
+    pub ldc: usize,
+    /// Valid rows (1..=MR) and columns (1..=NR) of the tile.
+    pub mr: usize,
+    pub nr: usize,
+    pub post: TilePost,
+}
+
+/// An ISA's micro-kernel and its tile shape.
+pub struct MicroKernel {
+    pub mr: usize,
+    pub nr: usize,
+    pub run: unsafe fn(&Tile),
+}
+
+/// `W[N, K]` packed into `NR`-wide panels for one ISA, with its bias padded alike.
+#[derive(Clone)]
+pub struct PackedF32 {
+    n: usize,
+    k: usize,
+    nr: usize,
+    isa: Isa,
+    data: Vec<f32>,
+    bias: Vec<f32>,
+}
+
+impl PackedF32 {
+    /// Packs `n` rows of `k` floats (row stride `ldw`): `W[j][c] = w[j·ldw + c]`.
+    pub fn from_rows(
+        kern: &crate::Kernels,
+        w: &[f32],
+        n: usize,
+        k: usize,
+        ldw: usize,
+        bias: Option<&[f32]>,
+    ) -> Self {
+        assert!(
+            n == 0 || w.len() >= (n - 1) * ldw + k,
+            "weight slice too short for [{n}, {k}]"
+        );
+        let mut p = Self::zeroed(kern, n, k, bias);
+        let nr = p.nr;
+        for (j, row) in (0..n).map(|j| (j, &w[j * ldw..j * ldw + k])) {
+            let panel = &mut p.data[(j / nr) * k * nr..][..k * nr];
+            for (c, &v) in row.iter().enumerate() {
+                panel[c * nr + j % nr] = v;
+            }
+        }
+        p
+    }
+
+    /// Packs the transpose of `k` rows of `n` floats (row stride `ldv`): `W[j][c] = v[c·ldv + j]`.
+    pub fn from_cols(kern: &crate::Kernels, v: &[f32], k: usize, n: usize, ldv: usize) -> Self {
+        assert!(
+            k == 0 || v.len() >= (k - 1) * ldv + n,
+            "slice too short for [{k}, {n}]"
+        );
+        let mut p = Self::zeroed(kern, n, k, None);
+        let nr = p.nr;
+        for pi in 0..n.div_ceil(nr) {
+            let cols = nr.min(n - pi * nr);
+            let panel = &mut p.data[pi * k * nr..][..k * nr];
+            for c in 0..k {
+                let src = &v[c * ldv + pi * nr..][..cols];
+                panel[c * nr..c * nr + cols].copy_from_slice(src);
+            }
+        }
+        p
+    }
+
+    fn zeroed(kern: &crate::Kernels, n: usize, k: usize, bias: Option<&[f32]>) -> Self {
+        let nr = kern.f32_gemm.nr;
+        let panels = n.div_ceil(nr);
+        let mut padded = vec![0.0; panels * nr];
+        if let Some(b) = bias {
+            assert_eq!(b.len(), n, "bias length");
+            padded[..n].copy_from_slice(b);
+        }
+        PackedF32 {
+            n,
+            k,
+            nr,
+            isa: kern.isa,
+            data: vec![0.0; panels * nr * k],
+            bias: padded,
+        }
+    }
+
+    pub fn n(&self) -> usize {
+        self.n
+    }
+    pub fn k(&self) -> usize {
+        self.k
+    }
+    pub fn isa(&self) -> Isa {
+        self.isa
+    }
+    /// Bytes held by the packed weights and bias.
+    pub fn bytes(&self) -> usize {
+        (self.data.len() + self.bias.len()) * 4
+    }
+}
+
+/// Rows of `A` whose panels should stay in L2 while a panel of `W` is reused over them.
+const A_BLOCK_BYTES: usize = 96 * 1024;
+/// Below this many multiply-adds a GEMM runs on the calling thread.
+const PARALLEL_MIN_MACS: usize = 1 << 17;
+
+/// `C[m, n] = post(A[m, k] · Wᵀ + bias)` with strides `lda`, `ldc`.
+///
+/// # Panics
+/// If `w` was packed for another ISA or a slice is too short for its shape.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gemm(
+    kern: &crate::Kernels,
+    a: &[f32],
+    lda: usize,
+    m: usize,
+    w: &PackedF32,
+    post: Post<'_>,
+    c: &mut [f32],
+    ldc: usize,
+    parallel: bool,
+) {
+    let (n, k) = (w.n, w.k);
+    let mk = &kern.f32_gemm;
+    assert_eq!(
+        w.isa, kern.isa,
+        "weights packed for {} used with {} kernels",
+        w.isa, kern.isa
+    );
+    if m == 0 || n == 0 {
+        return;
+    }
+    assert!(
+        lda >= k && a.len() >= (m - 1) * lda + k,
+        "A too short for [{m}, {k}]"
+    );
+    assert!(
+        ldc >= n && c.len() >= (m - 1) * ldc + n,
+        "C too short for [{m}, {n}]"
+    );
+    let post = match post {
+        Post::None => TilePost::None,
+        Post::Gelu(g) => TilePost::Gelu(g),
+        Post::Residual(r) => {
+            assert!(
+                r.len() >= (m - 1) * ldc + n,
+                "residual too short for [{m}, {n}]"
+            );
+            TilePost::Residual {
+                r: r.as_ptr(),
+                ldr: ldc,
+            }
+        }
+    };
+    let (mr, nr) = (mk.mr, mk.nr);
+    let panels = n.div_ceil(nr);
+    let mc = ((A_BLOCK_BYTES / (4 * k.max(1))) / mr).max(1) * mr;
+    let m_blocks = m.div_ceil(mc);
+    let threads = if parallel && m * n * k >= PARALLEL_MIN_MACS {
+        rayon::current_num_threads()
+    } else {
+        1
+    };
+    let groups = (4 * threads).div_ceil(m_blocks).clamp(1, panels);
+    let per_group = panels.div_ceil(groups);
+    let groups = panels.div_ceil(per_group);
+    let cp = SyncPtr(c.as_mut_ptr());
+    let task = |t: usize| {
+        let (mb, g) = (t / groups, t % groups);
+        let rows = mb * mc..(mb * mc + mc).min(m);
+        for p in g * per_group..((g + 1) * per_group).min(panels) {
+            let cols = nr.min(n - p * nr);
+            let mut i = rows.start;
+            while i < rows.end {
+                let tile_rows = mr.min(rows.end - i);
+                let tile = Tile {
+                    k,
+                    a: a[i * lda..].as_ptr(),
+                    lda,
+                    b: w.data[p * k * nr..].as_ptr(),
+                    bias: w.bias[p * nr..].as_ptr(),
+                    // SAFETY: tiles of distinct (rows, panel) never overlap; bounds asserted above.
+                    c: unsafe { cp.get().add(i * ldc + p * nr) },
+                    ldc,
+                    mr: tile_rows,
+                    nr: cols,
+                    post: match post {
+                        TilePost::Residual { r, ldr } => TilePost::Residual {
+                            r: unsafe { r.add(i * ldr + p * nr) },
+                            ldr,
+                        },
+                        other => other,
+                    },
+                };
+                // SAFETY: the table exists only for a supported ISA; the tile is in bounds.
+                unsafe { (mk.run)(&tile) };
+                i += tile_rows;
+            }
+        }
+    };
+    let tasks = m_blocks * groups;
+    if threads == 1 {
+        (0..tasks).for_each(task);
+    } else {
+        (0..tasks).into_par_iter().for_each(task);
+    }
+}

@@ -1,0 +1,66 @@
+//! NEON micro-kernel: 8 × 8 tile, 16 accumulators + 2 panel loads + 1 broadcast.
+
+use super::{MicroKernel, Tile, TilePost};
+use crate::vector::neon::{gelu_erf4, gelu_tanh4};
+use crate::vector::GeluKind;
+use std::arch::aarch64::*;
+
+pub const KERNEL: MicroKernel = MicroKernel {
+    mr: 8,
+    nr: 8,
+    run: tile,
+};
+
+/// # Safety
+/// NEON must be available and `t` must describe in-bounds memory.
+#[target_feature(enable = "neon")]
+pub unsafe fn tile(t: &Tile) {
+    match t.mr {
+        1 => rows::<1>(t),
+        2 => rows::<2>(t),
+        3 => rows::<3>(t),
+        4 => rows::<4>(t),
+        5 => rows::<5>(t),
+        6 => rows::<6>(t),
+        7 => rows::<7>(t),
+        8 => rows::<8>(t),
+        _ => unreachable!("tile rows {}", t.mr),
+    }
+}
+
+#[inline]
+#[target_feature(enable = "neon")]
+unsafe fn rows<const R: usize>(t: &Tile) {
+    let bias = [vld1q_f32(t.bias), vld1q_f32(t.bias.add(4))];
+    let mut acc = [bias; R];
+    let mut b = t.b;
+    for kk in 0..t.k {
+        let w0 = vld1q_f32(b);
+        let w1 = vld1q_f32(b.add(4));
+        for (r, acc) in acc.iter_mut().enumerate() {
+            let a = vdupq_n_f32(*t.a.add(r * t.lda + kk));
+            acc[0] = vfmaq_f32(acc[0], a, w0);
+            acc[1] = vfmaq_f32(acc[1], a, w1);
+        }
+        b = b.add(8);
+    }
+    for (r, v) in acc.iter().enumerate() {
+        let v = match t.post {
+            TilePost::None => *v,
+            TilePost::Gelu(GeluKind::Erf) => [gelu_erf4(v[0]), gelu_erf4(v[1])],
+            TilePost::Gelu(GeluKind::Tanh) => [gelu_tanh4(v[0]), gelu_tanh4(v[1])],
+            TilePost::Residual { r: res, ldr } => {
+                let mut buf = [0.0f32; 8];
+                std::ptr::copy_nonoverlapping(res.add(r * ldr), buf.as_mut_ptr(), t.nr);
+                [
+                    vaddq_f32(v[0], vld1q_f32(buf.as_ptr())),
+                    vaddq_f32(v[1], vld1q_f32(buf.as_ptr().add(4))),
+                ]
+            }
+        };
+        let mut buf = [0.0f32; 8];
+        vst1q_f32(buf.as_mut_ptr(), v[0]);
+        vst1q_f32(buf.as_mut_ptr().add(4), v[1]);
+        std::ptr::copy_nonoverlapping(buf.as_ptr(), t.c.add(r * t.ldc), t.nr);
+    }
+}

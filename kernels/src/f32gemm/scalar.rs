@@ -1,0 +1,38 @@
+//! Scalar micro-kernel: the reference twin (4 × 8 tile; plain multiply-add).
+
+use super::{MicroKernel, Tile, TilePost};
+use crate::vector::scalar::{gelu_erf_1, gelu_tanh_1};
+use crate::vector::GeluKind;
+
+pub const KERNEL: MicroKernel = MicroKernel {
+    mr: 4,
+    nr: 8,
+    run: tile,
+};
+const NR: usize = 8;
+
+/// # Safety
+/// `t` must describe in-bounds memory.
+pub unsafe fn tile(t: &Tile) {
+    let bias: [f32; NR] = std::array::from_fn(|j| *t.bias.add(j));
+    let mut acc = [bias; 4];
+    for kk in 0..t.k {
+        let w = std::slice::from_raw_parts(t.b.add(kk * NR), NR);
+        for (r, acc) in acc.iter_mut().enumerate().take(t.mr) {
+            let a = *t.a.add(r * t.lda + kk);
+            for (c, w) in acc.iter_mut().zip(w) {
+                *c += a * w;
+            }
+        }
+    }
+    for (r, acc) in acc.iter().enumerate().take(t.mr) {
+        for (j, &v) in acc.iter().enumerate().take(t.nr) {
+            *t.c.add(r * t.ldc + j) = match t.post {
+                TilePost::None => v,
+                TilePost::Gelu(GeluKind::Erf) => gelu_erf_1(v),
+                TilePost::Gelu(GeluKind::Tanh) => gelu_tanh_1(v),
+                TilePost::Residual { r: res, ldr } => v + *res.add(r * ldr + j),
+            };
+        }
+    }
+}

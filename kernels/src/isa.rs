@@ -1,0 +1,121 @@
+//! Instruction-set selection: detected once, optionally forced with `E5_ISA`.
+
+use std::fmt;
+
+/// A SIMD instruction set that has its own kernel implementations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Isa {
+    /// Portable Rust; the reference twin of every SIMD kernel.
+    Scalar,
+    /// x86-64 AVX2 + FMA (+ F16C).
+    Avx2,
+    /// x86-64 AVX-512F/BW/VL (+ VNNI for int8 where present).
+    Avx512,
+    /// aarch64 NEON (+ dotprod for int8 where present).
+    Neon,
+}
+
+/// The variable that forces an instruction set: `scalar`, `avx2`, `avx512` or `neon`.
+pub const ISA_ENV: &str = "E5_ISA";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IsaError {
+    /// The value is not an ISA name.
+    Unknown(String),
+    /// The ISA exists but this CPU lacks it.
+    Unsupported(Isa),
+}
+
+impl fmt::Display for IsaError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            IsaError::Unknown(s) => write!(
+                f,
+                "{ISA_ENV}={s:?} is not an instruction set (expected scalar, avx2, avx512 or neon)"
+            ),
+            IsaError::Unsupported(isa) => {
+                write!(
+                    f,
+                    "{ISA_ENV}={isa} was requested but this CPU does not support it"
+                )
+            }
+        }
+    }
+}
+
+impl std::error::Error for IsaError {}
+
+impl fmt::Display for Isa {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl Isa {
+    pub const ALL: [Isa; 4] = [Isa::Scalar, Isa::Avx2, Isa::Avx512, Isa::Neon];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Isa::Scalar => "scalar",
+            Isa::Avx2 => "avx2",
+            Isa::Avx512 => "avx512",
+            Isa::Neon => "neon",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Isa, IsaError> {
+        Isa::ALL
+            .into_iter()
+            .find(|isa| isa.name().eq_ignore_ascii_case(s.trim()))
+            .ok_or_else(|| IsaError::Unknown(s.to_string()))
+    }
+
+    /// Whether this CPU can run the ISA's kernels.
+    pub fn is_supported(self) -> bool {
+        match self {
+            Isa::Scalar => true,
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => {
+                is_x86_feature_detected!("avx2")
+                    && is_x86_feature_detected!("fma")
+                    && is_x86_feature_detected!("f16c")
+            }
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => {
+                Isa::Avx2.is_supported()
+                    && is_x86_feature_detected!("avx512f")
+                    && is_x86_feature_detected!("avx512bw")
+                    && is_x86_feature_detected!("avx512vl")
+            }
+            #[cfg(target_arch = "aarch64")]
+            Isa::Neon => std::arch::is_aarch64_feature_detected!("neon"),
+            #[allow(unreachable_patterns)]
+            _ => false,
+        }
+    }
+
+    /// Every ISA this CPU supports, scalar first.
+    pub fn available() -> Vec<Isa> {
+        Isa::ALL.into_iter().filter(|i| i.is_supported()).collect()
+    }
+
+    /// The fastest supported ISA.
+    pub fn best() -> Isa {
+        *Isa::available().last().expect("scalar is always available")
+    }
+
+    /// `E5_ISA` if set (an error if unknown or unsupported), else [`Isa::best`].
+    pub fn from_env() -> Result<Isa, IsaError> {
+        match std::env::var(ISA_ENV) {
+            Ok(v) if !v.trim().is_empty() => {
+                let isa = Isa::parse(&v)?;
+                if isa.is_supported() {
+                    Ok(isa)
+                } else {
+                    Err(IsaError::Unsupported(isa))
+                }
+            }
+            _ => Ok(Isa::best()),
+        }
+    }
+}

@@ -1,0 +1,307 @@
+//! AVX2 + FMA row kernels (8 lanes). Tails go through a zero-padded 8-lane buffer so every
+//! element takes the vector path.
+
+use super::consts::*;
+use super::VectorKernels;
+use std::arch::x86_64::*;
+
+pub static KERNELS: VectorKernels = VectorKernels {
+    gelu_erf,
+    gelu_tanh,
+    max,
+    exp_shift_sum,
+    scale,
+    axpy,
+    dot,
+    layernorm,
+    vecmat,
+};
+
+const L: usize = 8;
+
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn splat(x: f32) -> __m256 {
+    _mm256_set1_ps(x)
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+pub fn exp8(x: __m256) -> __m256 {
+    let x = _mm256_min_ps(_mm256_max_ps(x, splat(EXP_LO)), splat(EXP_HI));
+    let ni = _mm256_cvtps_epi32(_mm256_mul_ps(x, splat(LOG2E)));
+    let n = _mm256_cvtepi32_ps(ni);
+    let r = _mm256_fnmadd_ps(n, splat(LN2_HI), x);
+    let r = _mm256_fnmadd_ps(n, splat(LN2_LO), r);
+    let mut p = splat(EXP_P[0]);
+    for c in &EXP_P[1..] {
+        p = _mm256_fmadd_ps(p, r, splat(*c));
+    }
+    let p = _mm256_fmadd_ps(_mm256_mul_ps(p, r), r, _mm256_add_ps(r, splat(1.0)));
+    let pow2 = _mm256_slli_epi32::<23>(_mm256_add_epi32(ni, _mm256_set1_epi32(127)));
+    _mm256_mul_ps(p, _mm256_castsi256_ps(pow2))
+}
+
+/// `erfc(z)` for `z ≥ 0`.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+pub fn erfc8(z: __m256) -> __m256 {
+    let z = _mm256_min_ps(z, splat(ERFC_ZMAX));
+    let t = _mm256_div_ps(splat(1.0), _mm256_fmadd_ps(z, splat(0.5), splat(1.0)));
+    let mut p = splat(ERFC_P[0]);
+    for c in &ERFC_P[1..] {
+        p = _mm256_fmadd_ps(p, t, splat(*c));
+    }
+    _mm256_mul_ps(t, exp8(_mm256_fnmadd_ps(z, z, p)))
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+pub fn gelu_erf8(x: __m256) -> __m256 {
+    let abs = _mm256_andnot_ps(splat(-0.0), x);
+    let hc = _mm256_mul_ps(
+        _mm256_mul_ps(x, splat(0.5)),
+        erfc8(_mm256_mul_ps(abs, splat(FRAC_1_SQRT_2))),
+    );
+    let negative = _mm256_cmp_ps::<_CMP_LT_OQ>(x, _mm256_setzero_ps());
+    _mm256_blendv_ps(_mm256_sub_ps(x, hc), hc, negative)
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+pub fn gelu_tanh8(x: __m256) -> __m256 {
+    let x3 = _mm256_mul_ps(_mm256_mul_ps(x, x), x);
+    let u = _mm256_mul_ps(splat(TANH_C), _mm256_fmadd_ps(splat(TANH_C3), x3, x));
+    let e = exp8(_mm256_mul_ps(u, splat(-2.0)));
+    _mm256_div_ps(x, _mm256_add_ps(splat(1.0), e))
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+pub fn hsum8(v: __m256) -> f32 {
+    let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+    let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)))
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn hmax8(v: __m256) -> f32 {
+    let s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+    let s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+    _mm_cvtss_f32(_mm_max_ss(s, _mm_movehdup_ps(s)))
+}
+
+/// Applies `f` to every 8-lane group of `x`, the tail through a zero-padded buffer.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn map8(x: &mut [f32], f: impl Fn(__m256) -> __m256) {
+    let mut chunks = x.chunks_exact_mut(L);
+    for c in &mut chunks {
+        // SAFETY: `c` holds exactly 8 floats.
+        unsafe { _mm256_storeu_ps(c.as_mut_ptr(), f(_mm256_loadu_ps(c.as_ptr()))) };
+    }
+    let tail = chunks.into_remainder();
+    if !tail.is_empty() {
+        let mut buf = [0.0f32; L];
+        buf[..tail.len()].copy_from_slice(tail);
+        // SAFETY: `buf` holds exactly 8 floats.
+        unsafe { _mm256_storeu_ps(buf.as_mut_ptr(), f(_mm256_loadu_ps(buf.as_ptr()))) };
+        tail.copy_from_slice(&buf[..tail.len()]);
+    }
+}
+
+/// Loads up to 8 floats, zero-filling the rest.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn load_partial(x: &[f32]) -> __m256 {
+    let mut buf = [0.0f32; L];
+    buf[..x.len()].copy_from_slice(x);
+    // SAFETY: `buf` holds exactly 8 floats.
+    unsafe { _mm256_loadu_ps(buf.as_ptr()) }
+}
+
+/// # Safety
+/// The CPU must support AVX2 and FMA.
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn gelu_erf(x: &mut [f32]) {
+    map8(x, |v| gelu_erf8(v));
+}
+
+/// # Safety
+/// The CPU must support AVX2 and FMA.
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn gelu_tanh(x: &mut [f32]) {
+    map8(x, |v| gelu_tanh8(v));
+}
+
+/// # Safety
+/// The CPU must support AVX2 and FMA.
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn max(x: &[f32]) -> f32 {
+    let mut m = splat(f32::NEG_INFINITY);
+    let chunks = x.chunks_exact(L);
+    let tail = chunks.remainder();
+    for c in chunks {
+        m = _mm256_max_ps(m, _mm256_loadu_ps(c.as_ptr()));
+    }
+    tail.iter().copied().fold(hmax8(m), f32::max)
+}
+
+/// # Safety
+/// The CPU must support AVX2 and FMA.
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn exp_shift_sum(x: &mut [f32], shift: f32) -> f32 {
+    let s = splat(shift);
+    let mut sum = _mm256_setzero_ps();
+    let mut chunks = x.chunks_exact_mut(L);
+    for c in &mut chunks {
+        let e = exp8(_mm256_sub_ps(_mm256_loadu_ps(c.as_ptr()), s));
+        _mm256_storeu_ps(c.as_mut_ptr(), e);
+        sum = _mm256_add_ps(sum, e);
+    }
+    let mut total = hsum8(sum);
+    let tail = chunks.into_remainder();
+    if !tail.is_empty() {
+        let mut buf = [0.0f32; L];
+        _mm256_storeu_ps(buf.as_mut_ptr(), exp8(_mm256_sub_ps(load_partial(tail), s)));
+        tail.copy_from_slice(&buf[..tail.len()]);
+        total += tail.iter().sum::<f32>();
+    }
+    total
+}
+
+/// # Safety
+/// The CPU must support AVX2 and FMA.
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn scale(x: &mut [f32], s: f32) {
+    let sv = splat(s);
+    map8(x, |v| _mm256_mul_ps(v, sv));
+}
+
+/// # Safety
+/// The CPU must support AVX2 and FMA; `x.len() == y.len()`.
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn axpy(y: &mut [f32], a: f32, x: &[f32]) {
+    let av = splat(a);
+    let n = y.len().min(x.len());
+    let body = n - n % L;
+    for i in (0..body).step_by(L) {
+        let yp = y.as_mut_ptr().add(i);
+        _mm256_storeu_ps(
+            yp,
+            _mm256_fmadd_ps(av, _mm256_loadu_ps(x.as_ptr().add(i)), _mm256_loadu_ps(yp)),
+        );
+    }
+    for i in body..n {
+        y[i] = a.mul_add(x[i], y[i]);
+    }
+}
+
+/// # Safety
+/// The CPU must support AVX2 and FMA; `a.len() == b.len()`.
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let n = a.len().min(b.len());
+    let body = n - n % L;
+    let mut acc = _mm256_setzero_ps();
+    for i in (0..body).step_by(L) {
+        acc = _mm256_fmadd_ps(
+            _mm256_loadu_ps(a.as_ptr().add(i)),
+            _mm256_loadu_ps(b.as_ptr().add(i)),
+            acc,
+        );
+    }
+    if body < n {
+        acc = _mm256_fmadd_ps(load_partial(&a[body..n]), load_partial(&b[body..n]), acc);
+    }
+    hsum8(acc)
+}
+
+/// # Safety
+/// The CPU must support AVX2 and FMA; all slices of one length.
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn layernorm(
+    x: &mut [f32],
+    residual: Option<&[f32]>,
+    gamma: &[f32],
+    beta: &[f32],
+    eps: f32,
+) {
+    let n = x.len();
+    let body = n - n % L;
+    if let Some(r) = residual {
+        axpy(x, 1.0, r);
+    }
+    let mut sum = _mm256_setzero_ps();
+    for i in (0..body).step_by(L) {
+        sum = _mm256_add_ps(sum, _mm256_loadu_ps(x.as_ptr().add(i)));
+    }
+    let mean = (hsum8(sum) + x[body..].iter().sum::<f32>()) / n as f32;
+    let mv = splat(mean);
+    let mut sq = _mm256_setzero_ps();
+    for i in (0..body).step_by(L) {
+        let d = _mm256_sub_ps(_mm256_loadu_ps(x.as_ptr().add(i)), mv);
+        sq = _mm256_fmadd_ps(d, d, sq);
+    }
+    let tail_sq: f32 = x[body..].iter().map(|v| (v - mean) * (v - mean)).sum();
+    let rstd = 1.0 / ((hsum8(sq) + tail_sq) / n as f32 + eps).sqrt();
+    let rv = splat(rstd);
+    for i in (0..body).step_by(L) {
+        let p = x.as_mut_ptr().add(i);
+        let d = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(p), mv), rv);
+        let y = _mm256_fmadd_ps(
+            d,
+            _mm256_loadu_ps(gamma.as_ptr().add(i)),
+            _mm256_loadu_ps(beta.as_ptr().add(i)),
+        );
+        _mm256_storeu_ps(p, y);
+    }
+    for i in body..n {
+        x[i] = ((x[i] - mean) * rstd).mul_add(gamma[i], beta[i]);
+    }
+}
+
+/// # Safety
+/// The CPU must support AVX2 and FMA; `m.len() >= (x.len() - 1)·ld + out.len()`.
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn vecmat(x: &[f32], m: &[f32], ld: usize, out: &mut [f32]) {
+    const W: usize = 4 * L;
+    let n = out.len();
+    let mut j = 0;
+    // 32 outputs at a time in four registers, then 8, then the tail.
+    while j + W <= n {
+        let mut acc = [_mm256_setzero_ps(); 4];
+        for (i, &xi) in x.iter().enumerate() {
+            let xv = splat(xi);
+            let row = m.as_ptr().add(i * ld + j);
+            for (u, a) in acc.iter_mut().enumerate() {
+                *a = _mm256_fmadd_ps(xv, _mm256_loadu_ps(row.add(u * L)), *a);
+            }
+        }
+        for (u, a) in acc.iter().enumerate() {
+            _mm256_storeu_ps(out.as_mut_ptr().add(j + u * L), *a);
+        }
+        j += W;
+    }
+    while j < n {
+        let w = L.min(n - j);
+        let mut acc = _mm256_setzero_ps();
+        for (i, &xi) in x.iter().enumerate() {
+            let row = &m[i * ld + j..i * ld + j + w];
+            acc = _mm256_fmadd_ps(
+                splat(xi),
+                if w == L {
+                    _mm256_loadu_ps(row.as_ptr())
+                } else {
+                    load_partial(row)
+                },
+                acc,
+            );
+        }
+        let mut buf = [0.0f32; L];
+        _mm256_storeu_ps(buf.as_mut_ptr(), acc);
+        out[j..j + w].copy_from_slice(&buf[..w]);
+        j += w;
+    }
+}

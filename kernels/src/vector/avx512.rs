@@ -1,0 +1,302 @@
+//! AVX-512F row kernels (16 lanes). Tails use masked loads and stores.
+
+use super::consts::*;
+use super::VectorKernels;
+use std::arch::x86_64::*;
+
+pub static KERNELS: VectorKernels = VectorKernels {
+    gelu_erf,
+    gelu_tanh,
+    max,
+    exp_shift_sum,
+    scale,
+    axpy,
+    dot,
+    layernorm,
+    vecmat,
+};
+
+const L: usize = 16;
+
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn splat(x: f32) -> __m512 {
+    _mm512_set1_ps(x)
+}
+
+/// Mask of the first `n < 16` lanes.
+#[inline]
+fn tail_mask(n: usize) -> __mmask16 {
+    ((1u32 << n) - 1) as __mmask16
+}
+
+#[inline]
+#[target_feature(enable = "avx512f")]
+pub fn exp16(x: __m512) -> __m512 {
+    let x = _mm512_min_ps(_mm512_max_ps(x, splat(EXP_LO)), splat(EXP_HI));
+    let ni = _mm512_cvtps_epi32(_mm512_mul_ps(x, splat(LOG2E)));
+    let n = _mm512_cvtepi32_ps(ni);
+    let r = _mm512_fnmadd_ps(n, splat(LN2_HI), x);
+    let r = _mm512_fnmadd_ps(n, splat(LN2_LO), r);
+    let mut p = splat(EXP_P[0]);
+    for c in &EXP_P[1..] {
+        p = _mm512_fmadd_ps(p, r, splat(*c));
+    }
+    let p = _mm512_fmadd_ps(_mm512_mul_ps(p, r), r, _mm512_add_ps(r, splat(1.0)));
+    let pow2 = _mm512_slli_epi32::<23>(_mm512_add_epi32(ni, _mm512_set1_epi32(127)));
+    _mm512_mul_ps(p, _mm512_castsi512_ps(pow2))
+}
+
+/// `erfc(z)` for `z ≥ 0`.
+#[inline]
+#[target_feature(enable = "avx512f")]
+pub fn erfc16(z: __m512) -> __m512 {
+    let z = _mm512_min_ps(z, splat(ERFC_ZMAX));
+    let t = _mm512_div_ps(splat(1.0), _mm512_fmadd_ps(z, splat(0.5), splat(1.0)));
+    let mut p = splat(ERFC_P[0]);
+    for c in &ERFC_P[1..] {
+        p = _mm512_fmadd_ps(p, t, splat(*c));
+    }
+    _mm512_mul_ps(t, exp16(_mm512_fnmadd_ps(z, z, p)))
+}
+
+#[inline]
+#[target_feature(enable = "avx512f")]
+pub fn gelu_erf16(x: __m512) -> __m512 {
+    let hc = _mm512_mul_ps(
+        _mm512_mul_ps(x, splat(0.5)),
+        erfc16(_mm512_mul_ps(_mm512_abs_ps(x), splat(FRAC_1_SQRT_2))),
+    );
+    let negative = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(x, _mm512_setzero_ps());
+    _mm512_mask_blend_ps(negative, _mm512_sub_ps(x, hc), hc)
+}
+
+#[inline]
+#[target_feature(enable = "avx512f")]
+pub fn gelu_tanh16(x: __m512) -> __m512 {
+    let x3 = _mm512_mul_ps(_mm512_mul_ps(x, x), x);
+    let u = _mm512_mul_ps(splat(TANH_C), _mm512_fmadd_ps(splat(TANH_C3), x3, x));
+    let e = exp16(_mm512_mul_ps(u, splat(-2.0)));
+    _mm512_div_ps(x, _mm512_add_ps(splat(1.0), e))
+}
+
+/// Applies `f` to every 16-lane group of `x`, the tail masked.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn map16(x: &mut [f32], f: impl Fn(__m512) -> __m512) {
+    let n = x.len();
+    let p = x.as_mut_ptr();
+    let mut i = 0;
+    // SAFETY: every access stays within `x` (full groups, then a masked tail).
+    unsafe {
+        while i + L <= n {
+            _mm512_storeu_ps(p.add(i), f(_mm512_loadu_ps(p.add(i))));
+            i += L;
+        }
+        if i < n {
+            let k = tail_mask(n - i);
+            _mm512_mask_storeu_ps(p.add(i), k, f(_mm512_maskz_loadu_ps(k, p.add(i))));
+        }
+    }
+}
+
+/// # Safety
+/// The CPU must support AVX-512F.
+#[target_feature(enable = "avx512f")]
+pub unsafe fn gelu_erf(x: &mut [f32]) {
+    map16(x, |v| gelu_erf16(v));
+}
+
+/// # Safety
+/// The CPU must support AVX-512F.
+#[target_feature(enable = "avx512f")]
+pub unsafe fn gelu_tanh(x: &mut [f32]) {
+    map16(x, |v| gelu_tanh16(v));
+}
+
+/// # Safety
+/// The CPU must support AVX-512F.
+#[target_feature(enable = "avx512f")]
+pub unsafe fn max(x: &[f32]) -> f32 {
+    let n = x.len();
+    let mut m = splat(f32::NEG_INFINITY);
+    let mut i = 0;
+    while i + L <= n {
+        m = _mm512_max_ps(m, _mm512_loadu_ps(x.as_ptr().add(i)));
+        i += L;
+    }
+    if i < n {
+        m = _mm512_mask_max_ps(
+            m,
+            tail_mask(n - i),
+            m,
+            _mm512_maskz_loadu_ps(tail_mask(n - i), x.as_ptr().add(i)),
+        );
+    }
+    _mm512_reduce_max_ps(m)
+}
+
+/// # Safety
+/// The CPU must support AVX-512F.
+#[target_feature(enable = "avx512f")]
+pub unsafe fn exp_shift_sum(x: &mut [f32], shift: f32) -> f32 {
+    let s = splat(shift);
+    let n = x.len();
+    let p = x.as_mut_ptr();
+    let mut sum = _mm512_setzero_ps();
+    let mut i = 0;
+    while i + L <= n {
+        let e = exp16(_mm512_sub_ps(_mm512_loadu_ps(p.add(i)), s));
+        _mm512_storeu_ps(p.add(i), e);
+        sum = _mm512_add_ps(sum, e);
+        i += L;
+    }
+    if i < n {
+        let k = tail_mask(n - i);
+        let e = _mm512_maskz_mov_ps(
+            k,
+            exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, p.add(i)), s)),
+        );
+        _mm512_mask_storeu_ps(p.add(i), k, e);
+        sum = _mm512_add_ps(sum, e);
+    }
+    _mm512_reduce_add_ps(sum)
+}
+
+/// # Safety
+/// The CPU must support AVX-512F.
+#[target_feature(enable = "avx512f")]
+pub unsafe fn scale(x: &mut [f32], s: f32) {
+    let sv = splat(s);
+    map16(x, |v| _mm512_mul_ps(v, sv));
+}
+
+/// # Safety
+/// The CPU must support AVX-512F; `x.len() == y.len()`.
+#[target_feature(enable = "avx512f")]
+pub unsafe fn axpy(y: &mut [f32], a: f32, x: &[f32]) {
+    let av = splat(a);
+    let n = y.len().min(x.len());
+    let (yp, xp) = (y.as_mut_ptr(), x.as_ptr());
+    let mut i = 0;
+    while i + L <= n {
+        _mm512_storeu_ps(
+            yp.add(i),
+            _mm512_fmadd_ps(av, _mm512_loadu_ps(xp.add(i)), _mm512_loadu_ps(yp.add(i))),
+        );
+        i += L;
+    }
+    if i < n {
+        let k = tail_mask(n - i);
+        let v = _mm512_fmadd_ps(
+            av,
+            _mm512_maskz_loadu_ps(k, xp.add(i)),
+            _mm512_maskz_loadu_ps(k, yp.add(i)),
+        );
+        _mm512_mask_storeu_ps(yp.add(i), k, v);
+    }
+}
+
+/// # Safety
+/// The CPU must support AVX-512F; `a.len() == b.len()`.
+#[target_feature(enable = "avx512f")]
+pub unsafe fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let n = a.len().min(b.len());
+    let mut acc = _mm512_setzero_ps();
+    let mut i = 0;
+    while i + L <= n {
+        acc = _mm512_fmadd_ps(
+            _mm512_loadu_ps(a.as_ptr().add(i)),
+            _mm512_loadu_ps(b.as_ptr().add(i)),
+            acc,
+        );
+        i += L;
+    }
+    if i < n {
+        let k = tail_mask(n - i);
+        acc = _mm512_fmadd_ps(
+            _mm512_maskz_loadu_ps(k, a.as_ptr().add(i)),
+            _mm512_maskz_loadu_ps(k, b.as_ptr().add(i)),
+            acc,
+        );
+    }
+    _mm512_reduce_add_ps(acc)
+}
+
+/// # Safety
+/// The CPU must support AVX-512F; all slices of one length.
+#[target_feature(enable = "avx512f")]
+pub unsafe fn layernorm(
+    x: &mut [f32],
+    residual: Option<&[f32]>,
+    gamma: &[f32],
+    beta: &[f32],
+    eps: f32,
+) {
+    let n = x.len();
+    if let Some(r) = residual {
+        axpy(x, 1.0, r);
+    }
+    let p = x.as_mut_ptr();
+    let mut sum = _mm512_setzero_ps();
+    let mut i = 0;
+    while i < n {
+        let k = if i + L <= n { !0 } else { tail_mask(n - i) };
+        sum = _mm512_add_ps(sum, _mm512_maskz_loadu_ps(k, p.add(i)));
+        i += L;
+    }
+    let mean = _mm512_reduce_add_ps(sum) / n as f32;
+    let mv = splat(mean);
+    let mut sq = _mm512_setzero_ps();
+    i = 0;
+    while i < n {
+        let k = if i + L <= n { !0 } else { tail_mask(n - i) };
+        let d = _mm512_maskz_sub_ps(k, _mm512_maskz_loadu_ps(k, p.add(i)), mv);
+        sq = _mm512_fmadd_ps(d, d, sq);
+        i += L;
+    }
+    let rv = splat(1.0 / (_mm512_reduce_add_ps(sq) / n as f32 + eps).sqrt());
+    i = 0;
+    while i < n {
+        let k = if i + L <= n { !0 } else { tail_mask(n - i) };
+        let d = _mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, p.add(i)), mv), rv);
+        let g = _mm512_maskz_loadu_ps(k, gamma.as_ptr().add(i));
+        let b = _mm512_maskz_loadu_ps(k, beta.as_ptr().add(i));
+        _mm512_mask_storeu_ps(p.add(i), k, _mm512_fmadd_ps(d, g, b));
+        i += L;
+    }
+}
+
+/// # Safety
+/// The CPU must support AVX-512F; `m.len() >= (x.len() - 1)·ld + out.len()`.
+#[target_feature(enable = "avx512f")]
+pub unsafe fn vecmat(x: &[f32], m: &[f32], ld: usize, out: &mut [f32]) {
+    const W: usize = 2 * L;
+    let n = out.len();
+    let mut j = 0;
+    while j + W <= n {
+        let mut acc = [_mm512_setzero_ps(); 2];
+        for (i, &xi) in x.iter().enumerate() {
+            let xv = splat(xi);
+            let row = m.as_ptr().add(i * ld + j);
+            acc[0] = _mm512_fmadd_ps(xv, _mm512_loadu_ps(row), acc[0]);
+            acc[1] = _mm512_fmadd_ps(xv, _mm512_loadu_ps(row.add(L)), acc[1]);
+        }
+        _mm512_storeu_ps(out.as_mut_ptr().add(j), acc[0]);
+        _mm512_storeu_ps(out.as_mut_ptr().add(j + L), acc[1]);
+        j += W;
+    }
+    while j < n {
+        let k = if j + L <= n { !0 } else { tail_mask(n - j) };
+        let mut acc = _mm512_setzero_ps();
+        for (i, &xi) in x.iter().enumerate() {
+            acc = _mm512_fmadd_ps(
+                splat(xi),
+                _mm512_maskz_loadu_ps(k, m.as_ptr().add(i * ld + j)),
+                acc,
+            );
+        }
+        _mm512_mask_storeu_ps(out.as_mut_ptr().add(j), k, acc);
+        j += L;
+    }
+}

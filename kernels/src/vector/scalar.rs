@@ -1,0 +1,136 @@
+//! Scalar twins: the reference every SIMD row kernel is tested against.
+
+use super::consts::*;
+use super::VectorKernels;
+
+pub static KERNELS: VectorKernels = VectorKernels {
+    gelu_erf,
+    gelu_tanh,
+    max,
+    exp_shift_sum,
+    scale,
+    axpy,
+    dot,
+    layernorm,
+    vecmat,
+};
+
+/// `exp(x)` with the shared Cody–Waite reduction and polynomial.
+#[inline(always)]
+pub fn exp(x: f32) -> f32 {
+    let x = x.clamp(EXP_LO, EXP_HI);
+    let n = (x * LOG2E).round_ties_even();
+    let r = x - n * LN2_HI - n * LN2_LO;
+    let mut p = EXP_P[0];
+    for c in &EXP_P[1..] {
+        p = p * r + c;
+    }
+    let p = p * r * r + r + 1.0;
+    p * f32::from_bits(((n as i32 + 127) as u32) << 23)
+}
+
+/// `erfc(z)` for `z ≥ 0` with the shared approximation.
+#[inline(always)]
+pub fn erfc(z: f32) -> f32 {
+    let z = z.min(ERFC_ZMAX);
+    let t = 1.0 / (1.0 + 0.5 * z);
+    let mut p = ERFC_P[0];
+    for c in &ERFC_P[1..] {
+        p = p * t + c;
+    }
+    t * exp(p - z * z)
+}
+
+#[inline(always)]
+pub fn gelu_erf_1(x: f32) -> f32 {
+    let hc = 0.5 * x * erfc(x.abs() * FRAC_1_SQRT_2);
+    if x < 0.0 {
+        hc
+    } else {
+        x - hc
+    }
+}
+
+#[inline(always)]
+pub fn gelu_tanh_1(x: f32) -> f32 {
+    let u = TANH_C * (x + TANH_C3 * x * x * x);
+    x / (1.0 + exp(-2.0 * u))
+}
+
+/// # Safety
+/// Always safe; `unsafe` only to share the table's signature.
+pub unsafe fn gelu_erf(x: &mut [f32]) {
+    x.iter_mut().for_each(|v| *v = gelu_erf_1(*v));
+}
+
+/// # Safety
+/// Always safe; `unsafe` only to share the table's signature.
+pub unsafe fn gelu_tanh(x: &mut [f32]) {
+    x.iter_mut().for_each(|v| *v = gelu_tanh_1(*v));
+}
+
+/// # Safety
+/// Always safe; `unsafe` only to share the table's signature.
+pub unsafe fn max(x: &[f32]) -> f32 {
+    x.iter().copied().fold(f32::NEG_INFINITY, f32::max)
+}
+
+/// # Safety
+/// Always safe; `unsafe` only to share the table's signature.
+pub unsafe fn exp_shift_sum(x: &mut [f32], shift: f32) -> f32 {
+    let mut sum = 0.0;
+    for v in x.iter_mut() {
+        *v = exp(*v - shift);
+        sum += *v;
+    }
+    sum
+}
+
+/// # Safety
+/// Always safe; `unsafe` only to share the table's signature.
+pub unsafe fn scale(x: &mut [f32], s: f32) {
+    x.iter_mut().for_each(|v| *v *= s);
+}
+
+/// # Safety
+/// Always safe; `unsafe` only to share the table's signature.
+pub unsafe fn axpy(y: &mut [f32], a: f32, x: &[f32]) {
+    y.iter_mut().zip(x).for_each(|(y, x)| *y += a * x);
+}
+
+/// # Safety
+/// Always safe; `unsafe` only to share the table's signature.
+pub unsafe fn dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(a, b)| a * b).sum()
+}
+
+/// # Safety
+/// Always safe; `unsafe` only to share the table's signature.
+pub unsafe fn layernorm(
+    x: &mut [f32],
+    residual: Option<&[f32]>,
+    gamma: &[f32],
+    beta: &[f32],
+    eps: f32,
+) {
+    if let Some(r) = residual {
+        x.iter_mut().zip(r).for_each(|(x, r)| *x += r);
+    }
+    let n = x.len() as f32;
+    let mean = x.iter().sum::<f32>() / n;
+    let var = x.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / n;
+    let rstd = 1.0 / (var + eps).sqrt();
+    for ((v, g), b) in x.iter_mut().zip(gamma).zip(beta) {
+        *v = (*v - mean) * rstd * g + b;
+    }
+}
+
+/// # Safety
+/// Always safe; `unsafe` only to share the table's signature. Panics if `m` is too short.
+pub unsafe fn vecmat(x: &[f32], m: &[f32], ld: usize, out: &mut [f32]) {
+    out.fill(0.0);
+    for (i, &xi) in x.iter().enumerate() {
+        let row = &m[i * ld..i * ld + out.len()];
+        out.iter_mut().zip(row).for_each(|(o, r)| *o += xi * r);
+    }
+}

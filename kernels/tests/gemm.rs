@@ -1,0 +1,158 @@
+//! The packed f32 GEMM on every ISA against an f64 reference, tails included, and its
+//! determinism contract: a row's result is independent of M, of its batch-mates and of
+//! the thread count.
+
+mod common;
+use common::*;
+use e5_kernels::{GeluKind, PackedF32, Post};
+use proptest::prelude::*;
+
+/// f64 `post(A·Wᵀ + b)` and the per-element error scale `Σ|a·w| + |b|`.
+fn reference(
+    a: &[f32],
+    w: &[f32],
+    bias: &[f32],
+    m: usize,
+    n: usize,
+    k: usize,
+) -> (Vec<f64>, Vec<f64>) {
+    let mut out = vec![0.0; m * n];
+    let mut mag = vec![0.0; m * n];
+    for i in 0..m {
+        for j in 0..n {
+            let (mut s, mut g) = (bias[j] as f64, (bias[j] as f64).abs());
+            for c in 0..k {
+                let p = a[i * k + c] as f64 * w[j * k + c] as f64;
+                s += p;
+                g += p.abs();
+            }
+            out[i * n + j] = s;
+            mag[i * n + j] = g;
+        }
+    }
+    (out, mag)
+}
+
+fn check(m: usize, n: usize, k: usize, post: u8, seed: u64) {
+    let a = rand_vec(seed, m * k, 1.0);
+    let w = rand_vec(seed + 1, n * k, 0.5);
+    let bias = rand_vec(seed + 2, n, 0.3);
+    let res = rand_vec(seed + 3, m * n, 1.0);
+    let (mut want, mag) = reference(&a, &w, &bias, m, n, k);
+    let (p, gelu_err) = match post {
+        0 => (Post::None, 0.0),
+        1 => (Post::Gelu(GeluKind::Erf), 1e-6),
+        2 => (Post::Gelu(GeluKind::Tanh), 1e-6),
+        _ => (Post::Residual(&res), 0.0),
+    };
+    for (i, v) in want.iter_mut().enumerate() {
+        *v = match post {
+            0 => *v,
+            1 => gelu_erf_f64(*v),
+            2 => gelu_tanh_f64(*v),
+            _ => *v + res[i] as f64,
+        };
+    }
+    for kern in tables() {
+        let packed = PackedF32::from_rows(kern, &w, n, k, k, Some(&bias));
+        let mut c = vec![f32::NAN; m * n];
+        kern.gemm(&a, m, &packed, p, &mut c);
+        for (idx, (got, want)) in c.iter().zip(&want).enumerate() {
+            // f32 accumulation error bound, plus the activation's own error.
+            let tol = 2e-7 * (k as f64 + 2.0) * (mag[idx] + 1.0) + gelu_err + 1e-7 * want.abs();
+            assert!(
+                (*got as f64 - want).abs() <= tol,
+                "{} m={m} n={n} k={k} post={post} at {idx}: {got} vs {want} (tol {tol})",
+                kern.isa
+            );
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(96))]
+
+    #[test]
+    fn gemm_matches_f64(m in 1usize..40, n in 1usize..80, k in 1usize..100, post in 0u8..4, seed in any::<u64>()) {
+        check(m, n, k, post, seed);
+    }
+
+    /// Any subset of rows, computed alone, is bit-identical to the same rows in the full batch.
+    #[test]
+    fn rows_do_not_depend_on_batch_mates(m in 2usize..60, n in 1usize..70, k in 1usize..70, start in 0usize..59, seed in any::<u64>()) {
+        let start = start % m;
+        let len = 1 + (seed as usize) % (m - start);
+        let a = rand_vec(seed, m * k, 1.0);
+        let w = rand_vec(seed + 1, n * k, 1.0);
+        for kern in tables() {
+            let packed = PackedF32::from_rows(kern, &w, n, k, k, None);
+            let mut full = vec![0.0; m * n];
+            kern.gemm(&a, m, &packed, Post::Gelu(GeluKind::Erf), &mut full);
+            let mut part = vec![0.0; len * n];
+            kern.gemm(&a[start * k..(start + len) * k], len, &packed, Post::Gelu(GeluKind::Erf), &mut part);
+            prop_assert_eq!(&full[start * n..(start + len) * n], &part[..], "{}", kern.isa);
+        }
+    }
+}
+
+#[test]
+fn gemm_shapes_of_real_models() {
+    // e5-small attention/FFN shapes with a query-sized and a batch-sized M.
+    for (m, n, k) in [
+        (17, 384, 384),
+        (17, 1536, 384),
+        (130, 384, 1536),
+        (3, 1152, 384),
+    ] {
+        check(m, n, k, (m % 4) as u8, m as u64);
+    }
+}
+
+#[test]
+fn results_do_not_depend_on_thread_count() {
+    let (m, n, k) = (203, 389, 301);
+    let a = rand_vec(7, m * k, 1.0);
+    let w = rand_vec(8, n * k, 1.0);
+    for kern in tables() {
+        let packed = PackedF32::from_rows(kern, &w, n, k, k, None);
+        let run = |threads| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            let mut c = vec![0.0; m * n];
+            pool.install(|| kern.gemm(&a, m, &packed, Post::None, &mut c));
+            c
+        };
+        let one = run(1);
+        assert_eq!(one, run(2), "{}", kern.isa);
+        assert_eq!(one, run(3), "{}", kern.isa);
+    }
+}
+
+#[test]
+fn strided_and_transposed_packing() {
+    // C = A · V where V is [k, n] with row stride 7 > n: from_cols packs Vᵀ.
+    let (m, k, n, ldv) = (5, 9, 4, 7);
+    let a = rand_vec(1, m * k, 1.0);
+    let v = rand_vec(2, k * ldv, 1.0);
+    for kern in tables() {
+        let packed = PackedF32::from_cols(kern, &v, k, n, ldv);
+        let mut c = vec![0.0; m * 6];
+        kern.gemm_strided(&a, k, m, &packed, Post::None, &mut c, 6, false);
+        for i in 0..m {
+            for j in 0..n {
+                let want: f64 = (0..k)
+                    .map(|c| a[i * k + c] as f64 * v[c * ldv + j] as f64)
+                    .sum();
+                assert!((c[i * 6 + j] as f64 - want).abs() < 1e-5, "{}", kern.isa);
+            }
+            assert_eq!(
+                &c[i * 6 + n..i * 6 + 6],
+                &[0.0, 0.0],
+                "{} wrote past n",
+                kern.isa
+            );
+        }
+    }
+}

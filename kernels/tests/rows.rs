@@ -1,0 +1,223 @@
+//! Row kernels (GELU, softmax, LayerNorm, dot, axpy, vecmat, pooling, attention) on every
+//! ISA against f64 references.
+
+mod common;
+use common::*;
+use e5_kernels::{AttentionShape, GeluKind, Isa, IsaError, Kernels, Pooling};
+use proptest::prelude::*;
+
+#[test]
+fn gelu_erf_within_1e6_of_f64() {
+    let xs: Vec<f32> = (-200_000..=200_000)
+        .map(|i| i as f32 * 1e-4)
+        .chain([-30.0, -9.5, 9.5, 30.0, 1e4, -1e4])
+        .collect();
+    let want: Vec<f64> = xs.iter().map(|&x| gelu_erf_f64(x as f64)).collect();
+    for kern in tables() {
+        let mut y = xs.clone();
+        kern.gelu(GeluKind::Erf, &mut y);
+        let err = max_abs_diff(&y, &want);
+        assert!(err <= 1e-6, "{}: gelu erf max error {err:e}", kern.isa);
+    }
+}
+
+#[test]
+fn gelu_tanh_within_1e6_of_f64() {
+    let xs: Vec<f32> = (-200_000..=200_000)
+        .map(|i| i as f32 * 1e-4)
+        .chain([-30.0, 30.0, 1e4, -1e4])
+        .collect();
+    let want: Vec<f64> = xs.iter().map(|&x| gelu_tanh_f64(x as f64)).collect();
+    for kern in tables() {
+        let mut y = xs.clone();
+        kern.gelu(GeluKind::Tanh, &mut y);
+        let err = max_abs_diff(&y, &want);
+        assert!(err <= 1e-6, "{}: gelu tanh max error {err:e}", kern.isa);
+    }
+}
+
+fn softmax_f64(x: &[f32]) -> Vec<f64> {
+    let m = x.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(v as f64));
+    let e: Vec<f64> = x.iter().map(|&v| (v as f64 - m).exp()).collect();
+    let s: f64 = e.iter().sum();
+    e.iter().map(|v| v / s).collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    #[test]
+    fn softmax_matches_f64(n in 1usize..600, scale in 0.1f32..60.0, seed in any::<u64>()) {
+        let x = rand_vec(seed, n, scale);
+        let want = softmax_f64(&x);
+        for kern in tables() {
+            let mut y = x.clone();
+            kern.softmax(&mut y);
+            let err = max_abs_diff(&y, &want);
+            prop_assert!(err <= 1e-6, "{}: softmax error {:e}", kern.isa, err);
+        }
+    }
+
+    #[test]
+    fn layernorm_matches_f64(w in 1usize..1100, rows in 1usize..4, residual in any::<bool>(), seed in any::<u64>()) {
+        let x = rand_vec(seed, rows * w, 3.0);
+        let r = rand_vec(seed + 1, rows * w, 1.0);
+        let g = rand_vec(seed + 2, w, 1.0);
+        let b = rand_vec(seed + 3, w, 1.0);
+        let mut want = Vec::new();
+        for i in 0..rows {
+            let row: Vec<f64> = (0..w).map(|j| x[i * w + j] as f64 + if residual { r[i * w + j] as f64 } else { 0.0 }).collect();
+            let mean = row.iter().sum::<f64>() / w as f64;
+            let var = row.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / w as f64;
+            let rstd = 1.0 / (var + 1e-12).sqrt();
+            want.extend((0..w).map(|j| (row[j] - mean) * rstd * g[j] as f64 + b[j] as f64));
+        }
+        for kern in tables() {
+            let mut y = x.clone();
+            kern.layernorm_rows(&mut y, residual.then_some(&r[..]), &g, &b, 1e-12);
+            let err = max_abs_diff(&y, &want);
+            prop_assert!(err <= 2e-5, "{}: layernorm error {:e}", kern.isa, err);
+        }
+    }
+
+    #[test]
+    fn dot_axpy_vecmat_match_f64(n in 1usize..300, rows in 1usize..20, pad in 0usize..5, seed in any::<u64>()) {
+        let a = rand_vec(seed, n, 1.0);
+        let b = rand_vec(seed + 1, n, 1.0);
+        let dot: f64 = a.iter().zip(&b).map(|(a, b)| *a as f64 * *b as f64).sum();
+        let ld = n + pad;
+        let m = rand_vec(seed + 2, rows * ld, 1.0);
+        let x = rand_vec(seed + 3, rows, 1.0);
+        let vm: Vec<f64> = (0..n).map(|j| (0..rows).map(|i| x[i] as f64 * m[i * ld + j] as f64).sum()).collect();
+        for kern in tables() {
+            prop_assert!((kern.dot(&a, &b) as f64 - dot).abs() <= 1e-6 * n as f64, "{} dot", kern.isa);
+            let mut y = b.clone();
+            kern.axpy(&mut y, 0.75, &a);
+            let want: Vec<f64> = a.iter().zip(&b).map(|(a, b)| 0.75 * *a as f64 + *b as f64).collect();
+            prop_assert!(max_abs_diff(&y, &want) <= 1e-6, "{} axpy", kern.isa);
+            let mut out = vec![0.0; n];
+            kern.vecmat(&x, &m, ld, &mut out);
+            prop_assert!(max_abs_diff(&out, &vm) <= 1e-6 * rows as f64, "{} vecmat", kern.isa);
+        }
+    }
+}
+
+/// Naive f64 attention for one packed batch.
+fn attention_f64(qkv: &[f32], seqs: &[usize], h: usize, heads: usize) -> Vec<f64> {
+    let d = h / heads;
+    let t = *seqs.last().unwrap();
+    let mut out = vec![0.0; t * h];
+    for s in seqs.windows(2) {
+        for hd in 0..heads {
+            for i in s[0]..s[1] {
+                let q = |c: usize| qkv[i * 3 * h + hd * d + c] as f64;
+                let scores: Vec<f64> = (s[0]..s[1])
+                    .map(|j| {
+                        (0..d)
+                            .map(|c| q(c) * qkv[j * 3 * h + h + hd * d + c] as f64)
+                            .sum::<f64>()
+                            / (d as f64).sqrt()
+                    })
+                    .collect();
+                let mx = scores.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                let e: Vec<f64> = scores.iter().map(|v| (v - mx).exp()).collect();
+                let z: f64 = e.iter().sum();
+                for c in 0..d {
+                    out[i * h + hd * d + c] = (s[0]..s[1])
+                        .zip(&e)
+                        .map(|(j, p)| p / z * qkv[j * 3 * h + 2 * h + hd * d + c] as f64)
+                        .sum();
+                }
+            }
+        }
+    }
+    out
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    #[test]
+    fn attention_matches_f64(lens in proptest::collection::vec(0usize..70, 1..5), heads in 1usize..5, d in 1usize..40, seed in any::<u64>()) {
+        let h = heads * d;
+        let mut seqs = vec![0];
+        for l in &lens { seqs.push(seqs.last().unwrap() + l); }
+        let t = *seqs.last().unwrap();
+        let qkv = rand_vec(seed, t * 3 * h, 1.0);
+        let want = attention_f64(&qkv, &seqs, h, heads);
+        for kern in tables() {
+            let mut out = vec![f32::NAN; t * h];
+            kern.attention(&qkv, &seqs, AttentionShape { hidden: h, heads }, &mut out);
+            let err = max_abs_diff(&out, &want);
+            prop_assert!(err <= 1e-5, "{}: attention error {:e}", kern.isa, err);
+        }
+    }
+}
+
+#[test]
+fn attention_of_a_sequence_ignores_its_batch_mates() {
+    let (h, heads) = (64, 4);
+    let seqs = [0, 17, 530, 531];
+    let qkv = rand_vec(3, seqs[3] * 3 * h, 2.0);
+    for kern in tables() {
+        let mut all = vec![0.0; seqs[3] * h];
+        kern.attention(&qkv, &seqs, AttentionShape { hidden: h, heads }, &mut all);
+        let mut alone = vec![0.0; 513 * h];
+        kern.attention(
+            &qkv[17 * 3 * h..530 * 3 * h],
+            &[0, 513],
+            AttentionShape { hidden: h, heads },
+            &mut alone,
+        );
+        assert_eq!(&all[17 * h..530 * h], &alone[..], "{}", kern.isa);
+    }
+}
+
+#[test]
+fn pooling_mean_cls_and_normalize() {
+    let w = 37;
+    let seqs = [0, 3, 3, 10];
+    let hidden = rand_vec(5, 10 * w, 1.0);
+    for kern in tables() {
+        let mut out = vec![0.0; 3 * w];
+        kern.pool(&hidden, w, &seqs, Pooling::Mean, false, &mut out);
+        let want: Vec<f64> = (0..w)
+            .map(|j| (3..10).map(|i| hidden[i * w + j] as f64).sum::<f64>() / 7.0)
+            .collect();
+        assert!(
+            max_abs_diff(&out[2 * w..], &want) < 1e-6,
+            "{} mean",
+            kern.isa
+        );
+        assert!(
+            out[w..2 * w].iter().all(|&v| v == 0.0),
+            "{}: empty sequence pools to zeros",
+            kern.isa
+        );
+        kern.pool(&hidden, w, &seqs, Pooling::Cls, true, &mut out);
+        let norm: f64 = hidden[..w]
+            .iter()
+            .map(|&v| (v as f64).powi(2))
+            .sum::<f64>()
+            .sqrt();
+        let want: Vec<f64> = hidden[..w].iter().map(|&v| v as f64 / norm).collect();
+        assert!(
+            max_abs_diff(&out[..w], &want) < 1e-6,
+            "{} cls+normalize",
+            kern.isa
+        );
+    }
+}
+
+#[test]
+fn isa_names_and_errors() {
+    assert_eq!(Isa::parse("AVX2"), Ok(Isa::Avx2));
+    assert!(matches!(Isa::parse("sse9"), Err(IsaError::Unknown(_))));
+    for isa in Isa::ALL {
+        match Kernels::get(isa) {
+            Ok(k) => assert_eq!(k.isa, isa),
+            Err(e) => assert_eq!(e, IsaError::Unsupported(isa)),
+        }
+    }
+    assert!(Kernels::get(Isa::Scalar).is_ok());
+}
