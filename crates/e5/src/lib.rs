@@ -1,1 +1,37 @@
+//! # e5
+//!
+//! Fast, faithful CPU inference for multilingual-e5 and other BERT / XLM-RoBERTa
+//! text-embedding models, straight from a Hugging Face model directory.
+//!
+//! ```no_run
+//! use e5::{Input, Model, Options};
+//!
+//! let model = Model::load("models/multilingual-e5-small", Options::default())?;
+//! let out = model.embed(&[
+//!     Input::query("how much protein should a female eat"),
+//!     Input::passage("As a general guideline, the CDC's average protein requirement for women ages 19 to 70 is 46 grams per day."),
+//! ])?;
+//! let score: f32 = out.vector(0).iter().zip(out.vector(1)).map(|(a, b)| a * b).sum();
+//! println!("cosine similarity {score:.3}, truncated inputs: {:?}", out.truncated().collect::<Vec<_>>());
+//! # Ok::<(), e5::Error>(())
+//! ```
 
+mod config;
+mod engine;
+mod error;
+mod input;
+pub mod memory;
+mod model;
+mod source;
+mod tokenize;
+mod weights;
+
+pub use config::{Architecture, ModelConfig};
+pub use e5_kernels::{Isa, Pooling};
+pub use engine::{Model, ModelInfo};
+pub use error::{Error, Result};
+pub use input::{
+    ChunkOutput, Embeddings, Input, InputKind, LongInputs, Options, Residency, RowInfo, Tokens,
+};
+pub use model::{Site, Tap};
+pub use source::resolve_model;

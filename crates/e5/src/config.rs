@@ -1,0 +1,279 @@
+//! A model directory's configuration: HF `config.json` plus the optional
+//! sentence-transformers files (`modules.json`, `1_Pooling/config.json`,
+//! `sentence_bert_config.json`, `config_sentence_transformers.json`).
+
+use crate::error::{Error, Result};
+use e5_kernels::{GeluKind, Pooling};
+use serde::Deserialize;
+use std::path::Path;
+
+/// Encoder families e5 runs; they differ in where position ids start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Architecture {
+    /// Positions from 0 (multilingual-e5-small, all-MiniLM, BERT).
+    Bert,
+    /// Positions from `padding_idx + 1` (multilingual-e5-base/-large, bge-m3).
+    XlmRoberta,
+}
+
+impl Architecture {
+    pub fn name(self) -> &'static str {
+        match self {
+            Architecture::Bert => "BertModel",
+            Architecture::XlmRoberta => "XLMRobertaModel",
+        }
+    }
+}
+
+/// Everything the encoder needs to know, validated.
+#[derive(Clone, Debug)]
+pub struct ModelConfig {
+    pub architecture: Architecture,
+    pub vocab_size: usize,
+    pub hidden: usize,
+    pub layers: usize,
+    pub heads: usize,
+    pub intermediate: usize,
+    pub gelu: GeluKind,
+    pub layer_norm_eps: f32,
+    pub max_positions: usize,
+    pub type_vocab_size: usize,
+    /// Position id of a sequence's first token (0 for BERT, `pad + 1` for XLM-R).
+    pub position_offset: usize,
+    /// Longest sequence embedded, specials included.
+    pub max_tokens: usize,
+    /// Checkpoint dtype as declared (`torch_dtype` / `dtype`), for reports.
+    pub dtype: String,
+    pub pooling: Pooling,
+    pub normalize: bool,
+    /// Texts prepended by `Input::query` / `Input::passage`.
+    pub query_prefix: String,
+    pub passage_prefix: String,
+}
+
+#[derive(Deserialize)]
+struct HfConfig {
+    model_type: Option<String>,
+    #[serde(default)]
+    architectures: Vec<String>,
+    vocab_size: usize,
+    hidden_size: usize,
+    num_hidden_layers: usize,
+    num_attention_heads: usize,
+    intermediate_size: usize,
+    hidden_act: Option<String>,
+    layer_norm_eps: Option<f64>,
+    max_position_embeddings: usize,
+    type_vocab_size: Option<usize>,
+    pad_token_id: Option<usize>,
+    position_embedding_type: Option<String>,
+    torch_dtype: Option<String>,
+    dtype: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct StModule {
+    #[serde(rename = "type")]
+    kind: String,
+    path: String,
+}
+
+#[derive(Deserialize)]
+struct StPooling {
+    #[serde(default)]
+    pooling_mode_cls_token: bool,
+    #[serde(default)]
+    pooling_mode_mean_tokens: bool,
+    #[serde(default)]
+    pooling_mode_max_tokens: bool,
+    #[serde(default)]
+    pooling_mode_mean_sqrt_len_tokens: bool,
+    #[serde(default)]
+    pooling_mode_weightedmean_tokens: bool,
+    #[serde(default)]
+    pooling_mode_lasttoken: bool,
+}
+
+#[derive(Deserialize)]
+struct StBertConfig {
+    max_seq_length: Option<usize>,
+}
+
+#[derive(Deserialize)]
+struct StPrompts {
+    #[serde(default)]
+    prompts: std::collections::HashMap<String, String>,
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    serde_json::from_str(&text).map_err(|e| Error::config(path, format!("malformed JSON: {e}")))
+}
+
+fn read_optional<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>> {
+    if path.exists() {
+        read_json(path).map(Some)
+    } else {
+        Ok(None)
+    }
+}
+
+impl ModelConfig {
+    /// Reads and validates the configuration files of a model directory.
+    pub fn from_dir(dir: &Path) -> Result<Self> {
+        let path = dir.join("config.json");
+        let hf: HfConfig = read_json(&path)?;
+        let model_type = hf.model_type.clone().unwrap_or_default();
+        let arch_names = hf.architectures.join(",");
+        let architecture = match model_type.as_str() {
+            "bert" => Architecture::Bert,
+            "xlm-roberta" | "roberta" | "camembert" => Architecture::XlmRoberta,
+            "" if arch_names.starts_with("Bert") => Architecture::Bert,
+            "" if arch_names.contains("Roberta") => Architecture::XlmRoberta,
+            _ => {
+                return Err(Error::UnknownArchitecture {
+                    path,
+                    model_type,
+                    architectures: hf.architectures,
+                });
+            }
+        };
+        if let Some(p) = hf
+            .position_embedding_type
+            .as_deref()
+            .filter(|p| *p != "absolute")
+        {
+            return Err(Error::config(
+                &path,
+                format!("position_embedding_type {p:?} is not supported (only \"absolute\")"),
+            ));
+        }
+        let gelu = match hf.hidden_act.as_deref().unwrap_or("gelu") {
+            "gelu" => GeluKind::Erf,
+            "gelu_new" | "gelu_pytorch_tanh" | "gelu_fast" => GeluKind::Tanh,
+            other => {
+                return Err(Error::config(
+                    &path,
+                    format!("hidden_act {other:?} is not supported (gelu, gelu_new)"),
+                ))
+            }
+        };
+        let heads = hf.num_attention_heads;
+        if hf.hidden_size == 0
+            || heads == 0
+            || hf.hidden_size % heads != 0
+            || hf.num_hidden_layers == 0
+        {
+            return Err(Error::config(
+                &path,
+                format!(
+                    "hidden_size {} must be a positive multiple of num_attention_heads {heads}",
+                    hf.hidden_size
+                ),
+            ));
+        }
+        if hf.vocab_size == 0 || hf.intermediate_size == 0 {
+            return Err(Error::config(
+                &path,
+                "vocab_size and intermediate_size must be positive",
+            ));
+        }
+        let position_offset = match architecture {
+            Architecture::Bert => 0,
+            Architecture::XlmRoberta => hf.pad_token_id.unwrap_or(1) + 1,
+        };
+        if hf.max_position_embeddings <= position_offset + 2 {
+            return Err(Error::config(
+                &path,
+                "max_position_embeddings leaves no room for a sequence",
+            ));
+        }
+        let st = read_sentence_transformers(dir)?;
+        let max_tokens = (hf.max_position_embeddings - position_offset)
+            .min(st.max_seq_length.unwrap_or(usize::MAX));
+        Ok(ModelConfig {
+            architecture,
+            vocab_size: hf.vocab_size,
+            hidden: hf.hidden_size,
+            layers: hf.num_hidden_layers,
+            heads,
+            intermediate: hf.intermediate_size,
+            gelu,
+            layer_norm_eps: hf.layer_norm_eps.unwrap_or(1e-12) as f32,
+            max_positions: hf.max_position_embeddings,
+            type_vocab_size: hf.type_vocab_size.unwrap_or(2),
+            position_offset,
+            max_tokens,
+            dtype: hf
+                .torch_dtype
+                .or(hf.dtype)
+                .unwrap_or_else(|| "float32".into()),
+            pooling: st.pooling,
+            normalize: st.normalize,
+            query_prefix: st.query_prefix,
+            passage_prefix: st.passage_prefix,
+        })
+    }
+
+    /// Parameters of the encoder (embeddings included, pooler excluded).
+    pub fn parameters(&self) -> usize {
+        let (h, i) = (self.hidden, self.intermediate);
+        let embeddings = (self.vocab_size + self.max_positions + self.type_vocab_size) * h + 2 * h;
+        let layer = 4 * h * h + 4 * h + 2 * h * i + i + h + 4 * h;
+        embeddings + self.layers * layer
+    }
+}
+
+struct SentenceTransformers {
+    pooling: Pooling,
+    normalize: bool,
+    max_seq_length: Option<usize>,
+    query_prefix: String,
+    passage_prefix: String,
+}
+
+/// Mean pooling, normalized, E5 prefixes: the e5 defaults when a file is absent.
+fn read_sentence_transformers(dir: &Path) -> Result<SentenceTransformers> {
+    let mut st = SentenceTransformers {
+        pooling: Pooling::Mean,
+        normalize: true,
+        max_seq_length: None,
+        query_prefix: "query: ".into(),
+        passage_prefix: "passage: ".into(),
+    };
+    if let Some(modules) = read_optional::<Vec<StModule>>(&dir.join("modules.json"))? {
+        st.normalize = modules.iter().any(|m| m.kind.ends_with("Normalize"));
+        if let Some(m) = modules.iter().find(|m| m.kind.ends_with("Pooling")) {
+            let path = dir.join(&m.path).join("config.json");
+            if let Some(p) = read_optional::<StPooling>(&path)? {
+                st.pooling = match (p.pooling_mode_cls_token, p.pooling_mode_mean_tokens) {
+                    (true, false) => Pooling::Cls,
+                    (false, true) => Pooling::Mean,
+                    _ => return Err(Error::config(&path, "exactly one of pooling_mode_cls_token / pooling_mode_mean_tokens must be set")),
+                };
+                if p.pooling_mode_max_tokens
+                    || p.pooling_mode_mean_sqrt_len_tokens
+                    || p.pooling_mode_weightedmean_tokens
+                    || p.pooling_mode_lasttoken
+                {
+                    return Err(Error::config(
+                        &path,
+                        "only mean and CLS pooling are supported",
+                    ));
+                }
+            }
+        }
+    }
+    if let Some(c) = read_optional::<StBertConfig>(&dir.join("sentence_bert_config.json"))? {
+        st.max_seq_length = c.max_seq_length;
+    }
+    if let Some(p) = read_optional::<StPrompts>(&dir.join("config_sentence_transformers.json"))? {
+        if let Some(q) = p.prompts.get("query") {
+            st.query_prefix = q.clone();
+        }
+        if let Some(q) = p.prompts.get("passage").or(p.prompts.get("document")) {
+            st.passage_prefix = q.clone();
+        }
+    }
+    Ok(st)
+}

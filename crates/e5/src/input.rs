@@ -1,0 +1,159 @@
+//! What callers pass in and get back.
+
+use std::borrow::Cow;
+use std::ops::Range;
+
+/// How a text is presented to the model. E5 models were trained with `"query: "` and
+/// `"passage: "` prefixes; using the right one is worth several points of retrieval quality.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InputKind {
+    /// A search query: the model's query prefix (`"query: "` for E5) is prepended.
+    Query,
+    /// A document to be retrieved: the passage prefix (`"passage: "`) is prepended.
+    Passage,
+    /// Embedded exactly as given.
+    Raw,
+}
+
+/// One text to embed, with its kind made explicit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Input<'a> {
+    pub kind: InputKind,
+    pub text: Cow<'a, str>,
+}
+
+impl<'a> Input<'a> {
+    pub fn query(text: impl Into<Cow<'a, str>>) -> Self {
+        Input {
+            kind: InputKind::Query,
+            text: text.into(),
+        }
+    }
+    pub fn passage(text: impl Into<Cow<'a, str>>) -> Self {
+        Input {
+            kind: InputKind::Passage,
+            text: text.into(),
+        }
+    }
+    pub fn raw(text: impl Into<Cow<'a, str>>) -> Self {
+        Input {
+            kind: InputKind::Raw,
+            text: text.into(),
+        }
+    }
+}
+
+/// What to do with inputs longer than the model's limit (512 tokens for E5, specials included).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LongInputs {
+    /// Keep the first tokens that fit and report the input as truncated.
+    Truncate,
+    /// Split into windows of `window` content tokens (0: as many as fit) overlapping by
+    /// `overlap` tokens, and embed each.
+    Chunk {
+        window: usize,
+        overlap: usize,
+        output: ChunkOutput,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChunkOutput {
+    /// One vector per input: the token-weighted mean of its chunks, renormalized.
+    PerInput,
+    /// One vector per chunk, with the character span it covers.
+    PerChunk,
+}
+
+/// Where a weight table's pages should live.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Residency {
+    /// Pages fault in on first use (and may be paged out when cold).
+    #[default]
+    Lazy,
+    /// Read the whole embedding table at load, so first calls do not wait on the disk.
+    Prefetch,
+    /// Prefetch and `mlock` the table so it is never paged out (needs `RLIMIT_MEMLOCK`).
+    Lock,
+}
+
+/// Loading and embedding options.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Worker threads; `None` uses rayon's global pool.
+    pub threads: Option<usize>,
+    pub long_inputs: LongInputs,
+    /// L2-normalize outputs; `None` follows the model (`modules.json`), default on.
+    pub normalize: Option<bool>,
+    pub residency: Residency,
+    /// Largest number of tokens run through the encoder at once (bounds memory).
+    pub max_batch_tokens: usize,
+    /// Force an instruction set instead of `E5_ISA` / detection.
+    pub isa: Option<e5_kernels::Isa>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            threads: None,
+            long_inputs: LongInputs::Truncate,
+            normalize: None,
+            residency: Residency::Lazy,
+            max_batch_tokens: 16 * 1024,
+            isa: None,
+        }
+    }
+}
+
+/// One output vector's provenance.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RowInfo {
+    /// Index of the input this row embeds.
+    pub input: usize,
+    /// Tokens embedded, specials included.
+    pub tokens: usize,
+    /// Tokens of the whole input, specials included, before truncation or chunking.
+    pub input_tokens: usize,
+    /// The input was longer than the model's limit and only its start was embedded.
+    pub truncated: bool,
+    /// Characters of the input text (without the prefix) covered by this row.
+    pub chars: Range<usize>,
+}
+
+/// Embeddings of a call: row `i` is `data[i·dim..(i+1)·dim]`.
+#[derive(Clone, Debug, Default)]
+pub struct Embeddings {
+    pub dim: usize,
+    pub data: Vec<f32>,
+    pub rows: Vec<RowInfo>,
+}
+
+impl Embeddings {
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+    pub fn vector(&self, i: usize) -> &[f32] {
+        &self.data[i * self.dim..(i + 1) * self.dim]
+    }
+    pub fn vectors(&self) -> impl Iterator<Item = &[f32]> {
+        self.data.chunks_exact(self.dim.max(1))
+    }
+    /// Indices of the inputs that were truncated.
+    pub fn truncated(&self) -> impl Iterator<Item = usize> + '_ {
+        self.rows.iter().filter(|r| r.truncated).map(|r| r.input)
+    }
+}
+
+/// Tokens of one input as the model sees them.
+#[derive(Clone, Debug)]
+pub struct Tokens {
+    pub ids: Vec<u32>,
+    pub tokens: Vec<String>,
+    /// Character offsets into the text fed to the tokenizer (prefix included).
+    pub offsets: Vec<(usize, usize)>,
+    /// Token count before truncation.
+    pub untruncated: usize,
+}

@@ -1,0 +1,82 @@
+//! One encoder layer: self-attention then feed-forward, each closed by residual + LayerNorm.
+
+use super::linear::{Linear, Norm};
+use super::{Site, Tap};
+use crate::config::ModelConfig;
+use crate::error::Result;
+use crate::weights::Checkpoint;
+use e5_kernels::{AttentionShape, Kernels, Post};
+
+pub(crate) struct Layer {
+    /// Query, key and value stacked: `[3H, H]`.
+    qkv: Linear,
+    attn_out: Linear,
+    attn_norm: Norm,
+    ffn_up: Linear,
+    ffn_down: Linear,
+    ffn_norm: Norm,
+    shape: AttentionShape,
+    cfg_gelu: e5_kernels::GeluKind,
+}
+
+impl Layer {
+    pub fn load(ck: &Checkpoint, kern: &Kernels, cfg: &ModelConfig, i: usize) -> Result<Self> {
+        let (h, inter, eps) = (cfg.hidden, cfg.intermediate, cfg.layer_norm_eps);
+        let p = format!("encoder.layer.{i}");
+        let attn = |s: &str| format!("{p}.attention.self.{s}");
+        Ok(Layer {
+            qkv: Linear::load(
+                ck,
+                kern,
+                &[&attn("query"), &attn("key"), &attn("value")],
+                h,
+                h,
+            )?,
+            attn_out: Linear::load(ck, kern, &[&format!("{p}.attention.output.dense")], h, h)?,
+            attn_norm: Norm::load(ck, &format!("{p}.attention.output.LayerNorm"), h, eps)?,
+            ffn_up: Linear::load(ck, kern, &[&format!("{p}.intermediate.dense")], inter, h)?,
+            ffn_down: Linear::load(ck, kern, &[&format!("{p}.output.dense")], h, inter)?,
+            ffn_norm: Norm::load(ck, &format!("{p}.output.LayerNorm"), h, eps)?,
+            shape: AttentionShape {
+                hidden: h,
+                heads: cfg.heads,
+            },
+            cfg_gelu: cfg.gelu,
+        })
+    }
+
+    /// `x`: `[T, H]` → `[T, H]`; `seqs` delimits the sequences of the batch.
+    pub fn forward(
+        &self,
+        kern: &Kernels,
+        x: Vec<f32>,
+        seqs: &[usize],
+        layer: usize,
+        tap: &mut Tap<'_>,
+    ) -> Vec<f32> {
+        let t = *seqs.last().unwrap_or(&0);
+        let qkv = self.qkv.forward(kern, &x, t, Post::None);
+        tap(Site::Qkv(layer), &qkv);
+        let mut ctx = vec![0.0; t * self.shape.hidden];
+        kern.attention(&qkv, seqs, self.shape, &mut ctx);
+        tap(Site::Attention(layer), &ctx);
+        let mut h = self.attn_out.forward(kern, &ctx, t, Post::Residual(&x));
+        self.attn_norm.forward(kern, &mut h);
+        tap(Site::AttentionNorm(layer), &h);
+        let up = self.ffn_up.forward(kern, &h, t, Post::Gelu(self.cfg_gelu));
+        tap(Site::FfnUp(layer), &up);
+        let mut y = self.ffn_down.forward(kern, &up, t, Post::Residual(&h));
+        self.ffn_norm.forward(kern, &mut y);
+        tap(Site::Output(layer), &y);
+        y
+    }
+
+    pub fn bytes(&self) -> usize {
+        [&self.qkv, &self.attn_out, &self.ffn_up, &self.ffn_down]
+            .iter()
+            .map(|l| l.bytes())
+            .sum::<usize>()
+            + self.attn_norm.bytes()
+            + self.ffn_norm.bytes()
+    }
+}

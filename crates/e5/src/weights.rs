@@ -1,0 +1,298 @@
+//! Memory-mapped safetensors checkpoints (single file or sharded with an index).
+//!
+//! Headers are validated by the safetensors crate (offsets in range, file not truncated).
+//! Tensors are read in place from the map: small ones are converted to owned f32, linear
+//! weights are packed by the model and their pages released, and the embedding table
+//! stays mapped ([`MappedTensor`]) with rows converted on lookup.
+
+use crate::error::{Error, Result};
+use half::{bf16, f16};
+use memmap2::Mmap;
+use safetensors::{Dtype, SafeTensors};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// The element types e5 reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FloatType {
+    F32,
+    F16,
+    Bf16,
+}
+
+impl FloatType {
+    pub fn size(self) -> usize {
+        match self {
+            FloatType::F32 => 4,
+            _ => 2,
+        }
+    }
+}
+
+struct TensorRef {
+    file: usize,
+    dtype: FloatType,
+    shape: Vec<usize>,
+    /// Absolute byte range in the file's map.
+    start: usize,
+    end: usize,
+}
+
+pub(crate) struct Checkpoint {
+    maps: Vec<(PathBuf, Arc<Mmap>)>,
+    tensors: HashMap<String, TensorRef>,
+    /// `""`, `"bert."`, `"roberta."`: the prefix under which the encoder's names live.
+    prefix: String,
+}
+
+/// Names a checkpoint may nest the encoder under (task heads save it this way).
+const PREFIXES: [&str; 4] = ["", "bert.", "roberta.", "model."];
+
+impl Checkpoint {
+    pub fn open(dir: &Path) -> Result<Self> {
+        let files = shard_files(dir)?;
+        let mut maps = Vec::new();
+        let mut tensors = HashMap::new();
+        for path in files {
+            let file = std::fs::File::open(&path).map_err(|e| Error::io(&path, e))?;
+            // SAFETY: the file is opened read-only; e5 never writes through the map. Like every
+            // mmap-based loader, a concurrent truncation by another process is not guarded against.
+            let map = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(&path, e))?;
+            let (header, meta) =
+                SafeTensors::read_metadata(&map).map_err(|e| Error::Safetensors {
+                    path: path.clone(),
+                    message: e.to_string(),
+                })?;
+            let data_start = 8 + header;
+            for (name, info) in meta.tensors() {
+                let dtype = match info.dtype {
+                    Dtype::F32 => FloatType::F32,
+                    Dtype::F16 => FloatType::F16,
+                    Dtype::BF16 => FloatType::Bf16,
+                    // Integer side tensors (e.g. `position_ids` buffers) are not weights.
+                    Dtype::I64 | Dtype::I32 | Dtype::I8 | Dtype::U8 | Dtype::BOOL => continue,
+                    other => {
+                        return Err(Error::TensorDtype {
+                            name,
+                            dtype: format!("{other:?}"),
+                        })
+                    }
+                };
+                let (s, e) = info.data_offsets;
+                let t = TensorRef {
+                    file: maps.len(),
+                    dtype,
+                    shape: info.shape.clone(),
+                    start: data_start + s,
+                    end: data_start + e,
+                };
+                tensors.insert(name, t);
+            }
+            maps.push((path, Arc::new(map)));
+        }
+        let prefix = PREFIXES
+            .iter()
+            .find(|p| tensors.contains_key(&format!("{p}embeddings.word_embeddings.weight")))
+            .map(|p| p.to_string())
+            .ok_or_else(|| Error::MissingTensor {
+                path: maps[0].0.clone(),
+                name: "embeddings.word_embeddings.weight".into(),
+            })?;
+        Ok(Checkpoint {
+            maps,
+            tensors,
+            prefix,
+        })
+    }
+
+    /// Looks a tensor up under the checkpoint's prefix; old BERT checkpoints name
+    /// LayerNorm parameters `gamma` / `beta`.
+    fn find(&self, name: &str, shape: &[usize]) -> Result<(&TensorRef, String)> {
+        let full = format!("{}{name}", self.prefix);
+        let legacy = full
+            .replace("LayerNorm.weight", "LayerNorm.gamma")
+            .replace("LayerNorm.bias", "LayerNorm.beta");
+        let t = self
+            .tensors
+            .get(&full)
+            .or_else(|| self.tensors.get(&legacy))
+            .ok_or_else(|| Error::MissingTensor {
+                path: self.maps[0].0.clone(),
+                name: full.clone(),
+            })?;
+        if t.shape != shape {
+            return Err(Error::TensorShape {
+                name: full,
+                expected: shape.to_vec(),
+                found: t.shape.clone(),
+            });
+        }
+        Ok((t, full))
+    }
+
+    fn bytes(&self, t: &TensorRef) -> &[u8] {
+        &self.maps[t.file].1[t.start..t.end]
+    }
+
+    /// The tensor converted to f32, checked against `shape`.
+    pub fn f32(&self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
+        let (t, _) = self.find(name, shape)?;
+        let mut out = vec![0.0; shape.iter().product()];
+        convert(self.bytes(t), t.dtype, &mut out);
+        Ok(out)
+    }
+
+    /// The tensor left in place in the map, checked against `shape` (2-D).
+    pub fn mapped(&self, name: &str, shape: [usize; 2]) -> Result<MappedTensor> {
+        let (t, _) = self.find(name, &shape)?;
+        Ok(MappedTensor {
+            map: self.maps[t.file].1.clone(),
+            start: t.start,
+            rows: shape[0],
+            cols: shape[1],
+            dtype: t.dtype,
+        })
+    }
+
+    /// Tells the kernel the tensor's pages are no longer needed (it was copied or packed),
+    /// so they leave the resident set.
+    pub fn release(&self, name: &str) {
+        if let Ok((t, _)) = self.find_any(name) {
+            // File-backed pages that are touched again simply fault back in from the file.
+            #[cfg(unix)]
+            // SAFETY: e5 holds no reference into the range (the tensor was copied out).
+            let _ = unsafe {
+                self.maps[t.file].1.unchecked_advise_range(
+                    memmap2::UncheckedAdvice::DontNeed,
+                    t.start,
+                    t.end - t.start,
+                )
+            };
+        }
+    }
+
+    fn find_any(&self, name: &str) -> Result<(&TensorRef, String)> {
+        let shape = self
+            .tensors
+            .get(&format!("{}{name}", self.prefix))
+            .map(|t| t.shape.clone())
+            .unwrap_or_default();
+        self.find(name, &shape)
+    }
+
+    /// Bytes of all mapped files.
+    pub fn mapped_bytes(&self) -> usize {
+        self.maps.iter().map(|(_, m)| m.len()).sum()
+    }
+}
+
+/// `model.safetensors`, or the shards a `model.safetensors.index.json` names.
+fn shard_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let single = dir.join("model.safetensors");
+    if single.exists() {
+        return Ok(vec![single]);
+    }
+    let index = dir.join("model.safetensors.index.json");
+    if !index.exists() {
+        return Err(Error::io(
+            &single,
+            std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "no model.safetensors or model.safetensors.index.json",
+            ),
+        ));
+    }
+    #[derive(serde::Deserialize)]
+    struct Index {
+        weight_map: HashMap<String, String>,
+    }
+    let text = std::fs::read_to_string(&index).map_err(|e| Error::io(&index, e))?;
+    let idx: Index = serde_json::from_str(&text)
+        .map_err(|e| Error::config(&index, format!("malformed index: {e}")))?;
+    let mut files: Vec<String> = idx.weight_map.into_values().collect();
+    files.sort();
+    files.dedup();
+    if files.is_empty() || files.iter().any(|f| f.contains('/') || f.contains("..")) {
+        return Err(Error::config(
+            &index,
+            "weight_map must name shard files inside the model directory",
+        ));
+    }
+    Ok(files.into_iter().map(|f| dir.join(f)).collect())
+}
+
+/// Little-endian `bytes` of `dtype` into `out` (lengths must agree).
+fn convert(bytes: &[u8], dtype: FloatType, out: &mut [f32]) {
+    match dtype {
+        FloatType::F32 => bytes
+            .chunks_exact(4)
+            .zip(out)
+            .for_each(|(b, o)| *o = f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+        FloatType::F16 => bytes
+            .chunks_exact(2)
+            .zip(out)
+            .for_each(|(b, o)| *o = f16::from_le_bytes([b[0], b[1]]).to_f32()),
+        FloatType::Bf16 => bytes
+            .chunks_exact(2)
+            .zip(out)
+            .for_each(|(b, o)| *o = bf16::from_le_bytes([b[0], b[1]]).to_f32()),
+    }
+}
+
+/// A 2-D tensor read in place from its file map (the embedding table).
+pub(crate) struct MappedTensor {
+    map: Arc<Mmap>,
+    start: usize,
+    rows: usize,
+    cols: usize,
+    dtype: FloatType,
+}
+
+impl MappedTensor {
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    fn range(&self) -> std::ops::Range<usize> {
+        self.start..self.start + self.rows * self.cols * self.dtype.size()
+    }
+
+    /// Row `i` converted into `out` (`cols` floats). `i < rows` is the caller's check.
+    pub fn row_into(&self, i: usize, out: &mut [f32]) {
+        let w = self.cols * self.dtype.size();
+        let at = self.start + i * w;
+        convert(&self.map[at..at + w], self.dtype, out);
+    }
+
+    pub fn bytes(&self) -> usize {
+        self.range().len()
+    }
+
+    /// Reads every page so the table is resident before the first call.
+    pub fn prefetch(&self) {
+        #[cfg(unix)]
+        let _ = self
+            .map
+            .advise_range(memmap2::Advice::WillNeed, self.start, self.bytes());
+        let touched: u64 = self.map[self.range()]
+            .iter()
+            .step_by(4096)
+            .map(|&b| b as u64)
+            .sum();
+        std::hint::black_box(touched);
+    }
+
+    /// Pins the table's pages in RAM (`mlock`), so the kernel cannot page them out.
+    pub fn lock(&self) -> std::io::Result<()> {
+        #[cfg(unix)]
+        {
+            let r = self.range();
+            // SAFETY: the range lies inside the live map; mlock only changes residency.
+            if unsafe { libc::mlock(self.map[r].as_ptr().cast(), self.bytes()) } != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+        }
+        Ok(())
+    }
+}
