@@ -1,1 +1,39 @@
-fn main() {}
+//! `e5`: embed text with multilingual-e5 (or any BERT / XLM-R encoder) from the command line.
+
+mod embed;
+mod info;
+mod io;
+mod model_args;
+mod tokenize;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "e5", version, about = "Fast, faithful CPU text embeddings for multilingual-e5 and other BERT / XLM-R encoders")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Embed texts (one per line, or JSONL) into vectors (JSONL or .npy).
+    Embed(embed::EmbedArgs),
+    /// Print token ids and tokens.
+    Tokenize(tokenize::TokenizeArgs),
+    /// Print architecture, parameter count, dtype and memory.
+    Info(info::InfoArgs),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Embed(a) => embed::run(a),
+        Command::Tokenize(a) => tokenize::run(a),
+        Command::Info(a) => info::run(a),
+    };
+    if let Err(e) = result {
+        eprintln!("e5: error: {e:#}");
+        std::process::exit(1);
+    }
+}

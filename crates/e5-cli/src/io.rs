@@ -1,0 +1,120 @@
+//! Reading texts (text or JSONL, strict UTF-8) and writing vectors (JSONL or .npy).
+
+use anyhow::{bail, Context, Result};
+use std::io::{Read, Write};
+
+/// Reads all of `path` (`-`: stdin) as bytes.
+pub fn read_all(path: &str) -> Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    if path == "-" {
+        std::io::stdin().lock().read_to_end(&mut buf).context("reading stdin")?;
+    } else {
+        buf = std::fs::read(path).with_context(|| format!("reading {path}"))?;
+    }
+    Ok(buf)
+}
+
+/// Splits input into texts. Text format: one per line (a final newline ends the last line,
+/// `\r\n` accepted). JSONL: one JSON string, or an object with a `"text"` string, per line;
+/// blank lines are skipped. Invalid UTF-8 or JSON is an error naming the line.
+pub fn parse_texts(bytes: &[u8], jsonl: bool) -> Result<Vec<String>> {
+    let body = bytes.strip_suffix(b"\n").unwrap_or(bytes);
+    if body.is_empty() && bytes.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::new();
+    for (i, line) in body.split(|&b| b == b'\n').enumerate() {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let n = i + 1;
+        let text = std::str::from_utf8(line).map_err(|e| anyhow::anyhow!("line {n}: invalid UTF-8 at byte {}", e.valid_up_to()))?;
+        if !jsonl {
+            out.push(text.to_string());
+            continue;
+        }
+        if text.trim().is_empty() {
+            continue;
+        }
+        let v: serde_json::Value = serde_json::from_str(text).with_context(|| format!("line {n}: malformed JSON"))?;
+        match v {
+            serde_json::Value::String(s) => out.push(s),
+            serde_json::Value::Object(mut o) => match o.remove("text") {
+                Some(serde_json::Value::String(s)) => out.push(s),
+                _ => bail!("line {n}: expected an object with a \"text\" string field"),
+            },
+            _ => bail!("line {n}: expected a JSON string or an object with a \"text\" field"),
+        }
+    }
+    Ok(out)
+}
+
+/// Opens `path` for writing (`-`: stdout), buffered.
+pub fn open_output(path: &str) -> Result<Box<dyn Write>> {
+    Ok(if path == "-" {
+        Box::new(std::io::BufWriter::new(std::io::stdout().lock()))
+    } else {
+        Box::new(std::io::BufWriter::new(std::fs::File::create(path).with_context(|| format!("creating {path}"))?))
+    })
+}
+
+/// The header of a version-1.0 `.npy` file holding little-endian float32 `[rows, cols]`.
+pub fn npy_header(rows: usize, cols: usize) -> Vec<u8> {
+    let dict = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({rows}, {cols}), }}");
+    // Magic (6) + version (2) + length (2) + dict, padded with spaces and a newline to 64.
+    let unpadded = 10 + dict.len() + 1;
+    let len = dict.len() + 1 + (64 - unpadded % 64) % 64;
+    let mut h = b"\x93NUMPY\x01\x00".to_vec();
+    h.extend((len as u16).to_le_bytes());
+    h.extend(dict.as_bytes());
+    h.resize(10 + len - 1, b' ');
+    h.push(b'\n');
+    h
+}
+
+pub fn write_jsonl_row(out: &mut dyn Write, v: &[f32]) -> Result<()> {
+    serde_json::to_writer(&mut *out, v)?;
+    out.write_all(b"\n")?;
+    Ok(())
+}
+
+pub fn write_npy_row(out: &mut dyn Write, v: &[f32]) -> Result<()> {
+    for x in v {
+        out.write_all(&x.to_le_bytes())?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_lines_keep_empty_texts_and_strip_cr() {
+        assert_eq!(parse_texts(b"a\r\n\nb\n", false).unwrap(), vec!["a", "", "b"]);
+        assert_eq!(parse_texts(b"", false).unwrap(), Vec::<String>::new());
+        assert_eq!(parse_texts(b"\n", false).unwrap(), vec![""]);
+    }
+
+    #[test]
+    fn invalid_utf8_names_the_line() {
+        let e = parse_texts(b"ok\nbad \xff here\n", false).unwrap_err().to_string();
+        assert_eq!(e, "line 2: invalid UTF-8 at byte 4");
+    }
+
+    #[test]
+    fn jsonl_strings_objects_and_errors() {
+        assert_eq!(parse_texts(b"\"x\"\n{\"text\": \"y\", \"id\": 3}\n\n", true).unwrap(), vec!["x", "y"]);
+        let e = parse_texts(b"\"x\"\n{\"text\": 1}\n", true).unwrap_err().to_string();
+        assert!(e.starts_with("line 2:"), "{e}");
+        let e = parse_texts(b"\"x\"\n\"y\"\n{oops\n", true).unwrap_err().to_string();
+        assert!(e.starts_with("line 3: malformed JSON"), "{e}");
+    }
+
+    #[test]
+    fn npy_header_is_aligned_and_describes_the_shape() {
+        let h = npy_header(3, 384);
+        assert_eq!(h.len() % 64, 0);
+        assert!(std::str::from_utf8(&h[10..]).unwrap().contains("'shape': (3, 384)"));
+        assert_eq!(*h.last().unwrap(), b'\n');
+        assert_eq!(u16::from_le_bytes([h[8], h[9]]) as usize, h.len() - 10);
+    }
+}

@@ -1,0 +1,104 @@
+//! Flags shared by every subcommand that loads a model.
+
+use anyhow::{Context, Result};
+use clap::{Args, ValueEnum};
+use e5::{ChunkOutput, InputKind, LongInputs, Model, Options, Residency};
+
+#[derive(Args, Clone)]
+pub struct ModelArgs {
+    /// Model directory (HF layout) or Hugging Face id found in the local HF cache.
+    #[arg(long, short)]
+    pub model: String,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Keep the embedding table resident: lazy, prefetch (read at load) or lock (mlock).
+    #[arg(long, value_enum, default_value_t = ResidencyArg::Lazy)]
+    pub residency: ResidencyArg,
+}
+
+#[derive(Args, Clone)]
+pub struct LongArgs {
+    /// Inputs over the model's limit: truncate (reported on stderr) or chunk.
+    #[arg(long, value_enum, default_value_t = LongArg::Truncate)]
+    pub long: LongArg,
+    /// Chunk window in tokens (0: the model's limit).
+    #[arg(long, default_value_t = 0)]
+    pub chunk_window: usize,
+    /// Tokens shared by consecutive chunks.
+    #[arg(long, default_value_t = 64)]
+    pub chunk_overlap: usize,
+    /// With --long chunk: one vector per input (token-weighted mean) or per chunk.
+    #[arg(long, value_enum, default_value_t = ChunkOutputArg::Input)]
+    pub chunk_output: ChunkOutputArg,
+}
+
+#[derive(ValueEnum, Clone, Copy)]
+pub enum ResidencyArg {
+    Lazy,
+    Prefetch,
+    Lock,
+}
+
+#[derive(ValueEnum, Clone, Copy, PartialEq, Eq)]
+pub enum LongArg {
+    Truncate,
+    Chunk,
+}
+
+#[derive(ValueEnum, Clone, Copy, PartialEq, Eq)]
+pub enum ChunkOutputArg {
+    Input,
+    Chunk,
+}
+
+#[derive(ValueEnum, Clone, Copy)]
+pub enum KindArg {
+    Raw,
+    Query,
+    Passage,
+}
+
+impl KindArg {
+    pub fn kind(self) -> InputKind {
+        match self {
+            KindArg::Raw => InputKind::Raw,
+            KindArg::Query => InputKind::Query,
+            KindArg::Passage => InputKind::Passage,
+        }
+    }
+}
+
+impl LongArgs {
+    pub fn long_inputs(&self) -> LongInputs {
+        match self.long {
+            LongArg::Truncate => LongInputs::Truncate,
+            LongArg::Chunk => LongInputs::Chunk {
+                window: self.chunk_window,
+                overlap: self.chunk_overlap,
+                output: match self.chunk_output {
+                    ChunkOutputArg::Input => ChunkOutput::PerInput,
+                    ChunkOutputArg::Chunk => ChunkOutput::PerChunk,
+                },
+            },
+        }
+    }
+}
+
+impl ModelArgs {
+    pub fn options(&self) -> Options {
+        Options {
+            threads: self.threads,
+            residency: match self.residency {
+                ResidencyArg::Lazy => Residency::Lazy,
+                ResidencyArg::Prefetch => Residency::Prefetch,
+                ResidencyArg::Lock => Residency::Lock,
+            },
+            ..Options::default()
+        }
+    }
+
+    pub fn load(&self, options: Options) -> Result<Model> {
+        Model::load(&self.model, options).with_context(|| format!("loading model {}", self.model))
+    }
+}

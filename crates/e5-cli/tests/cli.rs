@@ -1,0 +1,89 @@
+//! The `e5` binary end to end on the tiny fixture model.
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+fn tiny() -> String {
+    format!("{}/../../tests/fixtures/tiny-xlmr", env!("CARGO_MANIFEST_DIR"))
+}
+
+fn e5(args: &[&str], stdin: &[u8]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_e5"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn embed_text_lines_to_jsonl_including_empty_lines() {
+    let o = e5(&["embed", "-m", &tiny(), "--kind", "query"], b"first text\n\nthird\n");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let rows: Vec<Vec<f32>> = String::from_utf8(o.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(rows.len(), 3);
+    assert!(rows.iter().all(|r| r.len() == 32 && (r.iter().map(|x| x * x).sum::<f32>() - 1.0).abs() < 1e-5));
+}
+
+#[test]
+fn embed_jsonl_to_npy() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("v.npy");
+    let o = e5(&["embed", "-m", &tiny(), "--input-format", "jsonl", "--format", "npy", "-o", out.to_str().unwrap()], b"\"a\"\n{\"text\": \"b\"}\n");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let bytes = std::fs::read(&out).unwrap();
+    let header_len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+    assert!(String::from_utf8_lossy(&bytes[10..10 + header_len]).contains("'shape': (2, 32)"));
+    assert_eq!(bytes.len(), 10 + header_len + 2 * 32 * 4);
+}
+
+#[test]
+fn invalid_utf8_and_bad_jsonl_name_the_line() {
+    let o = e5(&["embed", "-m", &tiny()], b"fine\nalso fine\nbroken \xc3\x28\n");
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("line 3: invalid UTF-8"), "{}", stderr(&o));
+    let o = e5(&["embed", "-m", &tiny(), "--input-format", "jsonl"], b"\"ok\"\n[1, 2]\n");
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("line 2"), "{}", stderr(&o));
+}
+
+#[test]
+fn truncation_is_reported_and_chunks_carry_spans() {
+    let long = "word ".repeat(400);
+    let o = e5(&["embed", "-m", &tiny()], format!("short\n{long}\n").as_bytes());
+    assert!(o.status.success());
+    assert!(stderr(&o).contains("line 2 truncated from"), "{}", stderr(&o));
+    let o = e5(&["embed", "-m", &tiny(), "--long", "chunk", "--chunk-output", "chunk", "--chunk-overlap", "4"], format!("{long}\n").as_bytes());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let rows: Vec<serde_json::Value> = String::from_utf8(o.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert!(rows.len() > 5);
+    assert!(rows.iter().all(|r| r["input"] == 0 && r["embedding"].as_array().unwrap().len() == 32 && r["chars"].is_array()));
+}
+
+#[test]
+fn tokenize_and_info() {
+    let o = e5(&["tokenize", "-m", &tiny(), "Hello world"], b"");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["ids"][0], 0, "starts with <s>");
+    assert_eq!(v["ids"].as_array().unwrap().len(), v["tokens"].as_array().unwrap().len());
+    let o = e5(&["info", "-m", &tiny(), "--json"], b"");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["architecture"], "XLMRobertaModel");
+    assert!(v["peak resident while embedding"].as_str().unwrap().ends_with("MiB"));
+}
+
+#[test]
+fn missing_model_is_a_clear_error() {
+    let o = e5(&["embed", "-m", "/nonexistent/model"], b"x\n");
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("/nonexistent/model"), "{}", stderr(&o));
+}

