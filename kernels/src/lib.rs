@@ -11,6 +11,7 @@ pub mod attention;
 mod dispatch;
 pub mod f32gemm;
 pub mod isa;
+pub mod peak;
 pub mod pool;
 mod sync_ptr;
 pub mod vector;

@@ -5,8 +5,9 @@ use crate::vector::avx2::{gelu_erf8, gelu_tanh8};
 use crate::vector::GeluKind;
 use std::arch::x86_64::*;
 
+const MR: usize = 6;
 pub const KERNEL: MicroKernel = MicroKernel {
-    mr: 6,
+    mr: MR,
     nr: 16,
     run: tile,
 };
@@ -29,17 +30,24 @@ pub unsafe fn tile(t: &Tile) {
 #[inline]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn rows<const R: usize>(t: &Tile) {
-    let bias = [_mm256_loadu_ps(t.bias), _mm256_loadu_ps(t.bias.add(8))];
-    let mut acc = [bias; R];
-    let mut b = t.b;
-    for kk in 0..t.k {
+    let mut acc = [[_mm256_setzero_ps(); 2]; R];
+    for (r, acc) in acc.iter_mut().enumerate() {
+        *acc = if t.accumulate {
+            load_row(t.c.add(r * t.ldc), t.nr)
+        } else {
+            [_mm256_loadu_ps(t.bias), _mm256_loadu_ps(t.bias.add(8))]
+        };
+    }
+    let (mut a, mut b) = (t.a, t.b);
+    for _ in 0..t.k {
         let w0 = _mm256_loadu_ps(b);
         let w1 = _mm256_loadu_ps(b.add(8));
         for (r, acc) in acc.iter_mut().enumerate() {
-            let a = _mm256_broadcast_ss(&*t.a.add(r * t.lda + kk));
-            acc[0] = _mm256_fmadd_ps(a, w0, acc[0]);
-            acc[1] = _mm256_fmadd_ps(a, w1, acc[1]);
+            let x = _mm256_broadcast_ss(&*a.add(r));
+            acc[0] = _mm256_fmadd_ps(x, w0, acc[0]);
+            acc[1] = _mm256_fmadd_ps(x, w1, acc[1]);
         }
+        a = a.add(MR);
         b = b.add(16);
     }
     for (r, v) in acc.iter().enumerate() {

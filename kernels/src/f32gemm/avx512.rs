@@ -5,8 +5,9 @@ use crate::vector::avx512::{gelu_erf16, gelu_tanh16};
 use crate::vector::GeluKind;
 use std::arch::x86_64::*;
 
+const MR: usize = 12;
 pub const KERNEL: MicroKernel = MicroKernel {
-    mr: 12,
+    mr: MR,
     nr: 32,
     run: tile,
 };
@@ -42,20 +43,31 @@ fn masks(n: usize) -> [__mmask16; 2] {
 #[inline]
 #[target_feature(enable = "avx512f")]
 unsafe fn rows<const R: usize>(t: &Tile) {
-    let bias = [_mm512_loadu_ps(t.bias), _mm512_loadu_ps(t.bias.add(16))];
-    let mut acc = [bias; R];
-    let mut b = t.b;
-    for kk in 0..t.k {
+    let k = masks(t.nr);
+    let mut acc = [[_mm512_setzero_ps(); 2]; R];
+    for (r, acc) in acc.iter_mut().enumerate() {
+        *acc = if t.accumulate {
+            let p = t.c.add(r * t.ldc);
+            [
+                _mm512_maskz_loadu_ps(k[0], p),
+                _mm512_maskz_loadu_ps(k[1], p.add(16)),
+            ]
+        } else {
+            [_mm512_loadu_ps(t.bias), _mm512_loadu_ps(t.bias.add(16))]
+        };
+    }
+    let (mut a, mut b) = (t.a, t.b);
+    for _ in 0..t.k {
         let w0 = _mm512_loadu_ps(b);
         let w1 = _mm512_loadu_ps(b.add(16));
         for (r, acc) in acc.iter_mut().enumerate() {
-            let a = _mm512_set1_ps(*t.a.add(r * t.lda + kk));
-            acc[0] = _mm512_fmadd_ps(a, w0, acc[0]);
-            acc[1] = _mm512_fmadd_ps(a, w1, acc[1]);
+            let x = _mm512_set1_ps(*a.add(r));
+            acc[0] = _mm512_fmadd_ps(x, w0, acc[0]);
+            acc[1] = _mm512_fmadd_ps(x, w1, acc[1]);
         }
+        a = a.add(MR);
         b = b.add(32);
     }
-    let k = masks(t.nr);
     for (r, v) in acc.iter().enumerate() {
         let v = match t.post {
             TilePost::None => *v,

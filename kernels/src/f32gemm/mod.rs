@@ -2,11 +2,18 @@
 //!
 //! `W` is `[N, K]` (PyTorch `Linear` layout) packed once into panels of `NR` output
 //! columns: panel `p` holds `K` rows of `NR` floats, `data[p][k][j] = W[p·NR + j][k]`,
-//! zero-padded past `N`. A micro-kernel keeps an `MR × NR` tile of `C` in registers and
-//! runs the whole `K` loop over it, so every output element is one FMA chain over `k` in
-//! order, started from its bias. That chain does not depend on `M`, on the element's
-//! place in a tile, or on how tiles are shared among threads: an embedding is
-//! bit-identical whatever its batch-mates and thread count.
+//! zero-padded past `N`. At run time `A` is packed per block of `MC × KC` into `MR`-row
+//! strips (`strip[k][r]`), so the micro-kernel reads both operands as contiguous streams.
+//!
+//! Blocking (BLIS order): for each `KC` slice of `K`, for each panel, for each `MR` strip,
+//! the micro-kernel updates an `MR × NR` tile of `C` in registers. The `KC × NR` panel
+//! slice stays in L1 across strips, the `MC × KC` packed block of `A` in L2 across panels.
+//!
+//! Determinism: every output element is one FMA chain over `k` in order, started from its
+//! bias; between `KC` slices the partial sum is stored to `C` and reloaded exactly. The
+//! chain does not depend on `M`, on the element's place in a tile, or on how tiles are
+//! shared among threads, so an embedding is bit-identical whatever its batch-mates and
+//! thread count.
 
 pub mod scalar;
 
@@ -42,13 +49,13 @@ pub enum TilePost {
 unsafe impl Send for TilePost {}
 unsafe impl Sync for TilePost {}
 
-/// One micro-kernel call: `C[mr, nr] = post(A[mr, k] · B[k, NR] + bias)`.
+/// One micro-kernel call: `C[mr, nr] = post(start + A[mr, k] · B[k, NR])`, where `start`
+/// is the bias (first `K` slice) or `C` itself (later slices).
 pub struct Tile {
     pub k: usize,
-    /// `mr` rows of `k` floats, stride `lda`.
+    /// Packed strip of `A`: `k` steps of `MR` floats (rows past `mr` are zero).
     pub a: *const f32,
-    pub lda: usize,
-    /// One packed panel: `k` rows of `NR` floats.
+    /// One packed panel slice: `k` steps of `NR` floats.
     pub b: *const f32,
     /// `NR` floats (zeros when the layer has no bias).
     pub bias: *const f32,
@@ -57,6 +64,9 @@ pub struct Tile {
     /// Valid rows (1..=MR) and columns (1..=NR) of the tile.
     pub mr: usize,
     pub nr: usize,
+    /// Start from the partial sums in `C` instead of the bias.
+    pub accumulate: bool,
+    /// Applied only on the last `K` slice.
     pub post: TilePost,
 }
 
@@ -155,10 +165,36 @@ impl PackedF32 {
     }
 }
 
-/// Rows of `A` whose panels should stay in L2 while a panel of `W` is reused over them.
-const A_BLOCK_BYTES: usize = 96 * 1024;
+/// Depth of a `K` slice: a `KC × NR` panel slice (16 KiB at NR = 16) stays in L1.
+const KC: usize = 256;
+/// Rows of `A` packed per block: `MC × KC` floats (96 KiB) stay in L2. A multiple of
+/// every ISA's `MR` (4, 6, 8, 12).
+const MC: usize = 96;
 /// Below this many multiply-adds a GEMM runs on the calling thread.
 const PARALLEL_MIN_MACS: usize = 1 << 17;
+
+/// Packs rows `rows` × columns `k0..k0 + kc` of `A` into `MR`-row strips.
+fn pack_a(
+    a: &[f32],
+    lda: usize,
+    rows: std::ops::Range<usize>,
+    k0: usize,
+    kc: usize,
+    mr: usize,
+    out: &mut Vec<f32>,
+) {
+    let strips = rows.len().div_ceil(mr);
+    out.clear();
+    out.resize(strips * kc * mr, 0.0);
+    for (s, strip) in out.chunks_exact_mut(kc * mr).enumerate() {
+        for r in 0..mr.min(rows.len() - s * mr) {
+            let src = &a[(rows.start + s * mr + r) * lda + k0..][..kc];
+            for (c, &v) in src.iter().enumerate() {
+                strip[c * mr + r] = v;
+            }
+        }
+    }
+}
 
 /// `C[m, n] = post(A[m, k] · Wᵀ + bias)` with strides `lda`, `ldc`.
 ///
@@ -210,8 +246,7 @@ pub(crate) fn gemm(
     };
     let (mr, nr) = (mk.mr, mk.nr);
     let panels = n.div_ceil(nr);
-    let mc = ((A_BLOCK_BYTES / (4 * k.max(1))) / mr).max(1) * mr;
-    let m_blocks = m.div_ceil(mc);
+    let m_blocks = m.div_ceil(MC);
     let threads = if parallel && m * n * k >= PARALLEL_MIN_MACS {
         rayon::current_num_threads()
     } else {
@@ -223,34 +258,38 @@ pub(crate) fn gemm(
     let cp = SyncPtr(c.as_mut_ptr());
     let task = |t: usize| {
         let (mb, g) = (t / groups, t % groups);
-        let rows = mb * mc..(mb * mc + mc).min(m);
-        for p in g * per_group..((g + 1) * per_group).min(panels) {
-            let cols = nr.min(n - p * nr);
-            let mut i = rows.start;
-            while i < rows.end {
-                let tile_rows = mr.min(rows.end - i);
-                let tile = Tile {
-                    k,
-                    a: a[i * lda..].as_ptr(),
-                    lda,
-                    b: w.data[p * k * nr..].as_ptr(),
-                    bias: w.bias[p * nr..].as_ptr(),
-                    // SAFETY: tiles of distinct (rows, panel) never overlap; bounds asserted above.
-                    c: unsafe { cp.get().add(i * ldc + p * nr) },
-                    ldc,
-                    mr: tile_rows,
-                    nr: cols,
-                    post: match post {
-                        TilePost::Residual { r, ldr } => TilePost::Residual {
-                            r: unsafe { r.add(i * ldr + p * nr) },
-                            ldr,
+        let rows = mb * MC..(mb * MC + MC).min(m);
+        let mut packed = Vec::new();
+        let k_slices = k.div_ceil(KC).max(1);
+        for ks in 0..k_slices {
+            let (k0, kc) = (ks * KC, KC.min(k - ks * KC));
+            pack_a(a, lda, rows.clone(), k0, kc, mr, &mut packed);
+            for p in g * per_group..((g + 1) * per_group).min(panels) {
+                let cols = nr.min(n - p * nr);
+                for (s, i) in rows.clone().step_by(mr).enumerate() {
+                    let tile = Tile {
+                        k: kc,
+                        a: packed[s * kc * mr..].as_ptr(),
+                        b: w.data[p * k * nr + k0 * nr..].as_ptr(),
+                        bias: w.bias[p * nr..].as_ptr(),
+                        // SAFETY: tiles of distinct (rows, panel) never overlap; bounds asserted above.
+                        c: unsafe { cp.get().add(i * ldc + p * nr) },
+                        ldc,
+                        mr: mr.min(rows.end - i),
+                        nr: cols,
+                        accumulate: ks > 0,
+                        post: match post {
+                            _ if ks + 1 < k_slices => TilePost::None,
+                            TilePost::Residual { r, ldr } => TilePost::Residual {
+                                r: unsafe { r.add(i * ldr + p * nr) },
+                                ldr,
+                            },
+                            other => other,
                         },
-                        other => other,
-                    },
-                };
-                // SAFETY: the table exists only for a supported ISA; the tile is in bounds.
-                unsafe { (mk.run)(&tile) };
-                i += tile_rows;
+                    };
+                    // SAFETY: the table exists only for a supported ISA; the tile is in bounds.
+                    unsafe { (mk.run)(&tile) };
+                }
             }
         }
     };

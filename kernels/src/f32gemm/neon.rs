@@ -5,8 +5,9 @@ use crate::vector::neon::{gelu_erf4, gelu_tanh4};
 use crate::vector::GeluKind;
 use std::arch::aarch64::*;
 
+const MR: usize = 8;
 pub const KERNEL: MicroKernel = MicroKernel {
-    mr: 8,
+    mr: MR,
     nr: 8,
     run: tile,
 };
@@ -31,17 +32,24 @@ pub unsafe fn tile(t: &Tile) {
 #[inline]
 #[target_feature(enable = "neon")]
 unsafe fn rows<const R: usize>(t: &Tile) {
-    let bias = [vld1q_f32(t.bias), vld1q_f32(t.bias.add(4))];
-    let mut acc = [bias; R];
-    let mut b = t.b;
-    for kk in 0..t.k {
+    let mut acc = [[vdupq_n_f32(0.0); 2]; R];
+    for (r, acc) in acc.iter_mut().enumerate() {
+        *acc = if t.accumulate {
+            load_row(t.c.add(r * t.ldc), t.nr)
+        } else {
+            [vld1q_f32(t.bias), vld1q_f32(t.bias.add(4))]
+        };
+    }
+    let (mut a, mut b) = (t.a, t.b);
+    for _ in 0..t.k {
         let w0 = vld1q_f32(b);
         let w1 = vld1q_f32(b.add(4));
         for (r, acc) in acc.iter_mut().enumerate() {
-            let a = vdupq_n_f32(*t.a.add(r * t.lda + kk));
-            acc[0] = vfmaq_f32(acc[0], a, w0);
-            acc[1] = vfmaq_f32(acc[1], a, w1);
+            let x = vdupq_n_f32(*a.add(r));
+            acc[0] = vfmaq_f32(acc[0], x, w0);
+            acc[1] = vfmaq_f32(acc[1], x, w1);
         }
+        a = a.add(MR);
         b = b.add(8);
     }
     for (r, v) in acc.iter().enumerate() {
@@ -50,12 +58,8 @@ unsafe fn rows<const R: usize>(t: &Tile) {
             TilePost::Gelu(GeluKind::Erf) => [gelu_erf4(v[0]), gelu_erf4(v[1])],
             TilePost::Gelu(GeluKind::Tanh) => [gelu_tanh4(v[0]), gelu_tanh4(v[1])],
             TilePost::Residual { r: res, ldr } => {
-                let mut buf = [0.0f32; 8];
-                std::ptr::copy_nonoverlapping(res.add(r * ldr), buf.as_mut_ptr(), t.nr);
-                [
-                    vaddq_f32(v[0], vld1q_f32(buf.as_ptr())),
-                    vaddq_f32(v[1], vld1q_f32(buf.as_ptr().add(4))),
-                ]
+                let x = load_row(res.add(r * ldr), t.nr);
+                [vaddq_f32(v[0], x[0]), vaddq_f32(v[1], x[1])]
             }
         };
         let mut buf = [0.0f32; 8];
@@ -63,4 +67,13 @@ unsafe fn rows<const R: usize>(t: &Tile) {
         vst1q_f32(buf.as_mut_ptr().add(4), v[1]);
         std::ptr::copy_nonoverlapping(buf.as_ptr(), t.c.add(r * t.ldc), t.nr);
     }
+}
+
+/// Loads up to 8 floats of a row, zero-filling the rest.
+#[inline]
+#[target_feature(enable = "neon")]
+unsafe fn load_row(p: *const f32, n: usize) -> [float32x4_t; 2] {
+    let mut buf = [0.0f32; 8];
+    std::ptr::copy_nonoverlapping(p, buf.as_mut_ptr(), n);
+    [vld1q_f32(buf.as_ptr()), vld1q_f32(buf.as_ptr().add(4))]
 }

@@ -4,8 +4,9 @@ use super::{MicroKernel, Tile, TilePost};
 use crate::vector::scalar::{gelu_erf_1, gelu_tanh_1};
 use crate::vector::GeluKind;
 
+const MR: usize = 4;
 pub const KERNEL: MicroKernel = MicroKernel {
-    mr: 4,
+    mr: MR,
     nr: 8,
     run: tile,
 };
@@ -14,12 +15,22 @@ const NR: usize = 8;
 /// # Safety
 /// `t` must describe in-bounds memory.
 pub unsafe fn tile(t: &Tile) {
-    let bias: [f32; NR] = std::array::from_fn(|j| *t.bias.add(j));
-    let mut acc = [bias; 4];
+    let mut acc = [[0.0f32; NR]; MR];
+    for (r, acc) in acc.iter_mut().enumerate().take(t.mr) {
+        for (j, v) in acc.iter_mut().enumerate() {
+            *v = if !t.accumulate {
+                *t.bias.add(j)
+            } else if j < t.nr {
+                *t.c.add(r * t.ldc + j)
+            } else {
+                0.0
+            };
+        }
+    }
     for kk in 0..t.k {
         let w = std::slice::from_raw_parts(t.b.add(kk * NR), NR);
         for (r, acc) in acc.iter_mut().enumerate().take(t.mr) {
-            let a = *t.a.add(r * t.lda + kk);
+            let a = *t.a.add(kk * MR + r);
             for (c, w) in acc.iter_mut().zip(w) {
                 *c += a * w;
             }

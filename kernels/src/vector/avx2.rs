@@ -15,6 +15,8 @@ pub static KERNELS: VectorKernels = VectorKernels {
     dot,
     layernorm,
     vecmat,
+    fma_probe,
+    fma_probe_flops: 192,
 };
 
 const L: usize = 8;
@@ -304,4 +306,20 @@ pub unsafe fn vecmat(x: &[f32], m: &[f32], ld: usize, out: &mut [f32]) {
         out[j..j + w].copy_from_slice(&buf[..w]);
         j += w;
     }
+}
+
+/// Peak probe: 12 independent FMA chains of 8 lanes; 192 flops per iteration.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA.
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn fma_probe(iters: usize) -> f32 {
+    let (a, b) = (splat(0.999_999), splat(1e-7));
+    let mut acc = [_mm256_setzero_ps(); 12];
+    for _ in 0..iters {
+        for v in acc.iter_mut() {
+            *v = _mm256_fmadd_ps(*v, a, b);
+        }
+    }
+    acc.iter().map(|&v| hsum8(v)).sum()
 }

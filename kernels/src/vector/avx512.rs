@@ -14,6 +14,8 @@ pub static KERNELS: VectorKernels = VectorKernels {
     dot,
     layernorm,
     vecmat,
+    fma_probe,
+    fma_probe_flops: 512,
 };
 
 const L: usize = 16;
@@ -299,4 +301,20 @@ pub unsafe fn vecmat(x: &[f32], m: &[f32], ld: usize, out: &mut [f32]) {
         _mm512_mask_storeu_ps(out.as_mut_ptr().add(j), k, acc);
         j += L;
     }
+}
+
+/// Peak probe: 16 independent FMA chains of 16 lanes; 512 flops per iteration.
+///
+/// # Safety
+/// The CPU must support AVX-512F.
+#[target_feature(enable = "avx512f")]
+pub unsafe fn fma_probe(iters: usize) -> f32 {
+    let (a, b) = (splat(0.999_999), splat(1e-7));
+    let mut acc = [_mm512_setzero_ps(); 16];
+    for _ in 0..iters {
+        for v in acc.iter_mut() {
+            *v = _mm512_fmadd_ps(*v, a, b);
+        }
+    }
+    acc.iter().map(|&v| _mm512_reduce_add_ps(v)).sum()
 }

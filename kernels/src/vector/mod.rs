@@ -82,4 +82,8 @@ pub struct VectorKernels {
         unsafe fn(x: &mut [f32], residual: Option<&[f32]>, gamma: &[f32], beta: &[f32], eps: f32),
     /// `out[j] = Σ_i x[i]·m[i·ld + j]` for `j < out.len()`; `m` holds `x.len()` rows of stride `ld`.
     pub vecmat: unsafe fn(x: &[f32], m: &[f32], ld: usize, out: &mut [f32]),
+    /// Runs `iters` iterations of independent FMA chains (the throughput probe).
+    pub fma_probe: unsafe fn(iters: usize) -> f32,
+    /// Flops one `fma_probe` iteration performs.
+    pub fma_probe_flops: usize,
 }

@@ -14,6 +14,8 @@ pub static KERNELS: VectorKernels = VectorKernels {
     dot,
     layernorm,
     vecmat,
+    fma_probe,
+    fma_probe_flops: 128,
 };
 
 const L: usize = 4;
@@ -285,4 +287,20 @@ pub unsafe fn vecmat(x: &[f32], m: &[f32], ld: usize, out: &mut [f32]) {
         out[j..j + w].copy_from_slice(&buf[..w]);
         j += w;
     }
+}
+
+/// Peak probe: 16 independent FMA chains of 4 lanes; 128 flops per iteration.
+///
+/// # Safety
+/// The CPU must support NEON.
+#[target_feature(enable = "neon")]
+pub unsafe fn fma_probe(iters: usize) -> f32 {
+    let (a, b) = (splat(0.999_999), splat(1e-7));
+    let mut acc = [splat(0.0); 16];
+    for _ in 0..iters {
+        for v in acc.iter_mut() {
+            *v = vfmaq_f32(b, *v, a);
+        }
+    }
+    acc.iter().map(|&v| vaddvq_f32(v)).sum()
 }

@@ -13,6 +13,8 @@ pub static KERNELS: VectorKernels = VectorKernels {
     dot,
     layernorm,
     vecmat,
+    fma_probe,
+    fma_probe_flops: 32,
 };
 
 /// `exp(x)` with the shared Cody–Waite reduction and polynomial.
@@ -133,4 +135,18 @@ pub unsafe fn vecmat(x: &[f32], m: &[f32], ld: usize, out: &mut [f32]) {
         let row = &m[i * ld..i * ld + out.len()];
         out.iter_mut().zip(row).for_each(|(o, r)| *o += xi * r);
     }
+}
+
+/// Peak probe: 16 independent multiply-add chains; 32 flops per iteration.
+///
+/// # Safety
+/// Always safe; `unsafe` only to share the table's signature.
+pub unsafe fn fma_probe(iters: usize) -> f32 {
+    let mut acc = [0.0f32; 16];
+    for _ in 0..iters {
+        for v in acc.iter_mut() {
+            *v = std::hint::black_box(*v) * 0.999_999 + 1e-7;
+        }
+    }
+    acc.iter().sum()
 }

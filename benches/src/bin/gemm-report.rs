@@ -1,0 +1,56 @@
+//! Packed f32 GEMM against the `gemm` crate on every benchmark shape, interleaved in one
+//! run, with GFLOP/s and % of the FMA peak measured by the throughput probe.
+//!
+//! `cargo run --release -p e5-benches --bin gemm-report -- [threads] [seconds-per-case]`
+
+use e5_benches::*;
+use e5_kernels::{Kernels, PackedF32, Post};
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let threads: usize = args.next().map(|s| s.parse().unwrap()).unwrap_or(2);
+    let secs: f64 = args.next().map(|s| s.parse().unwrap()).unwrap_or(0.3);
+    let filter: Option<usize> = args.next().map(|s| s.parse().unwrap());
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap();
+    let kern = Kernels::detect().unwrap();
+    let peak = pool.install(|| kern.fma_peak_gflops(threads, 0.5));
+    println!(
+        "isa {} | threads {threads} | FMA peak {peak:.1} GFLOP/s\n",
+        kern.isa
+    );
+    println!("| M | K | N | e5 GFLOP/s | % peak | gemm crate GFLOP/s | e5 / gemm |");
+    println!("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    let (mut worst_big, mut worst_small) = (f64::MAX, f64::MAX);
+    for &(k, n) in &GEMM_KNS {
+        let w = rand_vec(1, n * k);
+        let bias = rand_vec(2, n);
+        let packed = PackedF32::from_rows(kern, &w, n, k, k, Some(&bias));
+        for &m in GEMM_MS.iter().filter(|&&m| filter.is_none_or(|f| f == m)) {
+            let a = rand_vec(3, m * k);
+            let mut c = vec![0.0; m * n];
+            let flops = 2.0 * (m * n * k) as f64;
+            let ours = pool
+                .install(|| median_secs(secs, || kern.gemm(&a, m, &packed, Post::None, &mut c)));
+            let theirs = median_secs(secs, || gemm_crate(&a, &w, &bias, &mut c, m, n, k, threads));
+            let (g_ours, g_theirs) = (flops / ours / 1e9, flops / theirs / 1e9);
+            if m >= 128 {
+                worst_big = worst_big.min(g_ours / peak);
+            } else if m <= 32 {
+                worst_small = worst_small.min(g_ours / g_theirs);
+            }
+            println!(
+                "| {m} | {k} | {n} | {g_ours:.1} | {:.0}% | {g_theirs:.1} | {:.2}× |",
+                100.0 * g_ours / peak,
+                g_ours / g_theirs
+            );
+        }
+    }
+    println!(
+        "\nworst % of peak at M ≥ 128: {:.0}%   worst e5/gemm at M ≤ 32: {:.2}×",
+        100.0 * worst_big,
+        worst_small
+    );
+}
