@@ -1,6 +1,7 @@
 //! The dispatch table: one static set of kernels per ISA, chosen once at run time.
 
 use crate::f32gemm::{self, MicroKernel, PackedF32, Post};
+use crate::i8gemm::{self, I8MicroKernel, PackedI8};
 use crate::isa::{Isa, IsaError};
 use crate::vector::{self, GeluKind, VectorKernels};
 use rayon::prelude::*;
@@ -12,32 +13,28 @@ use std::sync::OnceLock;
 pub struct Kernels {
     pub isa: Isa,
     pub(crate) f32_gemm: MicroKernel,
+    pub(crate) i8_gemm: I8MicroKernel,
     pub(crate) vector: &'static VectorKernels,
 }
 
-static SCALAR: Kernels = Kernels {
-    isa: Isa::Scalar,
-    f32_gemm: f32gemm::scalar::KERNEL,
-    vector: &vector::scalar::KERNELS,
-};
+const fn table(isa: Isa, f32_gemm: MicroKernel, i8_gemm: I8MicroKernel, vector: &'static VectorKernels) -> Kernels {
+    Kernels { isa, f32_gemm, i8_gemm, vector }
+}
+
+static SCALAR: Kernels = table(Isa::Scalar, f32gemm::scalar::KERNEL, i8gemm::scalar::KERNEL, &vector::scalar::KERNELS);
 #[cfg(target_arch = "x86_64")]
-static AVX2: Kernels = Kernels {
-    isa: Isa::Avx2,
-    f32_gemm: f32gemm::avx2::KERNEL,
-    vector: &vector::avx2::KERNELS,
-};
+static AVX2: Kernels = table(Isa::Avx2, f32gemm::avx2::KERNEL, i8gemm::avx2::KERNEL, &vector::avx2::KERNELS);
+/// AVX2 with AVX-VNNI (Alder Lake, Zen 5): the same f32 kernels, `vpdpbusd` for int8.
 #[cfg(target_arch = "x86_64")]
-static AVX512: Kernels = Kernels {
-    isa: Isa::Avx512,
-    f32_gemm: f32gemm::avx512::KERNEL,
-    vector: &vector::avx512::KERNELS,
-};
+static AVX2_VNNI: Kernels = table(Isa::Avx2, f32gemm::avx2::KERNEL, i8gemm::avxvnni::KERNEL, &vector::avx2::KERNELS);
+/// AVX-512 without VNNI (Skylake-X): int8 through the AVX2 kernel.
+#[cfg(target_arch = "x86_64")]
+static AVX512: Kernels = table(Isa::Avx512, f32gemm::avx512::KERNEL, i8gemm::avx2::KERNEL, &vector::avx512::KERNELS);
+#[cfg(target_arch = "x86_64")]
+static AVX512_VNNI: Kernels =
+    table(Isa::Avx512, f32gemm::avx512::KERNEL, i8gemm::avx512vnni::KERNEL, &vector::avx512::KERNELS);
 #[cfg(target_arch = "aarch64")]
-static NEON: Kernels = Kernels {
-    isa: Isa::Neon,
-    f32_gemm: f32gemm::neon::KERNEL,
-    vector: &vector::neon::KERNELS,
-};
+static NEON: Kernels = table(Isa::Neon, f32gemm::neon::KERNEL, i8gemm::neon::KERNEL, &vector::neon::KERNELS);
 
 impl Kernels {
     /// The table of `isa`, or an error if this CPU lacks it.
@@ -48,7 +45,11 @@ impl Kernels {
         Ok(match isa {
             Isa::Scalar => &SCALAR,
             #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 if std::arch::is_x86_feature_detected!("avxvnni") => &AVX2_VNNI,
+            #[cfg(target_arch = "x86_64")]
             Isa::Avx2 => &AVX2,
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 if std::arch::is_x86_feature_detected!("avx512vnni") => &AVX512_VNNI,
             #[cfg(target_arch = "x86_64")]
             Isa::Avx512 => &AVX512,
             #[cfg(target_arch = "aarch64")]
@@ -74,6 +75,17 @@ impl Kernels {
     /// `C[m, n] = post(A[m, k] · Wᵀ + bias)`, contiguous rows, threaded over the rayon pool.
     pub fn gemm(&self, a: &[f32], m: usize, w: &PackedF32, post: Post<'_>, c: &mut [f32]) {
         f32gemm::gemm(self, a, w.k(), m, w, post, c, w.n(), true);
+    }
+
+    /// Name of the int8 micro-kernel (`avx512-vnni`, `avx-vnni`, `avx2-maddubs`, `neon-smull`, `scalar`).
+    pub fn int8_kernel(&self) -> &'static str {
+        self.i8_gemm.name
+    }
+
+    /// `C[m, n] = post(dequant(quant(A) · Wqᵀ) + bias)`: `A` quantized per row at run time,
+    /// exact i32 accumulation; threaded over the rayon pool.
+    pub fn gemm_i8(&self, a: &[f32], m: usize, w: &PackedI8, post: Post<'_>, c: &mut [f32]) {
+        i8gemm::gemm(self, a, w.k(), m, w, post, c, w.n(), true);
     }
 
     /// [`Kernels::gemm`] with row strides, on the calling thread unless `parallel`.

@@ -10,6 +10,7 @@
 pub mod attention;
 mod dispatch;
 pub mod f32gemm;
+pub mod i8gemm;
 pub mod isa;
 pub mod peak;
 pub mod pool;
@@ -18,7 +19,8 @@ pub mod vector;
 
 pub use attention::AttentionShape;
 pub use dispatch::Kernels;
-pub use f32gemm::{PackedF32, Post};
+pub use f32gemm::{PackedF32, Post, Storage};
+pub use i8gemm::PackedI8;
 pub use isa::{Isa, IsaError, ISA_ENV};
 pub use pool::Pooling;
 pub use vector::GeluKind;

@@ -156,3 +156,27 @@ fn strided_and_transposed_packing() {
         }
     }
 }
+
+#[test]
+fn half_storage_equals_f32_on_rounded_weights() {
+    use e5_kernels::Storage;
+    let (m, n, k) = (21, 45, 300);
+    let a = rand_vec(11, m * k, 1.0);
+    let w = rand_vec(12, n * k, 1.0);
+    for kern in tables() {
+        for (storage, round) in [
+            (Storage::F16, (|v: f32| half::f16::from_f32(v).to_f32()) as fn(f32) -> f32),
+            (Storage::Bf16, |v: f32| half::bf16::from_f32(v).to_f32()),
+        ] {
+            let half = PackedF32::from_rows(kern, &w, n, k, k, None).stored_as(storage);
+            assert_eq!(half.storage(), storage);
+            let rounded: Vec<f32> = w.iter().map(|&v| round(v)).collect();
+            let exact = PackedF32::from_rows(kern, &rounded, n, k, k, None);
+            let (mut c1, mut c2) = (vec![0.0; m * n], vec![0.0; m * n]);
+            kern.gemm(&a, m, &half, Post::None, &mut c1);
+            kern.gemm(&a, m, &exact, Post::None, &mut c2);
+            assert_eq!(c1, c2, "{} {storage:?}", kern.isa);
+            assert!(half.bytes() < exact.bytes() * 6 / 10);
+        }
+    }
+}

@@ -26,6 +26,7 @@ pub mod neon;
 
 use crate::sync_ptr::SyncPtr;
 use crate::vector::GeluKind;
+use half::{bf16, f16, slice::HalfFloatSliceExt};
 use crate::Isa;
 use rayon::prelude::*;
 
@@ -77,6 +78,24 @@ pub struct MicroKernel {
     pub run: unsafe fn(&Tile),
 }
 
+/// Element type in which packed weights are stored; arithmetic is always f32.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Storage {
+    F32,
+    /// IEEE half: half the memory and bandwidth, 11-bit mantissa.
+    F16,
+    /// bfloat16: half the memory, f32's range, 8-bit mantissa.
+    Bf16,
+}
+
+/// Panel data in its storage type.
+#[derive(Clone)]
+enum Panels {
+    F32(Vec<f32>),
+    F16(Vec<f16>),
+    Bf16(Vec<bf16>),
+}
+
 /// `W[N, K]` packed into `NR`-wide panels for one ISA, with its bias padded alike.
 #[derive(Clone)]
 pub struct PackedF32 {
@@ -84,7 +103,7 @@ pub struct PackedF32 {
     k: usize,
     nr: usize,
     isa: Isa,
-    data: Vec<f32>,
+    data: Panels,
     bias: Vec<f32>,
 }
 
@@ -104,8 +123,9 @@ impl PackedF32 {
         );
         let mut p = Self::zeroed(kern, n, k, bias);
         let nr = p.nr;
+        let data = p.f32_data();
         for (j, row) in (0..n).map(|j| (j, &w[j * ldw..j * ldw + k])) {
-            let panel = &mut p.data[(j / nr) * k * nr..][..k * nr];
+            let panel = &mut data[(j / nr) * k * nr..][..k * nr];
             for (c, &v) in row.iter().enumerate() {
                 panel[c * nr + j % nr] = v;
             }
@@ -121,9 +141,10 @@ impl PackedF32 {
         );
         let mut p = Self::zeroed(kern, n, k, None);
         let nr = p.nr;
+        let data = p.f32_data();
         for pi in 0..n.div_ceil(nr) {
             let cols = nr.min(n - pi * nr);
-            let panel = &mut p.data[pi * k * nr..][..k * nr];
+            let panel = &mut data[pi * k * nr..][..k * nr];
             for c in 0..k {
                 let src = &v[c * ldv + pi * nr..][..cols];
                 panel[c * nr..c * nr + cols].copy_from_slice(src);
@@ -140,13 +161,51 @@ impl PackedF32 {
             assert_eq!(b.len(), n, "bias length");
             padded[..n].copy_from_slice(b);
         }
-        PackedF32 {
-            n,
-            k,
-            nr,
-            isa: kern.isa,
-            data: vec![0.0; panels * nr * k],
-            bias: padded,
+        PackedF32 { n, k, nr, isa: kern.isa, data: Panels::F32(vec![0.0; panels * nr * k]), bias: padded }
+    }
+
+    fn f32_data(&mut self) -> &mut [f32] {
+        match &mut self.data {
+            Panels::F32(d) => d,
+            _ => unreachable!("packing happens in f32 before conversion"),
+        }
+    }
+
+    /// The same panels stored as `storage` (rounded to nearest).
+    pub fn stored_as(self, storage: Storage) -> Self {
+        let data = match (storage, self.data) {
+            (Storage::F16, Panels::F32(d)) => Panels::F16(d.iter().map(|&v| f16::from_f32(v)).collect()),
+            (Storage::Bf16, Panels::F32(d)) => Panels::Bf16(d.iter().map(|&v| bf16::from_f32(v)).collect()),
+            (_, d) => d,
+        };
+        PackedF32 { data, ..self }
+    }
+
+    pub fn storage(&self) -> Storage {
+        match self.data {
+            Panels::F32(_) => Storage::F32,
+            Panels::F16(_) => Storage::F16,
+            Panels::Bf16(_) => Storage::Bf16,
+        }
+    }
+
+    /// Pointer to `kc` packed steps of panel `p` from depth `k0`, as f32: in place for
+    /// f32 storage, else converted into `buf`.
+    fn panel(&self, p: usize, k0: usize, kc: usize, buf: &mut Vec<f32>) -> *const f32 {
+        let at = p * self.k * self.nr + k0 * self.nr;
+        let len = kc * self.nr;
+        match &self.data {
+            Panels::F32(d) => d[at..].as_ptr(),
+            Panels::F16(d) => {
+                buf.resize(len, 0.0);
+                d[at..at + len].convert_to_f32_slice(buf);
+                buf.as_ptr()
+            }
+            Panels::Bf16(d) => {
+                buf.resize(len, 0.0);
+                d[at..at + len].convert_to_f32_slice(buf);
+                buf.as_ptr()
+            }
         }
     }
 
@@ -161,7 +220,12 @@ impl PackedF32 {
     }
     /// Bytes held by the packed weights and bias.
     pub fn bytes(&self) -> usize {
-        (self.data.len() + self.bias.len()) * 4
+        let data = match &self.data {
+            Panels::F32(d) => d.len() * 4,
+            Panels::F16(d) => d.len() * 2,
+            Panels::Bf16(d) => d.len() * 2,
+        };
+        data + self.bias.len() * 4
     }
 }
 
@@ -259,18 +323,19 @@ pub(crate) fn gemm(
     let task = |t: usize| {
         let (mb, g) = (t / groups, t % groups);
         let rows = mb * MC..(mb * MC + MC).min(m);
-        let mut packed = Vec::new();
+        let (mut packed, mut converted) = (Vec::new(), Vec::new());
         let k_slices = k.div_ceil(KC).max(1);
         for ks in 0..k_slices {
             let (k0, kc) = (ks * KC, KC.min(k - ks * KC));
             pack_a(a, lda, rows.clone(), k0, kc, mr, &mut packed);
             for p in g * per_group..((g + 1) * per_group).min(panels) {
                 let cols = nr.min(n - p * nr);
+                let b = w.panel(p, k0, kc, &mut converted);
                 for (s, i) in rows.clone().step_by(mr).enumerate() {
                     let tile = Tile {
                         k: kc,
                         a: packed[s * kc * mr..].as_ptr(),
-                        b: w.data[p * k * nr + k0 * nr..].as_ptr(),
+                        b,
                         bias: w.bias[p * nr..].as_ptr(),
                         // SAFETY: tiles of distinct (rows, panel) never overlap; bounds asserted above.
                         c: unsafe { cp.get().add(i * ldc + p * nr) },

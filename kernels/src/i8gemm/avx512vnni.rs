@@ -1,0 +1,73 @@
+//! AVX-512 VNNI int8 micro-kernel (12 × 32): `vpdpbusd` on unsigned activations
+//! (`a + 128`), corrected by `128·Σw` per column.
+
+use super::{I8MicroKernel, I8Tile};
+use crate::f32gemm::TilePost;
+use crate::vector::avx512::{gelu_erf16, gelu_tanh16};
+use crate::vector::GeluKind;
+use std::arch::x86_64::*;
+
+const MR: usize = 12;
+pub const KERNEL: I8MicroKernel = I8MicroKernel { name: "avx512-vnni", mr: MR, nr: 32, unsigned_a: true, run: tile };
+
+/// # Safety
+/// AVX-512F/BW and AVX512-VNNI must be available and `t` must describe in-bounds memory.
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+pub unsafe fn tile(t: &I8Tile) {
+    match t.mr {
+        1 => rows::<1>(t),
+        2 => rows::<2>(t),
+        3 => rows::<3>(t),
+        4 => rows::<4>(t),
+        5 => rows::<5>(t),
+        6 => rows::<6>(t),
+        7 => rows::<7>(t),
+        8 => rows::<8>(t),
+        9 => rows::<9>(t),
+        10 => rows::<10>(t),
+        11 => rows::<11>(t),
+        12 => rows::<12>(t),
+        _ => unreachable!("tile rows {}", t.mr),
+    }
+}
+
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+unsafe fn rows<const R: usize>(t: &I8Tile) {
+    let mut acc = [[_mm512_setzero_si512(); 2]; R];
+    let (mut a, mut b) = (t.a, t.b);
+    for _ in 0..t.groups {
+        let w0 = _mm512_loadu_si512(b.cast());
+        let w1 = _mm512_loadu_si512(b.add(64).cast());
+        for (r, acc) in acc.iter_mut().enumerate() {
+            let x = _mm512_set1_epi32(a.add(4 * r).cast::<i32>().read_unaligned());
+            acc[0] = _mm512_dpbusd_epi32(acc[0], x, w0);
+            acc[1] = _mm512_dpbusd_epi32(acc[1], x, w1);
+        }
+        a = a.add(4 * MR);
+        b = b.add(128);
+    }
+    let m = if t.nr >= 32 { u32::MAX } else { (1u32 << t.nr) - 1 };
+    let k = [m as __mmask16, (m >> 16) as __mmask16];
+    let shift = [
+        _mm512_slli_epi32::<7>(_mm512_loadu_si512(t.colsum.cast())),
+        _mm512_slli_epi32::<7>(_mm512_loadu_si512(t.colsum.add(16).cast())),
+    ];
+    let cs = [_mm512_loadu_ps(t.col_scales), _mm512_loadu_ps(t.col_scales.add(16))];
+    let bias = [_mm512_loadu_ps(t.bias), _mm512_loadu_ps(t.bias.add(16))];
+    for (r, acc) in acc.iter().enumerate() {
+        let sa = _mm512_set1_ps(*t.row_scales.add(r));
+        let p = t.c.add(r * t.ldc);
+        for h in 0..2 {
+            let exact = _mm512_sub_epi32(acc[h], shift[h]);
+            let v = _mm512_fmadd_ps(_mm512_cvtepi32_ps(exact), _mm512_mul_ps(sa, cs[h]), bias[h]);
+            let v = match t.post {
+                TilePost::None => v,
+                TilePost::Gelu(GeluKind::Erf) => gelu_erf16(v),
+                TilePost::Gelu(GeluKind::Tanh) => gelu_tanh16(v),
+                TilePost::Residual { r: res, ldr } => _mm512_add_ps(v, _mm512_maskz_loadu_ps(k[h], res.add(r * ldr + 16 * h))),
+            };
+            _mm512_mask_storeu_ps(p.add(16 * h), k[h], v);
+        }
+    }
+}

@@ -1,0 +1,243 @@
+//! INT8 GEMM: `C[M,N] = post(dequant(Aq[M,K] · Wqᵀ) + bias)`, exact i32 accumulation.
+//!
+//! - Weights: int8 symmetric per output channel (`w ≈ q·s_n`, `q ∈ [-127, 127]`), packed
+//!   once into panels of `NR` columns in groups of 4 along `K`:
+//!   `data[p][g][j][0..4] = Wq[p·NR + j][4g..4g+4]` (zero-padded in `N` and `K`).
+//! - Activations: quantized per row (token) at run time, symmetric, `[-127, 127]`, then
+//!   packed into `MR`-row strips `strip[g][r][0..4]`.
+//! - Accumulation is exact in i32 on every ISA (|a·w| ≤ 127², K < 130 000), so integer
+//!   results are bit-identical across ISAs; only the f32 epilogue
+//!   `acc·(s_row·s_col) + bias` rounds.
+//!
+//! Kernels: AVX-512 VNNI and AVX-VNNI (`vpdpbusd`, unsigned A: `a + 128`, corrected by
+//! `128·Σw` per column), AVX2 (`vpmaddubsw` on `|a|` and `sign(w, a)`: products ≤ 127·127
+//! and pair sums ≤ 32 258, so int16 never saturates), NEON (`smull` + pairwise add) and
+//! the scalar twin.
+
+pub mod scalar;
+
+#[cfg(target_arch = "x86_64")]
+pub mod avx2;
+#[cfg(target_arch = "x86_64")]
+pub mod avx512vnni;
+#[cfg(target_arch = "x86_64")]
+pub mod avxvnni;
+#[cfg(target_arch = "aarch64")]
+pub mod neon;
+
+use crate::f32gemm::{Post, TilePost};
+use crate::sync_ptr::SyncPtr;
+use rayon::prelude::*;
+
+/// One micro-kernel call over the whole of `K`.
+pub struct I8Tile {
+    /// `K / 4`, rounded up.
+    pub groups: usize,
+    /// Packed activation strip: `groups × MR × 4` bytes (`+128` for unsigned kernels).
+    pub a: *const i8,
+    /// Packed weight panel: `groups × NR × 4` bytes.
+    pub b: *const i8,
+    pub c: *mut f32,
+    pub ldc: usize,
+    pub mr: usize,
+    pub nr: usize,
+    /// `MR` activation scales (rows past `mr` are 0).
+    pub row_scales: *const f32,
+    /// `NR` weight scales, biases and weight column sums of the panel.
+    pub col_scales: *const f32,
+    pub bias: *const f32,
+    pub colsum: *const i32,
+    pub post: TilePost,
+}
+
+/// An ISA's int8 micro-kernel.
+pub struct I8MicroKernel {
+    pub name: &'static str,
+    pub mr: usize,
+    pub nr: usize,
+    /// The kernel multiplies unsigned activations (`a + 128`).
+    pub unsigned_a: bool,
+    pub run: unsafe fn(&I8Tile),
+}
+
+/// `W[N, K]` quantized per output channel and packed for one int8 kernel.
+#[derive(Clone)]
+pub struct PackedI8 {
+    n: usize,
+    k: usize,
+    nr: usize,
+    kernel: &'static str,
+    data: Vec<i8>,
+    scales: Vec<f32>,
+    bias: Vec<f32>,
+    colsum: Vec<i32>,
+}
+
+/// Symmetric per-row quantization to `[-127, 127]`: returns the scale (`x ≈ q·scale`).
+pub fn quantize_row(x: &[f32], q: &mut [i8]) -> f32 {
+    let amax = x.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    if amax == 0.0 || !amax.is_finite() {
+        q.fill(0);
+        return if amax == 0.0 { 0.0 } else { f32::NAN };
+    }
+    let inv = 127.0 / amax;
+    for (q, v) in q.iter_mut().zip(x) {
+        *q = (v * inv).round().clamp(-127.0, 127.0) as i8;
+    }
+    amax / 127.0
+}
+
+impl PackedI8 {
+    /// Quantizes `w` (`[n, k]`, row stride `k`) per output channel and packs it.
+    pub fn quantize(kern: &crate::Kernels, w: &[f32], n: usize, k: usize, bias: Option<&[f32]>) -> Self {
+        assert!(w.len() >= n * k, "weight slice too short for [{n}, {k}]");
+        let mut q = vec![0i8; n * k];
+        let scales: Vec<f32> = (0..n).map(|j| quantize_row(&w[j * k..(j + 1) * k], &mut q[j * k..(j + 1) * k])).collect();
+        Self::from_quantized(kern, &q, &scales, n, k, bias)
+    }
+
+    /// Packs already-quantized weights `q` (`[n, k]`, values in `[-127, 127]`) with their
+    /// per-channel `scales`.
+    pub fn from_quantized(kern: &crate::Kernels, q: &[i8], scales: &[f32], n: usize, k: usize, bias: Option<&[f32]>) -> Self {
+        assert!(q.len() >= n * k && scales.len() == n, "quantized weights / scales do not match [{n}, {k}]");
+        let ik = &kern.i8_gemm;
+        let nr = ik.nr;
+        let (panels, groups) = (n.div_ceil(nr), k.div_ceil(4));
+        let mut data = vec![0i8; panels * groups * nr * 4];
+        let mut colsum = vec![0i32; panels * nr];
+        for j in 0..n {
+            let (p, jj) = (j / nr, j % nr);
+            for c in 0..k {
+                let v = q[j * k + c];
+                data[((p * groups + c / 4) * nr + jj) * 4 + c % 4] = v;
+                colsum[j] += v as i32;
+            }
+        }
+        let mut padded_scales = vec![0.0; panels * nr];
+        padded_scales[..n].copy_from_slice(scales);
+        let mut padded_bias = vec![0.0; panels * nr];
+        if let Some(b) = bias {
+            assert_eq!(b.len(), n, "bias length");
+            padded_bias[..n].copy_from_slice(b);
+        }
+        PackedI8 { n, k, nr, kernel: ik.name, data, scales: padded_scales, bias: padded_bias, colsum }
+    }
+
+    pub fn n(&self) -> usize {
+        self.n
+    }
+    pub fn k(&self) -> usize {
+        self.k
+    }
+    /// Bytes held by the packed weights, scales, bias and column sums.
+    pub fn bytes(&self) -> usize {
+        self.data.len() + 4 * (self.scales.len() + self.bias.len() + self.colsum.len())
+    }
+}
+
+/// Rows of `A` per parallel block.
+const MC: usize = 96;
+/// Below this many multiply-adds a GEMM runs on the calling thread.
+const PARALLEL_MIN_MACS: usize = 1 << 18;
+
+/// Quantizes the rows of `A` and packs them into `MR`-row strips; returns the strips and
+/// the per-row scales (padded to whole strips with 0).
+fn quantize_pack_a(ik: &I8MicroKernel, a: &[f32], lda: usize, m: usize, k: usize, parallel: bool) -> (Vec<i8>, Vec<f32>) {
+    let (mr, groups) = (ik.mr, k.div_ceil(4));
+    let strips = m.div_ceil(mr);
+    let mut packed = vec![0i8; strips * groups * mr * 4];
+    let mut scales = vec![0.0f32; strips * mr];
+    let shift = if ik.unsigned_a { 128u8 as i8 } else { 0 };
+    let work = |(s, (strip, sc)): (usize, (&mut [i8], &mut [f32]))| {
+        let mut q = vec![0i8; groups * 4];
+        for r in 0..mr.min(m - s * mr) {
+            let row = &a[(s * mr + r) * lda..][..k];
+            sc[r] = quantize_row(row, &mut q[..k]);
+            for (g, chunk) in q.chunks_exact(4).enumerate() {
+                for (b, &v) in chunk.iter().enumerate() {
+                    strip[(g * mr + r) * 4 + b] = v ^ shift;
+                }
+            }
+        }
+        if shift != 0 {
+            // Padding rows must also read as zero after the kernel removes the shift.
+            for r in mr.min(m - s * mr)..mr {
+                for g in 0..groups {
+                    strip[(g * mr + r) * 4..(g * mr + r) * 4 + 4].fill(shift);
+                }
+            }
+        }
+    };
+    let chunks = packed.chunks_mut(groups * mr * 4).zip(scales.chunks_mut(mr)).enumerate();
+    if parallel {
+        chunks.par_bridge().for_each(work);
+    } else {
+        chunks.for_each(work);
+    }
+    (packed, scales)
+}
+
+/// `C[m, n] = post(dequant(quant(A) · Wqᵀ) + bias)` with strides `lda`, `ldc`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gemm(kern: &crate::Kernels, a: &[f32], lda: usize, m: usize, w: &PackedI8, post: Post<'_>, c: &mut [f32], ldc: usize, parallel: bool) {
+    let ik = &kern.i8_gemm;
+    assert_eq!(w.kernel, ik.name, "int8 weights packed for {} used with {}", w.kernel, ik.name);
+    let (n, k) = (w.n, w.k);
+    if m == 0 || n == 0 {
+        return;
+    }
+    assert!(lda >= k && a.len() >= (m - 1) * lda + k, "A too short for [{m}, {k}]");
+    assert!(ldc >= n && c.len() >= (m - 1) * ldc + n, "C too short for [{m}, {n}]");
+    let post = match post {
+        Post::None => TilePost::None,
+        Post::Gelu(g) => TilePost::Gelu(g),
+        Post::Residual(r) => {
+            assert!(r.len() >= (m - 1) * ldc + n, "residual too short for [{m}, {n}]");
+            TilePost::Residual { r: r.as_ptr(), ldr: ldc }
+        }
+    };
+    let threads = if parallel && m * n * k >= PARALLEL_MIN_MACS { rayon::current_num_threads() } else { 1 };
+    let (strips, row_scales) = quantize_pack_a(ik, a, lda, m, k, threads > 1);
+    let (mr, nr, groups_k) = (ik.mr, w.nr, k.div_ceil(4));
+    let panels = n.div_ceil(nr);
+    let m_blocks = m.div_ceil(MC);
+    let groups = (4 * threads).div_ceil(m_blocks).clamp(1, panels);
+    let per_group = panels.div_ceil(groups);
+    let groups = panels.div_ceil(per_group);
+    let cp = SyncPtr(c.as_mut_ptr());
+    let task = |t: usize| {
+        let (mb, g) = (t / groups, t % groups);
+        let rows = mb * MC..(mb * MC + MC).min(m);
+        for p in g * per_group..((g + 1) * per_group).min(panels) {
+            for i in rows.clone().step_by(mr) {
+                let s = i / mr;
+                let tile = I8Tile {
+                    groups: groups_k,
+                    a: strips[s * groups_k * mr * 4..].as_ptr(),
+                    b: w.data[p * groups_k * nr * 4..].as_ptr(),
+                    // SAFETY: tiles of distinct (rows, panel) never overlap; bounds asserted above.
+                    c: unsafe { cp.get().add(i * ldc + p * nr) },
+                    ldc,
+                    mr: mr.min(rows.end - i),
+                    nr: nr.min(n - p * nr),
+                    row_scales: row_scales[s * mr..].as_ptr(),
+                    col_scales: w.scales[p * nr..].as_ptr(),
+                    bias: w.bias[p * nr..].as_ptr(),
+                    colsum: w.colsum[p * nr..].as_ptr(),
+                    post: match post {
+                        TilePost::Residual { r, ldr } => TilePost::Residual { r: unsafe { r.add(i * ldr + p * nr) }, ldr },
+                        other => other,
+                    },
+                };
+                // SAFETY: the table exists only for a supported ISA; the tile is in bounds.
+                unsafe { (ik.run)(&tile) };
+            }
+        }
+    };
+    let tasks = m_blocks * groups;
+    if threads == 1 {
+        (0..tasks).for_each(task);
+    } else {
+        (0..tasks).into_par_iter().for_each(task);
+    }
+}

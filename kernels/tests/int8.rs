@@ -1,0 +1,119 @@
+//! INT8 GEMM: exact integer results on every ISA (bit-identical to the scalar twin and to an
+//! i64 reference), no int16 saturation at the extremes, and dequantized accuracy.
+
+mod common;
+use common::*;
+use e5_kernels::i8gemm::quantize_row;
+use e5_kernels::{GeluKind, PackedI8, Post};
+use proptest::prelude::*;
+
+/// Integer-valued activations whose rows each reach ±127, so per-row quantization is the
+/// identity (scale 1) and the kernel's output is the exact integer dot product.
+fn int_rows(seed: u64, m: usize, k: usize, extreme: bool) -> Vec<f32> {
+    let r = rand_vec(seed, m * k, 1.0);
+    let mut a: Vec<f32> = r.iter().map(|v| if extreme { 127f32.copysign(*v) } else { (v * 127.0).round() }).collect();
+    for i in 0..m {
+        a[i * k] = if r[i * k] < 0.0 { -127.0 } else { 127.0 };
+    }
+    a
+}
+
+fn int_weights(seed: u64, n: usize, k: usize, extreme: bool) -> Vec<i8> {
+    let sign = |v: f32| if v < 0.0 { -127 } else { 127 };
+    rand_vec(seed, n * k, 1.0).iter().map(|&v| if extreme { sign(v) } else { (v * 127.0).round() as i8 }).collect()
+}
+
+fn exact_check(m: usize, n: usize, k: usize, extreme: bool, seed: u64) {
+    let a = int_rows(seed, m, k, extreme);
+    let q = int_weights(seed + 1, n, k, extreme);
+    let want: Vec<f32> = (0..m * n)
+        .map(|idx| {
+            let (i, j) = (idx / n, idx % n);
+            (0..k).map(|c| a[i * k + c] as i64 * q[j * k + c] as i64).sum::<i64>() as f32
+        })
+        .collect();
+    for kern in tables() {
+        let w = PackedI8::from_quantized(kern, &q, &vec![1.0; n], n, k, None);
+        let mut c = vec![f32::NAN; m * n];
+        kern.gemm_i8(&a, m, &w, Post::None, &mut c);
+        assert_eq!(c, want, "{} ({}) m={m} n={n} k={k} extreme={extreme}", kern.isa, kern.int8_kernel());
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn integer_results_are_exact_on_every_isa(m in 1usize..40, n in 1usize..70, k in 1usize..300, seed in any::<u64>()) {
+        exact_check(m, n, k, false, seed);
+    }
+
+    #[test]
+    fn dequantized_result_tracks_f32(m in 1usize..20, n in 1usize..50, k in 4usize..400, post in 0u8..3, seed in any::<u64>()) {
+        let a = rand_vec(seed, m * k, 2.0);
+        let w = rand_vec(seed + 1, n * k, 0.3);
+        let bias = rand_vec(seed + 2, n, 0.5);
+        let p = [Post::None, Post::Gelu(GeluKind::Erf), Post::Gelu(GeluKind::Tanh)][post as usize];
+        for kern in tables() {
+            let packed = e5_kernels::PackedF32::from_rows(kern, &w, n, k, k, Some(&bias));
+            let mut want = vec![0.0; m * n];
+            kern.gemm(&a, m, &packed, p, &mut want);
+            let q = PackedI8::quantize(kern, &w, n, k, Some(&bias));
+            let mut got = vec![0.0; m * n];
+            kern.gemm_i8(&a, m, &q, p, &mut got);
+            // Error of two 8-bit roundings over k terms: ~ (|a|max·|w|max/127)·√k.
+            let tol = 2.0 * 0.3 / 127.0 * 2.0 * (k as f32).sqrt() + 1e-4;
+            for (g, w) in got.iter().zip(&want) {
+                prop_assert!((g - w).abs() <= tol, "{}: {} vs {} (tol {})", kern.isa, g, w, tol);
+            }
+        }
+    }
+}
+
+#[test]
+fn extreme_values_never_saturate() {
+    // All activations and weights at ±127: every int16 pair sum in the AVX2 path is ±32 258.
+    for (m, n, k) in [(4, 16, 4), (7, 33, 1000), (1, 1, 2), (13, 40, 512)] {
+        exact_check(m, n, k, true, (m * n * k) as u64);
+    }
+    // Activations all +127 against weights all -127, the largest magnitude per pair.
+    for kern in tables() {
+        let k = 1024;
+        let a = vec![127.0f32; 3 * k];
+        let q = vec![-127i8; 5 * k];
+        let w = PackedI8::from_quantized(kern, &q, &[1.0; 5], 5, k, None);
+        let mut c = vec![0.0; 15];
+        kern.gemm_i8(&a, 3, &w, Post::None, &mut c);
+        assert!(c.iter().all(|&v| v == -(127 * 127 * k as i64) as f32), "{}: {:?}", kern.int8_kernel(), &c[..3]);
+    }
+}
+
+#[test]
+fn rows_do_not_depend_on_batch_mates_or_threads() {
+    let (m, n, k) = (150, 77, 333);
+    let a = rand_vec(9, m * k, 1.0);
+    let w = rand_vec(10, n * k, 1.0);
+    for kern in tables() {
+        let q = PackedI8::quantize(kern, &w, n, k, None);
+        let run = |rows: std::ops::Range<usize>, threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            let mut c = vec![0.0; rows.len() * n];
+            pool.install(|| kern.gemm_i8(&a[rows.start * k..rows.end * k], rows.len(), &q, Post::Gelu(GeluKind::Erf), &mut c));
+            c
+        };
+        let full = run(0..m, 2);
+        assert_eq!(full, run(0..m, 1), "{}", kern.int8_kernel());
+        assert_eq!(&full[37 * n..90 * n], &run(37..90, 2)[..], "{}", kern.int8_kernel());
+    }
+}
+
+#[test]
+fn row_quantization_is_symmetric_and_bounded() {
+    let x = [0.5f32, -1.0, 0.25, 0.0];
+    let mut q = [0i8; 4];
+    let s = quantize_row(&x, &mut q);
+    assert_eq!(q, [64, -127, 32, 0]);
+    assert!((s - 1.0 / 127.0).abs() < 1e-9);
+    assert_eq!(quantize_row(&[0.0; 3], &mut q[..3]), 0.0);
+    assert_eq!(&q[..3], &[0, 0, 0]);
+}
