@@ -448,17 +448,18 @@ def run_shapes(a):
                     log(f"  {e}")
                     continue
                 for (lo, hi), f in files.items():
-                    log(f"shapes: {m} {prec} tokens {lo}-{hi}")
+                    label = f"{lo}–{hi if hi < 10**9 else '∞'}"
+                    log(f"shapes: {m} {prec} tokens {label}")
                     try:
                         r = e5_bench_json(a, m, f, prec)
                         mt = r["workload"]["mean_query_tokens"]
                         ms = r["query_latency_ms"]["median"]
-                        len_rows.append([m, prec, f"{lo}–{hi if hi < 10**9 else '∞'}", r["workload"]["queries"],
+                        len_rows.append([m, prec, label, r["workload"]["queries"],
                                          fmt(mt), fmt(ms, 2), fmt(ms * 1e3 / mt, 1),
                                          fmt(r["tokens_per_s"]["passages_batch32"], 0),
                                          fmt(r["gflops"]["query_b1"]), fmt(r["gflops"]["passages_b32"])])
                     except Exception as e:
-                        len_rows.append([m, prec, f"{lo}–{hi}", "", f"FAILED: {str(e)[:200]}".replace("|", "/")]
+                        len_rows.append([m, prec, label, "", f"FAILED: {str(e)[:200]}".replace("|", "/")]
                                         + [""] * 5)
                         log(f"  {e}")
     size_md = md_table(["model", "shape", "precision", "load ms", "ms/query b1", "queries/s b32", "passages/s b32",
