@@ -49,7 +49,10 @@ enum OutputFormat {
 pub fn run(a: EmbedArgs) -> Result<()> {
     anyhow::ensure!(a.batch_size > 0, "--batch-size must be positive");
     let per_chunk = a.long.long == LongArg::Chunk && a.long.chunk_output == ChunkOutputArg::Chunk;
-    anyhow::ensure!(!(per_chunk && a.format == OutputFormat::Npy), "--chunk-output chunk writes JSONL rows with spans; use --format jsonl");
+    anyhow::ensure!(
+        !(per_chunk && a.format == OutputFormat::Npy),
+        "--chunk-output chunk writes JSONL rows with spans; use --format jsonl"
+    );
     let texts = parse_texts(&read_all(&a.input)?, a.input_format == InputFormat::Jsonl)?;
     let mut options = a.model.options();
     options.long_inputs = a.long.long_inputs();
@@ -63,7 +66,9 @@ pub fn run(a: EmbedArgs) -> Result<()> {
     }
     let progress = (std::io::stderr().is_terminal() && texts.len() > 256).then(|| {
         let bar = indicatif::ProgressBar::new(texts.len() as u64);
-        bar.set_style(indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} texts  {per_sec}  eta {eta}").unwrap());
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} texts  {per_sec}  eta {eta}").unwrap(),
+        );
         bar
     });
     for (b, batch) in texts.chunks(a.batch_size).enumerate() {
@@ -73,7 +78,10 @@ pub fn run(a: EmbedArgs) -> Result<()> {
         for (row, v) in emb.rows.iter().zip(emb.vectors()) {
             let line = base + row.input + 1;
             if row.truncated {
-                eprintln!("e5: input on line {line} truncated from {} to {} tokens (use --long chunk to embed all of it)", row.input_tokens, row.tokens);
+                eprintln!(
+                    "e5: input on line {line} truncated from {} to {} tokens (use --long chunk to embed all of it)",
+                    row.input_tokens, row.tokens
+                );
             }
             match (a.format, per_chunk) {
                 (OutputFormat::Npy, _) => write_npy_row(&mut out, v)?,
@@ -95,4 +103,3 @@ pub fn run(a: EmbedArgs) -> Result<()> {
     }
     Ok(())
 }
-

@@ -22,7 +22,8 @@ pub fn run(a: InfoArgs) -> Result<()> {
     model.embed(&[Input::query("how much protein should a female eat"), Input::raw(long)])?;
     let rss_embedding = memory::peak_resident_bytes();
     let i = model.info();
-    let mib = |b: Option<usize>| b.map(|b| format!("{:.1} MiB", b as f64 / (1 << 20) as f64)).unwrap_or_else(|| "n/a".into());
+    let mib =
+        |b: Option<usize>| b.map(|b| format!("{:.1} MiB", b as f64 / (1 << 20) as f64)).unwrap_or_else(|| "n/a".into());
     let rows: Vec<(&str, String)> = vec![
         ("model", i.dir.display().to_string()),
         ("architecture", i.architecture.to_string()),
@@ -32,7 +33,8 @@ pub fn run(a: InfoArgs) -> Result<()> {
         ("parameters", format!("{} ({:.1} M)", i.parameters, i.parameters as f64 / 1e6)),
         ("checkpoint dtype", i.dtype.clone()),
         ("pooling", format!("{:?}{}", i.pooling, if i.normalize { " + L2 normalize" } else { "" })),
-        ("kernels", i.isa.to_string()),
+        ("kernels", format!("{} (int8: {})", i.isa, i.int8_kernel)),
+        ("precision", i.precision.name().to_string()),
         ("mapped", mib(Some(i.mapped_bytes))),
         ("embedding table (mapped, in place)", mib(Some(i.embedding_table_bytes))),
         ("packed weights (owned)", mib(Some(i.owned_bytes))),
@@ -41,7 +43,8 @@ pub fn run(a: InfoArgs) -> Result<()> {
         ("load time", format!("{:.0} ms", i.load_time.as_secs_f64() * 1e3)),
     ];
     if a.json {
-        let map: serde_json::Map<String, serde_json::Value> = rows.into_iter().map(|(k, v)| (k.to_string(), v.into())).collect();
+        let map: serde_json::Map<String, serde_json::Value> =
+            rows.into_iter().map(|(k, v)| (k.to_string(), v.into())).collect();
         println!("{}", serde_json::to_string_pretty(&map)?);
     } else {
         for (k, v) in rows {

@@ -26,7 +26,8 @@ pub fn parse_texts(bytes: &[u8], jsonl: bool) -> Result<Vec<String>> {
     for (i, line) in body.split(|&b| b == b'\n').enumerate() {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         let n = i + 1;
-        let text = std::str::from_utf8(line).map_err(|e| anyhow::anyhow!("line {n}: invalid UTF-8 at byte {}", e.valid_up_to()))?;
+        let text = std::str::from_utf8(line)
+            .map_err(|e| anyhow::anyhow!("line {n}: invalid UTF-8 at byte {}", e.valid_up_to()))?;
         if !jsonl {
             out.push(text.to_string());
             continue;

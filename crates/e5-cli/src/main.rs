@@ -1,5 +1,6 @@
 //! `e5`: embed text with multilingual-e5 (or any BERT / XLM-R encoder) from the command line.
 
+mod bench;
 mod embed;
 mod info;
 mod io;
@@ -9,7 +10,11 @@ mod tokenize;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "e5", version, about = "Fast, faithful CPU text embeddings for multilingual-e5 and other BERT / XLM-R encoders")]
+#[command(
+    name = "e5",
+    version,
+    about = "Fast, faithful CPU text embeddings for multilingual-e5 and other BERT / XLM-R encoders"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -23,6 +28,8 @@ enum Command {
     Tokenize(tokenize::TokenizeArgs),
     /// Print architecture, parameter count, dtype and memory.
     Info(info::InfoArgs),
+    /// Measure latency and throughput on a workload; prints JSON.
+    Bench(bench::BenchArgs),
 }
 
 fn main() {
@@ -31,6 +38,7 @@ fn main() {
         Command::Embed(a) => embed::run(a),
         Command::Tokenize(a) => tokenize::run(a),
         Command::Info(a) => info::run(a),
+        Command::Bench(a) => bench::run(a),
     };
     if let Err(e) = result {
         eprintln!("e5: error: {e:#}");

@@ -2,7 +2,7 @@
 
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
-use e5::{ChunkOutput, InputKind, LongInputs, Model, Options, Residency};
+use e5::{ChunkOutput, InputKind, LongInputs, Model, Options, Precision, Residency};
 
 #[derive(Args, Clone)]
 pub struct ModelArgs {
@@ -15,6 +15,16 @@ pub struct ModelArgs {
     /// Keep the embedding table resident: lazy, prefetch (read at load) or lock (mlock).
     #[arg(long, value_enum, default_value_t = ResidencyArg::Lazy)]
     pub residency: ResidencyArg,
+    /// Linear-layer format: fp32, f16, bf16 (half-width weights, f32 math) or int8 (dynamic).
+    #[arg(long, default_value = "fp32", value_parser = parse_precision)]
+    pub precision: Precision,
+    /// Sub-layers kept in f32 (mixed precision), e.g. `layer.11.ffn_down`; repeat or comma-separate.
+    #[arg(long, value_delimiter = ',')]
+    pub keep_fp32: Vec<String>,
+}
+
+fn parse_precision(s: &str) -> Result<Precision, String> {
+    Precision::parse(s).ok_or_else(|| format!("unknown precision {s:?} (expected fp32, f16, bf16 or int8)"))
 }
 
 #[derive(Args, Clone)]
@@ -94,6 +104,8 @@ impl ModelArgs {
                 ResidencyArg::Prefetch => Residency::Prefetch,
                 ResidencyArg::Lock => Residency::Lock,
             },
+            precision: self.precision,
+            keep_fp32: self.keep_fp32.clone(),
             ..Options::default()
         }
     }

@@ -27,7 +27,8 @@ fn stderr(o: &Output) -> String {
 fn embed_text_lines_to_jsonl_including_empty_lines() {
     let o = e5(&["embed", "-m", &tiny(), "--kind", "query"], b"first text\n\nthird\n");
     assert!(o.status.success(), "{}", stderr(&o));
-    let rows: Vec<Vec<f32>> = String::from_utf8(o.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let rows: Vec<Vec<f32>> =
+        String::from_utf8(o.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(rows.len(), 3);
     assert!(rows.iter().all(|r| r.len() == 32 && (r.iter().map(|x| x * x).sum::<f32>() - 1.0).abs() < 1e-5));
 }
@@ -36,7 +37,10 @@ fn embed_text_lines_to_jsonl_including_empty_lines() {
 fn embed_jsonl_to_npy() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("v.npy");
-    let o = e5(&["embed", "-m", &tiny(), "--input-format", "jsonl", "--format", "npy", "-o", out.to_str().unwrap()], b"\"a\"\n{\"text\": \"b\"}\n");
+    let o = e5(
+        &["embed", "-m", &tiny(), "--input-format", "jsonl", "--format", "npy", "-o", out.to_str().unwrap()],
+        b"\"a\"\n{\"text\": \"b\"}\n",
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     let bytes = std::fs::read(&out).unwrap();
     let header_len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
@@ -60,11 +64,17 @@ fn truncation_is_reported_and_chunks_carry_spans() {
     let o = e5(&["embed", "-m", &tiny()], format!("short\n{long}\n").as_bytes());
     assert!(o.status.success());
     assert!(stderr(&o).contains("line 2 truncated from"), "{}", stderr(&o));
-    let o = e5(&["embed", "-m", &tiny(), "--long", "chunk", "--chunk-output", "chunk", "--chunk-overlap", "4"], format!("{long}\n").as_bytes());
+    let o = e5(
+        &["embed", "-m", &tiny(), "--long", "chunk", "--chunk-output", "chunk", "--chunk-overlap", "4"],
+        format!("{long}\n").as_bytes(),
+    );
     assert!(o.status.success(), "{}", stderr(&o));
-    let rows: Vec<serde_json::Value> = String::from_utf8(o.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let rows: Vec<serde_json::Value> =
+        String::from_utf8(o.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert!(rows.len() > 5);
-    assert!(rows.iter().all(|r| r["input"] == 0 && r["embedding"].as_array().unwrap().len() == 32 && r["chars"].is_array()));
+    assert!(rows
+        .iter()
+        .all(|r| r["input"] == 0 && r["embedding"].as_array().unwrap().len() == 32 && r["chars"].is_array()));
 }
 
 #[test]

@@ -90,15 +90,10 @@ impl EncoderConfig {
     fn validate(&self) -> Result<(), CudaError> {
         let bad = |m: String| Err(CudaError::InvalidInput(m));
         if self.hidden == 0 || self.heads == 0 || self.intermediate == 0 || self.layers == 0 {
-            return bad(format!(
-                "hidden, heads, intermediate and layers must be > 0: {self:?}"
-            ));
+            return bad(format!("hidden, heads, intermediate and layers must be > 0: {self:?}"));
         }
         if self.head_dim() * self.heads != self.hidden || !HEAD_DIMS.contains(&self.head_dim()) {
-            return bad(format!(
-                "hidden {} / heads {} must give a head dim in {HEAD_DIMS:?}",
-                self.hidden, self.heads
-            ));
+            return bad(format!("hidden {} / heads {} must give a head dim in {HEAD_DIMS:?}", self.hidden, self.heads));
         }
         if self.hidden > MAX_HIDDEN {
             return bad(format!("hidden {} exceeds {MAX_HIDDEN}", self.hidden));
@@ -117,19 +112,12 @@ fn check(tensor: &str, got: &[f32], expected: usize) -> Result<(), CudaError> {
     if got.len() == expected {
         Ok(())
     } else {
-        Err(CudaError::Shape {
-            tensor: tensor.to_string(),
-            expected,
-            got: got.len(),
-        })
+        Err(CudaError::Shape { tensor: tensor.to_string(), expected, got: got.len() })
     }
 }
 
 /// Checks the config and every slice length; returns the vocabulary size.
-pub(crate) fn validate_weights(
-    cfg: &EncoderConfig,
-    w: &EncoderWeights,
-) -> Result<usize, CudaError> {
+pub(crate) fn validate_weights(cfg: &EncoderConfig, w: &EncoderWeights) -> Result<usize, CudaError> {
     cfg.validate()?;
     let (h, i) = (cfg.hidden, cfg.intermediate);
     let words = w.word_embeddings.len();
@@ -138,20 +126,12 @@ pub(crate) fn validate_weights(
             "word_embeddings has {words} elements, not a non-zero multiple of hidden {h}"
         )));
     }
-    check(
-        "position_embeddings",
-        w.position_embeddings,
-        cfg.max_positions * h,
-    )?;
+    check("position_embeddings", w.position_embeddings, cfg.max_positions * h)?;
     check("token_type_row", w.token_type_row, h)?;
     check("emb_ln_gamma", w.emb_ln_gamma, h)?;
     check("emb_ln_beta", w.emb_ln_beta, h)?;
     if w.layers.len() != cfg.layers {
-        return Err(CudaError::Shape {
-            tensor: "layers".into(),
-            expected: cfg.layers,
-            got: w.layers.len(),
-        });
+        return Err(CudaError::Shape { tensor: "layers".into(), expected: cfg.layers, got: w.layers.len() });
     }
     for (n, l) in w.layers.iter().enumerate() {
         let tensors: [(&str, &[f32], usize); 12] = [
@@ -187,10 +167,7 @@ pub(crate) fn validate_batch(
         return bad("seq_offsets must hold n+1 prefix offsets (got none)".into());
     };
     if first != 0 || last != ids.len() {
-        return bad(format!(
-            "seq_offsets must start at 0 and end at {} (token count), got {first}..{last}",
-            ids.len()
-        ));
+        return bad(format!("seq_offsets must start at 0 and end at {} (token count), got {first}..{last}", ids.len()));
     }
     if ids.len() > i32::MAX as usize {
         return bad(format!("{} tokens exceed the i32 range", ids.len()));
@@ -198,16 +175,10 @@ pub(crate) fn validate_batch(
     for (s, pair) in offsets.windows(2).enumerate() {
         let len = pair[1].saturating_sub(pair[0]);
         if pair[1] <= pair[0] {
-            return bad(format!(
-                "sequence {s} is empty or seq_offsets decrease ({} -> {})",
-                pair[0], pair[1]
-            ));
+            return bad(format!("sequence {s} is empty or seq_offsets decrease ({} -> {})", pair[0], pair[1]));
         }
         if len > cfg.max_seq_len() {
-            return bad(format!(
-                "sequence {s} has {len} tokens; the model allows {}",
-                cfg.max_seq_len()
-            ));
+            return bad(format!("sequence {s} has {len} tokens; the model allows {}", cfg.max_seq_len()));
         }
     }
     if let Some((t, id)) = ids.iter().enumerate().find(|(_, &id)| id as usize >= vocab) {
@@ -240,8 +211,7 @@ mod tests {
         let c = cfg();
         assert_eq!(validate_batch(&c, 5, &[1, 2, 3], &[0, 1, 3]).unwrap(), 2);
         assert_eq!(validate_batch(&c, 5, &[], &[0]).unwrap(), 0);
-        let err =
-            |ids: &[u32], off: &[usize]| validate_batch(&c, 5, ids, off).unwrap_err().to_string();
+        let err = |ids: &[u32], off: &[usize]| validate_batch(&c, 5, ids, off).unwrap_err().to_string();
         assert!(err(&[1], &[]).contains("n+1"));
         assert!(err(&[1, 2], &[0, 1]).contains("end at 2"));
         assert!(err(&[1, 2], &[0, 0, 2]).contains("empty"));

@@ -58,9 +58,7 @@ pub(crate) fn open(ordinal: usize) -> Result<Arc<CudaContext>, CudaError> {
         return Err(CudaError::NoDevice);
     }
     if ordinal >= count as usize {
-        return Err(CudaError::InvalidInput(format!(
-            "device ordinal {ordinal} out of range ({count} devices)"
-        )));
+        return Err(CudaError::InvalidInput(format!("device ordinal {ordinal} out of range ({count} devices)")));
     }
     Ok(CudaContext::new(ordinal)?)
 }

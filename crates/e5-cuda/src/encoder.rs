@@ -99,11 +99,7 @@ fn weight_bytes(cfg: &EncoderConfig, vocab: usize) -> usize {
 }
 
 fn launch_cfg(grid: (u32, u32, u32), block: u32, shared: usize) -> LaunchConfig {
-    LaunchConfig {
-        grid_dim: grid,
-        block_dim: (block, 1, 1),
-        shared_mem_bytes: shared as u32,
-    }
+    LaunchConfig { grid_dim: grid, block_dim: (block, 1, 1), shared_mem_bytes: shared as u32 }
 }
 
 fn to_u32(v: usize) -> Result<u32, CudaError> {
@@ -126,9 +122,7 @@ impl CudaEncoder {
         // SAFETY: called before any allocation on this context by this encoder.
         unsafe { ctx.disable_event_tracking() };
         let (free, _) = ctx.mem_get_info()?;
-        let needed = weight_bytes(&cfg, vocab)
-            + WORKSPACE_ESTIMATE_TOKENS * bytes_per_token(&cfg)
-            + RESERVE_BYTES;
+        let needed = weight_bytes(&cfg, vocab) + WORKSPACE_ESTIMATE_TOKENS * bytes_per_token(&cfg) + RESERVE_BYTES;
         if needed > free {
             return Err(CudaError::OutOfMemory { needed, free });
         }
@@ -137,15 +131,7 @@ impl CudaEncoder {
         let gemm = Gemm::new(stream.clone(), precision)?;
         let weights = upload_weights(&stream, w, precision)?;
         stream.synchronize()?;
-        Ok(CudaEncoder {
-            cfg,
-            vocab,
-            ctx,
-            stream,
-            kernels,
-            weights,
-            state: Mutex::new(State { gemm, ws: None }),
-        })
+        Ok(CudaEncoder { cfg, vocab, ctx, stream, kernels, weights, state: Mutex::new(State { gemm, ws: None }) })
     }
 
     /// Token ids of all sequences concatenated; `seq_offsets` holds n+1 prefix
@@ -169,16 +155,10 @@ impl CudaEncoder {
         self.stream.memcpy_htod(&pos, &mut ws.pos)?;
         self.stream.memcpy_htod(&offsets, &mut ws.offsets)?;
 
-        let max_len = seq_offsets
-            .windows(2)
-            .map(|p| p[1] - p[0])
-            .max()
-            .unwrap_or(0);
+        let max_len = seq_offsets.windows(2).map(|p| p[1] - p[0]).max().unwrap_or(0);
         self.forward(gemm, ws, token_ids.len(), n, max_len)?;
 
-        let out = self
-            .stream
-            .clone_dtoh(&ws.pooled.slice(..n * self.cfg.hidden))?;
+        let out = self.stream.clone_dtoh(&ws.pooled.slice(..n * self.cfg.hidden))?;
         self.stream.synchronize()?;
         self.ctx.check_err()?;
         Ok(out)
@@ -233,14 +213,7 @@ impl CudaEncoder {
     }
 
     /// Enqueues the whole forward pass and pooling for `t` tokens in `n` sequences.
-    fn forward(
-        &self,
-        gemm: &Gemm,
-        ws: &mut Workspace,
-        t: usize,
-        n: usize,
-        max_len: usize,
-    ) -> Result<(), CudaError> {
+    fn forward(&self, gemm: &Gemm, ws: &mut Workspace, t: usize, n: usize, max_len: usize) -> Result<(), CudaError> {
         let c = &self.cfg;
         let (h, i) = (c.hidden, c.intermediate);
         let (hidden, eps) = (h as i32, c.layer_norm_eps);
@@ -250,11 +223,7 @@ impl CudaEncoder {
         let row_threads = to_u32(h.div_ceil(4).next_multiple_of(32).clamp(32, 1024))?;
         let rows = launch_cfg((to_u32(t)?, 1, 1), row_threads, 4 * h);
         let attn = launch_cfg(
-            (
-                to_u32(n)?,
-                to_u32(max_len.div_ceil(ATTENTION_QUERY_TILE))?,
-                to_u32(c.heads)?,
-            ),
+            (to_u32(n)?, to_u32(max_len.div_ceil(ATTENTION_QUERY_TILE))?, to_u32(c.heads)?),
             ATTENTION_THREADS,
             0,
         );
@@ -361,22 +330,12 @@ fn upload_f32(s: &Arc<CudaStream>, v: &[f32]) -> Result<CudaSlice<f32>, CudaErro
 }
 
 /// Uploads `v` converted to 16-bit bits in chunks (bounded host memory).
-fn upload_half(
-    s: &Arc<CudaStream>,
-    v: &[f32],
-    precision: GpuPrecision,
-) -> Result<CudaSlice<u16>, CudaError> {
+fn upload_half(s: &Arc<CudaStream>, v: &[f32], precision: GpuPrecision) -> Result<CudaSlice<u16>, CudaError> {
     let mut dst = s.alloc_zeros::<u16>(v.len())?;
     for (n, chunk) in v.chunks(UPLOAD_CHUNK).enumerate() {
         let bits: Vec<u16> = match precision {
-            GpuPrecision::F16 => chunk
-                .iter()
-                .map(|&x| half::f16::from_f32(x).to_bits())
-                .collect(),
-            GpuPrecision::Bf16 => chunk
-                .iter()
-                .map(|&x| half::bf16::from_f32(x).to_bits())
-                .collect(),
+            GpuPrecision::F16 => chunk.iter().map(|&x| half::f16::from_f32(x).to_bits()).collect(),
+            GpuPrecision::Bf16 => chunk.iter().map(|&x| half::bf16::from_f32(x).to_bits()).collect(),
         };
         let start = n * UPLOAD_CHUNK;
         s.memcpy_htod(&bits, &mut dst.slice_mut(start..start + bits.len()))?;

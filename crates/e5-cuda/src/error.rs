@@ -23,11 +23,7 @@ pub enum CudaError {
     OutOfMemory { needed: usize, free: usize },
     /// A weight slice does not have the length implied by the config.
     #[error("tensor {tensor}: expected {expected} elements, got {got}")]
-    Shape {
-        tensor: String,
-        expected: usize,
-        got: usize,
-    },
+    Shape { tensor: String, expected: usize, got: usize },
     #[error("invalid input: {0}")]
     InvalidInput(String),
 }

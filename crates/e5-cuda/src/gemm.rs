@@ -21,11 +21,7 @@ impl Gemm {
             GpuPrecision::F16 => cudaDataType::CUDA_R_16F,
             GpuPrecision::Bf16 => cudaDataType::CUDA_R_16BF,
         };
-        Ok(Gemm {
-            blas: CudaBlas::new(stream.clone())?,
-            stream,
-            dtype,
-        })
+        Ok(Gemm { blas: CudaBlas::new(stream.clone())?, stream, dtype })
     }
 
     /// Row-major `y[rows, n] = x[rows, k] · w[n, k]ᵀ` (bias is fused into the next
@@ -41,9 +37,7 @@ impl Gemm {
         k: usize,
     ) -> Result<(), CudaError> {
         debug_assert!(x.len() >= rows * k && w.len() == n * k && y.len() >= rows * n);
-        let int = |v: usize| {
-            i32::try_from(v).map_err(|_| CudaError::InvalidInput(format!("GEMM dim {v} too large")))
-        };
+        let int = |v: usize| i32::try_from(v).map_err(|_| CudaError::InvalidInput(format!("GEMM dim {v} too large")));
         let (m_, n_, k_) = (int(n)?, int(rows)?, int(k)?);
         let (alpha, beta) = (1.0f32, 0.0f32);
         let (wp, _w) = w.device_ptr(&self.stream);

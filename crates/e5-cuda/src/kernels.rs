@@ -36,16 +36,8 @@ pub(crate) struct Kernels {
 }
 
 impl Kernels {
-    pub fn load(
-        ctx: &Arc<CudaContext>,
-        precision: GpuPrecision,
-        head_dim: usize,
-    ) -> Result<Self, CudaError> {
-        let ptx = ptx(
-            ctx.compute_capability()?,
-            precision,
-            default_cache_dir().as_deref(),
-        )?;
+    pub fn load(ctx: &Arc<CudaContext>, precision: GpuPrecision, head_dim: usize) -> Result<Self, CudaError> {
+        let ptx = ptx(ctx.compute_capability()?, precision, default_cache_dir().as_deref())?;
         let module = ctx.load_module(Ptx::from_src(ptx))?;
         Ok(Kernels {
             embed_layernorm: module.load_function("embed_layernorm")?,
@@ -82,11 +74,7 @@ fn nvrtc_version() -> (i32, i32) {
 
 /// PTX text for the device, from `cache_dir` when present there, else compiled
 /// (and stored). Requires libnvrtc to be loadable.
-pub(crate) fn ptx(
-    cc: (i32, i32),
-    precision: GpuPrecision,
-    cache_dir: Option<&Path>,
-) -> Result<String, CudaError> {
+pub(crate) fn ptx(cc: (i32, i32), precision: GpuPrecision, cache_dir: Option<&Path>) -> Result<String, CudaError> {
     let opts = options(cc, precision);
     let mut h = Sha256::new();
     h.update(SOURCE);
@@ -98,11 +86,7 @@ pub(crate) fn ptx(
     }
     let compiled = cudarc::nvrtc::compile_ptx_with_opts(
         SOURCE,
-        CompileOptions {
-            options: opts,
-            name: Some(PROGRAM.into()),
-            ..Default::default()
-        },
+        CompileOptions { options: opts, name: Some(PROGRAM.into()), ..Default::default() },
     )
     .map_err(|e| CudaError::Nvrtc {
         kernel: PROGRAM.into(),
@@ -146,12 +130,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("e5-ptx-test-{}", std::process::id()));
         for precision in [GpuPrecision::F16, GpuPrecision::Bf16] {
             let first = ptx((9, 0), precision, Some(&dir)).unwrap();
-            for name in [
-                "embed_layernorm",
-                "attention_d64",
-                "attention_d32",
-                "pool_normalize",
-            ] {
+            for name in ["embed_layernorm", "attention_d64", "attention_d32", "pool_normalize"] {
                 assert!(first.contains(&format!(".entry {name}")), "{name} missing");
             }
             assert_eq!(ptx((9, 0), precision, Some(&dir)).unwrap(), first);

@@ -24,11 +24,7 @@ const LENGTHS: [usize; 12] = [1, 2, 5, 16, 17, 31, 64, 65, 100, 129, 256, 300];
 
 /// Batch of LENGTHS texts: (ids, offsets, per-text ids).
 fn batch() -> (Vec<u32>, Vec<usize>, Vec<Vec<u32>>) {
-    let texts: Vec<Vec<u32>> = LENGTHS
-        .iter()
-        .enumerate()
-        .map(|(k, &n)| common::tokens(k, n))
-        .collect();
+    let texts: Vec<Vec<u32>> = LENGTHS.iter().enumerate().map(|(k, &n)| common::tokens(k, n)).collect();
     let mut offsets = vec![0];
     for t in &texts {
         offsets.push(offsets.last().unwrap() + t.len());
@@ -76,8 +72,5 @@ fn batch_independent() {
         assert!(cos >= 0.99999, "text {k}: cosine {cos}");
     }
     assert!(enc.embed(&[], &[0]).unwrap().is_empty());
-    assert!(matches!(
-        enc.embed(&[common::VOCAB as u32], &[0, 1]),
-        Err(CudaError::InvalidInput(_))
-    ));
+    assert!(matches!(enc.embed(&[common::VOCAB as u32], &[0, 1]), Err(CudaError::InvalidInput(_))));
 }

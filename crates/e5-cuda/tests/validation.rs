@@ -7,15 +7,9 @@ use e5_cuda::{probe, CudaEncoder, CudaError, Gelu, GpuPrecision, Pooling};
 fn wrong_slice_length_names_the_tensor() {
     let mut model = common::Model::new(common::config(Gelu::Erf, Pooling::Mean));
     model.layers[1].t[7].pop(); // ffn_up_bias
-    let err = CudaEncoder::new(model.cfg.clone(), &model.weights(), GpuPrecision::F16, 0)
-        .err()
-        .expect("shape error");
+    let err = CudaEncoder::new(model.cfg.clone(), &model.weights(), GpuPrecision::F16, 0).err().expect("shape error");
     match err {
-        CudaError::Shape {
-            tensor,
-            expected,
-            got,
-        } => {
+        CudaError::Shape { tensor, expected, got } => {
             assert_eq!(tensor, "layers.1.ffn_up_bias");
             assert_eq!((expected, got), (128, 127));
         }
@@ -29,9 +23,7 @@ fn wrong_layer_count_and_bad_config_are_rejected() {
     let mut w = model.weights();
     w.layers.pop();
     let err = CudaEncoder::new(model.cfg.clone(), &w, GpuPrecision::F16, 0).err();
-    assert!(
-        matches!(err, Some(CudaError::Shape { ref tensor, expected: 2, got: 1 }) if tensor == "layers")
-    );
+    assert!(matches!(err, Some(CudaError::Shape { ref tensor, expected: 2, got: 1 }) if tensor == "layers"));
 
     let mut cfg = model.cfg.clone();
     cfg.heads = 3; // 64 / 3 is not a supported head dim

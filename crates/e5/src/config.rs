@@ -131,18 +131,10 @@ impl ModelConfig {
             "" if arch_names.starts_with("Bert") => Architecture::Bert,
             "" if arch_names.contains("Roberta") => Architecture::XlmRoberta,
             _ => {
-                return Err(Error::UnknownArchitecture {
-                    path,
-                    model_type,
-                    architectures: hf.architectures,
-                });
+                return Err(Error::UnknownArchitecture { path, model_type, architectures: hf.architectures });
             }
         };
-        if let Some(p) = hf
-            .position_embedding_type
-            .as_deref()
-            .filter(|p| *p != "absolute")
-        {
+        if let Some(p) = hf.position_embedding_type.as_deref().filter(|p| *p != "absolute") {
             return Err(Error::config(
                 &path,
                 format!("position_embedding_type {p:?} is not supported (only \"absolute\")"),
@@ -152,45 +144,28 @@ impl ModelConfig {
             "gelu" => GeluKind::Erf,
             "gelu_new" | "gelu_pytorch_tanh" | "gelu_fast" => GeluKind::Tanh,
             other => {
-                return Err(Error::config(
-                    &path,
-                    format!("hidden_act {other:?} is not supported (gelu, gelu_new)"),
-                ))
+                return Err(Error::config(&path, format!("hidden_act {other:?} is not supported (gelu, gelu_new)")))
             }
         };
         let heads = hf.num_attention_heads;
-        if hf.hidden_size == 0
-            || heads == 0
-            || hf.hidden_size % heads != 0
-            || hf.num_hidden_layers == 0
-        {
+        if hf.hidden_size == 0 || heads == 0 || hf.hidden_size % heads != 0 || hf.num_hidden_layers == 0 {
             return Err(Error::config(
                 &path,
-                format!(
-                    "hidden_size {} must be a positive multiple of num_attention_heads {heads}",
-                    hf.hidden_size
-                ),
+                format!("hidden_size {} must be a positive multiple of num_attention_heads {heads}", hf.hidden_size),
             ));
         }
         if hf.vocab_size == 0 || hf.intermediate_size == 0 {
-            return Err(Error::config(
-                &path,
-                "vocab_size and intermediate_size must be positive",
-            ));
+            return Err(Error::config(&path, "vocab_size and intermediate_size must be positive"));
         }
         let position_offset = match architecture {
             Architecture::Bert => 0,
             Architecture::XlmRoberta => hf.pad_token_id.unwrap_or(1) + 1,
         };
         if hf.max_position_embeddings <= position_offset + 2 {
-            return Err(Error::config(
-                &path,
-                "max_position_embeddings leaves no room for a sequence",
-            ));
+            return Err(Error::config(&path, "max_position_embeddings leaves no room for a sequence"));
         }
         let st = read_sentence_transformers(dir)?;
-        let max_tokens = (hf.max_position_embeddings - position_offset)
-            .min(st.max_seq_length.unwrap_or(usize::MAX));
+        let max_tokens = (hf.max_position_embeddings - position_offset).min(st.max_seq_length.unwrap_or(usize::MAX));
         Ok(ModelConfig {
             architecture,
             vocab_size: hf.vocab_size,
@@ -204,15 +179,19 @@ impl ModelConfig {
             type_vocab_size: hf.type_vocab_size.unwrap_or(2),
             position_offset,
             max_tokens,
-            dtype: hf
-                .torch_dtype
-                .or(hf.dtype)
-                .unwrap_or_else(|| "float32".into()),
+            dtype: hf.torch_dtype.or(hf.dtype).unwrap_or_else(|| "float32".into()),
             pooling: st.pooling,
             normalize: st.normalize,
             query_prefix: st.query_prefix,
             passage_prefix: st.passage_prefix,
         })
+    }
+
+    /// Floating-point operations of one forward pass over a sequence of `len` tokens
+    /// (multiply-adds count two; linear layers and attention products).
+    pub fn forward_flops(&self, len: usize) -> f64 {
+        let (l, h, i) = (len as f64, self.hidden as f64, self.intermediate as f64);
+        self.layers as f64 * (2.0 * l * (4.0 * h * h + 2.0 * h * i) + 4.0 * l * l * h)
     }
 
     /// Parameters of the encoder (embeddings included, pooler excluded).
@@ -249,17 +228,19 @@ fn read_sentence_transformers(dir: &Path) -> Result<SentenceTransformers> {
                 st.pooling = match (p.pooling_mode_cls_token, p.pooling_mode_mean_tokens) {
                     (true, false) => Pooling::Cls,
                     (false, true) => Pooling::Mean,
-                    _ => return Err(Error::config(&path, "exactly one of pooling_mode_cls_token / pooling_mode_mean_tokens must be set")),
+                    _ => {
+                        return Err(Error::config(
+                            &path,
+                            "exactly one of pooling_mode_cls_token / pooling_mode_mean_tokens must be set",
+                        ))
+                    }
                 };
                 if p.pooling_mode_max_tokens
                     || p.pooling_mode_mean_sqrt_len_tokens
                     || p.pooling_mode_weightedmean_tokens
                     || p.pooling_mode_lasttoken
                 {
-                    return Err(Error::config(
-                        &path,
-                        "only mean and CLS pooling are supported",
-                    ));
+                    return Err(Error::config(&path, "only mean and CLS pooling are supported"));
                 }
             }
         }

@@ -47,6 +47,9 @@ pub struct ModelInfo {
     /// Checkpoint dtype (`float32`, `float16`, `bfloat16`).
     pub dtype: String,
     pub isa: Isa,
+    /// The int8 micro-kernel in use (`avx512-vnni`, `avx2-maddubs`, …).
+    pub int8_kernel: &'static str,
+    pub precision: Precision,
     pub pooling: e5_kernels::Pooling,
     pub normalize: bool,
     /// Bytes of the memory-mapped checkpoint files.
@@ -64,11 +67,7 @@ impl Model {
     pub fn load(spec: impl AsRef<Path>, options: Options) -> Result<Model> {
         let start = Instant::now();
         let spec = spec.as_ref();
-        let dir = if spec.is_dir() {
-            spec.to_path_buf()
-        } else {
-            resolve_model(&spec.to_string_lossy())?
-        };
+        let dir = if spec.is_dir() { spec.to_path_buf() } else { resolve_model(&spec.to_string_lossy())? };
         let kern = match options.isa {
             Some(isa) => Kernels::get(isa)?,
             None => Kernels::detect()?,
@@ -91,25 +90,20 @@ impl Model {
         let tokenizer = TextTokenizer::open(&dir)?;
         let checkpoint = Checkpoint::open(&dir)?;
         if tokenizer.vocab_size() > cfg.vocab_size {
-            return Err(Error::VocabMismatch {
-                tokenizer: tokenizer.vocab_size(),
-                embeddings: cfg.vocab_size,
-            });
+            return Err(Error::VocabMismatch { tokenizer: tokenizer.vocab_size(), embeddings: cfg.vocab_size });
         }
         let encoder = match &pool {
-            Some(p) => p.install(|| Encoder::load(&checkpoint, cfg.clone(), kern))?,
-            None => Encoder::load(&checkpoint, cfg.clone(), kern)?,
+            Some(p) => {
+                p.install(|| Encoder::load(&checkpoint, cfg.clone(), kern, options.precision, &options.keep_fp32))?
+            }
+            None => Encoder::load(&checkpoint, cfg.clone(), kern, options.precision, &options.keep_fp32)?,
         };
         match options.residency {
             Residency::Lazy => {}
             Residency::Prefetch => encoder.embeddings.words.prefetch(),
             Residency::Lock => {
                 encoder.embeddings.words.prefetch();
-                encoder
-                    .embeddings
-                    .words
-                    .lock()
-                    .map_err(|e| Error::io(dir.join("model.safetensors"), e))?;
+                encoder.embeddings.words.lock().map_err(|e| Error::io(dir.join("model.safetensors"), e))?;
             }
         }
         let normalize = options.normalize.unwrap_or(cfg.normalize);
@@ -148,6 +142,8 @@ impl Model {
             parameters: c.parameters(),
             dtype: c.dtype.clone(),
             isa: self.encoder.kern.isa,
+            int8_kernel: self.encoder.kern.int8_kernel(),
+            precision: self.options.precision,
             pooling: c.pooling,
             normalize: self.normalize,
             mapped_bytes: self.mapped_bytes,
@@ -177,35 +173,22 @@ impl Model {
         // Python's str.isspace also counts the information separators U+001C..U+001F.
         let space = |c: char| c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c);
         let stripped = full.trim_matches(space);
-        let lead = full[..full.len() - full.trim_start_matches(space).len()]
-            .chars()
-            .count();
-        (
-            stripped.to_string(),
-            lead as isize - prefix.chars().count() as isize,
-        )
+        let lead = full[..full.len() - full.trim_start_matches(space).len()].chars().count();
+        (stripped.to_string(), lead as isize - prefix.chars().count() as isize)
     }
 
     /// Tokens of one input, before any truncation.
     pub fn tokenize(&self, input: &Input<'_>) -> Result<Tokens> {
         let enc = self.tokenizer.encode(&self.compose(input).0)?;
-        Ok(Tokens {
-            untruncated: enc.ids.len(),
-            ids: enc.ids,
-            tokens: enc.tokens,
-            offsets: enc.offsets,
-        })
+        Ok(Tokens { untruncated: enc.ids.len(), ids: enc.ids, tokens: enc.tokens, offsets: enc.offsets })
     }
 
     /// Embeds `inputs`. Each vector depends only on its own input: batch-mates and the
     /// thread count do not change a single bit.
     pub fn embed(&self, inputs: &[Input<'_>]) -> Result<Embeddings> {
         self.install(|| {
-            let plans: Vec<Vec<Piece>> = inputs
-                .par_iter()
-                .enumerate()
-                .map(|(i, input)| self.plan(i, input))
-                .collect::<Result<_>>()?;
+            let plans: Vec<Vec<Piece>> =
+                inputs.par_iter().enumerate().map(|(i, input)| self.plan(i, input)).collect::<Result<_>>()?;
             let pieces: Vec<Piece> = plans.into_iter().flatten().collect();
             let vectors = self.run(&pieces);
             Ok(self.assemble(pieces, vectors))
@@ -225,13 +208,10 @@ impl Model {
         }
         let max = self.encoder.cfg.max_tokens;
         let (total, content) = (enc.ids.len(), enc.content());
-        let room = max
-            .checked_sub(enc.prefix + enc.suffix)
-            .filter(|&r| r > 0)
-            .ok_or_else(|| Error::Input {
-                index,
-                message: format!("the model's limit of {max} tokens leaves no room for text"),
-            })?;
+        let room = max.checked_sub(enc.prefix + enc.suffix).filter(|&r| r > 0).ok_or_else(|| Error::Input {
+            index,
+            message: format!("the model's limit of {max} tokens leaves no room for text"),
+        })?;
         let to_caller = |c: usize| (c as isize + shift).max(0) as usize;
         let chars = |a: usize, b: usize| -> Range<usize> {
             if a >= b {
@@ -241,49 +221,22 @@ impl Model {
         };
         let text_chars = input.text.chars().count();
         let piece = |a: usize, b: usize, truncated: bool, chars: Range<usize>| {
-            let ids: Vec<u32> = enc.ids[..enc.prefix]
-                .iter()
-                .chain(&enc.ids[a..b])
-                .chain(&enc.ids[content.end..])
-                .copied()
-                .collect();
-            Piece {
-                row: RowInfo {
-                    input: index,
-                    tokens: ids.len(),
-                    input_tokens: total,
-                    truncated,
-                    chars,
-                },
-                ids,
-            }
+            let ids: Vec<u32> =
+                enc.ids[..enc.prefix].iter().chain(&enc.ids[a..b]).chain(&enc.ids[content.end..]).copied().collect();
+            Piece { row: RowInfo { input: index, tokens: ids.len(), input_tokens: total, truncated, chars }, ids }
         };
         if total <= max {
-            return Ok(vec![piece(
-                content.start,
-                content.end,
-                false,
-                0..text_chars,
-            )]);
+            return Ok(vec![piece(content.start, content.end, false, 0..text_chars)]);
         }
         match self.options.long_inputs {
             LongInputs::Truncate => {
                 let end = content.start + room;
-                Ok(vec![piece(
-                    content.start,
-                    end,
-                    true,
-                    chars(content.start, end),
-                )])
+                Ok(vec![piece(content.start, end, true, chars(content.start, end))])
             }
-            LongInputs::Chunk {
-                window, overlap, ..
-            } => {
+            LongInputs::Chunk { window, overlap, .. } => {
                 let w = if window == 0 { room } else { window.min(room) };
                 if overlap >= w {
-                    return Err(Error::Options(format!(
-                        "chunk overlap {overlap} must be smaller than the window {w}"
-                    )));
+                    return Err(Error::Options(format!("chunk overlap {overlap} must be smaller than the window {w}")));
                 }
                 let mut out = Vec::new();
                 let mut a = content.start;
@@ -317,14 +270,7 @@ impl Model {
             let (ids, seqs) = pack(batch.iter().map(|p| p.ids.as_slice()));
             let hidden = self.encoder.forward(&ids, &seqs, &mut |_, _| {});
             let kern = self.encoder.kern;
-            kern.pool(
-                &hidden,
-                h,
-                &seqs,
-                self.encoder.cfg.pooling,
-                self.normalize,
-                &mut out[start * h..end * h],
-            );
+            kern.pool(&hidden, h, &seqs, self.encoder.cfg.pooling, self.normalize, &mut out[start * h..end * h]);
             start = end;
         }
         out
@@ -334,40 +280,20 @@ impl Model {
     /// their token-weighted mean, renormalized.
     fn assemble(&self, pieces: Vec<Piece>, vectors: Vec<f32>) -> Embeddings {
         let h = self.dim();
-        let per_input = matches!(
-            self.options.long_inputs,
-            LongInputs::Chunk {
-                output: ChunkOutput::PerInput,
-                ..
-            }
-        );
+        let per_input = matches!(self.options.long_inputs, LongInputs::Chunk { output: ChunkOutput::PerInput, .. });
         if !per_input {
-            return Embeddings {
-                dim: h,
-                data: vectors,
-                rows: pieces.into_iter().map(|p| p.row).collect(),
-            };
+            return Embeddings { dim: h, data: vectors, rows: pieces.into_iter().map(|p| p.row).collect() };
         }
         let kern = self.encoder.kern;
-        let mut out = Embeddings {
-            dim: h,
-            ..Default::default()
-        };
+        let mut out = Embeddings { dim: h, ..Default::default() };
         let mut i = 0;
         while i < pieces.len() {
             let input = pieces[i].row.input;
-            let j = i + pieces[i..]
-                .iter()
-                .take_while(|p| p.row.input == input)
-                .count();
+            let j = i + pieces[i..].iter().take_while(|p| p.row.input == input).count();
             let mut v = vec![0.0; h];
             let weight: usize = pieces[i..j].iter().map(|p| p.row.tokens).sum();
             for (p, k) in pieces[i..j].iter().zip(i..j) {
-                kern.axpy(
-                    &mut v,
-                    p.row.tokens as f32 / weight as f32,
-                    &vectors[k * h..(k + 1) * h],
-                );
+                kern.axpy(&mut v, p.row.tokens as f32 / weight as f32, &vectors[k * h..(k + 1) * h]);
             }
             if self.normalize && j - i > 1 {
                 let norm = kern.dot(&v, &v).sqrt();

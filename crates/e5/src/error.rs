@@ -7,20 +7,13 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
 
     #[error("{path}: {message}")]
     Config { path: PathBuf, message: String },
 
     #[error("{path}: unsupported architecture (model_type {model_type:?}, architectures {architectures:?}); e5 runs BERT and XLM-RoBERTa encoders")]
-    UnknownArchitecture {
-        path: PathBuf,
-        model_type: String,
-        architectures: Vec<String>,
-    },
+    UnknownArchitecture { path: PathBuf, model_type: String, architectures: Vec<String> },
 
     #[error("{path}: invalid safetensors file: {message}")]
     Safetensors { path: PathBuf, message: String },
@@ -29,11 +22,7 @@ pub enum Error {
     MissingTensor { path: PathBuf, name: String },
 
     #[error("tensor {name:?}: expected shape {expected:?}, found {found:?}")]
-    TensorShape {
-        name: String,
-        expected: Vec<usize>,
-        found: Vec<usize>,
-    },
+    TensorShape { name: String, expected: Vec<usize>, found: Vec<usize> },
 
     #[error("tensor {name:?}: unsupported dtype {dtype} (expected F32, F16 or BF16)")]
     TensorDtype { name: String, dtype: String },
@@ -59,15 +48,9 @@ pub enum Error {
 
 impl Error {
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io {
-            path: path.into(),
-            source,
-        }
+        Error::Io { path: path.into(), source }
     }
     pub(crate) fn config(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
-        Error::Config {
-            path: path.into(),
-            message: message.into(),
-        }
+        Error::Config { path: path.into(), message: message.into() }
     }
 }

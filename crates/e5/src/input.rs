@@ -24,22 +24,13 @@ pub struct Input<'a> {
 
 impl<'a> Input<'a> {
     pub fn query(text: impl Into<Cow<'a, str>>) -> Self {
-        Input {
-            kind: InputKind::Query,
-            text: text.into(),
-        }
+        Input { kind: InputKind::Query, text: text.into() }
     }
     pub fn passage(text: impl Into<Cow<'a, str>>) -> Self {
-        Input {
-            kind: InputKind::Passage,
-            text: text.into(),
-        }
+        Input { kind: InputKind::Passage, text: text.into() }
     }
     pub fn raw(text: impl Into<Cow<'a, str>>) -> Self {
-        Input {
-            kind: InputKind::Raw,
-            text: text.into(),
-        }
+        Input { kind: InputKind::Raw, text: text.into() }
     }
 }
 
@@ -50,11 +41,7 @@ pub enum LongInputs {
     Truncate,
     /// Split into windows of `window` content tokens (0: as many as fit) overlapping by
     /// `overlap` tokens, and embed each.
-    Chunk {
-        window: usize,
-        overlap: usize,
-        output: ChunkOutput,
-    },
+    Chunk { window: usize, overlap: usize, output: ChunkOutput },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -77,6 +64,39 @@ pub enum Residency {
     Lock,
 }
 
+/// Numeric format of the encoder's linear layers. LayerNorm, softmax, the residual stream
+/// and pooling always stay in f32.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Precision {
+    /// The reference.
+    #[default]
+    Fp32,
+    /// Weights stored as IEEE half, computed in f32.
+    F16,
+    /// Weights stored as bfloat16, computed in f32.
+    Bf16,
+    /// Dynamic quantization: int8 weights per output channel, activations per token at
+    /// run time, exact i32 accumulation, f32 epilogue.
+    Int8,
+}
+
+impl Precision {
+    pub const ALL: [Precision; 4] = [Precision::Fp32, Precision::F16, Precision::Bf16, Precision::Int8];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::Fp32 => "fp32",
+            Precision::F16 => "f16",
+            Precision::Bf16 => "bf16",
+            Precision::Int8 => "int8",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Precision> {
+        Precision::ALL.into_iter().find(|p| p.name() == s.trim().to_ascii_lowercase())
+    }
+}
+
 /// Loading and embedding options.
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -90,6 +110,11 @@ pub struct Options {
     pub max_batch_tokens: usize,
     /// Force an instruction set instead of `E5_ISA` / detection.
     pub isa: Option<e5_kernels::Isa>,
+    /// Format of the linear layers.
+    pub precision: Precision,
+    /// Sub-layers kept in f32 whatever `precision` says (mixed precision), named
+    /// `layer.{i}.{qkv|attn_out|ffn_up|ffn_down}`.
+    pub keep_fp32: Vec<String>,
 }
 
 impl Default for Options {
@@ -101,6 +126,8 @@ impl Default for Options {
             residency: Residency::Lazy,
             max_batch_tokens: 16 * 1024,
             isa: None,
+            precision: Precision::Fp32,
+            keep_fp32: Vec::new(),
         }
     }
 }

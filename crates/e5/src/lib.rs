@@ -31,7 +31,8 @@ pub use e5_kernels::{Isa, Pooling};
 pub use engine::{Model, ModelInfo};
 pub use error::{Error, Result};
 pub use input::{
-    ChunkOutput, Embeddings, Input, InputKind, LongInputs, Options, Residency, RowInfo, Tokens,
+    ChunkOutput, Embeddings, Input, InputKind, LongInputs, Options, Precision, Residency, RowInfo, Tokens,
 };
+pub use model::SUB_LAYERS;
 pub use model::{Site, Tap};
 pub use source::resolve_model;

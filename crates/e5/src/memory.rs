@@ -12,10 +12,5 @@ pub fn peak_resident_bytes() -> Option<usize> {
 
 fn status_kib(key: &str) -> Option<usize> {
     let s = std::fs::read_to_string("/proc/self/status").ok()?;
-    s.lines()
-        .find(|l| l.starts_with(key))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
+    s.lines().find(|l| l.starts_with(key))?.split_whitespace().nth(1)?.parse().ok()
 }

@@ -12,24 +12,19 @@ pub fn resolve_model(spec: &str) -> Result<PathBuf> {
     if path.is_dir() {
         return Ok(path.to_path_buf());
     }
-    let not_found = |reason: String| Error::ModelNotFound {
-        name: spec.to_string(),
-        reason,
-    };
+    let not_found = |reason: String| Error::ModelNotFound { name: spec.to_string(), reason };
     let (org, name) = spec
         .split_once('/')
-        .filter(|(o, n)| {
-            !o.is_empty() && !n.is_empty() && !n.contains('/') && !spec.starts_with('.')
-        })
-        .ok_or_else(|| {
-            not_found("not a directory, and not an ORG/NAME Hugging Face model id".into())
-        })?;
-    let hub = hub_cache()
-        .ok_or_else(|| not_found("no Hugging Face cache directory (set HF_HOME)".into()))?;
+        .filter(|(o, n)| !o.is_empty() && !n.is_empty() && !n.contains('/') && !spec.starts_with('.'))
+        .ok_or_else(|| not_found("not a directory, and not an ORG/NAME Hugging Face model id".into()))?;
+    let hub = hub_cache().ok_or_else(|| not_found("no Hugging Face cache directory (set HF_HOME)".into()))?;
     let repo = hub.join(format!("models--{org}--{name}"));
     let snapshots = repo.join("snapshots");
     if !snapshots.is_dir() {
-        return Err(not_found(format!("not a directory and not in the Hugging Face cache ({} does not exist); e5 never downloads", snapshots.display())));
+        return Err(not_found(format!(
+            "not a directory and not in the Hugging Face cache ({} does not exist); e5 never downloads",
+            snapshots.display()
+        )));
     }
     if let Ok(rev) = std::fs::read_to_string(repo.join("refs/main")) {
         let dir = snapshots.join(rev.trim());
@@ -44,10 +39,7 @@ pub fn resolve_model(spec: &str) -> Result<PathBuf> {
         .collect();
     match dirs.len() {
         1 => Ok(dirs.remove(0)),
-        0 => Err(not_found(format!(
-            "no snapshot with a config.json under {}",
-            snapshots.display()
-        ))),
+        0 => Err(not_found(format!("no snapshot with a config.json under {}", snapshots.display()))),
         _ => Err(not_found(format!(
             "several snapshots under {} and no refs/main; pass the snapshot directory",
             snapshots.display()

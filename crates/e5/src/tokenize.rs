@@ -35,15 +35,10 @@ impl TextTokenizer {
                 std::io::Error::new(std::io::ErrorKind::NotFound, "tokenizer.json not found"),
             ));
         }
-        let mut inner = tokenizers::Tokenizer::from_file(&path).map_err(|e| Error::Tokenizer {
-            path: path.clone(),
-            message: e.to_string(),
-        })?;
+        let mut inner = tokenizers::Tokenizer::from_file(&path)
+            .map_err(|e| Error::Tokenizer { path: path.clone(), message: e.to_string() })?;
         inner.with_padding(None);
-        inner.with_truncation(None).map_err(|e| Error::Tokenizer {
-            path: path.clone(),
-            message: e.to_string(),
-        })?;
+        inner.with_truncation(None).map_err(|e| Error::Tokenizer { path: path.clone(), message: e.to_string() })?;
         Ok(TextTokenizer { inner, path })
     }
 
@@ -56,17 +51,10 @@ impl TextTokenizer {
         let enc = self
             .inner
             .encode_char_offsets(text, true)
-            .map_err(|e| Error::Tokenizer {
-                path: self.path.clone(),
-                message: e.to_string(),
-            })?;
+            .map_err(|e| Error::Tokenizer { path: self.path.clone(), message: e.to_string() })?;
         let special = enc.get_special_tokens_mask();
         let prefix = special.iter().take_while(|&&s| s == 1).count();
-        let suffix = special[prefix..]
-            .iter()
-            .rev()
-            .take_while(|&&s| s == 1)
-            .count();
+        let suffix = special[prefix..].iter().rev().take_while(|&&s| s == 1).count();
         Ok(Encoded {
             ids: enc.get_ids().to_vec(),
             tokens: enc.get_tokens().to_vec(),

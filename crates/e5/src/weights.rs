@@ -59,11 +59,8 @@ impl Checkpoint {
             // SAFETY: the file is opened read-only; e5 never writes through the map. Like every
             // mmap-based loader, a concurrent truncation by another process is not guarded against.
             let map = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(&path, e))?;
-            let (header, meta) =
-                SafeTensors::read_metadata(&map).map_err(|e| Error::Safetensors {
-                    path: path.clone(),
-                    message: e.to_string(),
-                })?;
+            let (header, meta) = SafeTensors::read_metadata(&map)
+                .map_err(|e| Error::Safetensors { path: path.clone(), message: e.to_string() })?;
             let data_start = 8 + header;
             for (name, info) in meta.tensors() {
                 let dtype = match info.dtype {
@@ -72,12 +69,7 @@ impl Checkpoint {
                     Dtype::BF16 => FloatType::Bf16,
                     // Integer side tensors (e.g. `position_ids` buffers) are not weights.
                     Dtype::I64 | Dtype::I32 | Dtype::I8 | Dtype::U8 | Dtype::BOOL => continue,
-                    other => {
-                        return Err(Error::TensorDtype {
-                            name,
-                            dtype: format!("{other:?}"),
-                        })
-                    }
+                    other => return Err(Error::TensorDtype { name, dtype: format!("{other:?}") }),
                 };
                 let (s, e) = info.data_offsets;
                 let t = TensorRef {
@@ -99,34 +91,21 @@ impl Checkpoint {
                 path: maps[0].0.clone(),
                 name: "embeddings.word_embeddings.weight".into(),
             })?;
-        Ok(Checkpoint {
-            maps,
-            tensors,
-            prefix,
-        })
+        Ok(Checkpoint { maps, tensors, prefix })
     }
 
     /// Looks a tensor up under the checkpoint's prefix; old BERT checkpoints name
     /// LayerNorm parameters `gamma` / `beta`.
     fn find(&self, name: &str, shape: &[usize]) -> Result<(&TensorRef, String)> {
         let full = format!("{}{name}", self.prefix);
-        let legacy = full
-            .replace("LayerNorm.weight", "LayerNorm.gamma")
-            .replace("LayerNorm.bias", "LayerNorm.beta");
+        let legacy = full.replace("LayerNorm.weight", "LayerNorm.gamma").replace("LayerNorm.bias", "LayerNorm.beta");
         let t = self
             .tensors
             .get(&full)
             .or_else(|| self.tensors.get(&legacy))
-            .ok_or_else(|| Error::MissingTensor {
-                path: self.maps[0].0.clone(),
-                name: full.clone(),
-            })?;
+            .ok_or_else(|| Error::MissingTensor { path: self.maps[0].0.clone(), name: full.clone() })?;
         if t.shape != shape {
-            return Err(Error::TensorShape {
-                name: full,
-                expected: shape.to_vec(),
-                found: t.shape.clone(),
-            });
+            return Err(Error::TensorShape { name: full, expected: shape.to_vec(), found: t.shape.clone() });
         }
         Ok((t, full))
     }
@@ -163,21 +142,13 @@ impl Checkpoint {
             #[cfg(unix)]
             // SAFETY: e5 holds no reference into the range (the tensor was copied out).
             let _ = unsafe {
-                self.maps[t.file].1.unchecked_advise_range(
-                    memmap2::UncheckedAdvice::DontNeed,
-                    t.start,
-                    t.end - t.start,
-                )
+                self.maps[t.file].1.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, t.start, t.end - t.start)
             };
         }
     }
 
     fn find_any(&self, name: &str) -> Result<(&TensorRef, String)> {
-        let shape = self
-            .tensors
-            .get(&format!("{}{name}", self.prefix))
-            .map(|t| t.shape.clone())
-            .unwrap_or_default();
+        let shape = self.tensors.get(&format!("{}{name}", self.prefix)).map(|t| t.shape.clone()).unwrap_or_default();
         self.find(name, &shape)
     }
 
@@ -197,10 +168,7 @@ fn shard_files(dir: &Path) -> Result<Vec<PathBuf>> {
     if !index.exists() {
         return Err(Error::io(
             &single,
-            std::io::Error::new(
-                std::io::ErrorKind::NotFound,
-                "no model.safetensors or model.safetensors.index.json",
-            ),
+            std::io::Error::new(std::io::ErrorKind::NotFound, "no model.safetensors or model.safetensors.index.json"),
         ));
     }
     #[derive(serde::Deserialize)]
@@ -208,16 +176,12 @@ fn shard_files(dir: &Path) -> Result<Vec<PathBuf>> {
         weight_map: HashMap<String, String>,
     }
     let text = std::fs::read_to_string(&index).map_err(|e| Error::io(&index, e))?;
-    let idx: Index = serde_json::from_str(&text)
-        .map_err(|e| Error::config(&index, format!("malformed index: {e}")))?;
+    let idx: Index = serde_json::from_str(&text).map_err(|e| Error::config(&index, format!("malformed index: {e}")))?;
     let mut files: Vec<String> = idx.weight_map.into_values().collect();
     files.sort();
     files.dedup();
     if files.is_empty() || files.iter().any(|f| f.contains('/') || f.contains("..")) {
-        return Err(Error::config(
-            &index,
-            "weight_map must name shard files inside the model directory",
-        ));
+        return Err(Error::config(&index, "weight_map must name shard files inside the model directory"));
     }
     Ok(files.into_iter().map(|f| dir.join(f)).collect())
 }
@@ -225,18 +189,15 @@ fn shard_files(dir: &Path) -> Result<Vec<PathBuf>> {
 /// Little-endian `bytes` of `dtype` into `out` (lengths must agree).
 fn convert(bytes: &[u8], dtype: FloatType, out: &mut [f32]) {
     match dtype {
-        FloatType::F32 => bytes
-            .chunks_exact(4)
-            .zip(out)
-            .for_each(|(b, o)| *o = f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
-        FloatType::F16 => bytes
-            .chunks_exact(2)
-            .zip(out)
-            .for_each(|(b, o)| *o = f16::from_le_bytes([b[0], b[1]]).to_f32()),
-        FloatType::Bf16 => bytes
-            .chunks_exact(2)
-            .zip(out)
-            .for_each(|(b, o)| *o = bf16::from_le_bytes([b[0], b[1]]).to_f32()),
+        FloatType::F32 => {
+            bytes.chunks_exact(4).zip(out).for_each(|(b, o)| *o = f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        }
+        FloatType::F16 => {
+            bytes.chunks_exact(2).zip(out).for_each(|(b, o)| *o = f16::from_le_bytes([b[0], b[1]]).to_f32())
+        }
+        FloatType::Bf16 => {
+            bytes.chunks_exact(2).zip(out).for_each(|(b, o)| *o = bf16::from_le_bytes([b[0], b[1]]).to_f32())
+        }
     }
 }
 
@@ -272,14 +233,8 @@ impl MappedTensor {
     /// Reads every page so the table is resident before the first call.
     pub fn prefetch(&self) {
         #[cfg(unix)]
-        let _ = self
-            .map
-            .advise_range(memmap2::Advice::WillNeed, self.start, self.bytes());
-        let touched: u64 = self.map[self.range()]
-            .iter()
-            .step_by(4096)
-            .map(|&b| b as u64)
-            .sum();
+        let _ = self.map.advise_range(memmap2::Advice::WillNeed, self.start, self.bytes());
+        let touched: u64 = self.map[self.range()].iter().step_by(4096).map(|&b| b as u64).sum();
         std::hint::black_box(touched);
     }
 

@@ -122,9 +122,8 @@ impl Model {
             .enumerate()
             .map(|(t, &id)| {
                 let p = c.position_offset + t;
-                let row: Vec<f32> = (0..h)
-                    .map(|j| self.word[id as usize * h + j] + self.pos[p * h + j] + self.typ[j])
-                    .collect();
+                let row: Vec<f32> =
+                    (0..h).map(|j| self.word[id as usize * h + j] + self.pos[p * h + j] + self.typ[j]).collect();
                 layer_norm(&row, &self.ln_g, &self.ln_b, c.layer_norm_eps)
             })
             .collect();
@@ -155,10 +154,7 @@ impl Model {
                 let a = linear(&ctx[t], &l.t[2], &l.t[3]);
                 let r: Vec<f32> = a.iter().zip(&x[t]).map(|(a, b)| a + b).collect();
                 x[t] = layer_norm(&r, &l.t[4], &l.t[5], c.layer_norm_eps);
-                let up: Vec<f32> = linear(&x[t], &l.t[6], &l.t[7])
-                    .into_iter()
-                    .map(|v| gelu(v, c.gelu))
-                    .collect();
+                let up: Vec<f32> = linear(&x[t], &l.t[6], &l.t[7]).into_iter().map(|v| gelu(v, c.gelu)).collect();
                 let down = linear(&up, &l.t[8], &l.t[9]);
                 let r: Vec<f32> = down.iter().zip(&x[t]).map(|(a, b)| a + b).collect();
                 x[t] = layer_norm(&r, &l.t[10], &l.t[11], c.layer_norm_eps);
@@ -166,9 +162,7 @@ impl Model {
         }
         let mut out = match c.pooling {
             Pooling::Cls => x[0].clone(),
-            Pooling::Mean => (0..h)
-                .map(|j| x.iter().map(|r| r[j]).sum::<f32>() / n as f32)
-                .collect(),
+            Pooling::Mean => (0..h).map(|j| x.iter().map(|r| r[j]).sum::<f32>() / n as f32).collect(),
         };
         let norm = out.iter().map(|v| v * v).sum::<f32>().sqrt();
         out.iter_mut().for_each(|v| *v /= norm);
@@ -180,13 +174,7 @@ fn linear(x: &[f32], w: &[f32], b: &[f32]) -> Vec<f32> {
     let k = x.len();
     b.iter()
         .enumerate()
-        .map(|(o, bias)| {
-            bias + w[o * k..o * k + k]
-                .iter()
-                .zip(x)
-                .map(|(a, b)| a * b)
-                .sum::<f32>()
-        })
+        .map(|(o, bias)| bias + w[o * k..o * k + k].iter().zip(x).map(|(a, b)| a * b).sum::<f32>())
         .collect()
 }
 
@@ -195,10 +183,7 @@ fn layer_norm(x: &[f32], g: &[f32], b: &[f32], eps: f32) -> Vec<f32> {
     let mean = x.iter().sum::<f32>() / n;
     let var = x.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / n;
     let rstd = 1.0 / (var + eps).sqrt();
-    x.iter()
-        .zip(g.iter().zip(b))
-        .map(|(v, (g, b))| (v - mean) * rstd * g + b)
-        .collect()
+    x.iter().zip(g.iter().zip(b)).map(|(v, (g, b))| (v - mean) * rstd * g + b).collect()
 }
 
 fn gelu(v: f32, form: Gelu) -> f32 {
@@ -213,8 +198,7 @@ fn libm_erf(x: f32) -> f32 {
     let x = x as f64;
     let t = 1.0 / (1.0 + 0.327_591_1 * x.abs());
     let y = 1.0
-        - (((((1.061_405_429 * t - 1.453_152_027) * t) + 1.421_413_741) * t - 0.284_496_736) * t
-            + 0.254_829_592)
+        - (((((1.061_405_429 * t - 1.453_152_027) * t) + 1.421_413_741) * t - 0.284_496_736) * t + 0.254_829_592)
             * t
             * (-x * x).exp();
     (if x >= 0.0 { y } else { -y }) as f32
@@ -229,7 +213,5 @@ pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
 
 /// Deterministic token ids for text `k` of length `len`.
 pub fn tokens(k: usize, len: usize) -> Vec<u32> {
-    (0..len)
-        .map(|t| ((k * 7919 + t * 104_729 + 13) % VOCAB) as u32)
-        .collect()
+    (0..len).map(|t| ((k * 7919 + t * 104_729 + 13) % VOCAB) as u32).collect()
 }

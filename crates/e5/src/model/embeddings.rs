@@ -22,17 +22,11 @@ pub(crate) struct Embeddings {
 impl Embeddings {
     pub fn load(ck: &Checkpoint, cfg: &ModelConfig) -> Result<Self> {
         let h = cfg.hidden;
-        let mut token_type = ck.f32(
-            "embeddings.token_type_embeddings.weight",
-            &[cfg.type_vocab_size, h],
-        )?;
+        let mut token_type = ck.f32("embeddings.token_type_embeddings.weight", &[cfg.type_vocab_size, h])?;
         token_type.truncate(h);
         Ok(Embeddings {
             words: ck.mapped("embeddings.word_embeddings.weight", [cfg.vocab_size, h])?,
-            positions: ck.f32(
-                "embeddings.position_embeddings.weight",
-                &[cfg.max_positions, h],
-            )?,
+            positions: ck.f32("embeddings.position_embeddings.weight", &[cfg.max_positions, h])?,
             token_type,
             norm: Norm::load(ck, "embeddings.LayerNorm", h, cfg.layer_norm_eps)?,
             hidden: h,
@@ -50,14 +44,12 @@ impl Embeddings {
         for s in seqs.windows(2) {
             (s[0]..s[1]).for_each(|t| pos[t] = t - s[0]);
         }
-        x.par_chunks_mut(h)
-            .zip(ids.par_iter().zip(&pos))
-            .for_each(|(row, (&id, &p))| {
-                self.words.row_into(id as usize, row);
-                let p = p + self.position_offset;
-                kern.axpy(row, 1.0, &self.positions[p * h..(p + 1) * h]);
-                kern.axpy(row, 1.0, &self.token_type);
-            });
+        x.par_chunks_mut(h).zip(ids.par_iter().zip(&pos)).for_each(|(row, (&id, &p))| {
+            self.words.row_into(id as usize, row);
+            let p = p + self.position_offset;
+            kern.axpy(row, 1.0, &self.positions[p * h..(p + 1) * h]);
+            kern.axpy(row, 1.0, &self.token_type);
+        });
         self.norm.forward(kern, &mut x);
         x
     }

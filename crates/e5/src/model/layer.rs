@@ -4,6 +4,7 @@ use super::linear::{Linear, Norm};
 use super::{Site, Tap};
 use crate::config::ModelConfig;
 use crate::error::Result;
+use crate::input::Precision;
 use crate::weights::Checkpoint;
 use e5_kernels::{AttentionShape, Kernels, Post};
 
@@ -20,40 +21,32 @@ pub(crate) struct Layer {
 }
 
 impl Layer {
-    pub fn load(ck: &Checkpoint, kern: &Kernels, cfg: &ModelConfig, i: usize) -> Result<Self> {
+    /// `precision(sub_layer)` gives each linear map's format (`qkv`, `attn_out`, `ffn_up`, `ffn_down`).
+    pub fn load(
+        ck: &Checkpoint,
+        kern: &Kernels,
+        cfg: &ModelConfig,
+        i: usize,
+        precision: &dyn Fn(&str) -> Precision,
+    ) -> Result<Self> {
         let (h, inter, eps) = (cfg.hidden, cfg.intermediate, cfg.layer_norm_eps);
         let p = format!("encoder.layer.{i}");
         let attn = |s: &str| format!("{p}.attention.self.{s}");
+        let dense = |s: &str| format!("{p}.{s}.dense");
         Ok(Layer {
-            qkv: Linear::load(
-                ck,
-                kern,
-                &[&attn("query"), &attn("key"), &attn("value")],
-                h,
-                h,
-            )?,
-            attn_out: Linear::load(ck, kern, &[&format!("{p}.attention.output.dense")], h, h)?,
+            qkv: Linear::load(ck, kern, &[&attn("query"), &attn("key"), &attn("value")], h, h, precision("qkv"))?,
+            attn_out: Linear::load(ck, kern, &[&dense("attention.output")], h, h, precision("attn_out"))?,
             attn_norm: Norm::load(ck, &format!("{p}.attention.output.LayerNorm"), h, eps)?,
-            ffn_up: Linear::load(ck, kern, &[&format!("{p}.intermediate.dense")], inter, h)?,
-            ffn_down: Linear::load(ck, kern, &[&format!("{p}.output.dense")], h, inter)?,
+            ffn_up: Linear::load(ck, kern, &[&dense("intermediate")], inter, h, precision("ffn_up"))?,
+            ffn_down: Linear::load(ck, kern, &[&dense("output")], h, inter, precision("ffn_down"))?,
             ffn_norm: Norm::load(ck, &format!("{p}.output.LayerNorm"), h, eps)?,
-            shape: AttentionShape {
-                hidden: h,
-                heads: cfg.heads,
-            },
+            shape: AttentionShape { hidden: h, heads: cfg.heads },
             cfg_gelu: cfg.gelu,
         })
     }
 
     /// `x`: `[T, H]` → `[T, H]`; `seqs` delimits the sequences of the batch.
-    pub fn forward(
-        &self,
-        kern: &Kernels,
-        x: Vec<f32>,
-        seqs: &[usize],
-        layer: usize,
-        tap: &mut Tap<'_>,
-    ) -> Vec<f32> {
+    pub fn forward(&self, kern: &Kernels, x: Vec<f32>, seqs: &[usize], layer: usize, tap: &mut Tap<'_>) -> Vec<f32> {
         let t = *seqs.last().unwrap_or(&0);
         let qkv = self.qkv.forward(kern, &x, t, Post::None);
         tap(Site::Qkv(layer), &qkv);
@@ -72,10 +65,7 @@ impl Layer {
     }
 
     pub fn bytes(&self) -> usize {
-        [&self.qkv, &self.attn_out, &self.ffn_up, &self.ffn_down]
-            .iter()
-            .map(|l| l.bytes())
-            .sum::<usize>()
+        [&self.qkv, &self.attn_out, &self.ffn_up, &self.ffn_down].iter().map(|l| l.bytes()).sum::<usize>()
             + self.attn_norm.bytes()
             + self.ffn_norm.bytes()
     }

@@ -1,12 +1,20 @@
 //! The two parameterised ops of an encoder layer: a linear map and a LayerNorm.
 
 use crate::error::Result;
+use crate::input::Precision;
 use crate::weights::Checkpoint;
-use e5_kernels::{Kernels, PackedF32, Post};
+use e5_kernels::{Kernels, PackedF32, PackedI8, Post, Storage};
+
+/// Packed weights in the layer's precision.
+enum Weights {
+    /// f32 arithmetic on f32, f16 or bf16 storage.
+    Float(PackedF32),
+    Int8(PackedI8),
+}
 
 /// `y = x · Wᵀ + b` with `W` packed once at load.
 pub(crate) struct Linear {
-    weight: PackedF32,
+    weight: Weights,
 }
 
 impl Linear {
@@ -18,6 +26,7 @@ impl Linear {
         names: &[&str],
         n_each: usize,
         k: usize,
+        precision: Precision,
     ) -> Result<Self> {
         let (mut w, mut b) = (Vec::with_capacity(names.len() * n_each * k), Vec::new());
         for name in names {
@@ -25,7 +34,13 @@ impl Linear {
             b.extend(ck.f32(&format!("{name}.bias"), &[n_each])?);
         }
         let n = names.len() * n_each;
-        let weight = PackedF32::from_rows(kern, &w, n, k, k, Some(&b));
+        let float = |s: Storage| Weights::Float(PackedF32::from_rows(kern, &w, n, k, k, Some(&b)).stored_as(s));
+        let weight = match precision {
+            Precision::Fp32 => float(Storage::F32),
+            Precision::F16 => float(Storage::F16),
+            Precision::Bf16 => float(Storage::Bf16),
+            Precision::Int8 => Weights::Int8(PackedI8::quantize(kern, &w, n, k, Some(&b))),
+        };
         for name in names {
             ck.release(&format!("{name}.weight"));
         }
@@ -34,13 +49,25 @@ impl Linear {
 
     /// `x`: `[t, k]` → `[t, n]`, with `post` fused into the GEMM's store.
     pub fn forward(&self, kern: &Kernels, x: &[f32], t: usize, post: Post<'_>) -> Vec<f32> {
-        let mut y = vec![0.0; t * self.weight.n()];
-        kern.gemm(x, t, &self.weight, post, &mut y);
-        y
+        match &self.weight {
+            Weights::Float(w) => {
+                let mut y = vec![0.0; t * w.n()];
+                kern.gemm(x, t, w, post, &mut y);
+                y
+            }
+            Weights::Int8(w) => {
+                let mut y = vec![0.0; t * w.n()];
+                kern.gemm_i8(x, t, w, post, &mut y);
+                y
+            }
+        }
     }
 
     pub fn bytes(&self) -> usize {
-        self.weight.bytes()
+        match &self.weight {
+            Weights::Float(w) => w.bytes(),
+            Weights::Int8(w) => w.bytes(),
+        }
     }
 }
 

@@ -5,7 +5,8 @@ mod layer;
 mod linear;
 
 use crate::config::ModelConfig;
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::input::Precision;
 use crate::weights::Checkpoint;
 use e5_kernels::Kernels;
 use embeddings::Embeddings;
@@ -32,6 +33,9 @@ pub enum Site {
 /// reports). The slice is row-major `[T, width]` over the whole packed batch.
 pub type Tap<'a> = dyn FnMut(Site, &[f32]) + 'a;
 
+/// The linear maps of a layer, as named in `keep_fp32` and quantization reports.
+pub const SUB_LAYERS: [&str; 4] = ["qkv", "attn_out", "ffn_up", "ffn_down"];
+
 pub(crate) struct Encoder {
     pub cfg: ModelConfig,
     pub embeddings: Embeddings,
@@ -40,17 +44,28 @@ pub(crate) struct Encoder {
 }
 
 impl Encoder {
-    pub fn load(ck: &Checkpoint, cfg: ModelConfig, kern: &'static Kernels) -> Result<Self> {
+    /// Loads every layer in `precision`, except the sub-layers named in `keep_fp32`
+    /// (`layer.{i}.{qkv|attn_out|ffn_up|ffn_down}`), which stay f32.
+    pub fn load(
+        ck: &Checkpoint,
+        cfg: ModelConfig,
+        kern: &'static Kernels,
+        precision: Precision,
+        keep_fp32: &[String],
+    ) -> Result<Self> {
+        let names: Vec<String> = (0..cfg.layers).flat_map(|i| SUB_LAYERS.map(|s| format!("layer.{i}.{s}"))).collect();
+        if let Some(bad) = keep_fp32.iter().find(|k| !names.contains(k)) {
+            let expected = format!("layer.N.{{{}}} with N < {}", SUB_LAYERS.join("|"), cfg.layers);
+            return Err(Error::Options(format!("keep-fp32 {bad:?} names no sub-layer (expected {expected})")));
+        }
         let embeddings = Embeddings::load(ck, &cfg)?;
         let layers = (0..cfg.layers)
-            .map(|i| Layer::load(ck, kern, &cfg, i))
+            .map(|i| {
+                let keep = |s: &str| keep_fp32.contains(&format!("layer.{i}.{s}"));
+                Layer::load(ck, kern, &cfg, i, &|s| if keep(s) { Precision::Fp32 } else { precision })
+            })
             .collect::<Result<_>>()?;
-        Ok(Encoder {
-            cfg,
-            embeddings,
-            layers,
-            kern,
-        })
+        Ok(Encoder { cfg, embeddings, layers, kern })
     }
 
     /// `ids`: `[T]`, `seqs`: `n + 1` prefix offsets → last hidden states `[T, H]`.
