@@ -31,24 +31,11 @@ pub fn median_secs(seconds: f64, mut f: impl FnMut()) -> f64 {
 }
 
 /// `C[m, n] = A[m, k] · W[n, k]ᵀ + bias` with the `gemm` crate (bias pre-broadcast into C).
-pub fn gemm_crate(
-    a: &[f32],
-    w: &[f32],
-    bias: &[f32],
-    c: &mut [f32],
-    m: usize,
-    n: usize,
-    k: usize,
-    threads: usize,
-) {
+pub fn gemm_crate(a: &[f32], w: &[f32], bias: &[f32], c: &mut [f32], m: usize, n: usize, k: usize, threads: usize) {
     for row in c.chunks_exact_mut(n) {
         row.copy_from_slice(bias);
     }
-    let par = if threads > 1 {
-        gemm::Parallelism::Rayon(threads)
-    } else {
-        gemm::Parallelism::None
-    };
+    let par = if threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
     // SAFETY: strides describe the row-major buffers above; Wᵀ is W read column-major.
     unsafe {
         gemm::gemm(

@@ -7,10 +7,7 @@ use safetensors::SafeTensors;
 use std::path::{Path, PathBuf};
 
 pub fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
 }
 
 pub fn fixture(name: &str) -> PathBuf {
@@ -19,9 +16,7 @@ pub fn fixture(name: &str) -> PathBuf {
 
 /// A model built from a pinned PyPI package into `models/` (or `$E5_MODELS`).
 pub fn built_model(name: &str) -> PathBuf {
-    let root = std::env::var_os("E5_MODELS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace().join("models"));
+    let root = std::env::var_os("E5_MODELS").map(PathBuf::from).unwrap_or_else(|| workspace().join("models"));
     let dir = root.join(name);
     assert!(
         dir.join("model.safetensors").exists(),
@@ -42,14 +37,10 @@ pub struct Reference {
 }
 
 fn f32s(b: &[u8]) -> Vec<f32> {
-    b.chunks_exact(4)
-        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
-        .collect()
+    b.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect()
 }
 fn i64s(b: &[u8]) -> Vec<i64> {
-    b.chunks_exact(8)
-        .map(|c| i64::from_le_bytes(c.try_into().unwrap()))
-        .collect()
+    b.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap())).collect()
 }
 
 impl Reference {
@@ -57,8 +48,7 @@ impl Reference {
         let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         let (_, meta) = SafeTensors::read_metadata(&bytes).unwrap();
         let st = SafeTensors::deserialize(&bytes).unwrap();
-        let texts: Vec<String> =
-            serde_json::from_str(&meta.metadata().as_ref().unwrap()["texts"]).unwrap();
+        let texts: Vec<String> = serde_json::from_str(&meta.metadata().as_ref().unwrap()["texts"]).unwrap();
         let ids = i64s(st.tensor("input_ids").unwrap().data());
         let offsets = i64s(st.tensor("offsets").unwrap().data());
         let emb = st.tensor("embeddings").unwrap();
@@ -70,17 +60,9 @@ impl Reference {
         Reference {
             ids: offsets
                 .windows(2)
-                .map(|w| {
-                    ids[w[0] as usize..w[1] as usize]
-                        .iter()
-                        .map(|&i| i as u32)
-                        .collect()
-                })
+                .map(|w| ids[w[0] as usize..w[1] as usize].iter().map(|&i| i as u32).collect())
                 .collect(),
-            untruncated: i64s(st.tensor("untruncated_lengths").unwrap().data())
-                .iter()
-                .map(|&n| n as usize)
-                .collect(),
+            untruncated: i64s(st.tensor("untruncated_lengths").unwrap().data()).iter().map(|&n| n as usize).collect(),
             embeddings: f32s(emb.data()).chunks(dim).map(|c| c.to_vec()).collect(),
             texts,
             hidden_states,
@@ -97,10 +79,7 @@ pub fn cosine(a: &[f32], b: &[f32]) -> f64 {
 
 pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
 }
 
 /// Copies a fixture model directory into a fresh temporary directory for mutation.

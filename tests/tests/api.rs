@@ -14,7 +14,9 @@ fn query_and_passage_prefixes_are_explicit() {
     let m = Model::load(built_model("multilingual-e5-small"), Options::default()).unwrap();
     let q = m.embed(&[Input::query("how to bake bread"), Input::raw("query: how to bake bread")]).unwrap();
     assert_eq!(q.vector(0), q.vector(1));
-    let p = m.embed(&[Input::passage("Bread is baked at 220 °C."), Input::raw("passage: Bread is baked at 220 °C.")]).unwrap();
+    let p = m
+        .embed(&[Input::passage("Bread is baked at 220 °C."), Input::raw("passage: Bread is baked at 220 °C.")])
+        .unwrap();
     assert_eq!(p.vector(0), p.vector(1));
     let raw = m.embed(&[Input::raw("how to bake bread")]).unwrap();
     assert_ne!(raw.vector(0), q.vector(0));

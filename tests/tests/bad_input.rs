@@ -29,8 +29,10 @@ fn edit_tensors(dir: &Path, f: impl Fn(&str, Dtype, Vec<usize>, Vec<u8>) -> Opti
         .into_iter()
         .filter_map(|(n, t)| f(&n, t.dtype(), t.shape().to_vec(), t.data().to_vec()).map(|(d, s, b)| (n, d, s, b)))
         .collect();
-    let views: Vec<(String, safetensors::tensor::TensorView)> =
-        owned.iter().map(|(n, d, s, b)| (n.clone(), safetensors::tensor::TensorView::new(*d, s.clone(), b).unwrap())).collect();
+    let views: Vec<(String, safetensors::tensor::TensorView)> = owned
+        .iter()
+        .map(|(n, d, s, b)| (n.clone(), safetensors::tensor::TensorView::new(*d, s.clone(), b).unwrap()))
+        .collect();
     safetensors::serialize_to_file(views, None, &p).unwrap();
 }
 
@@ -162,12 +164,18 @@ fn sharded_checkpoint_with_index_loads() {
     for (i, (n, t)) in st.tensors().into_iter().enumerate() {
         let file = if i % 2 == 0 { "model-00001-of-00002.safetensors" } else { "model-00002-of-00002.safetensors" };
         map.insert(n.clone(), file.into());
-        if i % 2 == 0 { a.push((n, t)) } else { b.push((n, t)) }
+        if i % 2 == 0 {
+            a.push((n, t))
+        } else {
+            b.push((n, t))
+        }
     }
     safetensors::serialize_to_file(a, None, &d.path().join("model-00001-of-00002.safetensors")).unwrap();
     safetensors::serialize_to_file(b, None, &d.path().join("model-00002-of-00002.safetensors")).unwrap();
-    std::fs::write(d.path().join("model.safetensors.index.json"), serde_json::json!({ "weight_map": map }).to_string()).unwrap();
-    let want = Model::load(fixture("tiny-bert"), Options::default()).unwrap().embed(&[e5::Input::raw("shards")]).unwrap();
+    std::fs::write(d.path().join("model.safetensors.index.json"), serde_json::json!({ "weight_map": map }).to_string())
+        .unwrap();
+    let want =
+        Model::load(fixture("tiny-bert"), Options::default()).unwrap().embed(&[e5::Input::raw("shards")]).unwrap();
     drop(st);
     std::fs::remove_file(&p).unwrap();
     let got = Model::load(d.path(), Options::default()).unwrap().embed(&[e5::Input::raw("shards")]).unwrap();

@@ -46,8 +46,12 @@ fn chunks_cover_the_text_with_overlap_and_char_spans() {
 #[test]
 fn per_input_chunking_is_the_weighted_mean_of_chunks() {
     let text = "All human beings are born free and equal in dignity and rights. ".repeat(15);
-    let per_chunk = tiny(LongInputs::Chunk { window: 30, overlap: 5, output: ChunkOutput::PerChunk }).embed(&[Input::raw(text.as_str())]).unwrap();
-    let per_input = tiny(LongInputs::Chunk { window: 30, overlap: 5, output: ChunkOutput::PerInput }).embed(&[Input::raw(text.as_str())]).unwrap();
+    let per_chunk = tiny(LongInputs::Chunk { window: 30, overlap: 5, output: ChunkOutput::PerChunk })
+        .embed(&[Input::raw(text.as_str())])
+        .unwrap();
+    let per_input = tiny(LongInputs::Chunk { window: 30, overlap: 5, output: ChunkOutput::PerInput })
+        .embed(&[Input::raw(text.as_str())])
+        .unwrap();
     assert_eq!(per_input.len(), 1);
     let total: usize = per_chunk.rows.iter().map(|r| r.tokens).sum();
     let mut mean = vec![0.0f32; per_chunk.dim];
@@ -66,7 +70,9 @@ fn a_one_megabyte_text_follows_the_rules() {
     assert!(text.len() > 1_000_000);
     let t = tiny(LongInputs::Truncate).embed(&[Input::raw(text.as_str())]).unwrap();
     assert!(t.rows[0].truncated && t.rows[0].input_tokens > 100_000);
-    let c = tiny(LongInputs::Chunk { window: 0, overlap: 0, output: ChunkOutput::PerInput }).embed(&[Input::raw(text.as_str())]).unwrap();
+    let c = tiny(LongInputs::Chunk { window: 0, overlap: 0, output: ChunkOutput::PerInput })
+        .embed(&[Input::raw(text.as_str())])
+        .unwrap();
     assert_eq!(c.len(), 1);
     assert!(c.vector(0).iter().all(|x| x.is_finite()));
     assert_eq!(c.rows[0].chars.end, text.trim_end().chars().count());

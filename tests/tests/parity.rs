@@ -10,14 +10,8 @@ const MAX_DIFF: f32 = 1e-5;
 const MIN_COSINE: f64 = 0.99999;
 
 fn model(dir: &Path, isa: Isa) -> Model {
-    Model::load(
-        dir,
-        Options {
-            isa: Some(isa),
-            ..Options::default()
-        },
-    )
-    .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+    Model::load(dir, Options { isa: Some(isa), ..Options::default() })
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
 }
 
 /// Token ids and embeddings of every reference text, on one ISA.
@@ -25,63 +19,33 @@ fn check_embeddings(dir: &Path, reference: &Path, isa: Isa, limit: usize) {
     let m = model(dir, isa);
     let r = Reference::load(reference);
     let n = r.texts.len().min(limit);
-    let inputs: Vec<Input> = r.texts[..n]
-        .iter()
-        .map(|t| Input::raw(t.as_str()))
-        .collect();
+    let inputs: Vec<Input> = r.texts[..n].iter().map(|t| Input::raw(t.as_str())).collect();
     let out = m.embed(&inputs).unwrap();
     let (mut worst_diff, mut worst_cos) = (0.0f32, 1.0f64);
     for i in 0..n {
         let toks = m.tokenize(&inputs[i]).unwrap();
-        assert_eq!(
-            toks.ids.len(),
-            r.untruncated[i],
-            "{isa} text {i} {:?}: untruncated length",
-            r.texts[i]
-        );
+        assert_eq!(toks.ids.len(), r.untruncated[i], "{isa} text {i} {:?}: untruncated length", r.texts[i]);
         let row = &out.rows[i];
-        assert_eq!(
-            row.truncated,
-            r.untruncated[i] > r.ids[i].len(),
-            "{isa} text {i}: truncation flag"
-        );
-        assert_eq!(
-            row.tokens,
-            r.ids[i].len(),
-            "{isa} text {i}: tokens embedded"
-        );
+        assert_eq!(row.truncated, r.untruncated[i] > r.ids[i].len(), "{isa} text {i}: truncation flag");
+        assert_eq!(row.tokens, r.ids[i].len(), "{isa} text {i}: tokens embedded");
         // Truncation keeps the first tokens and the closing special.
         let want = &r.ids[i];
-        let kept: Vec<u32> = toks.ids[..want.len() - 1]
-            .iter()
-            .chain(toks.ids.last())
-            .copied()
-            .collect();
+        let kept: Vec<u32> = toks.ids[..want.len() - 1].iter().chain(toks.ids.last()).copied().collect();
         assert_eq!(&kept, want, "{isa} text {i} {:?}: ids", r.texts[i]);
         let d = max_abs_diff(out.vector(i), &r.embeddings[i]);
         let c = cosine(out.vector(i), &r.embeddings[i]);
-        assert!(
-            d <= MAX_DIFF && c >= MIN_COSINE,
-            "{isa} text {i} {:?}: max diff {d:e}, cosine {c}",
-            r.texts[i]
-        );
+        assert!(d <= MAX_DIFF && c >= MIN_COSINE, "{isa} text {i} {:?}: max diff {d:e}, cosine {c}", r.texts[i]);
         worst_diff = worst_diff.max(d);
         worst_cos = worst_cos.min(c);
     }
-    eprintln!(
-        "{} on {isa}: {n} texts, max |diff| {worst_diff:.2e}, min cosine {worst_cos:.7}",
-        dir.display()
-    );
+    eprintln!("{} on {isa}: {n} texts, max |diff| {worst_diff:.2e}, min cosine {worst_cos:.7}", dir.display());
 }
 
 /// Per-layer hidden states of a tiny model against HF `output_hidden_states`.
 fn check_hidden_states(name: &str) {
     let dir = fixture(name);
     let r = Reference::load(&dir.join("reference.safetensors"));
-    let want = r
-        .hidden_states
-        .as_ref()
-        .expect("tiny references carry hidden states");
+    let want = r.hidden_states.as_ref().expect("tiny references carry hidden states");
     for isa in Isa::available() {
         let m = model(&dir, isa);
         let inputs: Vec<Input> = r.texts.iter().map(|t| Input::raw(t.as_str())).collect();
@@ -96,10 +60,7 @@ fn check_hidden_states(name: &str) {
         assert_eq!(ids, r.ids.concat(), "{name} {isa}: batch ids");
         for (layer, (g, w)) in got.iter().zip(want).enumerate() {
             let d = max_abs_diff(g.as_ref().expect("every layer observed"), w);
-            assert!(
-                d <= MAX_DIFF,
-                "{name} {isa}: hidden state {layer} max diff {d:e}"
-            );
+            assert!(d <= MAX_DIFF, "{name} {isa}: hidden state {layer} max diff {d:e}");
         }
     }
 }
@@ -123,12 +84,7 @@ fn tiny_bert_f16_prefixed_hidden_states() {
 fn tiny_models_embeddings_on_every_isa() {
     for name in ["tiny-bert", "tiny-xlmr", "tiny-bert-f16"] {
         for isa in Isa::available() {
-            check_embeddings(
-                &fixture(name),
-                &fixture(name).join("reference.safetensors"),
-                isa,
-                usize::MAX,
-            );
+            check_embeddings(&fixture(name), &fixture(name).join("reference.safetensors"), isa, usize::MAX);
         }
     }
 }
@@ -157,11 +113,6 @@ fn all_minilm_l6_v2_matches_sentence_transformers() {
 fn e5_small_on_every_isa() {
     // The scalar path is slow; a slice of the set covers each path end to end.
     for isa in Isa::available() {
-        check_embeddings(
-            &built_model("multilingual-e5-small"),
-            &fixture("reference/e5-small.safetensors"),
-            isa,
-            24,
-        );
+        check_embeddings(&built_model("multilingual-e5-small"), &fixture("reference/e5-small.safetensors"), isa, 24);
     }
 }

@@ -11,16 +11,10 @@ fn main() {
     let threads: usize = args.next().map(|s| s.parse().unwrap()).unwrap_or(2);
     let secs: f64 = args.next().map(|s| s.parse().unwrap()).unwrap_or(0.3);
     let filter: Option<usize> = args.next().map(|s| s.parse().unwrap());
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .unwrap();
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
     let kern = Kernels::detect().unwrap();
     let peak = pool.install(|| kern.fma_peak_gflops(threads, 0.5));
-    println!(
-        "isa {} | threads {threads} | FMA peak {peak:.1} GFLOP/s\n",
-        kern.isa
-    );
+    println!("isa {} | threads {threads} | FMA peak {peak:.1} GFLOP/s\n", kern.isa);
     println!("| M | K | N | e5 GFLOP/s | % peak | gemm crate GFLOP/s | e5 / gemm |");
     println!("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     let (mut worst_big, mut worst_small) = (f64::MAX, f64::MAX);
@@ -32,8 +26,7 @@ fn main() {
             let a = rand_vec(3, m * k);
             let mut c = vec![0.0; m * n];
             let flops = 2.0 * (m * n * k) as f64;
-            let ours = pool
-                .install(|| median_secs(secs, || kern.gemm(&a, m, &packed, Post::None, &mut c)));
+            let ours = pool.install(|| median_secs(secs, || kern.gemm(&a, m, &packed, Post::None, &mut c)));
             let theirs = median_secs(secs, || gemm_crate(&a, &w, &bias, &mut c, m, n, k, threads));
             let (g_ours, g_theirs) = (flops / ours / 1e9, flops / theirs / 1e9);
             if m >= 128 {
@@ -48,9 +41,5 @@ fn main() {
             );
         }
     }
-    println!(
-        "\nworst % of peak at M ≥ 128: {:.0}%   worst e5/gemm at M ≤ 32: {:.2}×",
-        100.0 * worst_big,
-        worst_small
-    );
+    println!("\nworst % of peak at M ≥ 128: {:.0}%   worst e5/gemm at M ≤ 32: {:.2}×", 100.0 * worst_big, worst_small);
 }

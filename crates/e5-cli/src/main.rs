@@ -5,6 +5,7 @@ mod embed;
 mod info;
 mod io;
 mod model_args;
+mod quantize;
 mod tokenize;
 
 use clap::{Parser, Subcommand};
@@ -30,6 +31,8 @@ enum Command {
     Info(info::InfoArgs),
     /// Measure latency and throughput on a workload; prints JSON.
     Bench(bench::BenchArgs),
+    /// Write an int8 / f16 / bf16 copy of a model that loads with no re-quantization.
+    Quantize(quantize::QuantizeArgs),
 }
 
 fn main() {
@@ -39,6 +42,7 @@ fn main() {
         Command::Tokenize(a) => tokenize::run(a),
         Command::Info(a) => info::run(a),
         Command::Bench(a) => bench::run(a),
+        Command::Quantize(a) => quantize::run(a),
     };
     if let Err(e) = result {
         eprintln!("e5: error: {e:#}");

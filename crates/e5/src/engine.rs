@@ -89,14 +89,30 @@ impl Model {
         let cfg = ModelConfig::from_dir(&dir)?;
         let tokenizer = TextTokenizer::open(&dir)?;
         let checkpoint = Checkpoint::open(&dir)?;
+        // A directory written by `e5 quantize` runs in its stored precision.
+        let (precision, keep_fp32) = match crate::quantize::read_manifest(&dir)? {
+            None => (options.precision, options.keep_fp32.clone()),
+            Some(m) => {
+                let stored = crate::quantize::verify(&m, &checkpoint)?;
+                if options.precision != Precision::Fp32 && options.precision != stored {
+                    return Err(Error::Options(format!(
+                        "{} is quantized as {}; it cannot run as {}",
+                        dir.display(),
+                        stored.name(),
+                        options.precision.name()
+                    )));
+                }
+                (stored, m.keep_fp32)
+            }
+        };
+        let mut options = options;
+        options.precision = precision;
         if tokenizer.vocab_size() > cfg.vocab_size {
             return Err(Error::VocabMismatch { tokenizer: tokenizer.vocab_size(), embeddings: cfg.vocab_size });
         }
         let encoder = match &pool {
-            Some(p) => {
-                p.install(|| Encoder::load(&checkpoint, cfg.clone(), kern, options.precision, &options.keep_fp32))?
-            }
-            None => Encoder::load(&checkpoint, cfg.clone(), kern, options.precision, &options.keep_fp32)?,
+            Some(p) => p.install(|| Encoder::load(&checkpoint, cfg.clone(), kern, precision, &keep_fp32))?,
+            None => Encoder::load(&checkpoint, cfg.clone(), kern, precision, &keep_fp32)?,
         };
         match options.residency {
             Residency::Lazy => {}

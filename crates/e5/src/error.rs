@@ -39,6 +39,9 @@ pub enum Error {
     #[error("input {index}: {message}")]
     Input { index: usize, message: String },
 
+    #[error("quantized model: {0}")]
+    Quantized(String),
+
     #[error("invalid option: {0}")]
     Options(String),
 

@@ -22,8 +22,10 @@ mod error;
 mod input;
 pub mod memory;
 mod model;
+pub mod quantize;
 mod source;
 mod tokenize;
+pub mod unigram;
 mod weights;
 
 pub use config::{Architecture, ModelConfig};

@@ -13,18 +13,20 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-/// The element types e5 reads.
+/// The element types e5 reads: float weights, and int8 from `e5 quantize`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FloatType {
     F32,
     F16,
     Bf16,
+    I8,
 }
 
 impl FloatType {
     pub fn size(self) -> usize {
         match self {
             FloatType::F32 => 4,
+            FloatType::I8 => 1,
             _ => 2,
         }
     }
@@ -67,8 +69,9 @@ impl Checkpoint {
                     Dtype::F32 => FloatType::F32,
                     Dtype::F16 => FloatType::F16,
                     Dtype::BF16 => FloatType::Bf16,
+                    Dtype::I8 => FloatType::I8,
                     // Integer side tensors (e.g. `position_ids` buffers) are not weights.
-                    Dtype::I64 | Dtype::I32 | Dtype::I8 | Dtype::U8 | Dtype::BOOL => continue,
+                    Dtype::I64 | Dtype::I32 | Dtype::U8 | Dtype::BOOL => continue,
                     other => return Err(Error::TensorDtype { name, dtype: format!("{other:?}") }),
                 };
                 let (s, e) = info.data_offsets;
@@ -116,21 +119,52 @@ impl Checkpoint {
 
     /// The tensor converted to f32, checked against `shape`.
     pub fn f32(&self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
-        let (t, _) = self.find(name, shape)?;
+        let (t, full) = self.find(name, shape)?;
+        if t.dtype == FloatType::I8 {
+            return Err(Error::TensorDtype { name: full, dtype: "I8 (expected a float tensor)".into() });
+        }
         let mut out = vec![0.0; shape.iter().product()];
         convert(self.bytes(t), t.dtype, &mut out);
         Ok(out)
     }
 
-    /// The tensor left in place in the map, checked against `shape` (2-D).
+    /// An int8 tensor, checked against `shape`.
+    pub fn i8(&self, name: &str, shape: &[usize]) -> Result<Vec<i8>> {
+        let (t, full) = self.find(name, shape)?;
+        if t.dtype != FloatType::I8 {
+            return Err(Error::TensorDtype { name: full, dtype: format!("{:?} (expected I8)", t.dtype) });
+        }
+        Ok(self.bytes(t).iter().map(|&b| b as i8).collect())
+    }
+
+    /// Element type of a tensor, if present.
+    pub fn dtype(&self, name: &str) -> Option<FloatType> {
+        self.tensors.get(&format!("{}{name}", self.prefix)).map(|t| t.dtype)
+    }
+
+    /// Shape and dtype of every tensor, by name without the prefix.
+    pub fn inventory(&self) -> impl Iterator<Item = (&str, FloatType, &[usize])> {
+        self.tensors.iter().map(|(n, t)| (n.strip_prefix(&self.prefix).unwrap_or(n), t.dtype, t.shape.as_slice()))
+    }
+
+    /// The tensor left in place in the map, checked against `shape` (2-D). An int8 table
+    /// also needs its per-row scales, `{name}_scale` (`[rows]`).
     pub fn mapped(&self, name: &str, shape: [usize; 2]) -> Result<MappedTensor> {
-        let (t, _) = self.find(name, &shape)?;
+        let (t, full) = self.find(name, &shape)?;
+        let row_scales = if t.dtype == FloatType::I8 {
+            let scales = self.f32(&format!("{name}_scale"), &[shape[0]])?;
+            check_scales(&full, &scales)?;
+            Some(scales)
+        } else {
+            None
+        };
         Ok(MappedTensor {
             map: self.maps[t.file].1.clone(),
             start: t.start,
             rows: shape[0],
             cols: shape[1],
             dtype: t.dtype,
+            row_scales,
         })
     }
 
@@ -186,9 +220,18 @@ fn shard_files(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(files.into_iter().map(|f| dir.join(f)).collect())
 }
 
+/// Quantization scales must be finite and non-negative.
+pub(crate) fn check_scales(name: &str, scales: &[f32]) -> Result<()> {
+    match scales.iter().position(|s| !s.is_finite() || *s < 0.0) {
+        Some(i) => Err(Error::Quantized(format!("{name}: inconsistent scale {} at row {i}", scales[i]))),
+        None => Ok(()),
+    }
+}
+
 /// Little-endian `bytes` of `dtype` into `out` (lengths must agree).
 fn convert(bytes: &[u8], dtype: FloatType, out: &mut [f32]) {
     match dtype {
+        FloatType::I8 => bytes.iter().zip(out).for_each(|(&b, o)| *o = b as i8 as f32),
         FloatType::F32 => {
             bytes.chunks_exact(4).zip(out).for_each(|(b, o)| *o = f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
         }
@@ -208,6 +251,8 @@ pub(crate) struct MappedTensor {
     rows: usize,
     cols: usize,
     dtype: FloatType,
+    /// Per-row scales of an int8 table.
+    row_scales: Option<Vec<f32>>,
 }
 
 impl MappedTensor {
@@ -224,6 +269,9 @@ impl MappedTensor {
         let w = self.cols * self.dtype.size();
         let at = self.start + i * w;
         convert(&self.map[at..at + w], self.dtype, out);
+        if let Some(s) = &self.row_scales {
+            out.iter_mut().for_each(|v| *v *= s[i]);
+        }
     }
 
     pub fn bytes(&self) -> usize {

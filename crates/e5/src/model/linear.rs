@@ -1,8 +1,8 @@
 //! The two parameterised ops of an encoder layer: a linear map and a LayerNorm.
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::input::Precision;
-use crate::weights::Checkpoint;
+use crate::weights::{check_scales, Checkpoint, FloatType};
 use e5_kernels::{Kernels, PackedF32, PackedI8, Post, Storage};
 
 /// Packed weights in the layer's precision.
@@ -28,12 +28,32 @@ impl Linear {
         k: usize,
         precision: Precision,
     ) -> Result<Self> {
-        let (mut w, mut b) = (Vec::with_capacity(names.len() * n_each * k), Vec::new());
+        let n = names.len() * n_each;
+        let mut b = Vec::with_capacity(n);
         for name in names {
-            w.extend(ck.f32(&format!("{name}.weight"), &[n_each, k])?);
             b.extend(ck.f32(&format!("{name}.bias"), &[n_each])?);
         }
-        let n = names.len() * n_each;
+        if ck.dtype(&format!("{}.weight", names[0])) == Some(FloatType::I8) {
+            // Written by `e5 quantize`: int8 per output channel, used without re-quantization.
+            let (mut q, mut scales) = (Vec::with_capacity(n * k), Vec::with_capacity(n));
+            for name in names {
+                q.extend(ck.i8(&format!("{name}.weight"), &[n_each, k])?);
+                let s = ck.f32(&format!("{name}.weight_scale"), &[n_each])?;
+                check_scales(&format!("{name}.weight_scale"), &s)?;
+                scales.extend(s);
+            }
+            if q.iter().any(|&v| v == i8::MIN) {
+                return Err(Error::Quantized(format!(
+                    "{}.weight holds -128; int8 weights must lie in [-127, 127]",
+                    names[0]
+                )));
+            }
+            return Ok(Linear { weight: Weights::Int8(PackedI8::from_quantized(kern, &q, &scales, n, k, Some(&b))) });
+        }
+        let mut w = Vec::with_capacity(n * k);
+        for name in names {
+            w.extend(ck.f32(&format!("{name}.weight"), &[n_each, k])?);
+        }
         let float = |s: Storage| Weights::Float(PackedF32::from_rows(kern, &w, n, k, k, Some(&b)).stored_as(s));
         let weight = match precision {
             Precision::Fp32 => float(Storage::F32),

@@ -1,0 +1,38 @@
+//! `e5 quantize`.
+
+use anyhow::{Context, Result};
+use clap::Args;
+use e5::{quantize::quantize_model, resolve_model, Precision};
+use std::path::PathBuf;
+
+#[derive(Args)]
+pub struct QuantizeArgs {
+    /// Source model directory (or Hugging Face id in the local cache).
+    #[arg(long, short)]
+    model: String,
+    /// int8 (per-channel weights, per-row embedding table), f16 or bf16.
+    #[arg(long, value_parser = |s: &str| Precision::parse(s).ok_or_else(|| format!("unknown precision {s:?}")))]
+    precision: Precision,
+    /// Output directory.
+    #[arg(long)]
+    out: PathBuf,
+    /// Sub-layers kept in f32, e.g. `layer.11.ffn_down`; repeat or comma-separate.
+    #[arg(long, value_delimiter = ',')]
+    keep_fp32: Vec<String>,
+}
+
+pub fn run(a: QuantizeArgs) -> Result<()> {
+    let src = resolve_model(&a.model)?;
+    let m =
+        quantize_model(&src, &a.out, a.precision, &a.keep_fp32).with_context(|| format!("quantizing {}", a.model))?;
+    let bytes = std::fs::metadata(a.out.join("model.safetensors"))?.len();
+    eprintln!(
+        "e5: wrote {} ({} tensors, {:.1} MiB, precision {}; manifest {})",
+        a.out.display(),
+        m.tensors.len(),
+        bytes as f64 / (1 << 20) as f64,
+        m.precision,
+        e5::quantize::MANIFEST
+    );
+    Ok(())
+}

@@ -1,0 +1,294 @@
+//! `e5 quantize`: write a model directory whose weights are already int8 / f16 / bf16,
+//! with a manifest, so it loads by mmap with no re-quantization.
+//!
+//! Layout of the written `model.safetensors` (names as in the source, prefix removed):
+//! - linear weights: `I8 [n, k]` + `F32 {name}_scale [n]` (symmetric per output channel),
+//!   or `F16`/`BF16`; sub-layers in `keep_fp32` stay `F32`;
+//! - `embeddings.word_embeddings.weight`: `I8 [V, H]` + `F32 …weight_scale [V]` (per row),
+//!   or `F16`/`BF16`;
+//! - biases, LayerNorms, position and token-type tables: `F32`.
+
+use crate::config::ModelConfig;
+use crate::error::{Error, Result};
+use crate::input::Precision;
+use crate::model::SUB_LAYERS;
+use crate::weights::{Checkpoint, FloatType};
+use e5_kernels::i8gemm::quantize_row;
+use half::{bf16, f16};
+use safetensors::{tensor::TensorView, Dtype};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// File name of the manifest beside the quantized `model.safetensors`.
+pub const MANIFEST: &str = "e5-quantization.json";
+const FORMAT: &str = "e5-quantized/1";
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Manifest {
+    pub format: String,
+    pub tool: String,
+    pub precision: String,
+    pub scheme: Scheme,
+    pub keep_fp32: Vec<String>,
+    /// sha256 of each source weight file.
+    pub source: BTreeMap<String, String>,
+    pub tensors: BTreeMap<String, TensorEntry>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Scheme {
+    pub weights: String,
+    pub activations: String,
+    pub embeddings: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct TensorEntry {
+    pub dtype: String,
+    pub shape: Vec<usize>,
+    /// Statistics of the quantization scales (int8 tensors).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub scales: Option<ScaleStats>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ScaleStats {
+    pub min: f32,
+    pub max: f32,
+    pub mean: f32,
+}
+
+/// The sub-layer (`layer.{i}.{qkv|attn_out|ffn_up|ffn_down}`) a linear weight belongs to.
+fn sub_layer(name: &str) -> Option<String> {
+    let rest = name.strip_prefix("encoder.layer.")?;
+    let (i, tail) = rest.split_once('.')?;
+    let kind = match tail {
+        "attention.self.query.weight" | "attention.self.key.weight" | "attention.self.value.weight" => "qkv",
+        "attention.output.dense.weight" => "attn_out",
+        "intermediate.dense.weight" => "ffn_up",
+        "output.dense.weight" => "ffn_down",
+        _ => return None,
+    };
+    debug_assert!(SUB_LAYERS.contains(&kind));
+    Some(format!("layer.{i}.{kind}"))
+}
+
+fn dtype_name(d: FloatType) -> &'static str {
+    match d {
+        FloatType::F32 => "F32",
+        FloatType::F16 => "F16",
+        FloatType::Bf16 => "BF16",
+        FloatType::I8 => "I8",
+    }
+}
+
+struct Out {
+    name: String,
+    dtype: FloatType,
+    shape: Vec<usize>,
+    bytes: Vec<u8>,
+}
+
+fn f32_bytes(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+/// Quantizes `[rows, cols]` per row; returns the int8 bytes and the scales.
+fn int8_rows(v: &[f32], rows: usize, cols: usize) -> (Vec<u8>, Vec<f32>) {
+    let mut q = vec![0i8; rows * cols];
+    let scales =
+        (0..rows).map(|r| quantize_row(&v[r * cols..(r + 1) * cols], &mut q[r * cols..(r + 1) * cols])).collect();
+    (q.into_iter().map(|b| b as u8).collect(), scales)
+}
+
+fn stats(s: &[f32]) -> ScaleStats {
+    let min = s.iter().copied().fold(f32::INFINITY, f32::min);
+    let max = s.iter().copied().fold(0.0, f32::max);
+    ScaleStats { min, max, mean: s.iter().sum::<f32>() / s.len().max(1) as f32 }
+}
+
+fn sha256_file(path: &Path) -> Result<String> {
+    let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut h = Sha256::new();
+    std::io::copy(&mut f, &mut h).map_err(|e| Error::io(path, e))?;
+    Ok(format!("{:x}", h.finalize()))
+}
+
+/// Files copied verbatim from the source directory.
+const COPIED: [&str; 9] = [
+    "config.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "modules.json",
+    "sentence_bert_config.json",
+    "config_sentence_transformers.json",
+    "1_Pooling/config.json",
+    "2_Normalize/config.json",
+];
+
+/// Writes `dst` from the model at `src` in `precision`, keeping `keep_fp32` sub-layers f32.
+pub fn quantize_model(src: &Path, dst: &Path, precision: Precision, keep_fp32: &[String]) -> Result<Manifest> {
+    if precision == Precision::Fp32 {
+        return Err(Error::Options("quantize needs a precision other than fp32 (int8, f16 or bf16)".into()));
+    }
+    let cfg = ModelConfig::from_dir(src)?;
+    let ck = Checkpoint::open(src)?;
+    if let Some(m) = read_manifest(src)? {
+        return Err(Error::Options(format!("{} is already quantized ({})", src.display(), m.precision)));
+    }
+    let known: Vec<String> = (0..cfg.layers).flat_map(|i| SUB_LAYERS.map(|s| format!("layer.{i}.{s}"))).collect();
+    if let Some(bad) = keep_fp32.iter().find(|k| !known.contains(k)) {
+        return Err(Error::Options(format!("keep-fp32 {bad:?} names no sub-layer")));
+    }
+    let half = |v: &[f32]| -> (FloatType, Vec<u8>) {
+        match precision {
+            Precision::Bf16 => (FloatType::Bf16, v.iter().flat_map(|x| bf16::from_f32(*x).to_le_bytes()).collect()),
+            _ => (FloatType::F16, v.iter().flat_map(|x| f16::from_f32(*x).to_le_bytes()).collect()),
+        }
+    };
+    let mut outs = Vec::new();
+    let mut manifest_tensors = BTreeMap::new();
+    let mut names: Vec<(String, Vec<usize>)> = ck
+        .inventory()
+        .filter(|(n, _, _)| n.starts_with("embeddings.") || n.starts_with("encoder."))
+        .map(|(n, _, s)| (n.to_string(), s.to_vec()))
+        .collect();
+    names.sort();
+    for (name, shape) in names {
+        let v = ck.f32(&name, &shape)?;
+        let is_table = name == "embeddings.word_embeddings.weight";
+        let linear = sub_layer(&name);
+        let quantize = is_table || linear.as_ref().is_some_and(|l| !keep_fp32.contains(l));
+        let mut scales = None;
+        let (dtype, bytes) = if !quantize {
+            (FloatType::F32, f32_bytes(&v))
+        } else if precision == Precision::Int8 {
+            let (q, s) = int8_rows(&v, shape[0], shape[1]);
+            let scale_name = format!("{name}_scale");
+            scales = Some(stats(&s));
+            outs.push(Out {
+                name: scale_name.clone(),
+                dtype: FloatType::F32,
+                shape: vec![shape[0]],
+                bytes: f32_bytes(&s),
+            });
+            manifest_tensors
+                .insert(scale_name, TensorEntry { dtype: "F32".into(), shape: vec![shape[0]], scales: None });
+            (FloatType::I8, q)
+        } else {
+            half(&v)
+        };
+        manifest_tensors
+            .insert(name.clone(), TensorEntry { dtype: dtype_name(dtype).into(), shape: shape.clone(), scales });
+        outs.push(Out { name, dtype, shape, bytes });
+    }
+    std::fs::create_dir_all(dst).map_err(|e| Error::io(dst, e))?;
+    for f in COPIED {
+        let from = src.join(f);
+        if from.exists() {
+            let to = dst.join(f);
+            std::fs::create_dir_all(to.parent().unwrap()).map_err(|e| Error::io(&to, e))?;
+            std::fs::copy(&from, &to).map_err(|e| Error::io(&to, e))?;
+        }
+    }
+    let views: Vec<(String, TensorView)> = outs
+        .iter()
+        .map(|o| {
+            let d = match o.dtype {
+                FloatType::F32 => Dtype::F32,
+                FloatType::F16 => Dtype::F16,
+                FloatType::Bf16 => Dtype::BF16,
+                FloatType::I8 => Dtype::I8,
+            };
+            (o.name.clone(), TensorView::new(d, o.shape.clone(), &o.bytes).expect("shape matches bytes"))
+        })
+        .collect();
+    let out_path = dst.join("model.safetensors");
+    safetensors::serialize_to_file(views, None, &out_path)
+        .map_err(|e| Error::Safetensors { path: out_path.clone(), message: e.to_string() })?;
+    let mut source = BTreeMap::new();
+    for f in source_files(src)? {
+        source.insert(f.file_name().unwrap().to_string_lossy().into_owned(), sha256_file(&f)?);
+    }
+    let manifest = Manifest {
+        format: FORMAT.into(),
+        tool: format!("e5 {}", env!("CARGO_PKG_VERSION")),
+        precision: precision.name().into(),
+        scheme: Scheme {
+            weights: match precision {
+                Precision::Int8 => "int8 symmetric per output channel, [-127, 127]".into(),
+                p => format!("{} storage, f32 arithmetic", p.name()),
+            },
+            activations: match precision {
+                Precision::Int8 => "int8 symmetric per token, dynamic (computed at run time)".into(),
+                _ => "f32".into(),
+            },
+            embeddings: match precision {
+                Precision::Int8 => "int8 symmetric per row".into(),
+                p => p.name().into(),
+            },
+        },
+        keep_fp32: keep_fp32.to_vec(),
+        source,
+        tensors: manifest_tensors,
+    };
+    let json = serde_json::to_string_pretty(&manifest).expect("manifest serializes");
+    std::fs::write(dst.join(MANIFEST), json).map_err(|e| Error::io(dst.join(MANIFEST), e))?;
+    Ok(manifest)
+}
+
+fn source_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| Error::io(dir, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "safetensors"))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// The manifest of a quantized model directory, if it is one.
+pub fn read_manifest(dir: &Path) -> Result<Option<Manifest>> {
+    let path = dir.join(MANIFEST);
+    if !path.exists() {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+    let m: Manifest =
+        serde_json::from_str(&text).map_err(|e| Error::config(&path, format!("malformed manifest: {e}")))?;
+    if m.format != FORMAT {
+        return Err(Error::Quantized(format!("{}: unknown format {:?} (expected {FORMAT})", path.display(), m.format)));
+    }
+    Ok(Some(m))
+}
+
+/// Checks that the weights are what the manifest says; returns the stored precision.
+pub(crate) fn verify(m: &Manifest, ck: &Checkpoint) -> Result<Precision> {
+    let precision = Precision::parse(&m.precision)
+        .filter(|p| *p != Precision::Fp32)
+        .ok_or_else(|| Error::Quantized(format!("manifest precision {:?} is not int8, f16 or bf16", m.precision)))?;
+    let inventory: BTreeMap<&str, (FloatType, &[usize])> = ck.inventory().map(|(n, d, s)| (n, (d, s))).collect();
+    for (name, entry) in &m.tensors {
+        match inventory.get(name.as_str()) {
+            None => {
+                return Err(Error::Quantized(format!(
+                    "manifest mismatch: tensor {name:?} is listed but not in the weights"
+                )))
+            }
+            Some((d, s)) if dtype_name(*d) != entry.dtype || *s != entry.shape.as_slice() => {
+                return Err(Error::Quantized(format!(
+                    "manifest mismatch: tensor {name:?} is {} {:?} in the weights but {} {:?} in the manifest",
+                    dtype_name(*d),
+                    s,
+                    entry.dtype,
+                    entry.shape
+                )))
+            }
+            _ => {}
+        }
+    }
+    Ok(precision)
+}

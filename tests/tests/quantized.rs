@@ -1,0 +1,134 @@
+//! Precision modes and `e5 quantize` files: accuracy against fp32 on real multilingual
+//! text, loading with no re-quantization, and clear errors for inconsistent files.
+
+use e5::quantize::{quantize_model, read_manifest, MANIFEST};
+use e5::{Error, Input, Model, Options, Precision};
+use e5_tests::*;
+
+/// Every real text we have: the reference set and the benchmark workload (≥ 256 texts).
+fn real_texts() -> Vec<String> {
+    let mut t = Reference::load(&fixture("reference/e5-small.safetensors")).texts;
+    let workload = std::fs::read_to_string(workspace().join("benches/workload.jsonl")).unwrap();
+    for line in workload.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let prefix = if v["kind"] == "passage" { "passage: " } else { "query: " };
+        t.push(format!("{prefix}{}", v["text"].as_str().unwrap()));
+    }
+    t
+}
+
+fn cosines(a: &e5::Embeddings, b: &e5::Embeddings) -> (f64, f64) {
+    let c: Vec<f64> = (0..a.len()).map(|i| cosine(a.vector(i), b.vector(i))).collect();
+    (c.iter().cloned().fold(1.0, f64::min), c.iter().sum::<f64>() / c.len() as f64)
+}
+
+fn embed(dir: &std::path::Path, precision: Precision, texts: &[String]) -> e5::Embeddings {
+    let m = Model::load(dir, Options { precision, ..Options::default() }).unwrap();
+    m.embed(&texts.iter().map(|t| Input::raw(t.as_str())).collect::<Vec<_>>()).unwrap()
+}
+
+#[test]
+fn e5_small_precisions_against_fp32_on_real_texts() {
+    let dir = built_model("multilingual-e5-small");
+    let texts = real_texts();
+    assert!(texts.len() >= 256, "{} texts", texts.len());
+    let fp32 = embed(&dir, Precision::Fp32, &texts);
+    for (p, min_bound, mean_bound) in
+        [(Precision::F16, 0.9999, 0.99999), (Precision::Bf16, 0.999, 0.9999), (Precision::Int8, 0.995, 0.999)]
+    {
+        let (min, mean) = cosines(&embed(&dir, p, &texts), &fp32);
+        eprintln!("{}: cosine to fp32 over {} texts: min {min:.6}, mean {mean:.6}", p.name(), texts.len());
+        assert!(min >= min_bound && mean >= mean_bound, "{}: min {min}, mean {mean}", p.name());
+    }
+}
+
+#[test]
+fn quantized_files_load_without_requantization() {
+    let dir = built_model("multilingual-e5-small");
+    let texts: Vec<String> = real_texts().into_iter().step_by(5).collect();
+    let fp32 = embed(&dir, Precision::Fp32, &texts);
+    for p in [Precision::Int8, Precision::F16] {
+        let out = tempfile::tempdir().unwrap();
+        let m = quantize_model(&dir, out.path(), p, &["layer.11.ffn_down".into()]).unwrap();
+        assert_eq!(m.precision, p.name());
+        assert_eq!(m.source.len(), 1, "source checkpoint hashed");
+        assert_eq!(m.tensors["encoder.layer.11.output.dense.weight"].dtype, "F32", "kept in f32");
+        let size = std::fs::metadata(out.path().join("model.safetensors")).unwrap().len();
+        let got = embed(out.path(), Precision::Fp32, &texts);
+        let (min, mean) = cosines(&got, &fp32);
+        eprintln!("{} file: {:.1} MiB, cosine to fp32 min {min:.6} mean {mean:.6}", p.name(), size as f64 / 1048576.0);
+        if p == Precision::Int8 {
+            assert!(size < 125 << 20, "{size}");
+            assert_eq!(m.tensors["embeddings.word_embeddings.weight"].dtype, "I8");
+            assert!(m.tensors["encoder.layer.0.intermediate.dense.weight"].scales.as_ref().unwrap().max > 0.0);
+            assert!(min >= 0.995 && mean >= 0.999, "min {min} mean {mean}");
+        } else {
+            assert!(min >= 0.9999, "min {min}");
+        }
+        let info = Model::load(out.path(), Options::default()).unwrap().info();
+        assert_eq!(info.precision, p);
+        let e = Model::load(out.path(), Options { precision: Precision::Bf16, ..Options::default() }).err().unwrap();
+        assert!(e.to_string().contains("cannot run as bf16"), "{e}");
+    }
+}
+
+#[test]
+fn inconsistent_quantized_files_are_clear_errors() {
+    let out = tempfile::tempdir().unwrap();
+    quantize_model(&fixture("tiny-bert"), out.path(), Precision::Int8, &[]).unwrap();
+    assert!(read_manifest(out.path()).unwrap().is_some());
+    let ok = Model::load(out.path(), Options::default()).unwrap();
+    let want = ok.embed(&[Input::raw("hello")]).unwrap();
+    let fp32 = Model::load(fixture("tiny-bert"), Options::default()).unwrap().embed(&[Input::raw("hello")]).unwrap();
+    assert!(cosine(want.vector(0), fp32.vector(0)) > 0.99);
+
+    // The manifest disagrees with the weights.
+    let mpath = out.path().join(MANIFEST);
+    let original = std::fs::read_to_string(&mpath).unwrap();
+    let mut m: serde_json::Value = serde_json::from_str(&original).unwrap();
+    m["tensors"]["encoder.layer.0.output.dense.weight"]["dtype"] = "F16".into();
+    std::fs::write(&mpath, m.to_string()).unwrap();
+    let e = Model::load(out.path(), Options::default()).err().unwrap();
+    assert!(matches!(e, Error::Quantized(_)) && e.to_string().contains("manifest mismatch"), "{e}");
+    m["tensors"]["encoder.layer.0.output.dense.weight"]["dtype"] = "I8".into();
+    m["format"] = "e5-quantized/99".into();
+    std::fs::write(&mpath, m.to_string()).unwrap();
+    assert!(Model::load(out.path(), Options::default()).err().unwrap().to_string().contains("unknown format"));
+    std::fs::write(&mpath, &original).unwrap();
+
+    // A NaN scale in the weights.
+    let wpath = out.path().join("model.safetensors");
+    let bytes = std::fs::read(&wpath).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let tensors: Vec<(String, Vec<u8>, safetensors::Dtype, Vec<usize>)> = st
+        .tensors()
+        .into_iter()
+        .map(|(n, t)| {
+            let mut b = t.data().to_vec();
+            if n == "encoder.layer.1.attention.self.key.weight_scale" {
+                b[..4].copy_from_slice(&f32::NAN.to_le_bytes());
+            }
+            (n, b, t.dtype(), t.shape().to_vec())
+        })
+        .collect();
+    let views: Vec<(String, safetensors::tensor::TensorView)> = tensors
+        .iter()
+        .map(|(n, b, d, s)| (n.clone(), safetensors::tensor::TensorView::new(*d, s.clone(), b).unwrap()))
+        .collect();
+    safetensors::serialize_to_file(views, None, &wpath).unwrap();
+    let e = Model::load(out.path(), Options::default()).err().unwrap();
+    assert!(e.to_string().contains("inconsistent scale") && e.to_string().contains("key.weight_scale"), "{e}");
+}
+
+#[test]
+fn bad_precision_requests() {
+    let e =
+        quantize_model(&fixture("tiny-bert"), tempfile::tempdir().unwrap().path(), Precision::Fp32, &[]).unwrap_err();
+    assert!(e.to_string().contains("other than fp32"));
+    let e = Model::load(fixture("tiny-bert"), Options { keep_fp32: vec!["layer.9.qkv".into()], ..Options::default() })
+        .err()
+        .unwrap();
+    assert!(e.to_string().contains("layer.9.qkv"), "{e}");
+    assert_eq!(Precision::parse("INT8"), Some(Precision::Int8));
+    assert_eq!(Precision::parse("int4"), None);
+}
