@@ -4,8 +4,8 @@
 # Depends on these e5 CLI flags (binary built beforehand, carried as target/release/e5):
 #   cargo build --release -p e5-cli --features cuda
 #   e5 embed --model DIR --device cuda --input FILE --format npy --output FILE.npy
-#   e5 bench --model DIR --device cuda --precision f16 --workload FILE --batch-size N
-#     (bench must print "<number> sentences/s" on stdout)
+#   e5 bench --model DIR --device cuda --precision f16 --workload FILE.jsonl --batch-size N --seconds S
+#     (prints JSON; queries_per_s_batch32 / passages_per_s_batch32 are texts/s at --batch-size)
 # Needs on the machine: NVIDIA driver, python with torch, transformers,
 # sentence-transformers, tokenizers, numpy. Carried: tokenizer.json
 # (default models/multilingual-e5-small/tokenizer.json, or $E5_TOKENIZER).
@@ -53,6 +53,14 @@ echo "[" > "$JSON"
 printf '| model | parity cos min | cos mean | workload | batch | e5 sent/s | torch fp16 sent/s | ratio |\n|---|---|---|---|---|---|---|---|\n' > "$MD"
 status=0
 first=1
+python3 - "$WORK" <<'PY'
+import json, sys
+w = sys.argv[1]
+with open(f"{w}/bench.jsonl", "w") as out:
+    for kind, name in (("query", "short"), ("passage", "long")):
+        for line in open(f"{w}/{name}.txt", encoding="utf-8"):
+            out.write(json.dumps({"text": line.rstrip("\n"), "kind": kind}, ensure_ascii=False) + "\n")
+PY
 for m in ${MODELS//,/ }; do
   dir="$WORK/models/$m"
   echo "== parity $m"
@@ -65,8 +73,10 @@ for m in ${MODELS//,/ }; do
   for wl in short long; do
     for b in 1 32; do
       echo "== bench $m $wl batch $b"
-      e5s="$("$E5" bench --model "$dir" --device cuda --precision f16 --workload "$WORK/$wl.txt" --batch-size "$b" \
-              | grep -oE '[0-9]+(\.[0-9]+)? *sentences/s' | tail -1 | grep -oE '^[0-9.]+' || echo 0)"
+      key=$([ "$wl" = short ] && echo queries_per_s_batch32 || echo passages_per_s_batch32)
+      e5s="$("$E5" bench --model "$dir" --device cuda --precision f16 --workload "$WORK/bench.jsonl" --batch-size "$b" \
+              --seconds "$BENCH_SECONDS" | python3 -c 'import json,sys; print("%.1f" % json.load(sys.stdin)[sys.argv[1]])' "$key" \
+              || echo 0)"
       pts="$(python3 tools/gpu/torch_bench.py "$dir" "$WORK/$wl.txt" "$b" "$BENCH_SECONDS" | tail -1 \
               | python3 -c 'import json,sys; print("%.1f" % json.load(sys.stdin)["sentences_per_s"])')"
       ratio="$(python3 -c "import sys; a,b=map(float,sys.argv[1:]); print('%.2f' % (a/b if b else 0))" "$e5s" "$pts")"

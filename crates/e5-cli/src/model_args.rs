@@ -2,7 +2,7 @@
 
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
-use e5::{ChunkOutput, InputKind, LongInputs, Model, Options, Precision, Residency};
+use e5::{ChunkOutput, Device, InputKind, LongInputs, Model, Options, Precision, Residency};
 
 #[derive(Args, Clone)]
 pub struct ModelArgs {
@@ -21,6 +21,21 @@ pub struct ModelArgs {
     /// Sub-layers kept in f32 (mixed precision), e.g. `layer.11.ffn_down`; repeat or comma-separate.
     #[arg(long, value_delimiter = ',')]
     pub keep_fp32: Vec<String>,
+    /// Where the encoder runs: cpu, or cuda / cuda:N (needs a build with `--features cuda`).
+    #[arg(long, default_value = "cpu", value_parser = parse_device)]
+    pub device: Device,
+}
+
+fn parse_device(s: &str) -> Result<Device, String> {
+    match s {
+        "cpu" => Ok(Device::Cpu),
+        "cuda" => Ok(Device::Cuda(0)),
+        _ => s
+            .strip_prefix("cuda:")
+            .and_then(|n| n.parse().ok())
+            .map(Device::Cuda)
+            .ok_or_else(|| format!("unknown device {s:?} (expected cpu, cuda or cuda:N)")),
+    }
 }
 
 fn parse_precision(s: &str) -> Result<Precision, String> {
@@ -106,6 +121,7 @@ impl ModelArgs {
             },
             precision: self.precision,
             keep_fp32: self.keep_fp32.clone(),
+            device: self.device,
             ..Options::default()
         }
     }

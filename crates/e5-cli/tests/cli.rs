@@ -97,3 +97,14 @@ fn missing_model_is_a_clear_error() {
     assert!(!o.status.success());
     assert!(stderr(&o).contains("/nonexistent/model"), "{}", stderr(&o));
 }
+
+#[test]
+fn unknown_or_unavailable_devices_are_clear_errors() {
+    let o = e5(&["embed", "-m", &tiny(), "--device", "tpu"], b"x\n");
+    assert!(!o.status.success() && stderr(&o).contains("unknown device"), "{}", stderr(&o));
+    // Without the `cuda` feature, or without a driver, asking for CUDA is an error, not a crash.
+    let o = e5(&["embed", "-m", &tiny(), "--device", "cuda"], b"x\n");
+    assert!(!o.status.success(), "no GPU here");
+    let err = stderr(&o);
+    assert!(err.contains("CUDA"), "{err}");
+}

@@ -24,6 +24,8 @@ pub struct Model {
     options: Options,
     normalize: bool,
     load_time: Duration,
+    #[cfg(feature = "cuda")]
+    gpu: Option<e5_cuda::CudaEncoder>,
 }
 
 /// One sequence the encoder runs: a whole input, its truncated start, or one chunk.
@@ -123,7 +125,18 @@ impl Model {
             }
         }
         let normalize = options.normalize.unwrap_or(cfg.normalize);
+        #[cfg(feature = "cuda")]
+        let gpu = match options.device {
+            Device::Cpu => None,
+            Device::Cuda(n) => Some(crate::cuda::load(&checkpoint, &cfg, normalize, precision == Precision::Bf16, n)?),
+        };
+        #[cfg(not(feature = "cuda"))]
+        if let Device::Cuda(_) = options.device {
+            return Err(Error::Options("this build of e5 has no CUDA support (rebuild with --features cuda)".into()));
+        }
         Ok(Model {
+            #[cfg(feature = "cuda")]
+            gpu,
             dir,
             mapped_bytes: checkpoint.mapped_bytes(),
             encoder,
@@ -206,7 +219,7 @@ impl Model {
             let plans: Vec<Vec<Piece>> =
                 inputs.par_iter().enumerate().map(|(i, input)| self.plan(i, input)).collect::<Result<_>>()?;
             let pieces: Vec<Piece> = plans.into_iter().flatten().collect();
-            let vectors = self.run(&pieces);
+            let vectors = self.run(&pieces)?;
             Ok(self.assemble(pieces, vectors))
         })
     }
@@ -269,7 +282,7 @@ impl Model {
     }
 
     /// Pooled (and, per the model, normalized) vectors of `pieces`, `[n, H]`.
-    fn run(&self, pieces: &[Piece]) -> Vec<f32> {
+    fn run(&self, pieces: &[Piece]) -> Result<Vec<f32>> {
         let h = self.dim();
         let mut out = vec![0.0; pieces.len() * h];
         let mut start = 0;
@@ -284,12 +297,19 @@ impl Model {
             }
             let batch = &pieces[start..end];
             let (ids, seqs) = pack(batch.iter().map(|p| p.ids.as_slice()));
+            #[cfg(feature = "cuda")]
+            if let Some(gpu) = &self.gpu {
+                let v = gpu.embed(&ids, &seqs).map_err(|e| Error::Options(format!("CUDA: {e}")))?;
+                out[start * h..end * h].copy_from_slice(&v);
+                start = end;
+                continue;
+            }
             let hidden = self.encoder.forward(&ids, &seqs, &mut |_, _| {});
             let kern = self.encoder.kern;
             kern.pool(&hidden, h, &seqs, self.encoder.cfg.pooling, self.normalize, &mut out[start * h..end * h]);
             start = end;
         }
-        out
+        Ok(out)
     }
 
     /// Rows in input order; with `ChunkOutput::PerInput`, an input's chunks are merged into

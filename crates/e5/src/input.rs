@@ -97,6 +97,15 @@ impl Precision {
     }
 }
 
+/// Where the encoder runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Device {
+    #[default]
+    Cpu,
+    /// NVIDIA GPU `n` (needs the `cuda` feature and a driver; fp16 unless `Precision::Bf16`).
+    Cuda(usize),
+}
+
 /// Loading and embedding options.
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -115,6 +124,7 @@ pub struct Options {
     /// Sub-layers kept in f32 whatever `precision` says (mixed precision), named
     /// `layer.{i}.{qkv|attn_out|ffn_up|ffn_down}`.
     pub keep_fp32: Vec<String>,
+    pub device: Device,
 }
 
 impl Default for Options {
@@ -128,6 +138,7 @@ impl Default for Options {
             isa: None,
             precision: Precision::Fp32,
             keep_fp32: Vec::new(),
+            device: Device::Cpu,
         }
     }
 }

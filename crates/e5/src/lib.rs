@@ -17,6 +17,8 @@
 //! ```
 
 mod config;
+#[cfg(feature = "cuda")]
+mod cuda;
 mod engine;
 mod error;
 mod input;
@@ -33,7 +35,7 @@ pub use e5_kernels::{Isa, Pooling};
 pub use engine::{Model, ModelInfo};
 pub use error::{Error, Result};
 pub use input::{
-    ChunkOutput, Embeddings, Input, InputKind, LongInputs, Options, Precision, Residency, RowInfo, Tokens,
+    ChunkOutput, Device, Embeddings, Input, InputKind, LongInputs, Options, Precision, Residency, RowInfo, Tokens,
 };
 pub use model::SUB_LAYERS;
 pub use model::{Site, Tap};
