@@ -7,4 +7,7 @@ bash tools/setup-models.sh
 cargo test --workspace --release "$@"
 # The optional CUDA backend must build everywhere; its GPU tests say visibly when they skip.
 cargo build --release -p e5-cli --features cuda
-cargo test --release -p e5-cuda --test gpu -- --nocapture 2>&1 | grep -E "skipped: no CUDA device|test result" || true
+log="$(mktemp)"
+cargo test --release -p e5-cuda --test gpu -- --nocapture >"$log" 2>&1 || { cat "$log"; exit 1; }
+grep -E "skipped: no CUDA device|test result" "$log" || true
+rm -f "$log"
