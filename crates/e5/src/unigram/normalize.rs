@@ -57,7 +57,11 @@ impl NormStr {
     }
 
     /// `NormalizedString::convert_offsets`.
-    pub fn convert_offsets(&self, referential: Referential, target: std::ops::Range<usize>) -> Option<std::ops::Range<usize>> {
+    pub fn convert_offsets(
+        &self,
+        referential: Referential,
+        target: std::ops::Range<usize>,
+    ) -> Option<std::ops::Range<usize>> {
         let len_normalized = self.len();
         let original = matches!(referential, Referential::Original);
         if target.start == target.end {
@@ -205,8 +209,7 @@ impl NormStr {
 
             let replaced: Vec<char> = self.normalized[start..end].chars().collect();
             let mut replaced_normalized = replaced.into_iter();
-            let initial_removed: usize =
-                (&mut replaced_normalized).take(removed_chars).map(|c| c.len_utf8()).sum();
+            let initial_removed: usize = (&mut replaced_normalized).take(removed_chars).map(|c| c.len_utf8()).sum();
             // every content char is an insertion (`changes == 1`), so the offset never moves
             let idx = initial_removed + start;
             for c in content.chars() {
@@ -242,9 +245,7 @@ impl NormStr {
             previous_match = is_match;
         }
         acc.reverse();
-        acc.into_iter()
-            .map(|(s, e)| self.slice_normalized(s..e).expect("NormalizedString bad split"))
-            .collect()
+        acc.into_iter().map(|(s, e)| self.slice_normalized(s..e).expect("NormalizedString bad split")).collect()
     }
 }
 
@@ -297,9 +298,14 @@ pub(crate) enum Normalizer {
     /// SentencePiece's precompiled charsmap.
     Precompiled(Box<spm_precompiled::Precompiled>),
     /// `Replace` whose pattern is the regex ` {2,}` (runs of two or more U+0020).
-    ReplaceSpaceRuns { content: String },
+    ReplaceSpaceRuns {
+        content: String,
+    },
     /// `Replace` with a literal pattern.
-    ReplaceLiteral { pattern: String, content: String },
+    ReplaceLiteral {
+        pattern: String,
+        content: String,
+    },
     Sequence(Vec<Normalizer>),
 }
 
@@ -337,7 +343,8 @@ impl Normalizer {
             Normalizer::ReplaceLiteral { pattern, content } => {
                 let s = n.get();
                 // leftmost, non-overlapping occurrences (what `regex::escape(pattern)` finds)
-                let found: Vec<(usize, usize)> = s.match_indices(pattern.as_str()).map(|(i, m)| (i, i + m.len())).collect();
+                let found: Vec<(usize, usize)> =
+                    s.match_indices(pattern.as_str()).map(|(i, m)| (i, i + m.len())).collect();
                 let matches = matches_from_ranges(s, found.into_iter());
                 n.replace_matches(&matches, content);
             }

@@ -119,8 +119,7 @@ mod tests {
 
     #[test]
     fn prefixes_and_duplicates() {
-        let keys: Vec<(&[u8], u32)> =
-            vec![(b"ab", 0), (b"a", 1), (b"abc", 2), (b"b", 3), (b"ab", 4), (b"", 5)];
+        let keys: Vec<(&[u8], u32)> = vec![(b"ab", 0), (b"a", 1), (b"abc", 2), (b"b", 3), (b"ab", 4), (b"", 5)];
         let t = Trie::build(keys).unwrap();
         let mut got = vec![];
         t.common_prefixes(b"abcd", |n, v| got.push((n, v)));
