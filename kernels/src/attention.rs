@@ -27,19 +27,10 @@ impl Kernels {
     /// entries ending at `T`; `out`: `[T, H]` attention output before the projection.
     pub fn attention(&self, qkv: &[f32], seqs: &[usize], shape: AttentionShape, out: &mut [f32]) {
         let AttentionShape { hidden: h, heads } = shape;
-        assert!(
-            heads > 0 && h % heads == 0,
-            "hidden {h} not divisible by {heads} heads"
-        );
+        assert!(heads > 0 && h % heads == 0, "hidden {h} not divisible by {heads} heads");
         let t = *seqs.last().unwrap_or(&0);
-        assert!(
-            seqs.windows(2).all(|w| w[0] <= w[1]) && seqs.first() == Some(&0),
-            "offsets"
-        );
-        assert!(
-            qkv.len() == t * 3 * h && out.len() == t * h,
-            "attention buffers"
-        );
+        assert!(seqs.windows(2).all(|w| w[0] <= w[1]) && seqs.first() == Some(&0), "offsets");
+        assert!(qkv.len() == t * 3 * h && out.len() == t * h, "attention buffers");
         let d = h / heads;
         let scale = 1.0 / (d as f32).sqrt();
         let op = SyncPtr(out.as_mut_ptr());
@@ -60,9 +51,7 @@ impl Kernels {
                 self.softmax(row);
             }
             // SAFETY: task (s, hd) alone writes rows start..start+len, columns hd·d..(hd+1)·d.
-            let o = unsafe {
-                std::slice::from_raw_parts_mut(op.get().add(start * h + hd * d), (len - 1) * h + d)
-            };
+            let o = unsafe { std::slice::from_raw_parts_mut(op.get().add(start * h + hd * d), (len - 1) * h + d) };
             self.gemm_strided(&p, len, len, &v, Post::None, o, h, false);
         });
     }

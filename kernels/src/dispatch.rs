@@ -1,7 +1,7 @@
 //! The dispatch table: one static set of kernels per ISA, chosen once at run time.
 
 use crate::f32gemm::{self, MicroKernel, PackedF32, Post};
-use crate::i8gemm::{self, I8MicroKernel, PackedI8};
+use crate::i8gemm::{self, ActQuant, I8MicroKernel, PackedI8};
 use crate::isa::{Isa, IsaError};
 use crate::vector::{self, GeluKind, VectorKernels};
 use rayon::prelude::*;
@@ -62,9 +62,7 @@ impl Kernels {
     /// The process-wide table: `E5_ISA` if set, else the best ISA. Decided once.
     pub fn detect() -> Result<&'static Kernels, IsaError> {
         static CHOSEN: OnceLock<Result<&'static Kernels, IsaError>> = OnceLock::new();
-        CHOSEN
-            .get_or_init(|| Isa::from_env().and_then(Kernels::get))
-            .clone()
+        CHOSEN.get_or_init(|| Isa::from_env().and_then(Kernels::get)).clone()
     }
 
     /// Tile shape `(MR, NR)` of the f32 micro-kernel.
@@ -85,7 +83,12 @@ impl Kernels {
     /// `C[m, n] = post(dequant(quant(A) · Wqᵀ) + bias)`: `A` quantized per row at run time,
     /// exact i32 accumulation; threaded over the rayon pool.
     pub fn gemm_i8(&self, a: &[f32], m: usize, w: &PackedI8, post: Post<'_>, c: &mut [f32]) {
-        i8gemm::gemm(self, a, w.k(), m, w, post, c, w.n(), true);
+        i8gemm::gemm(self, a, w.k(), m, w, ActQuant::Dynamic, post, c, w.n(), true);
+    }
+
+    /// [`Kernels::gemm_i8`] with a calibrated per-tensor activation scale (static int8).
+    pub fn gemm_i8_static(&self, a: &[f32], m: usize, w: &PackedI8, scale: f32, post: Post<'_>, c: &mut [f32]) {
+        i8gemm::gemm(self, a, w.k(), m, w, ActQuant::Static(scale), post, c, w.n(), true);
     }
 
     /// [`Kernels::gemm`] with row strides, on the calling thread unless `parallel`.
@@ -147,29 +150,16 @@ impl Kernels {
 
     /// `out[j] = Σ_i x[i]·m[i·ld + j]`.
     pub fn vecmat(&self, x: &[f32], m: &[f32], ld: usize, out: &mut [f32]) {
-        assert!(
-            x.is_empty() || m.len() >= (x.len() - 1) * ld + out.len(),
-            "vecmat: matrix too short"
-        );
+        assert!(x.is_empty() || m.len() >= (x.len() - 1) * ld + out.len(), "vecmat: matrix too short");
         // SAFETY: the table's ISA is supported; bounds checked.
         unsafe { (self.vector.vecmat)(x, m, ld, out) }
     }
 
     /// `row = LayerNorm(row + residual)·gamma + beta` for every row of width `gamma.len()`,
     /// threaded over rows.
-    pub fn layernorm_rows(
-        &self,
-        x: &mut [f32],
-        residual: Option<&[f32]>,
-        gamma: &[f32],
-        beta: &[f32],
-        eps: f32,
-    ) {
+    pub fn layernorm_rows(&self, x: &mut [f32], residual: Option<&[f32]>, gamma: &[f32], beta: &[f32], eps: f32) {
         let w = gamma.len();
-        assert!(
-            w > 0 && beta.len() == w && x.len() % w == 0,
-            "layernorm shapes"
-        );
+        assert!(w > 0 && beta.len() == w && x.len() % w == 0, "layernorm shapes");
         if let Some(r) = residual {
             assert_eq!(r.len(), x.len(), "layernorm residual length");
         }
@@ -177,9 +167,7 @@ impl Kernels {
         let rows = x.par_chunks_mut(w).with_min_len(16);
         // SAFETY: the table's ISA is supported; every slice has width `w`.
         match residual {
-            Some(r) => rows
-                .zip(r.par_chunks(w))
-                .for_each(|(x, r)| unsafe { f(x, Some(r), gamma, beta, eps) }),
+            Some(r) => rows.zip(r.par_chunks(w)).for_each(|(x, r)| unsafe { f(x, Some(r), gamma, beta, eps) }),
             None => rows.for_each(|x| unsafe { f(x, None, gamma, beta, eps) }),
         }
     }

@@ -29,15 +29,11 @@ pub enum IsaError {
 impl fmt::Display for IsaError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            IsaError::Unknown(s) => write!(
-                f,
-                "{ISA_ENV}={s:?} is not an instruction set (expected scalar, avx2, avx512 or neon)"
-            ),
+            IsaError::Unknown(s) => {
+                write!(f, "{ISA_ENV}={s:?} is not an instruction set (expected scalar, avx2, avx512 or neon)")
+            }
             IsaError::Unsupported(isa) => {
-                write!(
-                    f,
-                    "{ISA_ENV}={isa} was requested but this CPU does not support it"
-                )
+                write!(f, "{ISA_ENV}={isa} was requested but this CPU does not support it")
             }
         }
     }
@@ -76,9 +72,7 @@ impl Isa {
             Isa::Scalar => true,
             #[cfg(target_arch = "x86_64")]
             Isa::Avx2 => {
-                is_x86_feature_detected!("avx2")
-                    && is_x86_feature_detected!("fma")
-                    && is_x86_feature_detected!("f16c")
+                is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") && is_x86_feature_detected!("f16c")
             }
             #[cfg(target_arch = "x86_64")]
             Isa::Avx512 => {

@@ -15,40 +15,27 @@ pub enum Pooling {
 impl Kernels {
     /// `hidden`: `[T, width]`; `seqs`: `n + 1` prefix offsets; `out`: `[n, width]`.
     /// With `normalize`, each output row is scaled to unit L2 norm (`x / max(‖x‖, 1e-12)`).
-    pub fn pool(
-        &self,
-        hidden: &[f32],
-        width: usize,
-        seqs: &[usize],
-        mode: Pooling,
-        normalize: bool,
-        out: &mut [f32],
-    ) {
+    pub fn pool(&self, hidden: &[f32], width: usize, seqs: &[usize], mode: Pooling, normalize: bool, out: &mut [f32]) {
         let n = seqs.len().saturating_sub(1);
-        assert!(
-            out.len() == n * width && hidden.len() >= seqs.last().copied().unwrap_or(0) * width,
-            "pool shapes"
-        );
-        out.par_chunks_mut(width.max(1))
-            .enumerate()
-            .for_each(|(s, o)| {
-                let (a, b) = (seqs[s], seqs[s + 1]);
-                o.fill(0.0);
-                if b > a {
-                    match mode {
-                        Pooling::Cls => o.copy_from_slice(&hidden[a * width..(a + 1) * width]),
-                        Pooling::Mean => {
-                            for row in hidden[a * width..b * width].chunks_exact(width) {
-                                self.axpy(o, 1.0, row);
-                            }
-                            self.scale(o, 1.0 / (b - a) as f32);
+        assert!(out.len() == n * width && hidden.len() >= seqs.last().copied().unwrap_or(0) * width, "pool shapes");
+        out.par_chunks_mut(width.max(1)).enumerate().for_each(|(s, o)| {
+            let (a, b) = (seqs[s], seqs[s + 1]);
+            o.fill(0.0);
+            if b > a {
+                match mode {
+                    Pooling::Cls => o.copy_from_slice(&hidden[a * width..(a + 1) * width]),
+                    Pooling::Mean => {
+                        for row in hidden[a * width..b * width].chunks_exact(width) {
+                            self.axpy(o, 1.0, row);
                         }
+                        self.scale(o, 1.0 / (b - a) as f32);
                     }
                 }
-                if normalize {
-                    let norm = self.dot(o, o).sqrt();
-                    self.scale(o, 1.0 / norm.max(1e-12));
-                }
-            });
+            }
+            if normalize {
+                let norm = self.dot(o, o).sqrt();
+                self.scale(o, 1.0 / norm.max(1e-12));
+            }
+        });
     }
 }

@@ -34,8 +34,5 @@ pub fn gelu_tanh_f64(x: f64) -> f64 {
 }
 
 pub fn max_abs_diff(a: &[f32], b: &[f64]) -> f64 {
-    a.iter()
-        .zip(b)
-        .map(|(a, b)| (*a as f64 - b).abs())
-        .fold(0.0, f64::max)
+    a.iter().zip(b).map(|(a, b)| (*a as f64 - b).abs()).fold(0.0, f64::max)
 }

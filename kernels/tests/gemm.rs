@@ -8,14 +8,7 @@ use e5_kernels::{GeluKind, PackedF32, Post};
 use proptest::prelude::*;
 
 /// f64 `post(A·Wᵀ + b)` and the per-element error scale `Σ|a·w| + |b|`.
-fn reference(
-    a: &[f32],
-    w: &[f32],
-    bias: &[f32],
-    m: usize,
-    n: usize,
-    k: usize,
-) -> (Vec<f64>, Vec<f64>) {
+fn reference(a: &[f32], w: &[f32], bias: &[f32], m: usize, n: usize, k: usize) -> (Vec<f64>, Vec<f64>) {
     let mut out = vec![0.0; m * n];
     let mut mag = vec![0.0; m * n];
     for i in 0..m {
@@ -98,12 +91,7 @@ proptest! {
 #[test]
 fn gemm_shapes_of_real_models() {
     // e5-small attention/FFN shapes with a query-sized and a batch-sized M.
-    for (m, n, k) in [
-        (17, 384, 384),
-        (17, 1536, 384),
-        (130, 384, 1536),
-        (3, 1152, 384),
-    ] {
+    for (m, n, k) in [(17, 384, 384), (17, 1536, 384), (130, 384, 1536), (3, 1152, 384)] {
         check(m, n, k, (m % 4) as u8, m as u64);
     }
 }
@@ -116,10 +104,7 @@ fn results_do_not_depend_on_thread_count() {
     for kern in tables() {
         let packed = PackedF32::from_rows(kern, &w, n, k, k, None);
         let run = |threads| {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .unwrap();
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
             let mut c = vec![0.0; m * n];
             pool.install(|| kern.gemm(&a, m, &packed, Post::None, &mut c));
             c
@@ -142,17 +127,10 @@ fn strided_and_transposed_packing() {
         kern.gemm_strided(&a, k, m, &packed, Post::None, &mut c, 6, false);
         for i in 0..m {
             for j in 0..n {
-                let want: f64 = (0..k)
-                    .map(|c| a[i * k + c] as f64 * v[c * ldv + j] as f64)
-                    .sum();
+                let want: f64 = (0..k).map(|c| a[i * k + c] as f64 * v[c * ldv + j] as f64).sum();
                 assert!((c[i * 6 + j] as f64 - want).abs() < 1e-5, "{}", kern.isa);
             }
-            assert_eq!(
-                &c[i * 6 + n..i * 6 + 6],
-                &[0.0, 0.0],
-                "{} wrote past n",
-                kern.isa
-            );
+            assert_eq!(&c[i * 6 + n..i * 6 + 6], &[0.0, 0.0], "{} wrote past n", kern.isa);
         }
     }
 }

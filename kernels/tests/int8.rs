@@ -98,7 +98,9 @@ fn rows_do_not_depend_on_batch_mates_or_threads() {
         let run = |rows: std::ops::Range<usize>, threads: usize| {
             let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
             let mut c = vec![0.0; rows.len() * n];
-            pool.install(|| kern.gemm_i8(&a[rows.start * k..rows.end * k], rows.len(), &q, Post::Gelu(GeluKind::Erf), &mut c));
+            pool.install(|| {
+                kern.gemm_i8(&a[rows.start * k..rows.end * k], rows.len(), &q, Post::Gelu(GeluKind::Erf), &mut c)
+            });
             c
         };
         let full = run(0..m, 2);
@@ -116,4 +118,24 @@ fn row_quantization_is_symmetric_and_bounded() {
     assert!((s - 1.0 / 127.0).abs() < 1e-9);
     assert_eq!(quantize_row(&[0.0; 3], &mut q[..3]), 0.0);
     assert_eq!(&q[..3], &[0, 0, 0]);
+}
+
+#[test]
+fn static_scale_quantizes_and_clips_per_tensor() {
+    let (m, n, k) = (5, 19, 40);
+    // Integer activations in [-60, 60] with scale 1: exact; one 500 clips to 127.
+    let mut a: Vec<f32> = rand_vec(21, m * k, 60.0).iter().map(|v| v.round()).collect();
+    a[7] = 500.0;
+    let q = int_weights(22, n, k, false);
+    for kern in tables() {
+        let w = PackedI8::from_quantized(kern, &q, &vec![1.0; n], n, k, None);
+        let mut c = vec![0.0; m * n];
+        kern.gemm_i8_static(&a, m, &w, 1.0, Post::None, &mut c);
+        for i in 0..m {
+            for j in 0..n {
+                let want: i64 = (0..k).map(|c| (a[i * k + c].clamp(-127.0, 127.0) as i64) * q[j * k + c] as i64).sum();
+                assert_eq!(c[i * n + j], want as f32, "{}", kern.int8_kernel());
+            }
+        }
+    }
 }

@@ -8,10 +8,8 @@ use proptest::prelude::*;
 
 #[test]
 fn gelu_erf_within_1e6_of_f64() {
-    let xs: Vec<f32> = (-200_000..=200_000)
-        .map(|i| i as f32 * 1e-4)
-        .chain([-30.0, -9.5, 9.5, 30.0, 1e4, -1e4])
-        .collect();
+    let xs: Vec<f32> =
+        (-200_000..=200_000).map(|i| i as f32 * 1e-4).chain([-30.0, -9.5, 9.5, 30.0, 1e4, -1e4]).collect();
     let want: Vec<f64> = xs.iter().map(|&x| gelu_erf_f64(x as f64)).collect();
     for kern in tables() {
         let mut y = xs.clone();
@@ -23,10 +21,7 @@ fn gelu_erf_within_1e6_of_f64() {
 
 #[test]
 fn gelu_tanh_within_1e6_of_f64() {
-    let xs: Vec<f32> = (-200_000..=200_000)
-        .map(|i| i as f32 * 1e-4)
-        .chain([-30.0, 30.0, 1e4, -1e4])
-        .collect();
+    let xs: Vec<f32> = (-200_000..=200_000).map(|i| i as f32 * 1e-4).chain([-30.0, 30.0, 1e4, -1e4]).collect();
     let want: Vec<f64> = xs.iter().map(|&x| gelu_tanh_f64(x as f64)).collect();
     for kern in tables() {
         let mut y = xs.clone();
@@ -113,20 +108,15 @@ fn attention_f64(qkv: &[f32], seqs: &[usize], h: usize, heads: usize) -> Vec<f64
                 let q = |c: usize| qkv[i * 3 * h + hd * d + c] as f64;
                 let scores: Vec<f64> = (s[0]..s[1])
                     .map(|j| {
-                        (0..d)
-                            .map(|c| q(c) * qkv[j * 3 * h + h + hd * d + c] as f64)
-                            .sum::<f64>()
-                            / (d as f64).sqrt()
+                        (0..d).map(|c| q(c) * qkv[j * 3 * h + h + hd * d + c] as f64).sum::<f64>() / (d as f64).sqrt()
                     })
                     .collect();
                 let mx = scores.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
                 let e: Vec<f64> = scores.iter().map(|v| (v - mx).exp()).collect();
                 let z: f64 = e.iter().sum();
                 for c in 0..d {
-                    out[i * h + hd * d + c] = (s[0]..s[1])
-                        .zip(&e)
-                        .map(|(j, p)| p / z * qkv[j * 3 * h + 2 * h + hd * d + c] as f64)
-                        .sum();
+                    out[i * h + hd * d + c] =
+                        (s[0]..s[1]).zip(&e).map(|(j, p)| p / z * qkv[j * 3 * h + 2 * h + hd * d + c] as f64).sum();
                 }
             }
         }
@@ -163,12 +153,7 @@ fn attention_of_a_sequence_ignores_its_batch_mates() {
         let mut all = vec![0.0; seqs[3] * h];
         kern.attention(&qkv, &seqs, AttentionShape { hidden: h, heads }, &mut all);
         let mut alone = vec![0.0; 513 * h];
-        kern.attention(
-            &qkv[17 * 3 * h..530 * 3 * h],
-            &[0, 513],
-            AttentionShape { hidden: h, heads },
-            &mut alone,
-        );
+        kern.attention(&qkv[17 * 3 * h..530 * 3 * h], &[0, 513], AttentionShape { hidden: h, heads }, &mut alone);
         assert_eq!(&all[17 * h..530 * h], &alone[..], "{}", kern.isa);
     }
 }
@@ -181,31 +166,13 @@ fn pooling_mean_cls_and_normalize() {
     for kern in tables() {
         let mut out = vec![0.0; 3 * w];
         kern.pool(&hidden, w, &seqs, Pooling::Mean, false, &mut out);
-        let want: Vec<f64> = (0..w)
-            .map(|j| (3..10).map(|i| hidden[i * w + j] as f64).sum::<f64>() / 7.0)
-            .collect();
-        assert!(
-            max_abs_diff(&out[2 * w..], &want) < 1e-6,
-            "{} mean",
-            kern.isa
-        );
-        assert!(
-            out[w..2 * w].iter().all(|&v| v == 0.0),
-            "{}: empty sequence pools to zeros",
-            kern.isa
-        );
+        let want: Vec<f64> = (0..w).map(|j| (3..10).map(|i| hidden[i * w + j] as f64).sum::<f64>() / 7.0).collect();
+        assert!(max_abs_diff(&out[2 * w..], &want) < 1e-6, "{} mean", kern.isa);
+        assert!(out[w..2 * w].iter().all(|&v| v == 0.0), "{}: empty sequence pools to zeros", kern.isa);
         kern.pool(&hidden, w, &seqs, Pooling::Cls, true, &mut out);
-        let norm: f64 = hidden[..w]
-            .iter()
-            .map(|&v| (v as f64).powi(2))
-            .sum::<f64>()
-            .sqrt();
+        let norm: f64 = hidden[..w].iter().map(|&v| (v as f64).powi(2)).sum::<f64>().sqrt();
         let want: Vec<f64> = hidden[..w].iter().map(|&v| v as f64 / norm).collect();
-        assert!(
-            max_abs_diff(&out[..w], &want) < 1e-6,
-            "{} cls+normalize",
-            kern.isa
-        );
+        assert!(max_abs_diff(&out[..w], &want) < 1e-6, "{} cls+normalize", kern.isa);
     }
 }
 

@@ -49,7 +49,7 @@ fn quantized_files_load_without_requantization() {
     let fp32 = embed(&dir, Precision::Fp32, &texts);
     for p in [Precision::Int8, Precision::F16] {
         let out = tempfile::tempdir().unwrap();
-        let m = quantize_model(&dir, out.path(), p, &["layer.11.ffn_down".into()]).unwrap();
+        let m = quantize_model(&dir, out.path(), p, &["layer.11.ffn_down".into()], None).unwrap();
         assert_eq!(m.precision, p.name());
         assert_eq!(m.source.len(), 1, "source checkpoint hashed");
         assert_eq!(m.tensors["encoder.layer.11.output.dense.weight"].dtype, "F32", "kept in f32");
@@ -75,7 +75,7 @@ fn quantized_files_load_without_requantization() {
 #[test]
 fn inconsistent_quantized_files_are_clear_errors() {
     let out = tempfile::tempdir().unwrap();
-    quantize_model(&fixture("tiny-bert"), out.path(), Precision::Int8, &[]).unwrap();
+    quantize_model(&fixture("tiny-bert"), out.path(), Precision::Int8, &[], None).unwrap();
     assert!(read_manifest(out.path()).unwrap().is_some());
     let ok = Model::load(out.path(), Options::default()).unwrap();
     let want = ok.embed(&[Input::raw("hello")]).unwrap();
@@ -122,8 +122,8 @@ fn inconsistent_quantized_files_are_clear_errors() {
 
 #[test]
 fn bad_precision_requests() {
-    let e =
-        quantize_model(&fixture("tiny-bert"), tempfile::tempdir().unwrap().path(), Precision::Fp32, &[]).unwrap_err();
+    let e = quantize_model(&fixture("tiny-bert"), tempfile::tempdir().unwrap().path(), Precision::Fp32, &[], None)
+        .unwrap_err();
     assert!(e.to_string().contains("other than fp32"));
     let e = Model::load(fixture("tiny-bert"), Options { keep_fp32: vec!["layer.9.qkv".into()], ..Options::default() })
         .err()
@@ -131,4 +131,47 @@ fn bad_precision_requests() {
     assert!(e.to_string().contains("layer.9.qkv"), "{e}");
     assert_eq!(Precision::parse("INT8"), Some(Precision::Int8));
     assert_eq!(Precision::parse("int4"), None);
+}
+
+#[test]
+fn static_int8_scales_load_from_options_and_files() {
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+    let dir = fixture("tiny-bert");
+    let texts = ["static calibration", "Alle Menschen sind frei"];
+    let inputs: Vec<Input> = texts.iter().map(|t| Input::raw(*t)).collect();
+    // Calibrate min-max scales from an fp32 trace: max |x| of each sub-layer's input / 127.
+    let fp32 = Model::load(&dir, Options::default()).unwrap();
+    let mut amax: BTreeMap<String, f32> = BTreeMap::new();
+    let mut note = |name: String, x: &[f32]| {
+        let m = x.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        let e = amax.entry(name).or_insert(0.0);
+        *e = e.max(m);
+    };
+    let layers = fp32.config().layers;
+    fp32.trace(&inputs, &mut |site, x| match site {
+        e5::Site::Embeddings => note("layer.0.qkv".into(), x),
+        e5::Site::Output(i) if i + 1 < layers => note(format!("layer.{}.qkv", i + 1), x),
+        e5::Site::Attention(i) => note(format!("layer.{i}.attn_out"), x),
+        e5::Site::AttentionNorm(i) => note(format!("layer.{i}.ffn_up"), x),
+        e5::Site::FfnUp(i) => note(format!("layer.{i}.ffn_down"), x),
+        _ => {}
+    })
+    .unwrap();
+    assert_eq!(amax.len(), 4 * layers);
+    let scales: BTreeMap<String, f32> = amax.into_iter().map(|(k, v)| (k, v / 127.0)).collect();
+    let opts =
+        Options { precision: Precision::Int8, activation_scales: Some(Arc::new(scales.clone())), ..Options::default() };
+    let from_options = Model::load(&dir, opts).unwrap().embed(&inputs).unwrap();
+    let reference = fp32.embed(&inputs).unwrap();
+    let (min, _) = cosines(&from_options, &reference);
+    assert!(min > 0.98, "static int8 cosine {min}");
+    let out = tempfile::tempdir().unwrap();
+    let m = quantize_model(&dir, out.path(), Precision::Int8, &[], Some(&scales)).unwrap();
+    assert!(m.scheme.activations.contains("static"));
+    let from_file = Model::load(out.path(), Options::default()).unwrap().embed(&inputs).unwrap();
+    let (min, _) = cosines(&from_file, &from_options);
+    assert!(min > 0.999, "file vs options {min}");
+    let bad = Options { activation_scales: Some(Arc::new(scales)), ..Options::default() };
+    assert!(Model::load(&dir, bad).err().unwrap().to_string().contains("need int8"));
 }

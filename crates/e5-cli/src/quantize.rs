@@ -19,12 +19,26 @@ pub struct QuantizeArgs {
     /// Sub-layers kept in f32, e.g. `layer.11.ffn_down`; repeat or comma-separate.
     #[arg(long, value_delimiter = ',')]
     keep_fp32: Vec<String>,
+    /// Static int8: a JSON object of calibrated input scales per sub-layer
+    /// (`{"layer.0.qkv": 0.031, ...}`, as `e5 quant-eval` writes them).
+    #[arg(long)]
+    activation_scales: Option<PathBuf>,
 }
 
 pub fn run(a: QuantizeArgs) -> Result<()> {
     let src = resolve_model(&a.model)?;
-    let m =
-        quantize_model(&src, &a.out, a.precision, &a.keep_fp32).with_context(|| format!("quantizing {}", a.model))?;
+    let scales: Option<std::collections::BTreeMap<String, f32>> = match &a.activation_scales {
+        Some(p) => {
+            let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+            Some(
+                serde_json::from_str(&text)
+                    .with_context(|| format!("{}: expected {{\"layer.N.sub_layer\": scale}}", p.display()))?,
+            )
+        }
+        None => None,
+    };
+    let m = quantize_model(&src, &a.out, a.precision, &a.keep_fp32, scales.as_ref())
+        .with_context(|| format!("quantizing {}", a.model))?;
     let bytes = std::fs::metadata(a.out.join("model.safetensors"))?.len();
     eprintln!(
         "e5: wrote {} ({} tensors, {:.1} MiB, precision {}; manifest {})",

@@ -92,8 +92,8 @@ impl Model {
         let tokenizer = TextTokenizer::open(&dir)?;
         let checkpoint = Checkpoint::open(&dir)?;
         // A directory written by `e5 quantize` runs in its stored precision.
-        let (precision, keep_fp32) = match crate::quantize::read_manifest(&dir)? {
-            None => (options.precision, options.keep_fp32.clone()),
+        let (precision, keep_fp32, scales) = match crate::quantize::read_manifest(&dir)? {
+            None => (options.precision, options.keep_fp32.clone(), options.activation_scales.clone()),
             Some(m) => {
                 let stored = crate::quantize::verify(&m, &checkpoint)?;
                 if options.precision != Precision::Fp32 && options.precision != stored {
@@ -104,7 +104,8 @@ impl Model {
                         options.precision.name()
                     )));
                 }
-                (stored, m.keep_fp32)
+                let stored_scales = crate::quantize::activation_scales(&m, &checkpoint)?;
+                (stored, m.keep_fp32, stored_scales.or(options.activation_scales.clone()))
             }
         };
         let mut options = options;
@@ -113,8 +114,10 @@ impl Model {
             return Err(Error::VocabMismatch { tokenizer: tokenizer.vocab_size(), embeddings: cfg.vocab_size });
         }
         let encoder = match &pool {
-            Some(p) => p.install(|| Encoder::load(&checkpoint, cfg.clone(), kern, precision, &keep_fp32))?,
-            None => Encoder::load(&checkpoint, cfg.clone(), kern, precision, &keep_fp32)?,
+            Some(p) => {
+                p.install(|| Encoder::load(&checkpoint, cfg.clone(), kern, precision, &keep_fp32, scales.as_deref()))?
+            }
+            None => Encoder::load(&checkpoint, cfg.clone(), kern, precision, &keep_fp32, scales.as_deref())?,
         };
         match options.residency {
             Residency::Lazy => {}

@@ -124,6 +124,9 @@ pub struct Options {
     /// Sub-layers kept in f32 whatever `precision` says (mixed precision), named
     /// `layer.{i}.{qkv|attn_out|ffn_up|ffn_down}`.
     pub keep_fp32: Vec<String>,
+    /// Static int8: a calibrated input scale per sub-layer (`x ≈ q·s`, `q ∈ [-127, 127]`),
+    /// keyed like `keep_fp32`; sub-layers without one quantize activations per token.
+    pub activation_scales: Option<std::sync::Arc<std::collections::BTreeMap<String, f32>>>,
     pub device: Device,
 }
 
@@ -138,6 +141,7 @@ impl Default for Options {
             isa: None,
             precision: Precision::Fp32,
             keep_fp32: Vec::new(),
+            activation_scales: None,
             device: Device::Cpu,
         }
     }

@@ -130,7 +130,15 @@ const COPIED: [&str; 9] = [
 ];
 
 /// Writes `dst` from the model at `src` in `precision`, keeping `keep_fp32` sub-layers f32.
-pub fn quantize_model(src: &Path, dst: &Path, precision: Precision, keep_fp32: &[String]) -> Result<Manifest> {
+/// With `activation_scales` (int8 only), the calibrated per-tensor input scales are stored
+/// as `{sub_layer}.input_scale` and the model runs static int8.
+pub fn quantize_model(
+    src: &Path,
+    dst: &Path,
+    precision: Precision,
+    keep_fp32: &[String],
+    activation_scales: Option<&BTreeMap<String, f32>>,
+) -> Result<Manifest> {
     if precision == Precision::Fp32 {
         return Err(Error::Options("quantize needs a precision other than fp32 (int8, f16 or bf16)".into()));
     }
@@ -142,6 +150,13 @@ pub fn quantize_model(src: &Path, dst: &Path, precision: Precision, keep_fp32: &
     let known: Vec<String> = (0..cfg.layers).flat_map(|i| SUB_LAYERS.map(|s| format!("layer.{i}.{s}"))).collect();
     if let Some(bad) = keep_fp32.iter().find(|k| !known.contains(k)) {
         return Err(Error::Options(format!("keep-fp32 {bad:?} names no sub-layer")));
+    }
+    let scales = activation_scales.cloned().unwrap_or_default();
+    if !scales.is_empty() && precision != Precision::Int8 {
+        return Err(Error::Options("activation scales (static int8) need --precision int8".into()));
+    }
+    if let Some(bad) = scales.keys().find(|k| !known.contains(k)) {
+        return Err(Error::Options(format!("activation scale for {bad:?} names no sub-layer")));
     }
     let half = |v: &[f32]| -> (FloatType, Vec<u8>) {
         match precision {
@@ -185,6 +200,11 @@ pub fn quantize_model(src: &Path, dst: &Path, precision: Precision, keep_fp32: &
             .insert(name.clone(), TensorEntry { dtype: dtype_name(dtype).into(), shape: shape.clone(), scales });
         outs.push(Out { name, dtype, shape, bytes });
     }
+    for (sub_layer, s) in &scales {
+        let name = format!("{sub_layer}.input_scale");
+        outs.push(Out { name: name.clone(), dtype: FloatType::F32, shape: vec![1], bytes: f32_bytes(&[*s]) });
+        manifest_tensors.insert(name, TensorEntry { dtype: "F32".into(), shape: vec![1], scales: None });
+    }
     std::fs::create_dir_all(dst).map_err(|e| Error::io(dst, e))?;
     for f in COPIED {
         let from = src.join(f);
@@ -223,6 +243,9 @@ pub fn quantize_model(src: &Path, dst: &Path, precision: Precision, keep_fp32: &
                 p => format!("{} storage, f32 arithmetic", p.name()),
             },
             activations: match precision {
+                Precision::Int8 if !scales.is_empty() => {
+                    "int8 symmetric per tensor, static (calibrated input_scale)".into()
+                }
                 Precision::Int8 => "int8 symmetric per token, dynamic (computed at run time)".into(),
                 _ => "f32".into(),
             },
@@ -291,4 +314,18 @@ pub(crate) fn verify(m: &Manifest, ck: &Checkpoint) -> Result<Precision> {
         }
     }
     Ok(precision)
+}
+
+/// The calibrated input scales stored in a quantized model (`{sub_layer}.input_scale`).
+pub(crate) fn activation_scales(
+    m: &Manifest,
+    ck: &Checkpoint,
+) -> Result<Option<std::sync::Arc<BTreeMap<String, f32>>>> {
+    let mut out = BTreeMap::new();
+    for name in m.tensors.keys() {
+        if let Some(sub_layer) = name.strip_suffix(".input_scale") {
+            out.insert(sub_layer.to_string(), ck.f32(name, &[1])?[0]);
+        }
+    }
+    Ok((!out.is_empty()).then(|| std::sync::Arc::new(out)))
 }

@@ -6,11 +6,7 @@ use crate::vector::GeluKind;
 use std::arch::x86_64::*;
 
 const MR: usize = 6;
-pub const KERNEL: MicroKernel = MicroKernel {
-    mr: MR,
-    nr: 16,
-    run: tile,
-};
+pub const KERNEL: MicroKernel = MicroKernel { mr: MR, nr: 16, run: tile };
 
 /// # Safety
 /// AVX2 and FMA must be available and `t` must describe in-bounds memory.
@@ -72,10 +68,7 @@ unsafe fn load_row(p: *const f32, n: usize) -> [__m256; 2] {
     }
     let mut buf = [0.0f32; 16];
     std::ptr::copy_nonoverlapping(p, buf.as_mut_ptr(), n);
-    [
-        _mm256_loadu_ps(buf.as_ptr()),
-        _mm256_loadu_ps(buf.as_ptr().add(8)),
-    ]
+    [_mm256_loadu_ps(buf.as_ptr()), _mm256_loadu_ps(buf.as_ptr().add(8))]
 }
 
 #[inline]

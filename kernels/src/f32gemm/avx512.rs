@@ -6,11 +6,7 @@ use crate::vector::GeluKind;
 use std::arch::x86_64::*;
 
 const MR: usize = 12;
-pub const KERNEL: MicroKernel = MicroKernel {
-    mr: MR,
-    nr: 32,
-    run: tile,
-};
+pub const KERNEL: MicroKernel = MicroKernel { mr: MR, nr: 32, run: tile };
 
 /// # Safety
 /// AVX-512F must be available and `t` must describe in-bounds memory.
@@ -48,10 +44,7 @@ unsafe fn rows<const R: usize>(t: &Tile) {
     for (r, acc) in acc.iter_mut().enumerate() {
         *acc = if t.accumulate {
             let p = t.c.add(r * t.ldc);
-            [
-                _mm512_maskz_loadu_ps(k[0], p),
-                _mm512_maskz_loadu_ps(k[1], p.add(16)),
-            ]
+            [_mm512_maskz_loadu_ps(k[0], p), _mm512_maskz_loadu_ps(k[1], p.add(16))]
         } else {
             [_mm512_loadu_ps(t.bias), _mm512_loadu_ps(t.bias.add(16))]
         };

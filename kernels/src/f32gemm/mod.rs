@@ -26,8 +26,8 @@ pub mod neon;
 
 use crate::sync_ptr::SyncPtr;
 use crate::vector::GeluKind;
-use half::{bf16, f16, slice::HalfFloatSliceExt};
 use crate::Isa;
+use half::{bf16, f16, slice::HalfFloatSliceExt};
 use rayon::prelude::*;
 
 /// What happens to a finished tile before it is stored.
@@ -109,18 +109,8 @@ pub struct PackedF32 {
 
 impl PackedF32 {
     /// Packs `n` rows of `k` floats (row stride `ldw`): `W[j][c] = w[j·ldw + c]`.
-    pub fn from_rows(
-        kern: &crate::Kernels,
-        w: &[f32],
-        n: usize,
-        k: usize,
-        ldw: usize,
-        bias: Option<&[f32]>,
-    ) -> Self {
-        assert!(
-            n == 0 || w.len() >= (n - 1) * ldw + k,
-            "weight slice too short for [{n}, {k}]"
-        );
+    pub fn from_rows(kern: &crate::Kernels, w: &[f32], n: usize, k: usize, ldw: usize, bias: Option<&[f32]>) -> Self {
+        assert!(n == 0 || w.len() >= (n - 1) * ldw + k, "weight slice too short for [{n}, {k}]");
         let mut p = Self::zeroed(kern, n, k, bias);
         let nr = p.nr;
         let data = p.f32_data();
@@ -135,10 +125,7 @@ impl PackedF32 {
 
     /// Packs the transpose of `k` rows of `n` floats (row stride `ldv`): `W[j][c] = v[c·ldv + j]`.
     pub fn from_cols(kern: &crate::Kernels, v: &[f32], k: usize, n: usize, ldv: usize) -> Self {
-        assert!(
-            k == 0 || v.len() >= (k - 1) * ldv + n,
-            "slice too short for [{k}, {n}]"
-        );
+        assert!(k == 0 || v.len() >= (k - 1) * ldv + n, "slice too short for [{k}, {n}]");
         let mut p = Self::zeroed(kern, n, k, None);
         let nr = p.nr;
         let data = p.f32_data();
@@ -238,15 +225,7 @@ const MC: usize = 96;
 const PARALLEL_MIN_MACS: usize = 1 << 17;
 
 /// Packs rows `rows` × columns `k0..k0 + kc` of `A` into `MR`-row strips.
-fn pack_a(
-    a: &[f32],
-    lda: usize,
-    rows: std::ops::Range<usize>,
-    k0: usize,
-    kc: usize,
-    mr: usize,
-    out: &mut Vec<f32>,
-) {
+fn pack_a(a: &[f32], lda: usize, rows: std::ops::Range<usize>, k0: usize, kc: usize, mr: usize, out: &mut Vec<f32>) {
     let strips = rows.len().div_ceil(mr);
     out.clear();
     out.resize(strips * kc * mr, 0.0);
@@ -278,44 +257,24 @@ pub(crate) fn gemm(
 ) {
     let (n, k) = (w.n, w.k);
     let mk = &kern.f32_gemm;
-    assert_eq!(
-        w.isa, kern.isa,
-        "weights packed for {} used with {} kernels",
-        w.isa, kern.isa
-    );
+    assert_eq!(w.isa, kern.isa, "weights packed for {} used with {} kernels", w.isa, kern.isa);
     if m == 0 || n == 0 {
         return;
     }
-    assert!(
-        lda >= k && a.len() >= (m - 1) * lda + k,
-        "A too short for [{m}, {k}]"
-    );
-    assert!(
-        ldc >= n && c.len() >= (m - 1) * ldc + n,
-        "C too short for [{m}, {n}]"
-    );
+    assert!(lda >= k && a.len() >= (m - 1) * lda + k, "A too short for [{m}, {k}]");
+    assert!(ldc >= n && c.len() >= (m - 1) * ldc + n, "C too short for [{m}, {n}]");
     let post = match post {
         Post::None => TilePost::None,
         Post::Gelu(g) => TilePost::Gelu(g),
         Post::Residual(r) => {
-            assert!(
-                r.len() >= (m - 1) * ldc + n,
-                "residual too short for [{m}, {n}]"
-            );
-            TilePost::Residual {
-                r: r.as_ptr(),
-                ldr: ldc,
-            }
+            assert!(r.len() >= (m - 1) * ldc + n, "residual too short for [{m}, {n}]");
+            TilePost::Residual { r: r.as_ptr(), ldr: ldc }
         }
     };
     let (mr, nr) = (mk.mr, mk.nr);
     let panels = n.div_ceil(nr);
     let m_blocks = m.div_ceil(MC);
-    let threads = if parallel && m * n * k >= PARALLEL_MIN_MACS {
-        rayon::current_num_threads()
-    } else {
-        1
-    };
+    let threads = if parallel && m * n * k >= PARALLEL_MIN_MACS { rayon::current_num_threads() } else { 1 };
     let groups = (4 * threads).div_ceil(m_blocks).clamp(1, panels);
     let per_group = panels.div_ceil(groups);
     let groups = panels.div_ceil(per_group);
@@ -345,10 +304,9 @@ pub(crate) fn gemm(
                         accumulate: ks > 0,
                         post: match post {
                             _ if ks + 1 < k_slices => TilePost::None,
-                            TilePost::Residual { r, ldr } => TilePost::Residual {
-                                r: unsafe { r.add(i * ldr + p * nr) },
-                                ldr,
-                            },
+                            TilePost::Residual { r, ldr } => {
+                                TilePost::Residual { r: unsafe { r.add(i * ldr + p * nr) }, ldr }
+                            }
                             other => other,
                         },
                     };

@@ -6,11 +6,7 @@ use crate::vector::GeluKind;
 use std::arch::aarch64::*;
 
 const MR: usize = 8;
-pub const KERNEL: MicroKernel = MicroKernel {
-    mr: MR,
-    nr: 8,
-    run: tile,
-};
+pub const KERNEL: MicroKernel = MicroKernel { mr: MR, nr: 8, run: tile };
 
 /// # Safety
 /// NEON must be available and `t` must describe in-bounds memory.

@@ -5,11 +5,7 @@ use crate::vector::scalar::{gelu_erf_1, gelu_tanh_1};
 use crate::vector::GeluKind;
 
 const MR: usize = 4;
-pub const KERNEL: MicroKernel = MicroKernel {
-    mr: MR,
-    nr: 8,
-    run: tile,
-};
+pub const KERNEL: MicroKernel = MicroKernel { mr: MR, nr: 8, run: tile };
 const NR: usize = 8;
 
 /// # Safety

@@ -36,8 +36,10 @@ unsafe fn rows<const R: usize>(t: &I8Tile) {
         for (r, acc) in acc.iter_mut().enumerate() {
             let x = _mm256_set1_epi32(a.add(4 * r).cast::<i32>().read_unaligned());
             let ax = _mm256_sign_epi8(x, x);
-            acc[0] = _mm256_add_epi32(acc[0], _mm256_madd_epi16(_mm256_maddubs_epi16(ax, _mm256_sign_epi8(w0, x)), ones));
-            acc[1] = _mm256_add_epi32(acc[1], _mm256_madd_epi16(_mm256_maddubs_epi16(ax, _mm256_sign_epi8(w1, x)), ones));
+            acc[0] =
+                _mm256_add_epi32(acc[0], _mm256_madd_epi16(_mm256_maddubs_epi16(ax, _mm256_sign_epi8(w0, x)), ones));
+            acc[1] =
+                _mm256_add_epi32(acc[1], _mm256_madd_epi16(_mm256_maddubs_epi16(ax, _mm256_sign_epi8(w1, x)), ones));
         }
         a = a.add(4 * MR);
         b = b.add(64);

@@ -65,7 +65,9 @@ unsafe fn rows<const R: usize>(t: &I8Tile) {
                 TilePost::None => v,
                 TilePost::Gelu(GeluKind::Erf) => gelu_erf16(v),
                 TilePost::Gelu(GeluKind::Tanh) => gelu_tanh16(v),
-                TilePost::Residual { r: res, ldr } => _mm512_add_ps(v, _mm512_maskz_loadu_ps(k[h], res.add(r * ldr + 16 * h))),
+                TilePost::Residual { r: res, ldr } => {
+                    _mm512_add_ps(v, _mm512_maskz_loadu_ps(k[h], res.add(r * ldr + 16 * h)))
+                }
             };
             _mm512_mask_storeu_ps(p.add(16 * h), k[h], v);
         }

@@ -80,11 +80,25 @@ pub fn quantize_row(x: &[f32], q: &mut [i8]) -> f32 {
         q.fill(0);
         return if amax == 0.0 { 0.0 } else { f32::NAN };
     }
-    let inv = 127.0 / amax;
+    quantize_with_scale(x, amax / 127.0, q);
+    amax / 127.0
+}
+
+/// Quantizes `x ≈ q·scale` with a given scale, clipping to `[-127, 127]`.
+pub fn quantize_with_scale(x: &[f32], scale: f32, q: &mut [i8]) {
+    let inv = if scale > 0.0 { 1.0 / scale } else { 0.0 };
     for (q, v) in q.iter_mut().zip(x) {
         *q = (v * inv).round().clamp(-127.0, 127.0) as i8;
     }
-    amax / 127.0
+}
+
+/// How activations are quantized.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum ActQuant {
+    /// One scale per row (token), from its max |x|, computed at run time.
+    Dynamic,
+    /// One calibrated scale for the whole tensor; values beyond `127·scale` clip.
+    Static(f32),
 }
 
 impl PackedI8 {
@@ -92,13 +106,21 @@ impl PackedI8 {
     pub fn quantize(kern: &crate::Kernels, w: &[f32], n: usize, k: usize, bias: Option<&[f32]>) -> Self {
         assert!(w.len() >= n * k, "weight slice too short for [{n}, {k}]");
         let mut q = vec![0i8; n * k];
-        let scales: Vec<f32> = (0..n).map(|j| quantize_row(&w[j * k..(j + 1) * k], &mut q[j * k..(j + 1) * k])).collect();
+        let scales: Vec<f32> =
+            (0..n).map(|j| quantize_row(&w[j * k..(j + 1) * k], &mut q[j * k..(j + 1) * k])).collect();
         Self::from_quantized(kern, &q, &scales, n, k, bias)
     }
 
     /// Packs already-quantized weights `q` (`[n, k]`, values in `[-127, 127]`) with their
     /// per-channel `scales`.
-    pub fn from_quantized(kern: &crate::Kernels, q: &[i8], scales: &[f32], n: usize, k: usize, bias: Option<&[f32]>) -> Self {
+    pub fn from_quantized(
+        kern: &crate::Kernels,
+        q: &[i8],
+        scales: &[f32],
+        n: usize,
+        k: usize,
+        bias: Option<&[f32]>,
+    ) -> Self {
         assert!(q.len() >= n * k && scales.len() == n, "quantized weights / scales do not match [{n}, {k}]");
         let ik = &kern.i8_gemm;
         let nr = ik.nr;
@@ -142,7 +164,15 @@ const PARALLEL_MIN_MACS: usize = 1 << 18;
 
 /// Quantizes the rows of `A` and packs them into `MR`-row strips; returns the strips and
 /// the per-row scales (padded to whole strips with 0).
-fn quantize_pack_a(ik: &I8MicroKernel, a: &[f32], lda: usize, m: usize, k: usize, parallel: bool) -> (Vec<i8>, Vec<f32>) {
+fn quantize_pack_a(
+    ik: &I8MicroKernel,
+    a: &[f32],
+    lda: usize,
+    m: usize,
+    k: usize,
+    act: ActQuant,
+    parallel: bool,
+) -> (Vec<i8>, Vec<f32>) {
     let (mr, groups) = (ik.mr, k.div_ceil(4));
     let strips = m.div_ceil(mr);
     let mut packed = vec![0i8; strips * groups * mr * 4];
@@ -152,7 +182,13 @@ fn quantize_pack_a(ik: &I8MicroKernel, a: &[f32], lda: usize, m: usize, k: usize
         let mut q = vec![0i8; groups * 4];
         for r in 0..mr.min(m - s * mr) {
             let row = &a[(s * mr + r) * lda..][..k];
-            sc[r] = quantize_row(row, &mut q[..k]);
+            sc[r] = match act {
+                ActQuant::Dynamic => quantize_row(row, &mut q[..k]),
+                ActQuant::Static(s) => {
+                    quantize_with_scale(row, s, &mut q[..k]);
+                    s
+                }
+            };
             for (g, chunk) in q.chunks_exact(4).enumerate() {
                 for (b, &v) in chunk.iter().enumerate() {
                     strip[(g * mr + r) * 4 + b] = v ^ shift;
@@ -179,7 +215,18 @@ fn quantize_pack_a(ik: &I8MicroKernel, a: &[f32], lda: usize, m: usize, k: usize
 
 /// `C[m, n] = post(dequant(quant(A) · Wqᵀ) + bias)` with strides `lda`, `ldc`.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn gemm(kern: &crate::Kernels, a: &[f32], lda: usize, m: usize, w: &PackedI8, post: Post<'_>, c: &mut [f32], ldc: usize, parallel: bool) {
+pub(crate) fn gemm(
+    kern: &crate::Kernels,
+    a: &[f32],
+    lda: usize,
+    m: usize,
+    w: &PackedI8,
+    act: ActQuant,
+    post: Post<'_>,
+    c: &mut [f32],
+    ldc: usize,
+    parallel: bool,
+) {
     let ik = &kern.i8_gemm;
     assert_eq!(w.kernel, ik.name, "int8 weights packed for {} used with {}", w.kernel, ik.name);
     let (n, k) = (w.n, w.k);
@@ -197,7 +244,7 @@ pub(crate) fn gemm(kern: &crate::Kernels, a: &[f32], lda: usize, m: usize, w: &P
         }
     };
     let threads = if parallel && m * n * k >= PARALLEL_MIN_MACS { rayon::current_num_threads() } else { 1 };
-    let (strips, row_scales) = quantize_pack_a(ik, a, lda, m, k, threads > 1);
+    let (strips, row_scales) = quantize_pack_a(ik, a, lda, m, k, act, threads > 1);
     let (mr, nr, groups_k) = (ik.mr, w.nr, k.div_ceil(4));
     let panels = n.div_ceil(nr);
     let m_blocks = m.div_ceil(MC);
@@ -225,7 +272,9 @@ pub(crate) fn gemm(kern: &crate::Kernels, a: &[f32], lda: usize, m: usize, w: &P
                     bias: w.bias[p * nr..].as_ptr(),
                     colsum: w.colsum[p * nr..].as_ptr(),
                     post: match post {
-                        TilePost::Residual { r, ldr } => TilePost::Residual { r: unsafe { r.add(i * ldr + p * nr) }, ldr },
+                        TilePost::Residual { r, ldr } => {
+                            TilePost::Residual { r: unsafe { r.add(i * ldr + p * nr) }, ldr }
+                        }
                         other => other,
                     },
                 };

@@ -61,10 +61,7 @@ pub fn erfc8(z: __m256) -> __m256 {
 #[target_feature(enable = "avx2,fma")]
 pub fn gelu_erf8(x: __m256) -> __m256 {
     let abs = _mm256_andnot_ps(splat(-0.0), x);
-    let hc = _mm256_mul_ps(
-        _mm256_mul_ps(x, splat(0.5)),
-        erfc8(_mm256_mul_ps(abs, splat(FRAC_1_SQRT_2))),
-    );
+    let hc = _mm256_mul_ps(_mm256_mul_ps(x, splat(0.5)), erfc8(_mm256_mul_ps(abs, splat(FRAC_1_SQRT_2))));
     let negative = _mm256_cmp_ps::<_CMP_LT_OQ>(x, _mm256_setzero_ps());
     _mm256_blendv_ps(_mm256_sub_ps(x, hc), hc, negative)
 }
@@ -190,10 +187,7 @@ pub unsafe fn axpy(y: &mut [f32], a: f32, x: &[f32]) {
     let body = n - n % L;
     for i in (0..body).step_by(L) {
         let yp = y.as_mut_ptr().add(i);
-        _mm256_storeu_ps(
-            yp,
-            _mm256_fmadd_ps(av, _mm256_loadu_ps(x.as_ptr().add(i)), _mm256_loadu_ps(yp)),
-        );
+        _mm256_storeu_ps(yp, _mm256_fmadd_ps(av, _mm256_loadu_ps(x.as_ptr().add(i)), _mm256_loadu_ps(yp)));
     }
     for i in body..n {
         y[i] = a.mul_add(x[i], y[i]);
@@ -208,11 +202,7 @@ pub unsafe fn dot(a: &[f32], b: &[f32]) -> f32 {
     let body = n - n % L;
     let mut acc = _mm256_setzero_ps();
     for i in (0..body).step_by(L) {
-        acc = _mm256_fmadd_ps(
-            _mm256_loadu_ps(a.as_ptr().add(i)),
-            _mm256_loadu_ps(b.as_ptr().add(i)),
-            acc,
-        );
+        acc = _mm256_fmadd_ps(_mm256_loadu_ps(a.as_ptr().add(i)), _mm256_loadu_ps(b.as_ptr().add(i)), acc);
     }
     if body < n {
         acc = _mm256_fmadd_ps(load_partial(&a[body..n]), load_partial(&b[body..n]), acc);
@@ -223,13 +213,7 @@ pub unsafe fn dot(a: &[f32], b: &[f32]) -> f32 {
 /// # Safety
 /// The CPU must support AVX2 and FMA; all slices of one length.
 #[target_feature(enable = "avx2,fma")]
-pub unsafe fn layernorm(
-    x: &mut [f32],
-    residual: Option<&[f32]>,
-    gamma: &[f32],
-    beta: &[f32],
-    eps: f32,
-) {
+pub unsafe fn layernorm(x: &mut [f32], residual: Option<&[f32]>, gamma: &[f32], beta: &[f32], eps: f32) {
     let n = x.len();
     let body = n - n % L;
     if let Some(r) = residual {
@@ -252,11 +236,7 @@ pub unsafe fn layernorm(
     for i in (0..body).step_by(L) {
         let p = x.as_mut_ptr().add(i);
         let d = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(p), mv), rv);
-        let y = _mm256_fmadd_ps(
-            d,
-            _mm256_loadu_ps(gamma.as_ptr().add(i)),
-            _mm256_loadu_ps(beta.as_ptr().add(i)),
-        );
+        let y = _mm256_fmadd_ps(d, _mm256_loadu_ps(gamma.as_ptr().add(i)), _mm256_loadu_ps(beta.as_ptr().add(i)));
         _mm256_storeu_ps(p, y);
     }
     for i in body..n {
@@ -291,15 +271,8 @@ pub unsafe fn vecmat(x: &[f32], m: &[f32], ld: usize, out: &mut [f32]) {
         let mut acc = _mm256_setzero_ps();
         for (i, &xi) in x.iter().enumerate() {
             let row = &m[i * ld + j..i * ld + j + w];
-            acc = _mm256_fmadd_ps(
-                splat(xi),
-                if w == L {
-                    _mm256_loadu_ps(row.as_ptr())
-                } else {
-                    load_partial(row)
-                },
-                acc,
-            );
+            acc =
+                _mm256_fmadd_ps(splat(xi), if w == L { _mm256_loadu_ps(row.as_ptr()) } else { load_partial(row) }, acc);
         }
         let mut buf = [0.0f32; L];
         _mm256_storeu_ps(buf.as_mut_ptr(), acc);

@@ -65,10 +65,7 @@ pub fn erfc16(z: __m512) -> __m512 {
 #[inline]
 #[target_feature(enable = "avx512f")]
 pub fn gelu_erf16(x: __m512) -> __m512 {
-    let hc = _mm512_mul_ps(
-        _mm512_mul_ps(x, splat(0.5)),
-        erfc16(_mm512_mul_ps(_mm512_abs_ps(x), splat(FRAC_1_SQRT_2))),
-    );
+    let hc = _mm512_mul_ps(_mm512_mul_ps(x, splat(0.5)), erfc16(_mm512_mul_ps(_mm512_abs_ps(x), splat(FRAC_1_SQRT_2))));
     let negative = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(x, _mm512_setzero_ps());
     _mm512_mask_blend_ps(negative, _mm512_sub_ps(x, hc), hc)
 }
@@ -128,12 +125,7 @@ pub unsafe fn max(x: &[f32]) -> f32 {
         i += L;
     }
     if i < n {
-        m = _mm512_mask_max_ps(
-            m,
-            tail_mask(n - i),
-            m,
-            _mm512_maskz_loadu_ps(tail_mask(n - i), x.as_ptr().add(i)),
-        );
+        m = _mm512_mask_max_ps(m, tail_mask(n - i), m, _mm512_maskz_loadu_ps(tail_mask(n - i), x.as_ptr().add(i)));
     }
     _mm512_reduce_max_ps(m)
 }
@@ -155,10 +147,7 @@ pub unsafe fn exp_shift_sum(x: &mut [f32], shift: f32) -> f32 {
     }
     if i < n {
         let k = tail_mask(n - i);
-        let e = _mm512_maskz_mov_ps(
-            k,
-            exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, p.add(i)), s)),
-        );
+        let e = _mm512_maskz_mov_ps(k, exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, p.add(i)), s)));
         _mm512_mask_storeu_ps(p.add(i), k, e);
         sum = _mm512_add_ps(sum, e);
     }
@@ -182,19 +171,12 @@ pub unsafe fn axpy(y: &mut [f32], a: f32, x: &[f32]) {
     let (yp, xp) = (y.as_mut_ptr(), x.as_ptr());
     let mut i = 0;
     while i + L <= n {
-        _mm512_storeu_ps(
-            yp.add(i),
-            _mm512_fmadd_ps(av, _mm512_loadu_ps(xp.add(i)), _mm512_loadu_ps(yp.add(i))),
-        );
+        _mm512_storeu_ps(yp.add(i), _mm512_fmadd_ps(av, _mm512_loadu_ps(xp.add(i)), _mm512_loadu_ps(yp.add(i))));
         i += L;
     }
     if i < n {
         let k = tail_mask(n - i);
-        let v = _mm512_fmadd_ps(
-            av,
-            _mm512_maskz_loadu_ps(k, xp.add(i)),
-            _mm512_maskz_loadu_ps(k, yp.add(i)),
-        );
+        let v = _mm512_fmadd_ps(av, _mm512_maskz_loadu_ps(k, xp.add(i)), _mm512_maskz_loadu_ps(k, yp.add(i)));
         _mm512_mask_storeu_ps(yp.add(i), k, v);
     }
 }
@@ -207,11 +189,7 @@ pub unsafe fn dot(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = _mm512_setzero_ps();
     let mut i = 0;
     while i + L <= n {
-        acc = _mm512_fmadd_ps(
-            _mm512_loadu_ps(a.as_ptr().add(i)),
-            _mm512_loadu_ps(b.as_ptr().add(i)),
-            acc,
-        );
+        acc = _mm512_fmadd_ps(_mm512_loadu_ps(a.as_ptr().add(i)), _mm512_loadu_ps(b.as_ptr().add(i)), acc);
         i += L;
     }
     if i < n {
@@ -228,13 +206,7 @@ pub unsafe fn dot(a: &[f32], b: &[f32]) -> f32 {
 /// # Safety
 /// The CPU must support AVX-512F; all slices of one length.
 #[target_feature(enable = "avx512f")]
-pub unsafe fn layernorm(
-    x: &mut [f32],
-    residual: Option<&[f32]>,
-    gamma: &[f32],
-    beta: &[f32],
-    eps: f32,
-) {
+pub unsafe fn layernorm(x: &mut [f32], residual: Option<&[f32]>, gamma: &[f32], beta: &[f32], eps: f32) {
     let n = x.len();
     if let Some(r) = residual {
         axpy(x, 1.0, r);
@@ -292,11 +264,7 @@ pub unsafe fn vecmat(x: &[f32], m: &[f32], ld: usize, out: &mut [f32]) {
         let k = if j + L <= n { !0 } else { tail_mask(n - j) };
         let mut acc = _mm512_setzero_ps();
         for (i, &xi) in x.iter().enumerate() {
-            acc = _mm512_fmadd_ps(
-                splat(xi),
-                _mm512_maskz_loadu_ps(k, m.as_ptr().add(i * ld + j)),
-                acc,
-            );
+            acc = _mm512_fmadd_ps(splat(xi), _mm512_maskz_loadu_ps(k, m.as_ptr().add(i * ld + j)), acc);
         }
         _mm512_mask_storeu_ps(out.as_mut_ptr().add(j), k, acc);
         j += L;

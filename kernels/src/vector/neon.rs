@@ -59,10 +59,7 @@ pub fn erfc4(z: float32x4_t) -> float32x4_t {
 #[inline]
 #[target_feature(enable = "neon")]
 pub fn gelu_erf4(x: float32x4_t) -> float32x4_t {
-    let hc = vmulq_f32(
-        vmulq_f32(x, splat(0.5)),
-        erfc4(vmulq_f32(vabsq_f32(x), splat(FRAC_1_SQRT_2))),
-    );
+    let hc = vmulq_f32(vmulq_f32(x, splat(0.5)), erfc4(vmulq_f32(vabsq_f32(x), splat(FRAC_1_SQRT_2))));
     vbslq_f32(vcltq_f32(x, splat(0.0)), hc, vsubq_f32(x, hc))
 }
 
@@ -170,10 +167,7 @@ pub unsafe fn axpy(y: &mut [f32], a: f32, x: &[f32]) {
     let body = n - n % L;
     for i in (0..body).step_by(L) {
         let yp = y.as_mut_ptr().add(i);
-        vst1q_f32(
-            yp,
-            vfmaq_f32(vld1q_f32(yp), av, vld1q_f32(x.as_ptr().add(i))),
-        );
+        vst1q_f32(yp, vfmaq_f32(vld1q_f32(yp), av, vld1q_f32(x.as_ptr().add(i))));
     }
     for i in body..n {
         y[i] = a.mul_add(x[i], y[i]);
@@ -188,11 +182,7 @@ pub unsafe fn dot(a: &[f32], b: &[f32]) -> f32 {
     let body = n - n % L;
     let mut acc = splat(0.0);
     for i in (0..body).step_by(L) {
-        acc = vfmaq_f32(
-            acc,
-            vld1q_f32(a.as_ptr().add(i)),
-            vld1q_f32(b.as_ptr().add(i)),
-        );
+        acc = vfmaq_f32(acc, vld1q_f32(a.as_ptr().add(i)), vld1q_f32(b.as_ptr().add(i)));
     }
     if body < n {
         acc = vfmaq_f32(acc, load_partial(&a[body..n]), load_partial(&b[body..n]));
@@ -203,13 +193,7 @@ pub unsafe fn dot(a: &[f32], b: &[f32]) -> f32 {
 /// # Safety
 /// The CPU must support NEON; all slices of one length.
 #[target_feature(enable = "neon")]
-pub unsafe fn layernorm(
-    x: &mut [f32],
-    residual: Option<&[f32]>,
-    gamma: &[f32],
-    beta: &[f32],
-    eps: f32,
-) {
+pub unsafe fn layernorm(x: &mut [f32], residual: Option<&[f32]>, gamma: &[f32], beta: &[f32], eps: f32) {
     let n = x.len();
     let body = n - n % L;
     if let Some(r) = residual {
@@ -232,14 +216,7 @@ pub unsafe fn layernorm(
     for i in (0..body).step_by(L) {
         let p = x.as_mut_ptr().add(i);
         let d = vmulq_f32(vsubq_f32(vld1q_f32(p), mv), rv);
-        vst1q_f32(
-            p,
-            vfmaq_f32(
-                vld1q_f32(beta.as_ptr().add(i)),
-                d,
-                vld1q_f32(gamma.as_ptr().add(i)),
-            ),
-        );
+        vst1q_f32(p, vfmaq_f32(vld1q_f32(beta.as_ptr().add(i)), d, vld1q_f32(gamma.as_ptr().add(i))));
     }
     for i in body..n {
         x[i] = ((x[i] - mean) * rstd).mul_add(gamma[i], beta[i]);
@@ -272,15 +249,7 @@ pub unsafe fn vecmat(x: &[f32], m: &[f32], ld: usize, out: &mut [f32]) {
         let mut acc = splat(0.0);
         for (i, &xi) in x.iter().enumerate() {
             let row = &m[i * ld + j..i * ld + j + w];
-            acc = vfmaq_f32(
-                acc,
-                splat(xi),
-                if w == L {
-                    vld1q_f32(row.as_ptr())
-                } else {
-                    load_partial(row)
-                },
-            );
+            acc = vfmaq_f32(acc, splat(xi), if w == L { vld1q_f32(row.as_ptr()) } else { load_partial(row) });
         }
         let mut buf = [0.0f32; L];
         vst1q_f32(buf.as_mut_ptr(), acc);

@@ -108,13 +108,7 @@ pub unsafe fn dot(a: &[f32], b: &[f32]) -> f32 {
 
 /// # Safety
 /// Always safe; `unsafe` only to share the table's signature.
-pub unsafe fn layernorm(
-    x: &mut [f32],
-    residual: Option<&[f32]>,
-    gamma: &[f32],
-    beta: &[f32],
-    eps: f32,
-) {
+pub unsafe fn layernorm(x: &mut [f32], residual: Option<&[f32]>, gamma: &[f32], beta: &[f32], eps: f32) {
     if let Some(r) = residual {
         x.iter_mut().zip(r).for_each(|(x, r)| *x += r);
     }

@@ -1,10 +1,9 @@
 //! One encoder layer: self-attention then feed-forward, each closed by residual + LayerNorm.
 
-use super::linear::{Linear, Norm};
+use super::linear::{Linear, LinearFormat, Norm};
 use super::{Site, Tap};
 use crate::config::ModelConfig;
 use crate::error::Result;
-use crate::input::Precision;
 use crate::weights::Checkpoint;
 use e5_kernels::{AttentionShape, Kernels, Post};
 
@@ -21,24 +20,24 @@ pub(crate) struct Layer {
 }
 
 impl Layer {
-    /// `precision(sub_layer)` gives each linear map's format (`qkv`, `attn_out`, `ffn_up`, `ffn_down`).
+    /// `format(sub_layer)` gives each linear map's format (`qkv`, `attn_out`, `ffn_up`, `ffn_down`).
     pub fn load(
         ck: &Checkpoint,
         kern: &Kernels,
         cfg: &ModelConfig,
         i: usize,
-        precision: &dyn Fn(&str) -> Precision,
+        format: &dyn Fn(&str) -> LinearFormat,
     ) -> Result<Self> {
         let (h, inter, eps) = (cfg.hidden, cfg.intermediate, cfg.layer_norm_eps);
         let p = format!("encoder.layer.{i}");
         let attn = |s: &str| format!("{p}.attention.self.{s}");
         let dense = |s: &str| format!("{p}.{s}.dense");
         Ok(Layer {
-            qkv: Linear::load(ck, kern, &[&attn("query"), &attn("key"), &attn("value")], h, h, precision("qkv"))?,
-            attn_out: Linear::load(ck, kern, &[&dense("attention.output")], h, h, precision("attn_out"))?,
+            qkv: Linear::load(ck, kern, &[&attn("query"), &attn("key"), &attn("value")], h, h, format("qkv"))?,
+            attn_out: Linear::load(ck, kern, &[&dense("attention.output")], h, h, format("attn_out"))?,
             attn_norm: Norm::load(ck, &format!("{p}.attention.output.LayerNorm"), h, eps)?,
-            ffn_up: Linear::load(ck, kern, &[&dense("intermediate")], inter, h, precision("ffn_up"))?,
-            ffn_down: Linear::load(ck, kern, &[&dense("output")], h, inter, precision("ffn_down"))?,
+            ffn_up: Linear::load(ck, kern, &[&dense("intermediate")], inter, h, format("ffn_up"))?,
+            ffn_down: Linear::load(ck, kern, &[&dense("output")], h, inter, format("ffn_down"))?,
             ffn_norm: Norm::load(ck, &format!("{p}.output.LayerNorm"), h, eps)?,
             shape: AttentionShape { hidden: h, heads: cfg.heads },
             cfg_gelu: cfg.gelu,
@@ -54,11 +53,13 @@ impl Layer {
         kern.attention(&qkv, seqs, self.shape, &mut ctx);
         tap(Site::Attention(layer), &ctx);
         let mut h = self.attn_out.forward(kern, &ctx, t, Post::Residual(&x));
+        tap(Site::AttnOut(layer), &h);
         self.attn_norm.forward(kern, &mut h);
         tap(Site::AttentionNorm(layer), &h);
         let up = self.ffn_up.forward(kern, &h, t, Post::Gelu(self.cfg_gelu));
         tap(Site::FfnUp(layer), &up);
         let mut y = self.ffn_down.forward(kern, &up, t, Post::Residual(&h));
+        tap(Site::FfnDown(layer), &y);
         self.ffn_norm.forward(kern, &mut y);
         tap(Site::Output(layer), &y);
         y

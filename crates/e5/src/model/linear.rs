@@ -15,6 +15,15 @@ enum Weights {
 /// `y = x · Wᵀ + b` with `W` packed once at load.
 pub(crate) struct Linear {
     weight: Weights,
+    /// Calibrated input scale (static int8); `None`: per-token scales at run time.
+    input_scale: Option<f32>,
+}
+
+/// How one linear map is stored and run.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct LinearFormat {
+    pub precision: Precision,
+    pub input_scale: Option<f32>,
 }
 
 impl Linear {
@@ -26,8 +35,12 @@ impl Linear {
         names: &[&str],
         n_each: usize,
         k: usize,
-        precision: Precision,
+        format: LinearFormat,
     ) -> Result<Self> {
+        let (precision, input_scale) = (format.precision, format.input_scale);
+        if let Some(s) = input_scale {
+            check_scales(&format!("{} input scale", names[0]), &[s])?;
+        }
         let n = names.len() * n_each;
         let mut b = Vec::with_capacity(n);
         for name in names {
@@ -48,7 +61,10 @@ impl Linear {
                     names[0]
                 )));
             }
-            return Ok(Linear { weight: Weights::Int8(PackedI8::from_quantized(kern, &q, &scales, n, k, Some(&b))) });
+            return Ok(Linear {
+                weight: Weights::Int8(PackedI8::from_quantized(kern, &q, &scales, n, k, Some(&b))),
+                input_scale,
+            });
         }
         let mut w = Vec::with_capacity(n * k);
         for name in names {
@@ -64,7 +80,7 @@ impl Linear {
         for name in names {
             ck.release(&format!("{name}.weight"));
         }
-        Ok(Linear { weight })
+        Ok(Linear { weight, input_scale })
     }
 
     /// `x`: `[t, k]` → `[t, n]`, with `post` fused into the GEMM's store.
@@ -77,7 +93,10 @@ impl Linear {
             }
             Weights::Int8(w) => {
                 let mut y = vec![0.0; t * w.n()];
-                kern.gemm_i8(x, t, w, post, &mut y);
+                match self.input_scale {
+                    Some(s) => kern.gemm_i8_static(x, t, w, s, post, &mut y),
+                    None => kern.gemm_i8(x, t, w, post, &mut y),
+                }
                 y
             }
         }

@@ -11,6 +11,8 @@ use crate::weights::Checkpoint;
 use e5_kernels::Kernels;
 use embeddings::Embeddings;
 use layer::Layer;
+use linear::LinearFormat;
+use std::collections::BTreeMap;
 
 /// A point in the network whose activations a [`Tap`] can observe, `[T, width]`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -21,10 +23,14 @@ pub enum Site {
     Qkv(usize),
     /// Attention context before the output projection (`[T, H]`).
     Attention(usize),
+    /// Attention output projection plus the residual, before LayerNorm (`[T, H]`).
+    AttnOut(usize),
     /// After the attention output projection, residual and LayerNorm (`[T, H]`).
     AttentionNorm(usize),
     /// Feed-forward up projection after GELU (`[T, I]`).
     FfnUp(usize),
+    /// Feed-forward down projection plus the residual, before LayerNorm (`[T, H]`).
+    FfnDown(usize),
     /// Layer output: feed-forward down, residual, LayerNorm (`[T, H]`).
     Output(usize),
 }
@@ -52,17 +58,33 @@ impl Encoder {
         kern: &'static Kernels,
         precision: Precision,
         keep_fp32: &[String],
+        activation_scales: Option<&BTreeMap<String, f32>>,
     ) -> Result<Self> {
         let names: Vec<String> = (0..cfg.layers).flat_map(|i| SUB_LAYERS.map(|s| format!("layer.{i}.{s}"))).collect();
+        let expected = format!("layer.N.{{{}}} with N < {}", SUB_LAYERS.join("|"), cfg.layers);
         if let Some(bad) = keep_fp32.iter().find(|k| !names.contains(k)) {
-            let expected = format!("layer.N.{{{}}} with N < {}", SUB_LAYERS.join("|"), cfg.layers);
             return Err(Error::Options(format!("keep-fp32 {bad:?} names no sub-layer (expected {expected})")));
+        }
+        let scales = activation_scales.cloned().unwrap_or_default();
+        if let Some(bad) = scales.keys().find(|k| !names.contains(k)) {
+            return Err(Error::Options(format!(
+                "activation scale for {bad:?} names no sub-layer (expected {expected})"
+            )));
+        }
+        if !scales.is_empty() && precision != Precision::Int8 {
+            return Err(Error::Options("activation scales (static int8) need int8 precision".into()));
         }
         let embeddings = Embeddings::load(ck, &cfg)?;
         let layers = (0..cfg.layers)
             .map(|i| {
-                let keep = |s: &str| keep_fp32.contains(&format!("layer.{i}.{s}"));
-                Layer::load(ck, kern, &cfg, i, &|s| if keep(s) { Precision::Fp32 } else { precision })
+                let format = |s: &str| {
+                    let name = format!("layer.{i}.{s}");
+                    match keep_fp32.contains(&name) {
+                        true => LinearFormat { precision: Precision::Fp32, input_scale: None },
+                        false => LinearFormat { precision, input_scale: scales.get(&name).copied() },
+                    }
+                };
+                Layer::load(ck, kern, &cfg, i, &format)
             })
             .collect::<Result<_>>()?;
         Ok(Encoder { cfg, embeddings, layers, kern })
