@@ -388,3 +388,70 @@ fn resident_memory_after_loading() {
     );
     assert!(res["compact"] < 32 * 1024, "compact tokenizer holds {} kB resident", res["compact"]);
 }
+
+/// Other configurations of the supported shape (tiny vocabulary, edited JSON): Roberta
+/// post-processing, other Metaspace settings, no normalizer, added-token flags.
+#[test]
+fn parity_config_variants() {
+    use serde_json::json;
+    let json = std::fs::read_to_string(tiny_json()).unwrap();
+    let base: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let texts = fixture_texts();
+    let edits: Vec<(&str, Box<dyn Fn(&mut serde_json::Value)>)> = vec![
+        (
+            "roberta",
+            Box::new(|v| {
+                v["post_processor"] = json!({"type": "RobertaProcessing", "sep": ["</s>", 2], "cls": ["<s>", 0], "trim_offsets": true, "add_prefix_space": true})
+            }),
+        ),
+        ("no post-processor", Box::new(|v| v["post_processor"] = serde_json::Value::Null)),
+        ("prepend first", Box::new(|v| v["pre_tokenizer"]["prepend_scheme"] = json!("first"))),
+        ("prepend never, no split", Box::new(|v| {
+            v["pre_tokenizer"]["prepend_scheme"] = json!("never");
+            v["pre_tokenizer"]["split"] = json!(false);
+        })),
+        ("no normalizer", Box::new(|v| v["normalizer"] = serde_json::Value::Null)),
+        ("precompiled only", Box::new(|v| v["normalizer"] = v["normalizer"]["normalizers"][0].clone())),
+        ("added-token flags", Box::new(|v| {
+            let a = v["added_tokens"].as_array_mut().unwrap();
+            a[0]["rstrip"] = json!(true);
+            a[1]["lstrip"] = json!(true);
+            a[1]["rstrip"] = json!(true);
+            a[2]["single_word"] = json!(true);
+            a[3]["single_word"] = json!(true);
+            a[3]["lstrip"] = json!(true);
+            a.push(json!({"id": 500, "content": "<mask>", "single_word": false, "lstrip": true, "rstrip": false, "normalized": false, "special": true}));
+            a.push(json!({"id": 501, "content": "<mas", "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": false}));
+        })),
+    ];
+    let mut failed = vec![];
+    for (name, edit) in &edits {
+        let mut v = base.clone();
+        edit(&mut v);
+        let s = v.to_string();
+        let compact = CompactUnigram::from_json(&s).unwrap().unwrap_or_else(|| panic!("{name}: unsupported"));
+        let mut reference_tok = tokenizers::Tokenizer::from_bytes(s.as_bytes()).unwrap();
+        reference_tok.with_padding(None);
+        reference_tok.with_truncation(None).unwrap();
+        assert_eq!(compact.vocab_size(), reference_tok.get_vocab_size(true), "{name}: vocab_size");
+        let mut rng = Rng(0x1234_5678 ^ name.len() as u64);
+        let mut inputs: Vec<String> = texts.clone();
+        inputs.extend((0..3000).map(|_| generate(&mut rng, &texts)));
+        let mut bad = 0;
+        for text in &inputs {
+            let want = reference(&reference_tok, text);
+            let got = compact.encode(text);
+            if got != want {
+                bad += 1;
+                if bad <= 5 {
+                    eprintln!("{name}: MISMATCH for text {text:?}\n  tokenizers: {want:?}\n  compact:    {got:?}");
+                }
+            }
+        }
+        eprintln!("variant {name}: {} strings, {bad} mismatches", inputs.len());
+        if bad > 0 {
+            failed.push(*name);
+        }
+    }
+    assert!(failed.is_empty(), "variants with mismatches: {failed:?}");
+}
