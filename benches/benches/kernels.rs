@@ -1,1 +1,88 @@
-fn main() {}
+//! Criterion benchmarks of every kernel family on this machine's best ISA (`E5_ISA` forces
+//! another): packed f32 GEMM side by side with the `gemm` crate, int8 GEMM, attention,
+//! LayerNorm and GELU. Throughput is reported in FLOP (GEMM, attention) or elements.
+//!
+//! `cargo bench -p e5-benches --bench kernels [-- FILTER]`; for the ratio table with % of
+//! FMA peak, run `cargo run --release -p e5-benches --bin gemm-report`.
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use e5_benches::*;
+use e5_kernels::{AttentionShape, GeluKind, Kernels, PackedF32, PackedI8, Post};
+use std::hint::black_box;
+use std::time::Duration;
+
+fn gemm(c: &mut Criterion) {
+    let kern = Kernels::detect().unwrap();
+    let threads = rayon::current_num_threads();
+    let mut g = c.benchmark_group("gemm");
+    g.warm_up_time(Duration::from_millis(300)).measurement_time(Duration::from_secs(1)).sample_size(10);
+    for &(k, n) in &GEMM_KNS {
+        let w = rand_vec(1, n * k);
+        let bias = rand_vec(2, n);
+        let packed = PackedF32::from_rows(kern, &w, n, k, k, Some(&bias));
+        let packed_i8 = PackedI8::quantize(kern, &w, n, k, Some(&bias));
+        for &m in &GEMM_MS {
+            let a = rand_vec(3, m * k);
+            let mut out = vec![0.0; m * n];
+            g.throughput(Throughput::Elements(2 * (m * n * k) as u64));
+            let id = format!("m{m}_k{k}_n{n}");
+            g.bench_function(BenchmarkId::new("e5_f32", &id), |b| {
+                b.iter(|| kern.gemm(black_box(&a), m, &packed, Post::None, &mut out))
+            });
+            g.bench_function(BenchmarkId::new("gemm_crate", &id), |b| {
+                b.iter(|| gemm_crate(black_box(&a), &w, &bias, &mut out, m, n, k, threads))
+            });
+            g.bench_function(BenchmarkId::new("e5_int8", &id), |b| {
+                b.iter(|| kern.gemm_i8(black_box(&a), m, &packed_i8, Post::None, &mut out))
+            });
+        }
+    }
+}
+
+fn attention(c: &mut Criterion) {
+    let kern = Kernels::detect().unwrap();
+    let mut g = c.benchmark_group("attention");
+    g.warm_up_time(Duration::from_millis(300)).measurement_time(Duration::from_secs(1)).sample_size(10);
+    for (h, heads) in [(384, 12), (768, 12), (1024, 16)] {
+        for len in [16, 128, 512] {
+            let qkv = rand_vec(4, len * 3 * h);
+            let mut out = vec![0.0; len * h];
+            g.throughput(Throughput::Elements((4 * len * len * h) as u64));
+            g.bench_function(BenchmarkId::new(format!("h{h}"), len), |b| {
+                b.iter(|| kern.attention(black_box(&qkv), &[0, len], AttentionShape { hidden: h, heads }, &mut out))
+            });
+        }
+    }
+}
+
+fn rows(c: &mut Criterion) {
+    let kern = Kernels::detect().unwrap();
+    let mut g = c.benchmark_group("rows");
+    g.warm_up_time(Duration::from_millis(300)).measurement_time(Duration::from_secs(1)).sample_size(10);
+    let (t, h) = (512, 384);
+    let x = rand_vec(5, t * h);
+    let r = rand_vec(6, t * h);
+    let (gamma, beta) = (rand_vec(7, h), rand_vec(8, h));
+    g.throughput(Throughput::Elements((t * h) as u64));
+    g.bench_function("layernorm_residual_512x384", |b| {
+        b.iter(|| {
+            let mut y = x.clone();
+            kern.layernorm_rows(&mut y, Some(&r), &gamma, &beta, 1e-12);
+            y
+        })
+    });
+    let up = rand_vec(9, t * 1536);
+    g.throughput(Throughput::Elements(up.len() as u64));
+    for (name, kind) in [("gelu_erf_512x1536", GeluKind::Erf), ("gelu_tanh_512x1536", GeluKind::Tanh)] {
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                let mut y = up.clone();
+                kern.gelu(kind, &mut y);
+                y
+            })
+        });
+    }
+}
+
+criterion_group!(benches, gemm, attention, rows);
+criterion_main!(benches);
