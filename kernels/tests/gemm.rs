@@ -91,7 +91,10 @@ proptest! {
 #[test]
 fn gemm_shapes_of_real_models() {
     // e5-small attention/FFN shapes with a query-sized and a batch-sized M.
-    for (m, n, k) in [(17, 384, 384), (17, 1536, 384), (130, 384, 1536), (3, 1152, 384)] {
+    // K = 1024, 2048: row strides of whole 4 KiB pages take the packed-A path.
+    for (m, n, k) in
+        [(17, 384, 384), (17, 1536, 384), (130, 384, 1536), (3, 1152, 384), (17, 40, 1024), (100, 33, 2048)]
+    {
         check(m, n, k, (m % 4) as u8, m as u64);
     }
 }

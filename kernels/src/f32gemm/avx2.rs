@@ -39,11 +39,11 @@ unsafe fn rows<const R: usize>(t: &Tile) {
         let w0 = _mm256_loadu_ps(b);
         let w1 = _mm256_loadu_ps(b.add(8));
         for (r, acc) in acc.iter_mut().enumerate() {
-            let x = _mm256_broadcast_ss(&*a.add(r));
+            let x = _mm256_broadcast_ss(&*a.add(r * t.row_stride));
             acc[0] = _mm256_fmadd_ps(x, w0, acc[0]);
             acc[1] = _mm256_fmadd_ps(x, w1, acc[1]);
         }
-        a = a.add(MR);
+        a = a.add(t.k_stride);
         b = b.add(16);
     }
     for (r, v) in acc.iter().enumerate() {

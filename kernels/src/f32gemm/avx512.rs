@@ -54,11 +54,11 @@ unsafe fn rows<const R: usize>(t: &Tile) {
         let w0 = _mm512_loadu_ps(b);
         let w1 = _mm512_loadu_ps(b.add(16));
         for (r, acc) in acc.iter_mut().enumerate() {
-            let x = _mm512_set1_ps(*a.add(r));
+            let x = _mm512_set1_ps(*a.add(r * t.row_stride));
             acc[0] = _mm512_fmadd_ps(x, w0, acc[0]);
             acc[1] = _mm512_fmadd_ps(x, w1, acc[1]);
         }
-        a = a.add(MR);
+        a = a.add(t.k_stride);
         b = b.add(32);
     }
     for (r, v) in acc.iter().enumerate() {

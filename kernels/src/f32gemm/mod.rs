@@ -54,8 +54,11 @@ unsafe impl Sync for TilePost {}
 /// is the bias (first `K` slice) or `C` itself (later slices).
 pub struct Tile {
     pub k: usize,
-    /// Packed strip of `A`: `k` steps of `MR` floats (rows past `mr` are zero).
+    /// `A[r][k]` is at `a + r·row_stride + k·k_stride`: a packed strip (`1`, `MR`) or
+    /// rows read in place (`lda`, `1`).
     pub a: *const f32,
+    pub row_stride: usize,
+    pub k_stride: usize,
     /// One packed panel slice: `k` steps of `NR` floats.
     pub b: *const f32,
     /// `NR` floats (zeros when the layer has no bias).
@@ -224,19 +227,25 @@ const MC: usize = 96;
 /// Below this many multiply-adds a GEMM runs on the calling thread.
 const PARALLEL_MIN_MACS: usize = 1 << 17;
 
-/// Packs rows `rows` × columns `k0..k0 + kc` of `A` into `MR`-row strips.
-fn pack_a(a: &[f32], lda: usize, rows: std::ops::Range<usize>, k0: usize, kc: usize, mr: usize, out: &mut Vec<f32>) {
-    let strips = rows.len().div_ceil(mr);
-    out.clear();
-    out.resize(strips * kc * mr, 0.0);
-    for (s, strip) in out.chunks_exact_mut(kc * mr).enumerate() {
-        for r in 0..mr.min(rows.len() - s * mr) {
-            let src = &a[(rows.start + s * mr + r) * lda + k0..][..kc];
-            for (c, &v) in src.iter().enumerate() {
-                strip[c * mr + r] = v;
+/// Packs all of `A` into `MR`-row strips, `strip[k][r]` (rows past `m` are zero), so a
+/// micro-kernel reads one contiguous stream: strip `s`, depth `k0` starts at
+/// `(s·K + k0)·MR`. Done once per call and shared by every task.
+fn pack_a(a: &[f32], lda: usize, m: usize, k: usize, mr: usize, parallel: bool) -> Vec<f32> {
+    let mut out = vec![0.0; m.div_ceil(mr) * k * mr];
+    let pack = |(s, strip): (usize, &mut [f32])| {
+        let rows = mr.min(m - s * mr);
+        for (c, col) in strip.chunks_exact_mut(mr).enumerate() {
+            for (r, v) in col.iter_mut().enumerate().take(rows) {
+                *v = a[(s * mr + r) * lda + c];
             }
         }
+    };
+    if parallel {
+        out.par_chunks_mut(k * mr).enumerate().for_each(pack);
+    } else {
+        out.chunks_mut(k * mr).enumerate().for_each(pack);
     }
+    out
 }
 
 /// `C[m, n] = post(A[m, k] · Wᵀ + bias)` with strides `lda`, `ldc`.
@@ -279,21 +288,29 @@ pub(crate) fn gemm(
     let per_group = panels.div_ceil(groups);
     let groups = panels.div_ceil(per_group);
     let cp = SyncPtr(c.as_mut_ptr());
+    // Rows whose stride is a multiple of 4 KiB alias in L1 when read side by side: pack
+    // those; read the others in place.
+    let packed = if lda % 1024 == 0 { pack_a(a, lda, m, k, mr, threads > 1 && m > MC) } else { Vec::new() };
     let task = |t: usize| {
         let (mb, g) = (t / groups, t % groups);
         let rows = mb * MC..(mb * MC + MC).min(m);
-        let (mut packed, mut converted) = (Vec::new(), Vec::new());
+        let mut converted = Vec::new();
         let k_slices = k.div_ceil(KC).max(1);
         for ks in 0..k_slices {
             let (k0, kc) = (ks * KC, KC.min(k - ks * KC));
-            pack_a(a, lda, rows.clone(), k0, kc, mr, &mut packed);
             for p in g * per_group..((g + 1) * per_group).min(panels) {
                 let cols = nr.min(n - p * nr);
                 let b = w.panel(p, k0, kc, &mut converted);
-                for (s, i) in rows.clone().step_by(mr).enumerate() {
+                for i in rows.clone().step_by(mr) {
+                    let (a, row_stride, k_stride) = match packed.is_empty() {
+                        true => (a[i * lda + k0..].as_ptr(), lda, 1),
+                        false => (packed[((i / mr) * k + k0) * mr..].as_ptr(), 1, mr),
+                    };
                     let tile = Tile {
                         k: kc,
-                        a: packed[s * kc * mr..].as_ptr(),
+                        a,
+                        row_stride,
+                        k_stride,
                         b,
                         bias: w.bias[p * nr..].as_ptr(),
                         // SAFETY: tiles of distinct (rows, panel) never overlap; bounds asserted above.

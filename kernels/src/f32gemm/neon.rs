@@ -41,11 +41,11 @@ unsafe fn rows<const R: usize>(t: &Tile) {
         let w0 = vld1q_f32(b);
         let w1 = vld1q_f32(b.add(4));
         for (r, acc) in acc.iter_mut().enumerate() {
-            let x = vdupq_n_f32(*a.add(r));
+            let x = vdupq_n_f32(*a.add(r * t.row_stride));
             acc[0] = vfmaq_f32(acc[0], x, w0);
             acc[1] = vfmaq_f32(acc[1], x, w1);
         }
-        a = a.add(MR);
+        a = a.add(t.k_stride);
         b = b.add(8);
     }
     for (r, v) in acc.iter().enumerate() {

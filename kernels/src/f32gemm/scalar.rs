@@ -26,7 +26,7 @@ pub unsafe fn tile(t: &Tile) {
     for kk in 0..t.k {
         let w = std::slice::from_raw_parts(t.b.add(kk * NR), NR);
         for (r, acc) in acc.iter_mut().enumerate().take(t.mr) {
-            let a = *t.a.add(kk * MR + r);
+            let a = *t.a.add(kk * t.k_stride + r * t.row_stride);
             for (c, w) in acc.iter_mut().zip(w) {
                 *c += a * w;
             }
