@@ -111,6 +111,14 @@ impl LongArgs {
 }
 
 impl ModelArgs {
+    pub fn residency_name(&self) -> &'static str {
+        match self.residency {
+            ResidencyArg::Lazy => "lazy",
+            ResidencyArg::Prefetch => "prefetch",
+            ResidencyArg::Lock => "lock",
+        }
+    }
+
     pub fn options(&self) -> Options {
         Options {
             threads: self.threads,

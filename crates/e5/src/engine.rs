@@ -209,6 +209,13 @@ impl Model {
         (stripped.to_string(), lead as isize - prefix.chars().count() as isize)
     }
 
+    /// Drops the memory-mapped embedding table from memory and the page cache, as a
+    /// machine that pages out cold file-backed memory would (pages locked with
+    /// `Residency::Lock` stay). For measuring first-call latency on cold weights.
+    pub fn evict_mapped_weights(&self) -> Result<()> {
+        self.encoder.embeddings.words.evict().map_err(|e| Error::io(&self.dir, e))
+    }
+
     /// Tokens of one input, before any truncation.
     pub fn tokenize(&self, input: &Input<'_>) -> Result<Tokens> {
         let enc = self.tokenizer.encode(&self.compose(input).0)?;

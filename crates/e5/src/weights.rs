@@ -160,6 +160,7 @@ impl Checkpoint {
         };
         Ok(MappedTensor {
             map: self.maps[t.file].1.clone(),
+            path: self.maps[t.file].0.clone(),
             start: t.start,
             rows: shape[0],
             cols: shape[1],
@@ -247,6 +248,7 @@ fn convert(bytes: &[u8], dtype: FloatType, out: &mut [f32]) {
 /// A 2-D tensor read in place from its file map (the embedding table).
 pub(crate) struct MappedTensor {
     map: Arc<Mmap>,
+    path: PathBuf,
     start: usize,
     rows: usize,
     cols: usize,
@@ -284,6 +286,29 @@ impl MappedTensor {
         let _ = self.map.advise_range(memmap2::Advice::WillNeed, self.start, self.bytes());
         let touched: u64 = self.map[self.range()].iter().step_by(4096).map(|&b| b as u64).sum();
         std::hint::black_box(touched);
+    }
+
+    /// Drops the table's pages from this process and from the page cache, as the kernel
+    /// does to cold file-backed memory, so the next lookups fault in from disk. Locked
+    /// pages stay. For measuring what cold weights cost.
+    pub fn evict(&self) -> std::io::Result<()> {
+        #[cfg(unix)]
+        {
+            use std::os::fd::AsRawFd;
+            // SAFETY: e5 holds no reference into the range; file-backed pages fault back in.
+            let _ = unsafe {
+                self.map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, self.start, self.bytes())
+            };
+            let file = std::fs::File::open(&self.path)?;
+            // SAFETY: a plain advisory call on an open descriptor.
+            let rc = unsafe {
+                libc::posix_fadvise(file.as_raw_fd(), self.start as i64, self.bytes() as i64, libc::POSIX_FADV_DONTNEED)
+            };
+            if rc != 0 {
+                return Err(std::io::Error::from_raw_os_error(rc));
+            }
+        }
+        Ok(())
     }
 
     /// Pins the table's pages in RAM (`mlock`), so the kernel cannot page them out.
