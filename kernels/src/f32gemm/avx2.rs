@@ -36,6 +36,8 @@ unsafe fn rows<const R: usize>(t: &Tile) {
     }
     let (mut a, mut b) = (t.a, t.b);
     for _ in 0..t.k {
+        // Weights stream from memory when M is small: fetch 8 panel rows ahead.
+        _mm_prefetch::<_MM_HINT_T0>(b.add(128).cast());
         let w0 = _mm256_loadu_ps(b);
         let w1 = _mm256_loadu_ps(b.add(8));
         for (r, acc) in acc.iter_mut().enumerate() {

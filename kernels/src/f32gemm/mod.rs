@@ -295,9 +295,13 @@ pub(crate) fn gemm(
         let (mb, g) = (t / groups, t % groups);
         let rows = mb * MC..(mb * MC + MC).min(m);
         let mut converted = Vec::new();
-        let k_slices = k.div_ceil(KC).max(1);
+        // Few strips reuse a panel slice too little for K blocking to pay; one slice keeps
+        // each panel a single sequential stream. (Results do not depend on the slicing:
+        // partial sums round-trip through C exactly.)
+        let kc_max = if rows.len() <= 4 * mr { k.max(1) } else { KC };
+        let k_slices = k.div_ceil(kc_max).max(1);
         for ks in 0..k_slices {
-            let (k0, kc) = (ks * KC, KC.min(k - ks * KC));
+            let (k0, kc) = (ks * kc_max, kc_max.min(k - ks * kc_max));
             for p in g * per_group..((g + 1) * per_group).min(panels) {
                 let cols = nr.min(n - p * nr);
                 let b = w.panel(p, k0, kc, &mut converted);
