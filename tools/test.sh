@@ -5,6 +5,8 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash tools/setup-models.sh
 cargo test --workspace --release "$@"
+# The documented library example, end to end on the real model.
+cargo run --release -q -p e5 --example semantic_search -- models/multilingual-e5-small
 # The optional CUDA backend must build everywhere; its GPU tests say visibly when they skip.
 cargo build --release -p e5-cli --features cuda
 log="$(mktemp)"

@@ -15,6 +15,8 @@
 //! println!("cosine similarity {score:.3}, truncated inputs: {:?}", out.truncated().collect::<Vec<_>>());
 //! # Ok::<(), e5::Error>(())
 //! ```
+//!
+//! A runnable version: `cargo run --release -p e5 --example semantic_search`.
 
 mod config;
 #[cfg(feature = "cuda")]
