@@ -400,29 +400,35 @@ fn parity_config_variants() {
     let edits: Vec<(&str, Box<dyn Fn(&mut serde_json::Value)>)> = vec![
         (
             "roberta",
-            Box::new(|v| {
-                v["post_processor"] = json!({"type": "RobertaProcessing", "sep": ["</s>", 2], "cls": ["<s>", 0], "trim_offsets": true, "add_prefix_space": true})
-            }),
+            Box::new(
+                |v| v["post_processor"] = json!({"type": "RobertaProcessing", "sep": ["</s>", 2], "cls": ["<s>", 0], "trim_offsets": true, "add_prefix_space": true}),
+            ),
         ),
         ("no post-processor", Box::new(|v| v["post_processor"] = serde_json::Value::Null)),
         ("prepend first", Box::new(|v| v["pre_tokenizer"]["prepend_scheme"] = json!("first"))),
-        ("prepend never, no split", Box::new(|v| {
-            v["pre_tokenizer"]["prepend_scheme"] = json!("never");
-            v["pre_tokenizer"]["split"] = json!(false);
-        })),
+        (
+            "prepend never, no split",
+            Box::new(|v| {
+                v["pre_tokenizer"]["prepend_scheme"] = json!("never");
+                v["pre_tokenizer"]["split"] = json!(false);
+            }),
+        ),
         ("no normalizer", Box::new(|v| v["normalizer"] = serde_json::Value::Null)),
         ("precompiled only", Box::new(|v| v["normalizer"] = v["normalizer"]["normalizers"][0].clone())),
-        ("added-token flags", Box::new(|v| {
-            let a = v["added_tokens"].as_array_mut().unwrap();
-            a[0]["rstrip"] = json!(true);
-            a[1]["lstrip"] = json!(true);
-            a[1]["rstrip"] = json!(true);
-            a[2]["single_word"] = json!(true);
-            a[3]["single_word"] = json!(true);
-            a[3]["lstrip"] = json!(true);
-            a.push(json!({"id": 500, "content": "<mask>", "single_word": false, "lstrip": true, "rstrip": false, "normalized": false, "special": true}));
-            a.push(json!({"id": 501, "content": "<mas", "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": false}));
-        })),
+        (
+            "added-token flags",
+            Box::new(|v| {
+                let a = v["added_tokens"].as_array_mut().unwrap();
+                a[0]["rstrip"] = json!(true);
+                a[1]["lstrip"] = json!(true);
+                a[1]["rstrip"] = json!(true);
+                a[2]["single_word"] = json!(true);
+                a[3]["single_word"] = json!(true);
+                a[3]["lstrip"] = json!(true);
+                a.push(json!({"id": 500, "content": "<mask>", "single_word": false, "lstrip": true, "rstrip": false, "normalized": false, "special": true}));
+                a.push(json!({"id": 501, "content": "<mas", "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": false}));
+            }),
+        ),
     ];
     let mut failed = vec![];
     for (name, edit) in &edits {
