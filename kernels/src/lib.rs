@@ -15,6 +15,7 @@ pub mod isa;
 pub mod peak;
 pub mod pool;
 mod sync_ptr;
+mod tiling;
 pub mod vector;
 
 pub use attention::AttentionShape;

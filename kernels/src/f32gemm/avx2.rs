@@ -1,6 +1,7 @@
 //! AVX2 + FMA micro-kernel: 6 × 16 tile, 12 accumulators + 2 panel loads + 1 broadcast.
 
 use super::{MicroKernel, Tile, TilePost};
+use crate::tiling::by_rows;
 use crate::vector::avx2::{gelu_erf8, gelu_tanh8};
 use crate::vector::GeluKind;
 use std::arch::x86_64::*;
@@ -12,15 +13,7 @@ pub const KERNEL: MicroKernel = MicroKernel { mr: MR, nr: 16, run: tile };
 /// AVX2 and FMA must be available and `t` must describe in-bounds memory.
 #[target_feature(enable = "avx2,fma")]
 pub unsafe fn tile(t: &Tile) {
-    match t.mr {
-        1 => rows::<1>(t),
-        2 => rows::<2>(t),
-        3 => rows::<3>(t),
-        4 => rows::<4>(t),
-        5 => rows::<5>(t),
-        6 => rows::<6>(t),
-        _ => unreachable!("tile rows {}", t.mr),
-    }
+    by_rows!(t, rows, [1, 2, 3, 4, 5, 6])
 }
 
 #[inline]

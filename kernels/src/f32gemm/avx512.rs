@@ -1,6 +1,7 @@
 //! AVX-512F micro-kernel: 12 × 32 tile, 24 accumulators + 2 panel loads + 1 broadcast.
 
 use super::{MicroKernel, Tile, TilePost};
+use crate::tiling::by_rows;
 use crate::vector::avx512::{gelu_erf16, gelu_tanh16};
 use crate::vector::GeluKind;
 use std::arch::x86_64::*;
@@ -12,21 +13,7 @@ pub const KERNEL: MicroKernel = MicroKernel { mr: MR, nr: 32, run: tile };
 /// AVX-512F must be available and `t` must describe in-bounds memory.
 #[target_feature(enable = "avx512f")]
 pub unsafe fn tile(t: &Tile) {
-    match t.mr {
-        1 => rows::<1>(t),
-        2 => rows::<2>(t),
-        3 => rows::<3>(t),
-        4 => rows::<4>(t),
-        5 => rows::<5>(t),
-        6 => rows::<6>(t),
-        7 => rows::<7>(t),
-        8 => rows::<8>(t),
-        9 => rows::<9>(t),
-        10 => rows::<10>(t),
-        11 => rows::<11>(t),
-        12 => rows::<12>(t),
-        _ => unreachable!("tile rows {}", t.mr),
-    }
+    by_rows!(t, rows, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12])
 }
 
 /// Lane masks of the two 16-float halves of a row of `n ≤ 32` valid columns.

@@ -25,6 +25,7 @@ pub mod avx512;
 pub mod neon;
 
 use crate::sync_ptr::SyncPtr;
+use crate::tiling::for_each_task;
 use crate::vector::GeluKind;
 use crate::Isa;
 use half::{bf16, f16, slice::HalfFloatSliceExt};
@@ -49,6 +50,29 @@ pub enum TilePost {
 // SAFETY: the residual pointer is only read, from disjoint tiles.
 unsafe impl Send for TilePost {}
 unsafe impl Sync for TilePost {}
+
+impl TilePost {
+    /// The raw form of `post` for a `[m, n]` output of row stride `ldc`.
+    pub(crate) fn new(post: Post<'_>, m: usize, n: usize, ldc: usize) -> Self {
+        match post {
+            Post::None => TilePost::None,
+            Post::Gelu(g) => TilePost::Gelu(g),
+            Post::Residual(r) => {
+                assert!(r.len() >= (m - 1) * ldc + n, "residual too short for [{m}, {n}]");
+                TilePost::Residual { r: r.as_ptr(), ldr: ldc }
+            }
+        }
+    }
+
+    /// The same epilogue for the tile whose top-left element is `(i, j)`.
+    pub(crate) fn at(self, i: usize, j: usize) -> Self {
+        match self {
+            // SAFETY: the caller's tile lies inside the `[m, n]` output `new` checked.
+            TilePost::Residual { r, ldr } => TilePost::Residual { r: unsafe { r.add(i * ldr + j) }, ldr },
+            other => other,
+        }
+    }
+}
 
 /// One micro-kernel call: `C[mr, nr] = post(start + A[mr, k] · B[k, NR])`, where `start`
 /// is the bias (first `K` slice) or `C` itself (later slices).
@@ -272,28 +296,14 @@ pub(crate) fn gemm(
     }
     assert!(lda >= k && a.len() >= (m - 1) * lda + k, "A too short for [{m}, {k}]");
     assert!(ldc >= n && c.len() >= (m - 1) * ldc + n, "C too short for [{m}, {n}]");
-    let post = match post {
-        Post::None => TilePost::None,
-        Post::Gelu(g) => TilePost::Gelu(g),
-        Post::Residual(r) => {
-            assert!(r.len() >= (m - 1) * ldc + n, "residual too short for [{m}, {n}]");
-            TilePost::Residual { r: r.as_ptr(), ldr: ldc }
-        }
-    };
+    let post = TilePost::new(post, m, n, ldc);
     let (mr, nr) = (mk.mr, mk.nr);
-    let panels = n.div_ceil(nr);
-    let m_blocks = m.div_ceil(MC);
     let threads = if parallel && m * n * k >= PARALLEL_MIN_MACS { rayon::current_num_threads() } else { 1 };
-    let groups = (4 * threads).div_ceil(m_blocks).clamp(1, panels);
-    let per_group = panels.div_ceil(groups);
-    let groups = panels.div_ceil(per_group);
     let cp = SyncPtr(c.as_mut_ptr());
     // Rows whose stride is a multiple of 4 KiB alias in L1 when read side by side: pack
     // those; read the others in place.
     let packed = if lda % 1024 == 0 { pack_a(a, lda, m, k, mr, threads > 1 && m > MC) } else { Vec::new() };
-    let task = |t: usize| {
-        let (mb, g) = (t / groups, t % groups);
-        let rows = mb * MC..(mb * MC + MC).min(m);
+    for_each_task(m, MC, n.div_ceil(nr), threads, |rows, panels| {
         let mut converted = Vec::new();
         // Few strips reuse a panel slice too little for K blocking to pay; one slice keeps
         // each panel a single sequential stream. (Results do not depend on the slicing:
@@ -302,7 +312,7 @@ pub(crate) fn gemm(
         let k_slices = k.div_ceil(kc_max).max(1);
         for ks in 0..k_slices {
             let (k0, kc) = (ks * kc_max, kc_max.min(k - ks * kc_max));
-            for p in g * per_group..((g + 1) * per_group).min(panels) {
+            for p in panels.clone() {
                 let cols = nr.min(n - p * nr);
                 let b = w.panel(p, k0, kc, &mut converted);
                 for i in rows.clone().step_by(mr) {
@@ -323,24 +333,12 @@ pub(crate) fn gemm(
                         mr: mr.min(rows.end - i),
                         nr: cols,
                         accumulate: ks > 0,
-                        post: match post {
-                            _ if ks + 1 < k_slices => TilePost::None,
-                            TilePost::Residual { r, ldr } => {
-                                TilePost::Residual { r: unsafe { r.add(i * ldr + p * nr) }, ldr }
-                            }
-                            other => other,
-                        },
+                        post: if ks + 1 < k_slices { TilePost::None } else { post.at(i, p * nr) },
                     };
                     // SAFETY: the table exists only for a supported ISA; the tile is in bounds.
                     unsafe { (mk.run)(&tile) };
                 }
             }
         }
-    };
-    let tasks = m_blocks * groups;
-    if threads == 1 {
-        (0..tasks).for_each(task);
-    } else {
-        (0..tasks).into_par_iter().for_each(task);
-    }
+    });
 }

@@ -1,6 +1,7 @@
 //! NEON micro-kernel: 8 × 8 tile, 16 accumulators + 2 panel loads + 1 broadcast.
 
 use super::{MicroKernel, Tile, TilePost};
+use crate::tiling::by_rows;
 use crate::vector::neon::{gelu_erf4, gelu_tanh4};
 use crate::vector::GeluKind;
 use std::arch::aarch64::*;
@@ -12,17 +13,7 @@ pub const KERNEL: MicroKernel = MicroKernel { mr: MR, nr: 8, run: tile };
 /// NEON must be available and `t` must describe in-bounds memory.
 #[target_feature(enable = "neon")]
 pub unsafe fn tile(t: &Tile) {
-    match t.mr {
-        1 => rows::<1>(t),
-        2 => rows::<2>(t),
-        3 => rows::<3>(t),
-        4 => rows::<4>(t),
-        5 => rows::<5>(t),
-        6 => rows::<6>(t),
-        7 => rows::<7>(t),
-        8 => rows::<8>(t),
-        _ => unreachable!("tile rows {}", t.mr),
-    }
+    by_rows!(t, rows, [1, 2, 3, 4, 5, 6, 7, 8])
 }
 
 #[inline]

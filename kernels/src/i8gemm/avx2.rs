@@ -4,6 +4,7 @@
 
 use super::{I8MicroKernel, I8Tile};
 use crate::f32gemm::TilePost;
+use crate::tiling::by_rows;
 use crate::vector::avx2::{gelu_erf8, gelu_tanh8};
 use crate::vector::GeluKind;
 use std::arch::x86_64::*;
@@ -15,13 +16,7 @@ pub const KERNEL: I8MicroKernel = I8MicroKernel { name: "avx2-maddubs", mr: MR, 
 /// AVX2 and FMA must be available and `t` must describe in-bounds memory.
 #[target_feature(enable = "avx2,fma")]
 pub unsafe fn tile(t: &I8Tile) {
-    match t.mr {
-        1 => rows::<1>(t),
-        2 => rows::<2>(t),
-        3 => rows::<3>(t),
-        4 => rows::<4>(t),
-        _ => unreachable!("tile rows {}", t.mr),
-    }
+    by_rows!(t, rows, [1, 2, 3, 4])
 }
 
 #[inline]

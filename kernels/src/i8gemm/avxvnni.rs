@@ -2,6 +2,7 @@
 //! (`a + 128`), corrected by `128·Σw` per column before the shared AVX2 epilogue.
 
 use super::{I8MicroKernel, I8Tile};
+use crate::tiling::by_rows;
 use std::arch::x86_64::*;
 
 const MR: usize = 4;
@@ -11,13 +12,7 @@ pub const KERNEL: I8MicroKernel = I8MicroKernel { name: "avx-vnni", mr: MR, nr: 
 /// AVX2, FMA and AVX-VNNI must be available and `t` must describe in-bounds memory.
 #[target_feature(enable = "avx2,fma,avxvnni")]
 pub unsafe fn tile(t: &I8Tile) {
-    match t.mr {
-        1 => rows::<1>(t),
-        2 => rows::<2>(t),
-        3 => rows::<3>(t),
-        4 => rows::<4>(t),
-        _ => unreachable!("tile rows {}", t.mr),
-    }
+    by_rows!(t, rows, [1, 2, 3, 4])
 }
 
 #[inline]

@@ -27,6 +27,7 @@ pub mod neon;
 
 use crate::f32gemm::{Post, TilePost};
 use crate::sync_ptr::SyncPtr;
+use crate::tiling::for_each_task;
 use rayon::prelude::*;
 
 /// One micro-kernel call over the whole of `K`.
@@ -235,27 +236,13 @@ pub(crate) fn gemm(
     }
     assert!(lda >= k && a.len() >= (m - 1) * lda + k, "A too short for [{m}, {k}]");
     assert!(ldc >= n && c.len() >= (m - 1) * ldc + n, "C too short for [{m}, {n}]");
-    let post = match post {
-        Post::None => TilePost::None,
-        Post::Gelu(g) => TilePost::Gelu(g),
-        Post::Residual(r) => {
-            assert!(r.len() >= (m - 1) * ldc + n, "residual too short for [{m}, {n}]");
-            TilePost::Residual { r: r.as_ptr(), ldr: ldc }
-        }
-    };
+    let post = TilePost::new(post, m, n, ldc);
     let threads = if parallel && m * n * k >= PARALLEL_MIN_MACS { rayon::current_num_threads() } else { 1 };
     let (strips, row_scales) = quantize_pack_a(ik, a, lda, m, k, act, threads > 1);
     let (mr, nr, groups_k) = (ik.mr, w.nr, k.div_ceil(4));
-    let panels = n.div_ceil(nr);
-    let m_blocks = m.div_ceil(MC);
-    let groups = (4 * threads).div_ceil(m_blocks).clamp(1, panels);
-    let per_group = panels.div_ceil(groups);
-    let groups = panels.div_ceil(per_group);
     let cp = SyncPtr(c.as_mut_ptr());
-    let task = |t: usize| {
-        let (mb, g) = (t / groups, t % groups);
-        let rows = mb * MC..(mb * MC + MC).min(m);
-        for p in g * per_group..((g + 1) * per_group).min(panels) {
+    for_each_task(m, MC, n.div_ceil(nr), threads, |rows, panels| {
+        for p in panels {
             for i in rows.clone().step_by(mr) {
                 let s = i / mr;
                 let tile = I8Tile {
@@ -271,22 +258,11 @@ pub(crate) fn gemm(
                     col_scales: w.scales[p * nr..].as_ptr(),
                     bias: w.bias[p * nr..].as_ptr(),
                     colsum: w.colsum[p * nr..].as_ptr(),
-                    post: match post {
-                        TilePost::Residual { r, ldr } => {
-                            TilePost::Residual { r: unsafe { r.add(i * ldr + p * nr) }, ldr }
-                        }
-                        other => other,
-                    },
+                    post: post.at(i, p * nr),
                 };
                 // SAFETY: the table exists only for a supported ISA; the tile is in bounds.
                 unsafe { (ik.run)(&tile) };
             }
         }
-    };
-    let tasks = m_blocks * groups;
-    if threads == 1 {
-        (0..tasks).for_each(task);
-    } else {
-        (0..tasks).into_par_iter().for_each(task);
-    }
+    });
 }

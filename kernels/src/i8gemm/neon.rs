@@ -3,6 +3,7 @@
 
 use super::{I8MicroKernel, I8Tile};
 use crate::f32gemm::TilePost;
+use crate::tiling::by_rows;
 use crate::vector::neon::{gelu_erf4, gelu_tanh4};
 use crate::vector::GeluKind;
 use std::arch::aarch64::*;
@@ -14,13 +15,7 @@ pub const KERNEL: I8MicroKernel = I8MicroKernel { name: "neon-smull", mr: MR, nr
 /// NEON must be available and `t` must describe in-bounds memory.
 #[target_feature(enable = "neon")]
 pub unsafe fn tile(t: &I8Tile) {
-    match t.mr {
-        1 => rows::<1>(t),
-        2 => rows::<2>(t),
-        3 => rows::<3>(t),
-        4 => rows::<4>(t),
-        _ => unreachable!("tile rows {}", t.mr),
-    }
+    by_rows!(t, rows, [1, 2, 3, 4])
 }
 
 #[inline]

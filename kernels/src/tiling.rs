@@ -1,0 +1,41 @@
+//! Work splitting shared by the GEMM drivers, and the micro-kernel row dispatch.
+
+use rayon::prelude::*;
+use std::ops::Range;
+
+/// Runs `f(rows, panels)` over `m` rows × `panels` column panels cut into blocks of at most
+/// `mc` rows and groups of panels — about four tasks per thread, in parallel when
+/// `threads > 1`. Results never depend on the split: tasks write disjoint tiles.
+pub(crate) fn for_each_task(
+    m: usize,
+    mc: usize,
+    panels: usize,
+    threads: usize,
+    f: impl Fn(Range<usize>, Range<usize>) + Sync,
+) {
+    let m_blocks = m.div_ceil(mc);
+    let groups = (4 * threads).div_ceil(m_blocks).clamp(1, panels);
+    let per_group = panels.div_ceil(groups);
+    let groups = panels.div_ceil(per_group);
+    let task = |t: usize| {
+        let (mb, g) = (t / groups, t % groups);
+        f(mb * mc..(mb * mc + mc).min(m), g * per_group..((g + 1) * per_group).min(panels))
+    };
+    if threads == 1 {
+        (0..m_blocks * groups).for_each(task);
+    } else {
+        (0..m_blocks * groups).into_par_iter().for_each(task);
+    }
+}
+
+/// `match t.mr { 1 => f::<1>(t), …, N => f::<N>(t) }`: a micro-kernel instantiated per row
+/// count, so a tail tile runs the same code with fewer rows.
+macro_rules! by_rows {
+    ($t:expr, $f:ident, [$($r:literal),+]) => {
+        match $t.mr {
+            $($r => $f::<$r>($t),)+
+            _ => unreachable!("tile rows {}", $t.mr),
+        }
+    };
+}
+pub(crate) use by_rows;
