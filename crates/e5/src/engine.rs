@@ -70,6 +70,10 @@ impl Model {
         let start = Instant::now();
         let spec = spec.as_ref();
         let dir = if spec.is_dir() { spec.to_path_buf() } else { resolve_model(&spec.to_string_lossy())? };
+        #[cfg(not(feature = "cuda"))]
+        if let Device::Cuda(_) = options.device {
+            return Err(Error::Options("this build of e5 has no CUDA support (rebuild with --features cuda)".into()));
+        }
         let kern = match options.isa {
             Some(isa) => Kernels::get(isa)?,
             None => Kernels::detect()?,
@@ -77,66 +81,37 @@ impl Model {
         if options.max_batch_tokens == 0 {
             return Err(Error::Options("max_batch_tokens must be positive".into()));
         }
-        let pool = match options.threads {
-            Some(0) => return Err(Error::Options("threads must be positive".into())),
-            Some(n) => Some(
-                rayon::ThreadPoolBuilder::new()
-                    .num_threads(n)
-                    .thread_name(|i| format!("e5-{i}"))
-                    .build()
-                    .map_err(|e| Error::Options(format!("thread pool: {e}")))?,
-            ),
-            None => None,
-        };
+        let pool = thread_pool(options.threads)?;
         let cfg = ModelConfig::from_dir(&dir)?;
         let tokenizer = TextTokenizer::open(&dir)?;
         let checkpoint = Checkpoint::open(&dir)?;
-        // A directory written by `e5 quantize` runs in its stored precision.
-        let (precision, keep_fp32, scales) = match crate::quantize::read_manifest(&dir)? {
-            None => (options.precision, options.keep_fp32.clone(), options.activation_scales.clone()),
-            Some(m) => {
-                let stored = crate::quantize::verify(&m, &checkpoint)?;
-                if options.precision != Precision::Fp32 && options.precision != stored {
-                    return Err(Error::Options(format!(
-                        "{} is quantized as {}; it cannot run as {}",
-                        dir.display(),
-                        stored.name(),
-                        options.precision.name()
-                    )));
-                }
-                let stored_scales = crate::quantize::activation_scales(&m, &checkpoint)?;
-                (stored, m.keep_fp32, stored_scales.or(options.activation_scales.clone()))
-            }
-        };
-        let mut options = options;
-        options.precision = precision;
         if tokenizer.vocab_size() > cfg.vocab_size {
             return Err(Error::VocabMismatch { tokenizer: tokenizer.vocab_size(), embeddings: cfg.vocab_size });
         }
+        let mut options = options;
+        let (keep_fp32, scales) = stored_format(&dir, &checkpoint, &mut options)?;
+        let load = || Encoder::load(&checkpoint, cfg.clone(), kern, options.precision, &keep_fp32, scales.as_deref());
         let encoder = match &pool {
-            Some(p) => {
-                p.install(|| Encoder::load(&checkpoint, cfg.clone(), kern, precision, &keep_fp32, scales.as_deref()))?
-            }
-            None => Encoder::load(&checkpoint, cfg.clone(), kern, precision, &keep_fp32, scales.as_deref())?,
+            Some(p) => p.install(load)?,
+            None => load()?,
         };
+        let words = &encoder.embeddings.words;
         match options.residency {
             Residency::Lazy => {}
-            Residency::Prefetch => encoder.embeddings.words.prefetch(),
+            Residency::Prefetch => words.prefetch(),
             Residency::Lock => {
-                encoder.embeddings.words.prefetch();
-                encoder.embeddings.words.lock().map_err(|e| Error::io(dir.join("model.safetensors"), e))?;
+                words.prefetch();
+                words.lock().map_err(|e| Error::io(dir.join("model.safetensors"), e))?;
             }
         }
         let normalize = options.normalize.unwrap_or(cfg.normalize);
         #[cfg(feature = "cuda")]
         let gpu = match options.device {
             Device::Cpu => None,
-            Device::Cuda(n) => Some(crate::cuda::load(&checkpoint, &cfg, normalize, precision == Precision::Bf16, n)?),
+            Device::Cuda(n) => {
+                Some(crate::cuda::load(&checkpoint, &cfg, normalize, options.precision == Precision::Bf16, n)?)
+            }
         };
-        #[cfg(not(feature = "cuda"))]
-        if let Device::Cuda(_) = options.device {
-            return Err(Error::Options("this build of e5 has no CUDA support (rebuild with --features cuda)".into()));
-        }
         Ok(Model {
             #[cfg(feature = "cuda")]
             gpu,
@@ -377,6 +352,40 @@ impl Model {
         self.encoder.forward(&ids, &seqs, tap);
         Ok((ids, seqs))
     }
+}
+
+/// A private pool of `threads` workers, or `None` for rayon's global pool.
+fn thread_pool(threads: Option<usize>) -> Result<Option<rayon::ThreadPool>> {
+    match threads {
+        None => Ok(None),
+        Some(0) => Err(Error::Options("threads must be positive".into())),
+        Some(n) => rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .thread_name(|i| format!("e5-{i}"))
+            .build()
+            .map(Some)
+            .map_err(|e| Error::Options(format!("thread pool: {e}"))),
+    }
+}
+
+/// A directory written by `e5 quantize` runs in its stored precision (sets
+/// `options.precision`); returns the sub-layers kept in f32 and the static activation scales.
+fn stored_format(
+    dir: &Path,
+    checkpoint: &Checkpoint,
+    options: &mut Options,
+) -> Result<(Vec<String>, Option<std::sync::Arc<std::collections::BTreeMap<String, f32>>>)> {
+    let Some(m) = crate::quantize::read_manifest(dir)? else {
+        return Ok((options.keep_fp32.clone(), options.activation_scales.clone()));
+    };
+    let stored = crate::quantize::verify(&m, checkpoint)?;
+    if options.precision != Precision::Fp32 && options.precision != stored {
+        let (name, want) = (stored.name(), options.precision.name());
+        return Err(Error::Options(format!("{} is quantized as {name}; it cannot run as {want}", dir.display())));
+    }
+    options.precision = stored;
+    let scales = crate::quantize::activation_scales(&m, checkpoint)?.or(options.activation_scales.clone());
+    Ok((m.keep_fp32, scales))
 }
 
 /// Concatenated ids and their `n + 1` prefix offsets.
