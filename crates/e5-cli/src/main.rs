@@ -5,6 +5,7 @@ mod embed;
 mod info;
 mod io;
 mod model_args;
+mod quant_eval;
 mod quantize;
 mod tokenize;
 
@@ -33,6 +34,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Write an int8 / f16 / bf16 copy of a model that loads with no re-quantization.
     Quantize(quantize::QuantizeArgs),
+    /// Measure what quantization does to embeddings, layer by layer.
+    QuantEval(quant_eval::QuantEvalArgs),
 }
 
 fn main() {
@@ -43,6 +46,7 @@ fn main() {
         Command::Info(a) => info::run(a),
         Command::Bench(a) => bench::run(a),
         Command::Quantize(a) => quantize::run(a),
+        Command::QuantEval(a) => quant_eval::run(a),
     };
     if let Err(e) = result {
         eprintln!("e5: error: {e:#}");

@@ -1,0 +1,171 @@
+//! `e5 quant-eval` end to end on the tiny fixture model, and its input errors.
+//! (The metrics' known values are unit tests in src/quant_eval/metrics.rs.)
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn root() -> String {
+    format!("{}/../..", env!("CARGO_MANIFEST_DIR"))
+}
+
+fn tiny() -> String {
+    format!("{}/tests/fixtures/tiny-xlmr", root())
+}
+
+fn run(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_e5")).arg("quant-eval").args(args).output().unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+const TEXTS: &str = r#"{"text": "Whereas recognition of the inherent dignity", "lang": "en_Latn", "kind": "short"}
+{"text": "鉴于对人权的无视和侮蔑", "lang": "zh_Hans", "kind": "short"}
+{"text": "Alle Menschen sind frei und gleich an Würde und Rechten geboren.", "lang": "de_Latn", "kind": "long"}
+{"text": "Все люди рождаются свободными и равными в своем достоинстве и правах.", "lang": "ru_Cyrl", "kind": "long"}
+{"text": "人人生而自由,在尊严和权利上一律平等。", "lang": "zh_Hans", "kind": "long"}
+{"text": "Everyone has the right to life, liberty and security of person.", "lang": "en_Latn", "kind": "long"}
+{"text": "كل الناس يولدون أحرارا", "lang": "ar_Arab", "kind": "short"}
+"#;
+
+fn write(dir: &Path, name: &str, body: &str) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, body).unwrap();
+    p.to_string_lossy().into_owned()
+}
+
+#[test]
+fn report_covers_every_sub_layer_of_every_layer_for_every_precision() {
+    let dir = tempfile::tempdir().unwrap();
+    let texts = write(dir.path(), "texts.jsonl", TEXTS);
+    let pairs = format!("{}/tests/fixtures/texts/parallel_tiny.jsonl", root());
+    let out = dir.path().join("out");
+    let o = run(&[
+        "--model",
+        &tiny(),
+        "--texts",
+        &texts,
+        "--pairs",
+        &pairs,
+        "--out",
+        out.to_str().unwrap(),
+        "--calibration-texts",
+        "3",
+        "--mixed-k",
+        "2",
+        "--bench-seconds",
+        "0.05",
+        "--threads",
+        "2",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let rep: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    let precs = [
+        "fp32",
+        "f16",
+        "bf16",
+        "int8",
+        "int8-static-minmax",
+        "int8-static-p99.9",
+        "int8-static-p99.99",
+        "int8-static-mse",
+    ];
+    assert_eq!(rep["precisions"], serde_json::json!(precs));
+    assert_eq!(rep["texts"]["calibration"], 3);
+    assert_eq!(rep["texts"]["evaluated"], 4);
+    let layers = rep["layers_count"].as_u64().unwrap();
+    assert_eq!(layers, 2);
+    for p in precs {
+        let l = &rep["layers"][p];
+        assert!(l["embeddings"]["cos_mean"].is_number(), "{p}");
+        for i in 0..layers {
+            for s in ["q", "k", "v", "attn_ctx", "attn_out", "attn_norm", "ffn_up", "ffn_down", "output"] {
+                let site = &l[format!("layer.{i}.{s}")];
+                for k in ["cos_mean", "cos_min", "rel_l2"] {
+                    assert!(site[k].is_number(), "{p} layer.{i}.{s} {k}");
+                }
+                if p == "fp32" {
+                    assert_eq!(site["rel_l2"], 0.0);
+                } else {
+                    let db = site["sqnr_db"].as_f64().unwrap_or(f64::INFINITY);
+                    assert!(db > 20.0, "{p} layer.{i}.{s}: {db} dB");
+                }
+                assert!(site["by_script"]["Hans"]["cos_mean"].is_number(), "{p} layer.{i}.{s}");
+            }
+        }
+        let f = &rep["final"][p];
+        for k in ["min", "p1", "p50", "mean"] {
+            assert!(f[k].as_f64().unwrap() > 0.99, "{p} final {k}");
+        }
+        let r = &rep["retrieval"][p];
+        for k in ["acc1", "ndcg10", "tau"] {
+            assert!(r[k].is_number(), "{p} retrieval {k}");
+        }
+        assert!(r["by_lang"]["ru_Cyrl"]["acc1"].is_number());
+        assert!(rep["speed"][p]["texts_per_s"].as_f64().unwrap() > 0.0);
+    }
+    assert_eq!(rep["final"]["fp32"]["min"], 1.0);
+    assert_eq!(rep["retrieval"]["fp32"]["tau"], 1.0);
+    // static scales for all 4 sub-layers of both layers
+    assert_eq!(rep["calibration"]["int8-static-mse"].as_object().unwrap().len(), 8);
+    assert_eq!(rep["mixed"]["sensitivity"].as_array().unwrap().len(), 8);
+    assert_eq!(rep["mixed"]["configs"].as_array().unwrap().len(), 3);
+    assert!(rep["pareto"].as_array().is_some_and(|a| !a.is_empty()));
+    for f in ["report.md", "sqnr_by_depth.png", "sqnr_all_sites.png", "sqnr_by_script.png", "pareto.png"] {
+        let bytes = std::fs::read(out.join(f)).unwrap();
+        assert!(bytes.len() > 100, "{f}");
+        if f.ends_with(".png") {
+            assert_eq!(&bytes[1..4], b"PNG");
+        }
+    }
+}
+
+#[test]
+fn unknown_precision_lists_the_valid_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let texts = write(dir.path(), "texts.jsonl", TEXTS);
+    let o = run(&["--model", &tiny(), "--texts", &texts, "--out", "/nonexistent/never", "--precisions", "fp32,int4"]);
+    assert!(!o.status.success());
+    let e = stderr(&o);
+    assert!(e.contains("unknown precision \"int4\""), "{e}");
+    assert!(e.contains("int8-static-mse") && e.contains("bf16"), "{e}");
+    let o =
+        run(&["--model", &tiny(), "--texts", &texts, "--out", "/nonexistent/never", "--precisions", "int8-static-max"]);
+    assert!(stderr(&o).contains("unknown precision \"int8-static-max\""), "{}", stderr(&o));
+}
+
+#[test]
+fn missing_and_malformed_pairs_files_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let texts = write(dir.path(), "texts.jsonl", TEXTS);
+    let out = dir.path().join("out");
+    let missing = dir.path().join("nope.jsonl");
+    let o = run(&[
+        "--model",
+        &tiny(),
+        "--texts",
+        &texts,
+        "--out",
+        out.to_str().unwrap(),
+        "--pairs",
+        missing.to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    let e = stderr(&o);
+    assert!(e.contains("reading the pairs file") && e.contains("nope.jsonl"), "{e}");
+
+    let bad = write(
+        dir.path(),
+        "bad.jsonl",
+        "{\"query\": \"a\", \"passage\": \"b\", \"lang\": \"de\"}\n{\"query\": \"only a query\", \"lang\": \"fr\"}\n",
+    );
+    let o = run(&["--model", &tiny(), "--texts", &texts, "--out", out.to_str().unwrap(), "--pairs", &bad]);
+    assert!(!o.status.success());
+    let e = stderr(&o);
+    assert!(e.contains("line 2") && e.contains("\"passage\""), "{e}");
+
+    let bad = write(dir.path(), "bad2.jsonl", "{\"query\": \"a\", \"passage\": \"b\"}\nnot json\n");
+    let o = run(&["--model", &tiny(), "--texts", &texts, "--out", out.to_str().unwrap(), "--pairs", &bad]);
+    assert!(stderr(&o).contains("line 2: malformed JSON"), "{}", stderr(&o));
+}
