@@ -20,7 +20,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut correct = 0;
     for (qi, q) in queries.iter().enumerate() {
         let qv = out.vector(passages.len() + qi);
-        let scores: Vec<f32> = (0..passages.len()).map(|p| qv.iter().zip(out.vector(p)).map(|(a, b)| a * b).sum()).collect();
+        let scores: Vec<f32> =
+            (0..passages.len()).map(|p| qv.iter().zip(out.vector(p)).map(|(a, b)| a * b).sum()).collect();
         let best = (0..passages.len()).max_by(|&a, &b| scores[a].total_cmp(&scores[b])).unwrap();
         println!("{q:40} → {:.3}  {}", scores[best], passages[best]);
         correct += usize::from(best == [0, 2, 3][qi]);
