@@ -120,6 +120,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
     let b1_gflops = q_b1_flops / median / 1e9;
     let mean = |v: &[usize]| v.iter().sum::<usize>() as f64 / v.len() as f64;
     let pct = |g: f64| (g / peak * 1000.0).round() / 10.0;
+    let mb = |b: Option<usize>| b.map(|b| b as f64 / (1 << 20) as f64);
     let out = serde_json::json!({
         "model": info.dir.display().to_string(),
         "precision": info.precision.name(),
@@ -135,7 +136,9 @@ pub fn run(a: BenchArgs) -> Result<()> {
         "gflops": { "query_b1": b1_gflops, "queries_b32": q_gflops, "passages_b32": p_gflops },
         "fma_peak_gflops": peak,
         "percent_of_peak": { "query_b1": pct(b1_gflops), "queries_b32": pct(q_gflops), "passages_b32": pct(p_gflops) },
-        "peak_rss_mb": memory::peak_resident_bytes().map(|b| b as f64 / (1 << 20) as f64),
+        "peak_rss_mb": mb(memory::peak_resident_bytes()),
+        "rss_anon_mb": mb(memory::anonymous_resident_bytes()),
+        "rss_file_mb": mb(memory::file_resident_bytes()),
         "workload": { "queries": queries.len(), "passages": passages.len(), "mean_query_tokens": mean(&qt), "mean_passage_tokens": mean(&pt) },
     });
     println!("{}", serde_json::to_string_pretty(&out)?);

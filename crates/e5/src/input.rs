@@ -137,7 +137,7 @@ impl Default for Options {
             long_inputs: LongInputs::Truncate,
             normalize: None,
             residency: Residency::Lazy,
-            max_batch_tokens: 16 * 1024,
+            max_batch_tokens: 4096,
             isa: None,
             precision: Precision::Fp32,
             keep_fp32: Vec::new(),

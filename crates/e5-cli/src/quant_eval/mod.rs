@@ -50,25 +50,25 @@ pub struct QuantEvalArgs {
     #[arg(long, default_value_t = 64)]
     calibration_texts: usize,
     /// Largest number of sub-layers kept in f32 in the mixed-precision search (0: no search).
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 4)]
     mixed_k: usize,
     /// The int8 precision the mixed-precision search starts from.
     #[arg(long, default_value = "int8")]
     mixed_base: String,
     /// Evaluated texts whose per-layer activations are compared (evenly spaced subset).
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = 160)]
     layer_texts: usize,
     /// Evaluated texts used to rank sub-layer sensitivity (evenly spaced subset).
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 16)]
     sensitivity_texts: usize,
     /// Evaluated texts on which each mixed configuration's final cosine is measured.
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = 64)]
     mixed_eval_texts: usize,
     /// Evaluated texts (evenly spaced) whose batch-32 throughput is measured.
     #[arg(long, default_value_t = 128)]
     speed_texts: usize,
     /// Seconds of batch-32 throughput measurement per configuration (0: skip speed).
-    #[arg(long, default_value_t = 2.0)]
+    #[arg(long, default_value_t = 1.0)]
     bench_seconds: f64,
 }
 
