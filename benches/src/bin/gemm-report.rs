@@ -37,9 +37,11 @@ fn main() {
                 worst_small = worst_small.min(g_ours / g_theirs);
             }
             println!(
-                "| {m} | {k} | {n} | {g_ours:.1} | {:.0}% | {g_theirs:.1} | {:.2}× |",
+                "| {m} | {k} | {n} | {g_ours:.1} | {:.0}% | {g_theirs:.1} | {:.2}× | {:.1} | {:.2}× |",
                 100.0 * g_ours / peak,
-                g_ours / g_theirs
+                g_ours / g_theirs,
+                flops / int8 / 1e9,
+                ours / int8
             );
         }
     }
