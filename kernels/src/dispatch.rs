@@ -148,13 +148,6 @@ impl Kernels {
         unsafe { (self.vector.dot)(a, b) }
     }
 
-    /// `out[j] = Σ_i x[i]·m[i·ld + j]`.
-    pub fn vecmat(&self, x: &[f32], m: &[f32], ld: usize, out: &mut [f32]) {
-        assert!(x.is_empty() || m.len() >= (x.len() - 1) * ld + out.len(), "vecmat: matrix too short");
-        // SAFETY: the table's ISA is supported; bounds checked.
-        unsafe { (self.vector.vecmat)(x, m, ld, out) }
-    }
-
     /// `row = LayerNorm(row + residual)·gamma + beta` for every row of width `gamma.len()`,
     /// threaded over rows.
     pub fn layernorm_rows(&self, x: &mut [f32], residual: Option<&[f32]>, gamma: &[f32], beta: &[f32], eps: f32) {

@@ -14,7 +14,6 @@ pub static KERNELS: VectorKernels = VectorKernels {
     axpy,
     dot,
     layernorm,
-    vecmat,
     fma_probe,
     fma_probe_flops: 192,
 };
@@ -241,43 +240,6 @@ pub unsafe fn layernorm(x: &mut [f32], residual: Option<&[f32]>, gamma: &[f32], 
     }
     for i in body..n {
         x[i] = ((x[i] - mean) * rstd).mul_add(gamma[i], beta[i]);
-    }
-}
-
-/// # Safety
-/// The CPU must support AVX2 and FMA; `m.len() >= (x.len() - 1)·ld + out.len()`.
-#[target_feature(enable = "avx2,fma")]
-pub unsafe fn vecmat(x: &[f32], m: &[f32], ld: usize, out: &mut [f32]) {
-    const W: usize = 4 * L;
-    let n = out.len();
-    let mut j = 0;
-    // 32 outputs at a time in four registers, then 8, then the tail.
-    while j + W <= n {
-        let mut acc = [_mm256_setzero_ps(); 4];
-        for (i, &xi) in x.iter().enumerate() {
-            let xv = splat(xi);
-            let row = m.as_ptr().add(i * ld + j);
-            for (u, a) in acc.iter_mut().enumerate() {
-                *a = _mm256_fmadd_ps(xv, _mm256_loadu_ps(row.add(u * L)), *a);
-            }
-        }
-        for (u, a) in acc.iter().enumerate() {
-            _mm256_storeu_ps(out.as_mut_ptr().add(j + u * L), *a);
-        }
-        j += W;
-    }
-    while j < n {
-        let w = L.min(n - j);
-        let mut acc = _mm256_setzero_ps();
-        for (i, &xi) in x.iter().enumerate() {
-            let row = &m[i * ld + j..i * ld + j + w];
-            acc =
-                _mm256_fmadd_ps(splat(xi), if w == L { _mm256_loadu_ps(row.as_ptr()) } else { load_partial(row) }, acc);
-        }
-        let mut buf = [0.0f32; L];
-        _mm256_storeu_ps(buf.as_mut_ptr(), acc);
-        out[j..j + w].copy_from_slice(&buf[..w]);
-        j += w;
     }
 }
 

@@ -13,7 +13,6 @@ pub static KERNELS: VectorKernels = VectorKernels {
     axpy,
     dot,
     layernorm,
-    vecmat,
     fma_probe,
     fma_probe_flops: 512,
 };
@@ -238,36 +237,6 @@ pub unsafe fn layernorm(x: &mut [f32], residual: Option<&[f32]>, gamma: &[f32], 
         let b = _mm512_maskz_loadu_ps(k, beta.as_ptr().add(i));
         _mm512_mask_storeu_ps(p.add(i), k, _mm512_fmadd_ps(d, g, b));
         i += L;
-    }
-}
-
-/// # Safety
-/// The CPU must support AVX-512F; `m.len() >= (x.len() - 1)·ld + out.len()`.
-#[target_feature(enable = "avx512f")]
-pub unsafe fn vecmat(x: &[f32], m: &[f32], ld: usize, out: &mut [f32]) {
-    const W: usize = 2 * L;
-    let n = out.len();
-    let mut j = 0;
-    while j + W <= n {
-        let mut acc = [_mm512_setzero_ps(); 2];
-        for (i, &xi) in x.iter().enumerate() {
-            let xv = splat(xi);
-            let row = m.as_ptr().add(i * ld + j);
-            acc[0] = _mm512_fmadd_ps(xv, _mm512_loadu_ps(row), acc[0]);
-            acc[1] = _mm512_fmadd_ps(xv, _mm512_loadu_ps(row.add(L)), acc[1]);
-        }
-        _mm512_storeu_ps(out.as_mut_ptr().add(j), acc[0]);
-        _mm512_storeu_ps(out.as_mut_ptr().add(j + L), acc[1]);
-        j += W;
-    }
-    while j < n {
-        let k = if j + L <= n { !0 } else { tail_mask(n - j) };
-        let mut acc = _mm512_setzero_ps();
-        for (i, &xi) in x.iter().enumerate() {
-            acc = _mm512_fmadd_ps(splat(xi), _mm512_maskz_loadu_ps(k, m.as_ptr().add(i * ld + j)), acc);
-        }
-        _mm512_mask_storeu_ps(out.as_mut_ptr().add(j), k, acc);
-        j += L;
     }
 }
 

@@ -1,4 +1,4 @@
-//! Row kernels: activations, softmax pieces, LayerNorm, dot/axpy and a vector×matrix product.
+//! Row kernels: activations, softmax pieces, LayerNorm, dot and axpy.
 //!
 //! One implementation per ISA (`scalar.rs` is the reference twin). All share the same
 //! polynomials, so ISAs differ only by FMA rounding. Callers guarantee the table's ISA is
@@ -73,8 +73,6 @@ pub struct VectorKernels {
     pub dot: unsafe fn(a: &[f32], b: &[f32]) -> f32,
     /// `x = LayerNorm(x + residual)·gamma + beta` over the row; all slices of one length.
     pub layernorm: unsafe fn(x: &mut [f32], residual: Option<&[f32]>, gamma: &[f32], beta: &[f32], eps: f32),
-    /// `out[j] = Σ_i x[i]·m[i·ld + j]` for `j < out.len()`; `m` holds `x.len()` rows of stride `ld`.
-    pub vecmat: unsafe fn(x: &[f32], m: &[f32], ld: usize, out: &mut [f32]),
     /// Runs `iters` iterations of independent FMA chains (the throughput probe).
     pub fma_probe: unsafe fn(iters: usize) -> f32,
     /// Flops one `fma_probe` iteration performs.

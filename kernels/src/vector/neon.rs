@@ -13,7 +13,6 @@ pub static KERNELS: VectorKernels = VectorKernels {
     axpy,
     dot,
     layernorm,
-    vecmat,
     fma_probe,
     fma_probe_flops: 128,
 };
@@ -220,41 +219,6 @@ pub unsafe fn layernorm(x: &mut [f32], residual: Option<&[f32]>, gamma: &[f32], 
     }
     for i in body..n {
         x[i] = ((x[i] - mean) * rstd).mul_add(gamma[i], beta[i]);
-    }
-}
-
-/// # Safety
-/// The CPU must support NEON; `m.len() >= (x.len() - 1)·ld + out.len()`.
-#[target_feature(enable = "neon")]
-pub unsafe fn vecmat(x: &[f32], m: &[f32], ld: usize, out: &mut [f32]) {
-    const W: usize = 4 * L;
-    let n = out.len();
-    let mut j = 0;
-    while j + W <= n {
-        let mut acc = [splat(0.0); 4];
-        for (i, &xi) in x.iter().enumerate() {
-            let xv = splat(xi);
-            let row = m.as_ptr().add(i * ld + j);
-            for (u, a) in acc.iter_mut().enumerate() {
-                *a = vfmaq_f32(*a, xv, vld1q_f32(row.add(u * L)));
-            }
-        }
-        for (u, a) in acc.iter().enumerate() {
-            vst1q_f32(out.as_mut_ptr().add(j + u * L), *a);
-        }
-        j += W;
-    }
-    while j < n {
-        let w = L.min(n - j);
-        let mut acc = splat(0.0);
-        for (i, &xi) in x.iter().enumerate() {
-            let row = &m[i * ld + j..i * ld + j + w];
-            acc = vfmaq_f32(acc, splat(xi), if w == L { vld1q_f32(row.as_ptr()) } else { load_partial(row) });
-        }
-        let mut buf = [0.0f32; L];
-        vst1q_f32(buf.as_mut_ptr(), acc);
-        out[j..j + w].copy_from_slice(&buf[..w]);
-        j += w;
     }
 }
 

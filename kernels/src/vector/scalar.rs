@@ -12,7 +12,6 @@ pub static KERNELS: VectorKernels = VectorKernels {
     axpy,
     dot,
     layernorm,
-    vecmat,
     fma_probe,
     fma_probe_flops: 32,
 };
@@ -118,16 +117,6 @@ pub unsafe fn layernorm(x: &mut [f32], residual: Option<&[f32]>, gamma: &[f32], 
     let rstd = 1.0 / (var + eps).sqrt();
     for ((v, g), b) in x.iter_mut().zip(gamma).zip(beta) {
         *v = (*v - mean) * rstd * g + b;
-    }
-}
-
-/// # Safety
-/// Always safe; `unsafe` only to share the table's signature. Panics if `m` is too short.
-pub unsafe fn vecmat(x: &[f32], m: &[f32], ld: usize, out: &mut [f32]) {
-    out.fill(0.0);
-    for (i, &xi) in x.iter().enumerate() {
-        let row = &m[i * ld..i * ld + out.len()];
-        out.iter_mut().zip(row).for_each(|(o, r)| *o += xi * r);
     }
 }
 
