@@ -172,7 +172,7 @@ impl Checkpoint {
     /// Tells the kernel the tensor's pages are no longer needed (it was copied or packed),
     /// so they leave the resident set.
     pub fn release(&self, name: &str) {
-        if let Ok((t, _)) = self.find_any(name) {
+        if let Some(t) = self.tensors.get(&format!("{}{name}", self.prefix)) {
             // File-backed pages that are touched again simply fault back in from the file.
             #[cfg(unix)]
             // SAFETY: e5 holds no reference into the range (the tensor was copied out).
@@ -180,11 +180,6 @@ impl Checkpoint {
                 self.maps[t.file].1.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, t.start, t.end - t.start)
             };
         }
-    }
-
-    fn find_any(&self, name: &str) -> Result<(&TensorRef, String)> {
-        let shape = self.tensors.get(&format!("{}{name}", self.prefix)).map(|t| t.shape.clone()).unwrap_or_default();
-        self.find(name, &shape)
     }
 
     /// Bytes of all mapped files.
