@@ -6,6 +6,8 @@
 #   e5 embed --model DIR --device cuda --input FILE --format npy --output FILE.npy
 #   e5 bench --model DIR --device cuda --precision f16 --workload FILE.jsonl --batch-size N --seconds S
 #     (prints JSON; queries_per_s_batch32 / passages_per_s_batch32 are texts/s at --batch-size)
+# E5_BIN overrides the binary path; E5_GPU_TESTS, if set, names the prebuilt GPU test
+# binary (`cargo test --release -p e5-cuda --test gpu --no-run`), run before the benchmarks.
 # Needs on the machine: NVIDIA driver, python with torch, transformers,
 # sentence-transformers, tokenizers, numpy. Carried: tokenizer.json
 # (default models/multilingual-e5-small/tokenizer.json, or $E5_TOKENIZER).
@@ -13,7 +15,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MODELS="${1:-e5-small,e5-base,e5-large}"
-E5=target/release/e5
+E5="${E5_BIN:-target/release/e5}"
 TOK="${E5_TOKENIZER:-models/multilingual-e5-small/tokenizer.json}"
 WORK="$(mktemp -d)"
 RES="${OUT:-$WORK/out}"
@@ -42,7 +44,14 @@ for d in ${LIBS//:/ } /usr/local/cuda/lib64; do
   done
 done
 export LD_LIBRARY_PATH="$WORK/lib:${LIBS}:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"
-nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$RES/gpu.txt"
+{ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || echo "no nvidia-smi"; } | tee "$RES/gpu.txt"
+
+if [ -n "${E5_GPU_TESTS:-}" ]; then
+  echo "== GPU tests"
+  "$E5_GPU_TESTS" --nocapture >"$RES/gpu-tests.txt" 2>&1 || echo "GPU TESTS FAILED" >>"$RES/gpu-tests.txt"
+  cat "$RES/gpu-tests.txt"
+  ! grep -q "skipped: no CUDA device" "$RES/gpu-tests.txt" || echo "GPU TESTS SKIPPED on a GPU machine"
+fi
 
 echo "== models"
 python3 tools/gpu/make_models.py "$TOK" "$WORK/models" "$MODELS"
@@ -53,30 +62,26 @@ echo "[" > "$JSON"
 printf '| model | parity cos min | cos mean | workload | batch | e5 sent/s | torch fp16 sent/s | ratio |\n|---|---|---|---|---|---|---|---|\n' > "$MD"
 status=0
 first=1
-python3 - "$WORK" <<'PY'
-import json, sys
-w = sys.argv[1]
-with open(f"{w}/bench.jsonl", "w") as out:
-    for kind, name in (("query", "short"), ("passage", "long")):
-        for line in open(f"{w}/{name}.txt", encoding="utf-8"):
-            out.write(json.dumps({"text": line.rstrip("\n"), "kind": kind}, ensure_ascii=False) + "\n")
-PY
+cp benches/workload.jsonl "$WORK/bench.jsonl"
 for m in ${MODELS//,/ }; do
   dir="$WORK/models/$m"
   echo "== parity $m"
-  "$E5" embed --model "$dir" --device cuda --input "$WORK/parity.txt" --format npy --output "$WORK/$m.npy"
+  "$E5" embed --model "$dir" --device cuda --input "$WORK/parity.txt" --format npy --output "$WORK/$m.npy" \
+    || { echo "e5 embed failed on $m"; status=1; continue; }
   par="$(python3 tools/gpu/parity.py "$dir" "$WORK/parity.txt" "$WORK/$m.npy" | tail -1)"
   echo "$par"
   grep -q '"pass": true' <<<"$par" || status=1
   cmin="$(python3 -c 'import json,sys; print("%.6f" % json.loads(sys.argv[1])["cos_min"])' "$par")"
   cmean="$(python3 -c 'import json,sys; print("%.6f" % json.loads(sys.argv[1])["cos_mean"])' "$par")"
-  for wl in short long; do
-    for b in 1 32; do
-      echo "== bench $m $wl batch $b"
+  for b in 1 32; do
+    echo "== bench $m batch $b"
+    bench="$("$E5" bench --model "$dir" --device cuda --precision f16 --workload "$WORK/bench.jsonl" --batch-size "$b" \
+              --seconds "$BENCH_SECONDS" || echo '{}')"
+    python3 -c 'import json,sys; d=json.loads(sys.argv[1]); d["gpu_check"]=sys.argv[2:]; print(json.dumps(d))' \
+      "$bench" "$m" "$b" >> "$RES/e5-bench.jsonl"
+    for wl in short long; do
       key=$([ "$wl" = short ] && echo queries_per_s_batch32 || echo passages_per_s_batch32)
-      e5s="$("$E5" bench --model "$dir" --device cuda --precision f16 --workload "$WORK/bench.jsonl" --batch-size "$b" \
-              --seconds "$BENCH_SECONDS" | python3 -c 'import json,sys; print("%.1f" % json.load(sys.stdin)[sys.argv[1]])' "$key" \
-              || echo 0)"
+      e5s="$(python3 -c 'import json,sys; print("%.1f" % json.loads(sys.argv[1]).get(sys.argv[2], 0))' "$bench" "$key")"
       pts="$(python3 tools/gpu/torch_bench.py "$dir" "$WORK/$wl.txt" "$b" "$BENCH_SECONDS" | tail -1 \
               | python3 -c 'import json,sys; print("%.1f" % json.load(sys.stdin)["sentences_per_s"])')"
       ratio="$(python3 -c "import sys; a,b=map(float,sys.argv[1:]); print('%.2f' % (a/b if b else 0))" "$e5s" "$pts")"

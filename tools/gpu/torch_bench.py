@@ -9,7 +9,8 @@ from sentence_transformers import SentenceTransformer
 model_dir, texts_path, batch, seconds = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
 texts = [line.rstrip("\n") for line in open(texts_path, encoding="utf-8")]
 st = SentenceTransformer(model_dir, device="cuda").half()
-st.encode(texts[: max(batch, 8)], batch_size=batch)  # warm-up
+st.encode(texts, batch_size=batch)  # warm-up: one full pass, so every shape has been seen once
+torch.cuda.synchronize()
 done, start = 0, time.perf_counter()
 while time.perf_counter() - start < seconds:
     st.encode(texts, batch_size=batch, normalize_embeddings=True)

@@ -1,27 +1,26 @@
-"""Writes parity and benchmark text files: usage workloads.py TOKENIZER_JSON OUT_DIR."""
+"""Writes parity and benchmark text files: usage workloads.py TOKENIZER_JSON OUT_DIR.
+
+short.txt / long.txt are the frozen CPU workload (benches/workload.jsonl) with the E5
+prefixes applied, so PyTorch sees exactly the texts `e5 bench` embeds.
+"""
+import json
 import os
 import sys
 
 from tokenizers import Tokenizer
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import load_texts, write_lines  # noqa: E402
+from common import ROOT, load_texts, write_lines  # noqa: E402
 
 tok = Tokenizer.from_file(sys.argv[1])
 out = sys.argv[2]
 texts = load_texts(256)
 n_tokens = lambda t: len(tok.encode(t).ids)  # noqa: E731
-short = [t for t in texts if 8 <= n_tokens(t) <= 28] or texts
-write_lines(os.path.join(out, "short.txt"), (short * 64)[:256])
-long, cur = [], ""
-for t in texts * 8:  # grow passages to ~190-512 tokens
-    cur = (cur + " " + t).strip()
-    if n_tokens(cur) >= 190 + (len(long) * 37) % 300:
-        long.append(cur)
-        cur = ""
-    if len(long) >= 64:
-        break
+workload = [json.loads(line) for line in open(os.path.join(ROOT, "benches", "workload.jsonl"), encoding="utf-8")]
+short = [f"query: {w['text']}" for w in workload if w["kind"] == "query"]
+long = [f"passage: {w['text']}" for w in workload if w["kind"] == "passage"]
+write_lines(os.path.join(out, "short.txt"), short)
 write_lines(os.path.join(out, "long.txt"), long)
 write_lines(os.path.join(out, "parity.txt"), texts[:112] + long[:16])
-print(f"short ~{sum(map(n_tokens, short[:64])) / min(64, len(short)):.0f} tokens, "
+print(f"short ~{sum(map(n_tokens, short)) / len(short):.0f} tokens ({len(short)} texts), "
       f"long ~{sum(map(n_tokens, long)) / max(1, len(long)):.0f} tokens ({len(long)} texts)")
