@@ -1,6 +1,6 @@
 //! The dispatch table: one static set of kernels per ISA, chosen once at run time.
 
-use crate::f32gemm::{self, MicroKernel, PackedF32, Post};
+use crate::f32gemm::{self, MicroKernel, PackedF32, Post, Storage};
 use crate::i8gemm::{self, ActQuant, I8MicroKernel, PackedI8};
 use crate::isa::{Isa, IsaError};
 use crate::vector::{self, GeluKind, VectorKernels};
@@ -140,6 +140,21 @@ impl Kernels {
         assert_eq!(y.len(), x.len(), "axpy lengths");
         // SAFETY: the table's ISA is supported; lengths checked.
         unsafe { (self.vector.axpy)(y, a, x) }
+    }
+
+    /// `dst[i] = src[i]` for 16-bit floats stored as `storage` (`F16` or `Bf16` bits).
+    ///
+    /// # Panics
+    /// If the lengths differ or `storage` is `F32`.
+    pub fn widen(&self, storage: Storage, src: &[u16], dst: &mut [f32]) {
+        assert_eq!(src.len(), dst.len(), "widen lengths");
+        let f = match storage {
+            Storage::F16 => self.vector.widen_f16,
+            Storage::Bf16 => self.vector.widen_bf16,
+            Storage::F32 => panic!("widen: f32 storage is already f32"),
+        };
+        // SAFETY: the table's ISA is supported; lengths checked.
+        unsafe { f(src, dst) }
     }
 
     pub fn dot(&self, a: &[f32], b: &[f32]) -> f32 {

@@ -54,3 +54,24 @@ fn concurrent_callers_share_one_model() {
         assert_eq!(h.join().unwrap().data, want.data);
     }
 }
+
+/// Balanced batches run on per-thread lanes (each lane its own encoder pass); a text's
+/// vector must match the one computed alone with one thread, whatever the lane count.
+#[test]
+fn lanes_match_one_thread_bit_for_bit() {
+    let r = Reference::load(&fixture("reference/e5-small.safetensors"));
+    // 48 short texts of similar length: even enough for lanes with 2 and 3 threads.
+    let mut texts: Vec<&str> = r.texts.iter().map(String::as_str).filter(|t| (20..120).contains(&t.len())).collect();
+    texts.truncate(48);
+    assert!(texts.len() >= 24, "only {} short texts in the reference", texts.len());
+    let inputs: Vec<Input> = texts.iter().map(|t| Input::query(*t)).collect();
+    let one = load(1, 16 * 1024);
+    let want: Vec<Vec<f32>> =
+        inputs.iter().map(|x| one.embed(std::slice::from_ref(x)).unwrap().vector(0).to_vec()).collect();
+    for threads in [2, 3] {
+        let got = load(threads, 16 * 1024).embed(&inputs).unwrap();
+        for (i, w) in want.iter().enumerate() {
+            assert_eq!(got.vector(i), &w[..], "text {i} with {threads} threads");
+        }
+    }
+}

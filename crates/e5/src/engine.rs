@@ -3,6 +3,7 @@
 use crate::config::ModelConfig;
 use crate::error::{Error, Result};
 use crate::input::*;
+use crate::lanes::Lanes;
 use crate::model::{Encoder, Tap};
 use crate::source::resolve_model;
 use crate::tokenize::TextTokenizer;
@@ -21,6 +22,8 @@ pub struct Model {
     tokenizer: TextTokenizer,
     mapped_bytes: usize,
     pool: Option<rayon::ThreadPool>,
+    /// Per-thread lanes for large batches (`None` with one thread).
+    lanes: Option<Lanes>,
     options: Options,
     normalize: bool,
     load_time: Duration,
@@ -82,6 +85,7 @@ impl Model {
             return Err(Error::Options("max_batch_tokens must be positive".into()));
         }
         let pool = thread_pool(options.threads)?;
+        let lanes = Lanes::new(options.threads.unwrap_or_else(rayon::current_num_threads))?;
         let cfg = ModelConfig::from_dir(&dir)?;
         let tokenizer = TextTokenizer::open(&dir)?;
         let checkpoint = Checkpoint::open(&dir)?;
@@ -120,6 +124,7 @@ impl Model {
             encoder,
             tokenizer,
             pool,
+            lanes,
             options,
             normalize,
             load_time: start.elapsed(),
@@ -266,35 +271,49 @@ impl Model {
         }
     }
 
-    /// Pooled (and, per the model, normalized) vectors of `pieces`, `[n, H]`.
+    /// Pooled (and, per the model, normalized) vectors of `pieces`, `[n, H]`: on lanes when
+    /// the batch is large and even enough, else with every kernel split among the threads.
     fn run(&self, pieces: &[Piece]) -> Result<Vec<f32>> {
+        let all: Vec<usize> = (0..pieces.len()).collect();
+        #[cfg(feature = "cuda")]
+        if let Some(gpu) = &self.gpu {
+            let mut out = Vec::with_capacity(pieces.len() * self.dim());
+            for batch in sub_batches(pieces, &all, self.options.max_batch_tokens) {
+                let (ids, seqs) = pack(batch.iter().map(|&i| pieces[i].ids.as_slice()));
+                out.extend(gpu.embed(&ids, &seqs).map_err(|e| Error::Options(format!("CUDA: {e}")))?);
+            }
+            return Ok(out);
+        }
+        let tokens: Vec<usize> = pieces.iter().map(|p| p.ids.len()).collect();
+        let costs: Vec<f64> = tokens.iter().map(|&t| self.encoder.cfg.forward_flops(t)).collect();
+        let Some((lanes, groups)) = self.lanes.as_ref().and_then(|l| Some((l, l.split(&tokens, &costs)?))) else {
+            return Ok(self.run_group(pieces, &all, self.options.max_batch_tokens));
+        };
+        // Lanes share the token budget, so peak activation memory stays that of one batch.
+        let budget = (self.options.max_batch_tokens / groups.len()).max(1);
         let h = self.dim();
         let mut out = vec![0.0; pieces.len() * h];
-        let mut start = 0;
-        while start < pieces.len() {
-            // Greedy sub-batches of at most max_batch_tokens (a longer piece runs alone).
-            let (mut end, mut tokens) = (start, 0);
-            while end < pieces.len()
-                && (end == start || tokens + pieces[end].ids.len() <= self.options.max_batch_tokens)
-            {
-                tokens += pieces[end].ids.len();
-                end += 1;
+        for (group, vectors) in groups.iter().zip(lanes.run(&groups, |g| self.run_group(pieces, g, budget))) {
+            for (&i, v) in group.iter().zip(vectors.chunks_exact(h)) {
+                out[i * h..(i + 1) * h].copy_from_slice(v);
             }
-            let batch = &pieces[start..end];
-            let (ids, seqs) = pack(batch.iter().map(|p| p.ids.as_slice()));
-            #[cfg(feature = "cuda")]
-            if let Some(gpu) = &self.gpu {
-                let v = gpu.embed(&ids, &seqs).map_err(|e| Error::Options(format!("CUDA: {e}")))?;
-                out[start * h..end * h].copy_from_slice(&v);
-                start = end;
-                continue;
-            }
-            let hidden = self.encoder.forward(&ids, &seqs, &mut |_, _| {});
-            let kern = self.encoder.kern;
-            kern.pool(&hidden, h, &seqs, self.encoder.cfg.pooling, self.normalize, &mut out[start * h..end * h]);
-            start = end;
         }
         Ok(out)
+    }
+
+    /// Vectors of `pieces[group]`, in group order, in sub-batches of at most `max_tokens`.
+    fn run_group(&self, pieces: &[Piece], group: &[usize], max_tokens: usize) -> Vec<f32> {
+        let h = self.dim();
+        let mut out = vec![0.0; group.len() * h];
+        let mut done = 0;
+        for batch in sub_batches(pieces, group, max_tokens) {
+            let (ids, seqs) = pack(batch.iter().map(|&i| pieces[i].ids.as_slice()));
+            let hidden = self.encoder.forward(&ids, &seqs, &mut |_, _| {});
+            let rows = &mut out[done * h..(done + batch.len()) * h];
+            self.encoder.kern.pool(&hidden, h, &seqs, self.encoder.cfg.pooling, self.normalize, rows);
+            done += batch.len();
+        }
+        out
     }
 
     /// Rows in input order; with `ChunkOutput::PerInput`, an input's chunks are merged into
@@ -396,4 +415,20 @@ fn pack<'a>(seqs: impl Iterator<Item = &'a [u32]>) -> (Vec<u32>, Vec<usize>) {
         offsets.push(ids.len());
     }
     (ids, offsets)
+}
+
+/// `group` cut greedily into runs of at most `max_tokens` tokens (a longer piece runs alone).
+fn sub_batches<'g>(pieces: &[Piece], group: &'g [usize], max_tokens: usize) -> Vec<&'g [usize]> {
+    let mut batches = Vec::new();
+    let mut start = 0;
+    while start < group.len() {
+        let (mut end, mut tokens) = (start, 0);
+        while end < group.len() && (end == start || tokens + pieces[group[end]].ids.len() <= max_tokens) {
+            tokens += pieces[group[end]].ids.len();
+            end += 1;
+        }
+        batches.push(&group[start..end]);
+        start = end;
+    }
+    batches
 }

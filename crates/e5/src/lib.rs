@@ -24,6 +24,7 @@ mod cuda;
 mod engine;
 mod error;
 mod input;
+mod lanes;
 pub mod memory;
 mod model;
 pub mod quantize;

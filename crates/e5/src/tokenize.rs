@@ -8,9 +8,11 @@
 use crate::error::{Error, Result};
 use crate::unigram::CompactUnigram;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 pub(crate) struct TextTokenizer {
-    inner: Backend,
+    /// Shared by every model loaded from the same unchanged file (see [`cached`]).
+    inner: Arc<Backend>,
     path: PathBuf,
 }
 
@@ -45,27 +47,20 @@ impl TextTokenizer {
                 std::io::Error::new(std::io::ErrorKind::NotFound, "tokenizer.json not found"),
             ));
         }
-        let json = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
-        let err = |message: String| Error::Tokenizer { path: path.clone(), message };
-        if let Some(compact) = CompactUnigram::from_json(&json).map_err(err)? {
-            return Ok(TextTokenizer { inner: Backend::Compact(compact), path });
-        }
-        let mut inner: tokenizers::Tokenizer = json.parse().map_err(|e: tokenizers::Error| err(e.to_string()))?;
-        inner.with_padding(None);
-        inner.with_truncation(None).map_err(|e| err(e.to_string()))?;
-        Ok(TextTokenizer { inner: Backend::Hf(Box::new(inner)), path })
+        let inner = cached(&path, || Backend::open(&path))?;
+        Ok(TextTokenizer { inner, path })
     }
 
     /// Size of the vocabulary, added tokens included.
     pub fn vocab_size(&self) -> usize {
-        match &self.inner {
+        match &*self.inner {
             Backend::Compact(t) => t.vocab_size(),
             Backend::Hf(t) => t.get_vocab_size(true),
         }
     }
 
     pub fn encode(&self, text: &str) -> Result<Encoded> {
-        let tok = match &self.inner {
+        let tok = match &*self.inner {
             Backend::Compact(t) => {
                 let e = t.encode(text);
                 return Ok(Encoded {
@@ -91,5 +86,68 @@ impl TextTokenizer {
             prefix,
             suffix,
         })
+    }
+}
+
+impl Backend {
+    fn open(path: &Path) -> Result<Backend> {
+        let json = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let err = |message: String| Error::Tokenizer { path: path.to_path_buf(), message };
+        if let Some(compact) = CompactUnigram::from_json(&json).map_err(err)? {
+            return Ok(Backend::Compact(compact));
+        }
+        let mut inner: tokenizers::Tokenizer = json.parse().map_err(|e: tokenizers::Error| err(e.to_string()))?;
+        inner.with_padding(None);
+        inner.with_truncation(None).map_err(|e| err(e.to_string()))?;
+        Ok(Backend::Hf(Box::new(inner)))
+    }
+}
+
+/// The tokenizer of `path` if a live model already built it from the same file (same
+/// canonical path, length and modification time), else `build()`'s. Building the 250k-piece
+/// XLM-R tokenizer is about a third of a model's load time, and tools that load one model in
+/// several precisions (`e5 quant-eval`) would otherwise build it once per load. Entries are
+/// weak: the tokenizer is freed with the last model that uses it.
+fn cached(path: &Path, build: impl FnOnce() -> Result<Backend>) -> Result<Arc<Backend>> {
+    type Key = (PathBuf, u64, Option<std::time::SystemTime>);
+    static CACHE: Mutex<Vec<(Key, Weak<Backend>)>> = Mutex::new(Vec::new());
+    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    let key: Key = (std::fs::canonicalize(path).map_err(|e| Error::io(path, e))?, meta.len(), meta.modified().ok());
+    let hit = {
+        let mut cache = CACHE.lock().unwrap_or_else(PoisonError::into_inner);
+        cache.retain(|(_, w)| w.strong_count() > 0);
+        cache.iter().find(|(k, _)| *k == key).and_then(|(_, w)| w.upgrade())
+    };
+    if let Some(t) = hit {
+        return Ok(t);
+    }
+    let t = Arc::new(build()?);
+    CACHE.lock().unwrap_or_else(PoisonError::into_inner).push((key, Arc::downgrade(&t)));
+    Ok(t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shares_one_tokenizer_per_unchanged_file_while_a_user_lives() {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/tiny-bert/tokenizer.json");
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::copy(&src, dir.path().join("tokenizer.json")).unwrap();
+        let a = TextTokenizer::open(dir.path()).unwrap();
+        let b = TextTokenizer::open(dir.path()).unwrap();
+        assert!(Arc::ptr_eq(&a.inner, &b.inner), "second open reuses the live tokenizer");
+        // A changed file is read again.
+        let mut json = std::fs::read_to_string(&src).unwrap();
+        json.push('\n');
+        std::fs::write(dir.path().join("tokenizer.json"), json).unwrap();
+        let c = TextTokenizer::open(dir.path()).unwrap();
+        assert!(!Arc::ptr_eq(&a.inner, &c.inner));
+        assert_eq!(c.encode("hello world").unwrap().ids, a.encode("hello world").unwrap().ids);
+        // Once no model holds it, the entry is gone and the next open builds anew.
+        let weak = Arc::downgrade(&c.inner);
+        drop(c);
+        assert!(weak.upgrade().is_none());
     }
 }

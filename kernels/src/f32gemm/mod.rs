@@ -204,23 +204,18 @@ impl PackedF32 {
     }
 
     /// Pointer to `kc` packed steps of panel `p` from depth `k0`, as f32: in place for
-    /// f32 storage, else converted into `buf`.
-    fn panel(&self, p: usize, k0: usize, kc: usize, buf: &mut Vec<f32>) -> *const f32 {
+    /// f32 storage, else widened into `buf` by the ISA's converter.
+    fn panel(&self, kern: &crate::Kernels, p: usize, k0: usize, kc: usize, buf: &mut Vec<f32>) -> *const f32 {
         let at = p * self.k * self.nr + k0 * self.nr;
         let len = kc * self.nr;
-        match &self.data {
-            Panels::F32(d) => d[at..].as_ptr(),
-            Panels::F16(d) => {
-                buf.resize(len, 0.0);
-                d[at..at + len].convert_to_f32_slice(buf);
-                buf.as_ptr()
-            }
-            Panels::Bf16(d) => {
-                buf.resize(len, 0.0);
-                d[at..at + len].convert_to_f32_slice(buf);
-                buf.as_ptr()
-            }
-        }
+        let bits = match &self.data {
+            Panels::F32(d) => return d[at..].as_ptr(),
+            Panels::F16(d) => d[at..at + len].reinterpret_cast(),
+            Panels::Bf16(d) => d[at..at + len].reinterpret_cast(),
+        };
+        buf.resize(len, 0.0);
+        kern.widen(self.storage(), bits, buf);
+        buf.as_ptr()
     }
 
     pub fn n(&self) -> usize {
@@ -245,6 +240,8 @@ impl PackedF32 {
 
 /// Depth of a `K` slice: a `KC × NR` panel slice (16 KiB at NR = 16) stays in L1.
 const KC: usize = 256;
+/// Largest panel slice (24 KiB) run as one `K` slice: K ≤ 384 at NR = 16 (e5-small).
+const SINGLE_SLICE_FLOATS: usize = 6144;
 /// Rows of `A` packed per block: `MC × KC` floats (96 KiB) stay in L2. A multiple of
 /// every ISA's `MR` (4, 6, 8, 12).
 const MC: usize = 96;
@@ -308,13 +305,13 @@ pub(crate) fn gemm(
         // Few strips reuse a panel slice too little for K blocking to pay; one slice keeps
         // each panel a single sequential stream. (Results do not depend on the slicing:
         // partial sums round-trip through C exactly.)
-        let kc_max = if rows.len() <= 4 * mr { k.max(1) } else { KC };
+        let kc_max = if rows.len() <= 4 * mr { k.max(1) } else { k_slice(k, nr) };
         let k_slices = k.div_ceil(kc_max).max(1);
         for ks in 0..k_slices {
             let (k0, kc) = (ks * kc_max, kc_max.min(k - ks * kc_max));
             for p in panels.clone() {
                 let cols = nr.min(n - p * nr);
-                let b = w.panel(p, k0, kc, &mut converted);
+                let b = w.panel(kern, p, k0, kc, &mut converted);
                 for i in rows.clone().step_by(mr) {
                     let (a, row_stride, k_stride) = match packed.is_empty() {
                         true => (a[i * lda + k0..].as_ptr(), lda, 1),
@@ -341,4 +338,15 @@ pub(crate) fn gemm(
             }
         }
     });
+}
+
+/// Depth of the `K` slices for a `K`-deep product: one slice while its panel slice fits
+/// `SINGLE_SLICE_FLOATS`, else equal slices of at most `KC`. (An uneven tail slice, e.g.
+/// 256 + 128 for K = 384, pays the C round trip and tile set-up for half the work.)
+fn k_slice(k: usize, nr: usize) -> usize {
+    if k * nr <= SINGLE_SLICE_FLOATS {
+        k.max(1)
+    } else {
+        k.div_ceil(k.div_ceil(KC))
+    }
 }

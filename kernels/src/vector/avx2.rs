@@ -14,6 +14,8 @@ pub static KERNELS: VectorKernels = VectorKernels {
     axpy,
     dot,
     layernorm,
+    widen_f16,
+    widen_bf16,
     fma_probe,
     fma_probe_flops: 192,
 };
@@ -257,4 +259,31 @@ pub unsafe fn fma_probe(iters: usize) -> f32 {
         }
     }
     acc.iter().map(|&v| hsum8(v)).sum()
+}
+
+/// # Safety
+/// AVX2 and F16C must be available.
+#[target_feature(enable = "avx2,f16c")]
+pub unsafe fn widen_f16(src: &[u16], dst: &mut [f32]) {
+    assert_eq!(src.len(), dst.len());
+    let body = src.len() / L * L;
+    for i in (0..body).step_by(L) {
+        let h = _mm_loadu_si128(src.as_ptr().add(i).cast());
+        _mm256_storeu_ps(dst.as_mut_ptr().add(i), _mm256_cvtph_ps(h));
+    }
+    super::scalar::widen_f16(&src[body..], &mut dst[body..]);
+}
+
+/// # Safety
+/// AVX2 must be available.
+#[target_feature(enable = "avx2")]
+pub unsafe fn widen_bf16(src: &[u16], dst: &mut [f32]) {
+    assert_eq!(src.len(), dst.len());
+    let body = src.len() / L * L;
+    for i in (0..body).step_by(L) {
+        let h = _mm_loadu_si128(src.as_ptr().add(i).cast());
+        let w = _mm256_slli_epi32::<16>(_mm256_cvtepu16_epi32(h));
+        _mm256_storeu_ps(dst.as_mut_ptr().add(i), _mm256_castsi256_ps(w));
+    }
+    super::scalar::widen_bf16(&src[body..], &mut dst[body..]);
 }

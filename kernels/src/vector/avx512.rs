@@ -13,6 +13,8 @@ pub static KERNELS: VectorKernels = VectorKernels {
     axpy,
     dot,
     layernorm,
+    widen_f16: super::avx2::widen_f16,
+    widen_bf16: super::avx2::widen_bf16,
     fma_probe,
     fma_probe_flops: 512,
 };

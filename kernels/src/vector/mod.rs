@@ -73,6 +73,10 @@ pub struct VectorKernels {
     pub dot: unsafe fn(a: &[f32], b: &[f32]) -> f32,
     /// `x = LayerNorm(x + residual)·gamma + beta` over the row; all slices of one length.
     pub layernorm: unsafe fn(x: &mut [f32], residual: Option<&[f32]>, gamma: &[f32], beta: &[f32], eps: f32),
+    /// `dst[i] = src[i]` for IEEE half bits (exact), `src.len() == dst.len()`.
+    pub widen_f16: unsafe fn(src: &[u16], dst: &mut [f32]),
+    /// `dst[i] = src[i]` for bfloat16 bits (exact: the high half of an f32).
+    pub widen_bf16: unsafe fn(src: &[u16], dst: &mut [f32]),
     /// Runs `iters` iterations of independent FMA chains (the throughput probe).
     pub fma_probe: unsafe fn(iters: usize) -> f32,
     /// Flops one `fma_probe` iteration performs.

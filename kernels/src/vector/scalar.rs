@@ -12,6 +12,8 @@ pub static KERNELS: VectorKernels = VectorKernels {
     axpy,
     dot,
     layernorm,
+    widen_f16,
+    widen_bf16,
     fma_probe,
     fma_probe_flops: 32,
 };
@@ -132,4 +134,18 @@ pub unsafe fn fma_probe(iters: usize) -> f32 {
         }
     }
     acc.iter().sum()
+}
+
+/// # Safety
+/// Safe to call; `unsafe` only to share the table's signature.
+pub unsafe fn widen_f16(src: &[u16], dst: &mut [f32]) {
+    assert_eq!(src.len(), dst.len());
+    dst.iter_mut().zip(src).for_each(|(d, &s)| *d = half::f16::from_bits(s).to_f32());
+}
+
+/// # Safety
+/// Safe to call; `unsafe` only to share the table's signature.
+pub unsafe fn widen_bf16(src: &[u16], dst: &mut [f32]) {
+    assert_eq!(src.len(), dst.len());
+    dst.iter_mut().zip(src).for_each(|(d, &s)| *d = f32::from_bits(u32::from(s) << 16));
 }

@@ -8,6 +8,7 @@ pub mod metrics;
 mod plots;
 mod report;
 mod retrieval;
+mod workers;
 
 use anyhow::{bail, ensure, Context, Result};
 use calibrate::Method;
@@ -56,7 +57,7 @@ pub struct QuantEvalArgs {
     #[arg(long, default_value = "int8")]
     mixed_base: String,
     /// Evaluated texts whose per-layer activations are compared (evenly spaced subset).
-    #[arg(long, default_value_t = 160)]
+    #[arg(long, default_value_t = 128)]
     layer_texts: usize,
     /// Evaluated texts used to rank sub-layer sensitivity (evenly spaced subset).
     #[arg(long, default_value_t = 16)]
@@ -216,9 +217,12 @@ fn load(
     Model::load(dir, o).with_context(|| format!("loading {dir} as {name}"))
 }
 
+/// Texts per `embed` call: enough for the engine to balance its per-thread lanes.
+const EMBED_CHUNK: usize = 256;
+
 fn embed_all(model: &Model, inputs: &[Input<'_>]) -> Result<Vec<Vec<f32>>> {
     let mut out = Vec::with_capacity(inputs.len());
-    for c in inputs.chunks(32) {
+    for c in inputs.chunks(EMBED_CHUNK) {
         let e = model.embed(c)?;
         ensure!(e.len() == c.len(), "expected one vector per input");
         out.extend(e.vectors().map(|v| v.to_vec()));
@@ -226,15 +230,15 @@ fn embed_all(model: &Model, inputs: &[Input<'_>]) -> Result<Vec<Vec<f32>>> {
     Ok(out)
 }
 
-/// Batch-32 throughput (texts/s, tokens/s) over `inputs` for about `seconds`, as `e5 bench`
-/// measures it: whole batches round-robin, at least one pass, after one warm-up batch.
+/// Batch-32 throughput (texts/s, tokens/s) over `inputs` for about `seconds`: whole
+/// batches round-robin, at least one. Every configuration sees the same batches in the
+/// same order, and has already embedded texts (no cold first call).
 fn throughput(model: &Model, inputs: &[Input<'_>], tokens: &[usize], seconds: f64) -> Result<(f64, f64)> {
     let batches: Vec<(&[Input], usize)> =
         inputs.chunks(32).zip(tokens.chunks(32)).map(|(b, t)| (b, t.iter().sum::<usize>())).collect();
-    model.embed(batches[0].0)?;
     let start = Instant::now();
     let (mut texts, mut toks, mut i) = (0usize, 0usize, 0usize);
-    while i < batches.len() || start.elapsed().as_secs_f64() < seconds {
+    while i == 0 || start.elapsed().as_secs_f64() < seconds {
         let (b, t) = batches[i % batches.len()];
         model.embed(b)?;
         texts += b.len();
@@ -304,6 +308,7 @@ pub fn run(a: QuantEvalArgs) -> Result<()> {
     }
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
     let log = |m: String| eprintln!("[{:>6.1}s] {m}", t_start.elapsed().as_secs_f64());
+    let workers = a.threads.unwrap_or_else(rayon::current_num_threads);
 
     let reference = Model::load(&a.model, Options { threads: a.threads, ..Options::default() })
         .with_context(|| format!("loading {}", a.model))?;
@@ -567,33 +572,52 @@ pub fn run(a: QuantEvalArgs) -> Result<()> {
     if a.mixed_k > 0 {
         let sens = spread(eval.len(), a.sensitivity_texts);
         let s_inputs: Vec<Input> = sens.iter().map(|&i| e_inputs[i].clone()).collect();
-        let err = |m: &Model, idx: &[usize], inp: &[Input]| -> Result<(f64, f64, f64)> {
-            let e = embed_all(m, inp)?;
-            let cos: Vec<f64> = idx.iter().zip(&e).map(|(&i, v)| cosine(v, &finals[0][i])).collect();
+        // (1 − mean cosine, min, mean) of vectors for the evaluated texts `idx`, against fp32.
+        let stats = |idx: &[usize], vectors: &[Vec<f32>]| -> (f64, f64, f64) {
+            let cos: Vec<f64> = idx.iter().zip(vectors).map(|(&i, v)| cosine(v, &finals[0][i])).collect();
             let mean = cos.iter().sum::<f64>() / cos.len() as f64;
-            Ok((1.0 - mean, percentile(&cos, 0.0), mean))
+            (1.0 - mean, percentile(&cos, 0.0), mean)
+        };
+        let err = |m: &Model, idx: &[usize], inp: &[Input]| -> Result<(f64, f64, f64)> {
+            Ok(stats(idx, &embed_all(m, inp)?))
         };
         let m_inputs: Vec<Input> = mixed_idx.iter().map(|&i| e_inputs[i].clone()).collect();
-        let base = load(&a.model, &base_spec, vec![], &scales, a.threads, &mixed_base)?;
-        let (base_err, _, _) = err(&base, &sens, &s_inputs)?;
-        drop(base);
-        let mut contrib: Vec<(String, f64)> = Vec::new();
-        for name in calibrate::sub_layer_names(cfg.layers) {
-            let m = load(&a.model, &base_spec, vec![name.clone()], &scales, a.threads, &mixed_base)?;
+        // The base itself (k = 0) was evaluated above when it is one of the precisions; its
+        // vectors are bit-identical whatever the batch, so they are reused.
+        let base_ci = specs.iter().position(|(n, _)| *n == mixed_base);
+        let evaluated =
+            |ci: usize, idx: &[usize]| stats(idx, &idx.iter().map(|&i| finals[ci][i].clone()).collect::<Vec<_>>());
+        let base_err = match base_ci {
+            Some(ci) => evaluated(ci, &sens).0,
+            None => err(&load(&a.model, &base_spec, vec![], &scales, a.threads, &mixed_base)?, &sens, &s_inputs)?.0,
+        };
+        // Independent candidates side by side, one single-threaded model per worker.
+        let mut contrib = workers::map(calibrate::sub_layer_names(cfg.layers), workers, |name| {
+            let m = load(&a.model, &base_spec, vec![name.clone()], &scales, Some(1), &mixed_base)?;
             let (e, _, _) = err(&m, &sens, &s_inputs)?;
-            contrib.push((name, base_err - e));
-        }
+            Ok((name, base_err - e))
+        })?;
         contrib.sort_by(|x, y| y.1.total_cmp(&x.1));
         log(format!("sensitivity of {} sub-layers on {} texts", contrib.len(), sens.len()));
         let mut cfgs = Vec::new();
         for k in 0..=a.mixed_k.min(contrib.len()) {
             let keep: Vec<String> = contrib[..k].iter().map(|c| c.0.clone()).collect();
-            let m = load(&a.model, &base_spec, keep.clone(), &scales, a.threads, &mixed_base)?;
-            let (_, cmin, cmean) = err(&m, &mixed_idx, &m_inputs)?;
-            let tps = if a.bench_seconds > 0.0 {
-                throughput(&m, &sp_inputs, &sp_tokens, a.bench_seconds)?.0
-            } else {
-                f64::NAN
+            let measured_speed = speed_json.get(&mixed_base).and_then(|j| j["texts_per_s"].as_f64());
+            let (cmin, cmean, tps) = match (k, base_ci) {
+                (0, Some(ci)) => {
+                    let (_, cmin, cmean) = evaluated(ci, &mixed_idx);
+                    (cmin, cmean, measured_speed.unwrap_or(f64::NAN))
+                }
+                _ => {
+                    let m = load(&a.model, &base_spec, keep.clone(), &scales, a.threads, &mixed_base)?;
+                    let (_, cmin, cmean) = err(&m, &mixed_idx, &m_inputs)?;
+                    let tps = if a.bench_seconds > 0.0 {
+                        throughput(&m, &sp_inputs, &sp_tokens, a.bench_seconds)?.0
+                    } else {
+                        f64::NAN
+                    };
+                    (cmin, cmean, tps)
+                }
             };
             cfgs.push(
                 json!({ "k": k, "keep_fp32": keep, "cos_min": cmin, "cos_mean": cmean, "texts_per_s": finite(tps) }),
