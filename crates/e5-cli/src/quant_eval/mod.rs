@@ -15,7 +15,6 @@ use calibrate::Method;
 use clap::Args;
 use e5::{Input, Model, Options, Precision, Site};
 use metrics::{cosine, percentile, ErrAcc};
-use rayon::prelude::*;
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -405,8 +404,13 @@ pub fn run(a: QuantEvalArgs) -> Result<()> {
     let mut finals: Vec<Vec<Vec<f32>>> = vec![vec![Vec::new(); eval.len()]; configs.len()];
     let l_group: Vec<usize> =
         layer_idx.iter().map(|&i| 1 + scripts.iter().position(|s| *s == e_script[i]).unwrap()).collect();
-    for r in chunks(&l_tokens, 2048) {
+    // Chunks of texts side by side, one per worker (each holds every site's fp32 activations
+    // of its chunk, so the chunk shrinks with the worker count to keep memory flat).
+    let per_config = || vec![vec![ErrAcc::default(); groups]; names.len()];
+    let parts = workers::map(chunks(&l_tokens, 2048 / workers.max(1)), workers, |r| {
         let batch = &l_inputs[r.clone()];
+        let mut acc: Vec<Vec<Vec<ErrAcc>>> = (0..configs.len()).map(|_| per_config()).collect();
+        let mut pooled_by_config: Vec<Vec<Vec<f32>>> = vec![Vec::new(); configs.len()];
         let mut refs: BTreeMap<usize, (usize, Vec<f32>)> = BTreeMap::new(); // site index → (width, data)
         let (_, seqs) = reference.trace(batch, &mut |site, x| {
             let w = width(&site, &cfg);
@@ -419,47 +423,45 @@ pub fn run(a: QuantEvalArgs) -> Result<()> {
                 refs.insert(k, (cols.len(), v));
             }
         })?;
-        let mut pooled = Vec::new();
         if let Some((_, v)) = refs.get(&(1 + 9 * last_layer + 8)) {
-            pooled = pool(v, &seqs);
-        }
-        for (s, v) in pooled.into_iter().enumerate() {
-            finals[0][layer_idx[r.start + s]] = v;
+            pooled_by_config[0] = pool(v, &seqs);
         }
         let tok_group: Vec<usize> = (0..seqs.len() - 1)
-            .flat_map(|s| std::iter::repeat(l_group[r.start + s]).take(seqs[s + 1] - seqs[s]))
+            .flat_map(|s| std::iter::repeat_n(l_group[r.start + s], seqs[s + 1] - seqs[s]))
             .collect();
         for (ci, c) in configs.iter().enumerate().skip(1) {
-            let acc = &mut accs[ci];
-            let mut pooled = Vec::new();
+            let acc = &mut acc[ci];
+            let pooled = &mut pooled_by_config[ci];
             c.model.trace(batch, &mut |site, x| {
                 if site == Site::Output(last_layer) {
-                    pooled = pool(x, &seqs);
+                    *pooled = pool(x, &seqs);
                 }
                 let w = width(&site, &cfg);
                 for (k, cols) in site_parts(site, w) {
                     let (rw, rv) = &refs[&k];
-                    let rows: Vec<(f64, f64, f64)> = (0..tok_group.len())
-                        .into_par_iter()
-                        .map(|row| {
-                            let xs = &x[row * w + cols.start..row * w + cols.end];
-                            metrics::row_stats(xs, &rv[row * rw..(row + 1) * rw])
-                        })
-                        .collect();
-                    for (st, &g) in rows.into_iter().zip(&tok_group) {
-                        acc[k][g].add_row(st);
+                    for (row, &g) in tok_group.iter().enumerate() {
+                        let xs = &x[row * w + cols.start..row * w + cols.end];
+                        acc[k][g].add_row(metrics::row_stats(xs, &rv[row * rw..(row + 1) * rw]));
                     }
                 }
             })?;
-            for (s, v) in pooled.into_iter().enumerate() {
-                finals[ci][layer_idx[r.start + s]] = v;
-            }
         }
         // fp32 against itself (exactly 0 error) keeps the report uniform.
         for (k, (rw, rv)) in &refs {
             for (row, &g) in tok_group.iter().enumerate() {
                 let rs = &rv[row * rw..(row + 1) * rw];
-                accs[0][*k][g].add(rs, rs);
+                acc[0][*k][g].add(rs, rs);
+            }
+        }
+        Ok((r, acc, pooled_by_config))
+    })?;
+    for (r, acc, pooled_by_config) in parts {
+        for (ci, (acc, pooled)) in acc.into_iter().zip(pooled_by_config).enumerate() {
+            for (total, part) in accs[ci].iter_mut().flatten().zip(acc.iter().flatten()) {
+                total.merge(part);
+            }
+            for (s, v) in pooled.into_iter().enumerate() {
+                finals[ci][layer_idx[r.start + s]] = v;
             }
         }
     }

@@ -1,7 +1,7 @@
-//! Independent configurations evaluated side by side: one worker per thread, each running
-//! its items with single-threaded kernels (like the engine's lanes), which beats splitting
-//! every kernel of one configuration among the threads. Results never depend on this:
-//! every embedding is bit-identical whatever the thread layout.
+//! Independent pieces of work (chunks of texts, candidate configurations) side by side: one
+//! worker per thread, each running its items with single-threaded kernels (like the
+//! engine's lanes), which beats splitting every kernel among the threads. Results never
+//! depend on this: every embedding is bit-identical whatever the thread layout.
 
 use anyhow::{anyhow, Result};
 use std::sync::atomic::{AtomicUsize, Ordering};
