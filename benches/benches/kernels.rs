@@ -1,13 +1,14 @@
 //! Criterion benchmarks of every kernel family on this machine's best ISA (`E5_ISA` forces
 //! another): packed f32 GEMM side by side with the `gemm` crate, int8 GEMM, attention,
-//! LayerNorm and GELU. Throughput is reported in FLOP (GEMM, attention) or elements.
+//! LayerNorm, GELU and f16/bf16 widening (side by side with the `half` crate). Throughput is reported in FLOP (GEMM, attention) or elements.
 //!
 //! `cargo bench -p e5-benches --bench kernels [-- FILTER]`; for the ratio table with % of
 //! FMA peak, run `cargo run --release -p e5-benches --bin gemm-report`.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use e5_benches::*;
-use e5_kernels::{AttentionShape, GeluKind, Kernels, PackedF32, PackedI8, Post};
+use e5_kernels::{AttentionShape, GeluKind, Kernels, PackedF32, PackedI8, Post, Storage};
+use half::slice::HalfFloatSliceExt;
 use std::hint::black_box;
 use std::time::Duration;
 
@@ -84,5 +85,21 @@ fn rows(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, gemm, attention, rows);
+/// Widening one 384 × 384 weight matrix of f16 / bf16 into f32, as the GEMM does per panel.
+fn widen(c: &mut Criterion) {
+    let kern = Kernels::detect().unwrap();
+    let mut g = c.benchmark_group("widen");
+    g.warm_up_time(Duration::from_millis(300)).measurement_time(Duration::from_secs(1)).sample_size(10);
+    let w = rand_vec(10, 384 * 384);
+    let f16s: Vec<half::f16> = w.iter().map(|&v| half::f16::from_f32(v)).collect();
+    let bf16s: Vec<half::bf16> = w.iter().map(|&v| half::bf16::from_f32(v)).collect();
+    let mut dst = vec![0.0f32; w.len()];
+    g.throughput(Throughput::Elements(w.len() as u64));
+    g.bench_function("e5_f16", |b| b.iter(|| kern.widen(Storage::F16, f16s.reinterpret_cast(), black_box(&mut dst))));
+    g.bench_function("half_crate_f16", |b| b.iter(|| f16s.convert_to_f32_slice(black_box(&mut dst))));
+    g.bench_function("e5_bf16", |b| b.iter(|| kern.widen(Storage::Bf16, bf16s.reinterpret_cast(), black_box(&mut dst))));
+    g.bench_function("half_crate_bf16", |b| b.iter(|| bf16s.convert_to_f32_slice(black_box(&mut dst))));
+}
+
+criterion_group!(benches, gemm, attention, rows, widen);
 criterion_main!(benches);
