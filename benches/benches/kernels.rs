@@ -97,7 +97,9 @@ fn widen(c: &mut Criterion) {
     g.throughput(Throughput::Elements(w.len() as u64));
     g.bench_function("e5_f16", |b| b.iter(|| kern.widen(Storage::F16, f16s.reinterpret_cast(), black_box(&mut dst))));
     g.bench_function("half_crate_f16", |b| b.iter(|| f16s.convert_to_f32_slice(black_box(&mut dst))));
-    g.bench_function("e5_bf16", |b| b.iter(|| kern.widen(Storage::Bf16, bf16s.reinterpret_cast(), black_box(&mut dst))));
+    g.bench_function("e5_bf16", |b| {
+        b.iter(|| kern.widen(Storage::Bf16, bf16s.reinterpret_cast(), black_box(&mut dst)))
+    });
     g.bench_function("half_crate_bf16", |b| b.iter(|| bf16s.convert_to_f32_slice(black_box(&mut dst))));
 }
 

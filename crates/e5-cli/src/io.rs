@@ -49,6 +49,20 @@ pub fn parse_texts(bytes: &[u8], jsonl: bool) -> Result<Vec<String>> {
 }
 
 /// Opens `path` for writing (`-`: stdout), buffered.
+/// The non-blank lines of the JSONL file `path` as (1-based line number, value); `what`
+/// names the file in the read error, and a malformed line is an error naming its number.
+pub fn read_jsonl(path: &str, what: &str) -> Result<Vec<(usize, serde_json::Value)>> {
+    let body = std::fs::read_to_string(path).with_context(|| format!("reading {what} {path}"))?;
+    body.lines()
+        .enumerate()
+        .filter(|(_, line)| !line.trim().is_empty())
+        .map(|(i, line)| {
+            let v = serde_json::from_str(line).with_context(|| format!("{path}: line {}: malformed JSON", i + 1))?;
+            Ok((i + 1, v))
+        })
+        .collect()
+}
+
 pub fn open_output(path: &str) -> Result<Box<dyn Write>> {
     Ok(if path == "-" {
         Box::new(std::io::BufWriter::new(std::io::stdout().lock()))

@@ -115,14 +115,8 @@ fn script(lang: &str) -> String {
 }
 
 fn read_texts(path: &str) -> Result<Vec<Text>> {
-    let body = std::fs::read_to_string(path).with_context(|| format!("reading texts {path}"))?;
     let mut out = Vec::new();
-    for (i, line) in body.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let n = i + 1;
-        let v: Value = serde_json::from_str(line).with_context(|| format!("{path}: line {n}: malformed JSON"))?;
+    for (n, v) in crate::io::read_jsonl(path, "texts")? {
         let text = match &v {
             Value::String(s) => s.clone(),
             _ => v

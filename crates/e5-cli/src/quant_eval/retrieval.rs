@@ -6,7 +6,7 @@
 //! that is simply all passages.
 
 use super::metrics::{kendall_tau_b, ndcg_at};
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use std::collections::BTreeMap;
 
 #[derive(Clone, Debug)]
@@ -18,15 +18,8 @@ pub struct Pair {
 
 /// Reads JSONL `{"query", "passage", "lang"?}`; every error names the file and line.
 pub fn read_pairs(path: &str) -> Result<Vec<Pair>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading the pairs file {path}"))?;
     let mut out = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let n = i + 1;
-        let v: serde_json::Value =
-            serde_json::from_str(line).with_context(|| format!("{path}: line {n}: malformed JSON"))?;
+    for (n, v) in crate::io::read_jsonl(path, "the pairs file")? {
         let field = |f: &str| -> Result<String> {
             match v.get(f) {
                 Some(serde_json::Value::String(s)) if !s.trim().is_empty() => Ok(s.clone()),
