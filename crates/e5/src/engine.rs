@@ -85,7 +85,10 @@ impl Model {
             return Err(Error::Options("max_batch_tokens must be positive".into()));
         }
         let pool = thread_pool(options.threads)?;
-        let lanes = Lanes::new(options.threads.unwrap_or_else(rayon::current_num_threads))?;
+        let lanes = match options.device {
+            Device::Cpu => Lanes::new(options.threads.unwrap_or_else(rayon::current_num_threads))?,
+            Device::Cuda(_) => None, // the GPU runs every batch itself
+        };
         let cfg = ModelConfig::from_dir(&dir)?;
         let tokenizer = TextTokenizer::open(&dir)?;
         let checkpoint = Checkpoint::open(&dir)?;

@@ -569,20 +569,21 @@ pub fn run(a: QuantEvalArgs) -> Result<()> {
         let sens = spread(eval.len(), a.sensitivity_texts);
         let s_inputs: Vec<Input> = sens.iter().map(|&i| e_inputs[i].clone()).collect();
         // (1 − mean cosine, min, mean) of vectors for the evaluated texts `idx`, against fp32.
-        let stats = |idx: &[usize], vectors: &[Vec<f32>]| -> (f64, f64, f64) {
+        let stats = |idx: &[usize], vectors: &[&[f32]]| -> (f64, f64, f64) {
             let cos: Vec<f64> = idx.iter().zip(vectors).map(|(&i, v)| cosine(v, &finals[0][i])).collect();
             let mean = cos.iter().sum::<f64>() / cos.len() as f64;
             (1.0 - mean, percentile(&cos, 0.0), mean)
         };
         let err = |m: &Model, idx: &[usize], inp: &[Input]| -> Result<(f64, f64, f64)> {
-            Ok(stats(idx, &embed_all(m, inp)?))
+            let vectors = embed_all(m, inp)?;
+            Ok(stats(idx, &vectors.iter().map(Vec::as_slice).collect::<Vec<_>>()))
         };
         let m_inputs: Vec<Input> = mixed_idx.iter().map(|&i| e_inputs[i].clone()).collect();
         // The base itself (k = 0) was evaluated above when it is one of the precisions; its
         // vectors are bit-identical whatever the batch, so they are reused.
         let base_ci = specs.iter().position(|(n, _)| *n == mixed_base);
         let evaluated =
-            |ci: usize, idx: &[usize]| stats(idx, &idx.iter().map(|&i| finals[ci][i].clone()).collect::<Vec<_>>());
+            |ci: usize, idx: &[usize]| stats(idx, &idx.iter().map(|&i| finals[ci][i].as_slice()).collect::<Vec<_>>());
         let base_err = match base_ci {
             Some(ci) => evaluated(ci, &sens).0,
             None => err(&load(&a.model, &base_spec, vec![], &scales, a.threads, &mixed_base)?, &sens, &s_inputs)?.0,
