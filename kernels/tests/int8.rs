@@ -40,8 +40,44 @@ fn exact_check(m: usize, n: usize, k: usize, extreme: bool, seed: u64) {
     }
 }
 
+/// Activation quantization on every ISA: bit-identical to the scalar twin, ties to even,
+/// clipping, NaN → 0, and a NaN scale for rows holding ±inf.
+fn quantize_check(x: &[f32]) {
+    let mut want = vec![0i8; x.len()];
+    let want_scale = quantize_row(x, &mut want);
+    for kern in tables() {
+        let mut q = vec![1i8; x.len()];
+        let scale = kern.quantize_row(x, &mut q);
+        assert_eq!(q, want, "{} len {}", kern.isa, x.len());
+        assert_eq!(scale.to_bits(), want_scale.to_bits(), "{}", kern.isa);
+    }
+}
+
+#[test]
+fn quantization_rounds_ties_to_even_and_handles_specials() {
+    // amax 127 → scale 1: the values quantize to themselves, rounded.
+    let mut x: Vec<f32> = (0..70).map(|i| (i as f32 - 35.0) * 0.5).collect();
+    x.extend([127.0, -127.0, f32::NAN, 0.49, -0.5, 1.5, 2.5, -2.5]);
+    quantize_check(&x);
+    let mut q = vec![0i8; x.len()];
+    assert_eq!(quantize_row(&x, &mut q), 1.0);
+    let tail = &q[70..];
+    assert_eq!(tail, &[127, -127, 0, 0, 0, 2, 2, -2]);
+    quantize_check(&[3.0, f32::INFINITY, -1.0]);
+    let mut q = [9i8; 3];
+    assert!(quantize_row(&[3.0, f32::INFINITY, -1.0], &mut q).is_nan());
+    assert_eq!(q, [0, 0, 0]);
+    quantize_check(&[0.0; 40]);
+    quantize_check(&[]);
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn quantization_matches_scalar_on_every_isa(n in 0usize..300, scale in 0.001f32..100.0, seed in any::<u64>()) {
+        quantize_check(&rand_vec(seed, n, scale));
+    }
 
     #[test]
     fn integer_results_are_exact_on_every_isa(m in 1usize..40, n in 1usize..70, k in 1usize..300, seed in any::<u64>()) {

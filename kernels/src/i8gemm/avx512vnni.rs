@@ -1,7 +1,7 @@
 //! AVX-512 VNNI int8 micro-kernel (12 × 32): `vpdpbusd` on unsigned activations
 //! (`a + 128`), corrected by `128·Σw` per column.
 
-use super::{I8MicroKernel, I8Tile};
+use super::{I8MicroKernel, I8Tile, Layout};
 use crate::f32gemm::TilePost;
 use crate::tiling::by_rows;
 use crate::vector::avx512::{gelu_erf16, gelu_tanh16};
@@ -9,7 +9,8 @@ use crate::vector::GeluKind;
 use std::arch::x86_64::*;
 
 const MR: usize = 12;
-pub const KERNEL: I8MicroKernel = I8MicroKernel { name: "avx512-vnni", mr: MR, nr: 32, unsigned_a: true, run: tile };
+pub const KERNEL: I8MicroKernel =
+    I8MicroKernel { name: "avx512-vnni", mr: MR, nr: 32, unsigned_a: true, layout: Layout::Quads, run: tile };
 
 /// # Safety
 /// AVX-512F/BW and AVX512-VNNI must be available and `t` must describe in-bounds memory.

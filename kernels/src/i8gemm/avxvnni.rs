@@ -1,12 +1,13 @@
 //! AVX-VNNI int8 micro-kernel (4 × 16): 256-bit `vpdpbusd` on unsigned activations
 //! (`a + 128`), corrected by `128·Σw` per column before the shared AVX2 epilogue.
 
-use super::{I8MicroKernel, I8Tile};
+use super::{I8MicroKernel, I8Tile, Layout};
 use crate::tiling::by_rows;
 use std::arch::x86_64::*;
 
 const MR: usize = 4;
-pub const KERNEL: I8MicroKernel = I8MicroKernel { name: "avx-vnni", mr: MR, nr: 16, unsigned_a: true, run: tile };
+pub const KERNEL: I8MicroKernel =
+    I8MicroKernel { name: "avx-vnni", mr: MR, nr: 16, unsigned_a: true, layout: Layout::Quads, run: tile };
 
 /// # Safety
 /// AVX2, FMA and AVX-VNNI must be available and `t` must describe in-bounds memory.

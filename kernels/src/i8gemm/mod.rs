@@ -1,18 +1,20 @@
 //! INT8 GEMM: `C[M,N] = post(dequant(Aq[M,K] · Wqᵀ) + bias)`, exact i32 accumulation.
 //!
 //! - Weights: int8 symmetric per output channel (`w ≈ q·s_n`, `q ∈ [-127, 127]`), packed
-//!   once into panels of `NR` columns in groups of 4 along `K`:
-//!   `data[p][g][j][0..4] = Wq[p·NR + j][4g..4g+4]` (zero-padded in `N` and `K`).
+//!   once into panels of `NR` columns in groups of 4 along `K` (zero-padded in `N`, `K`),
+//!   in the kernel's [`Layout`]:
+//!   - `Quads`: `data[p][g][j][0..4] = Wq[p·NR + j][4g..4g+4]`;
+//!   - `Pairs`: `data[p][g][h][j][0..2] = Wq[p·NR + j][4g+2h..4g+2h+2]`.
 //! - Activations: quantized per row (token) at run time, symmetric, `[-127, 127]`, then
-//!   packed into `MR`-row strips `strip[g][r][0..4]`.
+//!   packed into `MR`-row strips: `strip[g][r][0..4]` as i8 (`Quads`) or as i16 (`Pairs`).
 //! - Accumulation is exact in i32 on every ISA (|a·w| ≤ 127², K < 130 000), so integer
 //!   results are bit-identical across ISAs; only the f32 epilogue
 //!   `acc·(s_row·s_col) + bias` rounds.
 //!
 //! Kernels: AVX-512 VNNI and AVX-VNNI (`vpdpbusd`, unsigned A: `a + 128`, corrected by
-//! `128·Σw` per column), AVX2 (`vpmaddubsw` on `|a|` and `sign(w, a)`: products ≤ 127·127
-//! and pair sums ≤ 32 258, so int16 never saturates), NEON (`smull` + pairwise add) and
-//! the scalar twin.
+//! `128·Σw` per column), AVX2 (`vpmaddwd` on int16 pairs: weights widened in registers,
+//! products and pair sums land in i32, so nothing can saturate), NEON (`smull` + pairwise
+//! add) and the scalar twin.
 
 pub mod scalar;
 
@@ -34,7 +36,8 @@ use rayon::prelude::*;
 pub struct I8Tile {
     /// `K / 4`, rounded up.
     pub groups: usize,
-    /// Packed activation strip: `groups × MR × 4` bytes (`+128` for unsigned kernels).
+    /// Packed activation strip: `groups × MR × 4` values (`+128` for unsigned kernels; i16
+    /// for [`Layout::Pairs`]).
     pub a: *const i8,
     /// Packed weight panel: `groups × NR × 4` bytes.
     pub b: *const i8,
@@ -58,7 +61,36 @@ pub struct I8MicroKernel {
     pub nr: usize,
     /// The kernel multiplies unsigned activations (`a + 128`).
     pub unsigned_a: bool,
+    pub layout: Layout,
     pub run: unsafe fn(&I8Tile),
+}
+
+/// How a kernel wants each group of 4 `K` values laid out (see the module docs).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Layout {
+    /// 4 consecutive `K` bytes per column / row (`vpdpbusd`, `smull`, scalar).
+    Quads,
+    /// 2 consecutive `K` bytes per column, two pair blocks per group; activations as i16
+    /// (`vpmaddwd` on sign-extended weights).
+    Pairs,
+}
+
+impl Layout {
+    /// Bytes one row of an activation strip takes per group of 4 `K` values.
+    fn a_group_bytes(self) -> usize {
+        match self {
+            Layout::Quads => 4,
+            Layout::Pairs => 8,
+        }
+    }
+
+    /// Offset of `W[col jj][kk]` (`kk` < 4) inside a panel's group of `nr` columns.
+    fn w_offset(self, nr: usize, jj: usize, kk: usize) -> usize {
+        match self {
+            Layout::Quads => jj * 4 + kk,
+            Layout::Pairs => (kk / 2) * nr * 2 + jj * 2 + kk % 2,
+        }
+    }
 }
 
 /// `W[N, K]` quantized per output channel and packed for one int8 kernel.
@@ -74,23 +106,33 @@ pub struct PackedI8 {
     colsum: Vec<i32>,
 }
 
-/// Symmetric per-row quantization to `[-127, 127]`: returns the scale (`x ≈ q·scale`).
+/// Symmetric per-row quantization to `[-127, 127]` (ties to even): returns the scale
+/// (`x ≈ q·scale`). The scalar twin of the activation path in [`gemm`].
 pub fn quantize_row(x: &[f32], q: &mut [i8]) -> f32 {
-    let amax = x.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    quantize_row_with(&crate::vector::scalar::KERNELS, x, q)
+}
+
+pub(crate) fn quantize_row_with(v: &crate::vector::VectorKernels, x: &[f32], q: &mut [i8]) -> f32 {
+    // SAFETY: `v` belongs to a supported ISA (see `VectorKernels`); lengths match.
+    let amax = unsafe { (v.abs_max)(x) };
     if amax == 0.0 || !amax.is_finite() {
         q.fill(0);
         return if amax == 0.0 { 0.0 } else { f32::NAN };
     }
-    quantize_with_scale(x, amax / 127.0, q);
-    amax / 127.0
+    let scale = amax / 127.0;
+    quantize_with_scale_with(v, x, scale, q);
+    scale
 }
 
 /// Quantizes `x ≈ q·scale` with a given scale, clipping to `[-127, 127]`.
 pub fn quantize_with_scale(x: &[f32], scale: f32, q: &mut [i8]) {
+    quantize_with_scale_with(&crate::vector::scalar::KERNELS, x, scale, q)
+}
+
+fn quantize_with_scale_with(v: &crate::vector::VectorKernels, x: &[f32], scale: f32, q: &mut [i8]) {
     let inv = if scale > 0.0 { 1.0 / scale } else { 0.0 };
-    for (q, v) in q.iter_mut().zip(x) {
-        *q = (v * inv).round().clamp(-127.0, 127.0) as i8;
-    }
+    // SAFETY: `v` belongs to a supported ISA (see `VectorKernels`); lengths match.
+    unsafe { (v.quantize_i8)(x, inv, q) };
 }
 
 /// How activations are quantized.
@@ -108,7 +150,7 @@ impl PackedI8 {
         assert!(w.len() >= n * k, "weight slice too short for [{n}, {k}]");
         let mut q = vec![0i8; n * k];
         let scales: Vec<f32> =
-            (0..n).map(|j| quantize_row(&w[j * k..(j + 1) * k], &mut q[j * k..(j + 1) * k])).collect();
+            (0..n).map(|j| kern.quantize_row(&w[j * k..(j + 1) * k], &mut q[j * k..(j + 1) * k])).collect();
         Self::from_quantized(kern, &q, &scales, n, k, bias)
     }
 
@@ -132,7 +174,7 @@ impl PackedI8 {
             let (p, jj) = (j / nr, j % nr);
             for c in 0..k {
                 let v = q[j * k + c];
-                data[((p * groups + c / 4) * nr + jj) * 4 + c % 4] = v;
+                data[(p * groups + c / 4) * nr * 4 + ik.layout.w_offset(nr, jj, c % 4)] = v;
                 colsum[j] += v as i32;
             }
         }
@@ -166,7 +208,7 @@ const PARALLEL_MIN_MACS: usize = 1 << 18;
 /// Quantizes the rows of `A` and packs them into `MR`-row strips; returns the strips and
 /// the per-row scales (padded to whole strips with 0).
 fn quantize_pack_a(
-    ik: &I8MicroKernel,
+    kern: &crate::Kernels,
     a: &[f32],
     lda: usize,
     m: usize,
@@ -174,9 +216,10 @@ fn quantize_pack_a(
     act: ActQuant,
     parallel: bool,
 ) -> (Vec<i8>, Vec<f32>) {
-    let (mr, groups) = (ik.mr, k.div_ceil(4));
+    let ik = &kern.i8_gemm;
+    let (mr, groups, ab) = (ik.mr, k.div_ceil(4), ik.layout.a_group_bytes());
     let strips = m.div_ceil(mr);
-    let mut packed = vec![0i8; strips * groups * mr * 4];
+    let mut packed = vec![0i8; strips * groups * mr * ab];
     let mut scales = vec![0.0f32; strips * mr];
     let shift = if ik.unsigned_a { 128u8 as i8 } else { 0 };
     let work = |(s, (strip, sc)): (usize, (&mut [i8], &mut [f32]))| {
@@ -184,15 +227,21 @@ fn quantize_pack_a(
         for r in 0..mr.min(m - s * mr) {
             let row = &a[(s * mr + r) * lda..][..k];
             sc[r] = match act {
-                ActQuant::Dynamic => quantize_row(row, &mut q[..k]),
+                ActQuant::Dynamic => quantize_row_with(kern.vector, row, &mut q[..k]),
                 ActQuant::Static(s) => {
-                    quantize_with_scale(row, s, &mut q[..k]);
+                    quantize_with_scale_with(kern.vector, row, s, &mut q[..k]);
                     s
                 }
             };
             for (g, chunk) in q.chunks_exact(4).enumerate() {
-                for (b, &v) in chunk.iter().enumerate() {
-                    strip[(g * mr + r) * 4 + b] = v ^ shift;
+                let dst = &mut strip[(g * mr + r) * ab..][..ab];
+                match ik.layout {
+                    Layout::Quads => chunk.iter().zip(dst).for_each(|(&v, d)| *d = v ^ shift),
+                    // Little-endian i16: the value, then its sign extension.
+                    Layout::Pairs => chunk.iter().zip(dst.chunks_exact_mut(2)).for_each(|(&v, d)| {
+                        d[0] = v;
+                        d[1] = v >> 7;
+                    }),
                 }
             }
         }
@@ -205,7 +254,7 @@ fn quantize_pack_a(
             }
         }
     };
-    let chunks = packed.chunks_mut(groups * mr * 4).zip(scales.chunks_mut(mr)).enumerate();
+    let chunks = packed.chunks_mut(groups * mr * ab).zip(scales.chunks_mut(mr)).enumerate();
     if parallel {
         chunks.par_bridge().for_each(work);
     } else {
@@ -238,7 +287,7 @@ pub(crate) fn gemm(
     assert!(ldc >= n && c.len() >= (m - 1) * ldc + n, "C too short for [{m}, {n}]");
     let post = TilePost::new(post, m, n, ldc);
     let threads = if parallel && m * n * k >= PARALLEL_MIN_MACS { rayon::current_num_threads() } else { 1 };
-    let (strips, row_scales) = quantize_pack_a(ik, a, lda, m, k, act, threads > 1);
+    let (strips, row_scales) = quantize_pack_a(kern, a, lda, m, k, act, threads > 1);
     let (mr, nr, groups_k) = (ik.mr, w.nr, k.div_ceil(4));
     let cp = SyncPtr(c.as_mut_ptr());
     for_each_task(m, MC, n.div_ceil(nr), threads, |rows, panels| {
@@ -247,7 +296,7 @@ pub(crate) fn gemm(
                 let s = i / mr;
                 let tile = I8Tile {
                     groups: groups_k,
-                    a: strips[s * groups_k * mr * 4..].as_ptr(),
+                    a: strips[s * groups_k * mr * ik.layout.a_group_bytes()..].as_ptr(),
                     b: w.data[p * groups_k * nr * 4..].as_ptr(),
                     // SAFETY: tiles of distinct (rows, panel) never overlap; bounds asserted above.
                     c: unsafe { cp.get().add(i * ldc + p * nr) },

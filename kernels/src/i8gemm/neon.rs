@@ -1,7 +1,7 @@
 //! NEON int8 micro-kernel (4 × 8): `smull` of 4-byte groups, pairwise-added into i32.
 //! Products are at most 127² and fit int16 exactly.
 
-use super::{I8MicroKernel, I8Tile};
+use super::{I8MicroKernel, I8Tile, Layout};
 use crate::f32gemm::TilePost;
 use crate::tiling::by_rows;
 use crate::vector::neon::{gelu_erf4, gelu_tanh4};
@@ -9,7 +9,8 @@ use crate::vector::GeluKind;
 use std::arch::aarch64::*;
 
 const MR: usize = 4;
-pub const KERNEL: I8MicroKernel = I8MicroKernel { name: "neon-smull", mr: MR, nr: 8, unsigned_a: false, run: tile };
+pub const KERNEL: I8MicroKernel =
+    I8MicroKernel { name: "neon-smull", mr: MR, nr: 8, unsigned_a: false, layout: Layout::Quads, run: tile };
 
 /// # Safety
 /// NEON must be available and `t` must describe in-bounds memory.

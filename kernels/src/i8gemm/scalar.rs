@@ -1,13 +1,14 @@
 //! Scalar int8 micro-kernel: the exact reference twin (4 × 8 tile).
 
-use super::{I8MicroKernel, I8Tile};
+use super::{I8MicroKernel, I8Tile, Layout};
 use crate::f32gemm::TilePost;
 use crate::vector::scalar::{gelu_erf_1, gelu_tanh_1};
 use crate::vector::GeluKind;
 
 const MR: usize = 4;
 const NR: usize = 8;
-pub const KERNEL: I8MicroKernel = I8MicroKernel { name: "scalar", mr: MR, nr: NR, unsigned_a: false, run: tile };
+pub const KERNEL: I8MicroKernel =
+    I8MicroKernel { name: "scalar", mr: MR, nr: NR, unsigned_a: false, layout: Layout::Quads, run: tile };
 
 /// # Safety
 /// `t` must describe in-bounds memory.

@@ -16,6 +16,8 @@ pub static KERNELS: VectorKernels = VectorKernels {
     layernorm,
     widen_f16,
     widen_bf16,
+    abs_max,
+    quantize_i8,
     fma_probe,
     fma_probe_flops: 192,
 };
@@ -286,4 +288,44 @@ pub unsafe fn widen_bf16(src: &[u16], dst: &mut [f32]) {
         _mm256_storeu_ps(dst.as_mut_ptr().add(i), _mm256_castsi256_ps(w));
     }
     super::scalar::widen_bf16(&src[body..], &mut dst[body..]);
+}
+
+/// # Safety
+/// AVX2 must be available.
+#[target_feature(enable = "avx2")]
+pub unsafe fn abs_max(x: &[f32]) -> f32 {
+    let abs = _mm256_castsi256_ps(_mm256_set1_epi32(i32::MAX));
+    let mut m = _mm256_setzero_ps();
+    let chunks = x.chunks_exact(L);
+    let tail = chunks.remainder();
+    for c in chunks {
+        // `max(v, m)` returns `m` when `v` is NaN: NaNs are skipped, as in the scalar twin.
+        m = _mm256_max_ps(_mm256_and_ps(_mm256_loadu_ps(c.as_ptr()), abs), m);
+    }
+    tail.iter().fold(hmax8(m), |m, v| m.max(v.abs()))
+}
+
+/// # Safety
+/// AVX2 must be available.
+#[target_feature(enable = "avx2")]
+pub unsafe fn quantize_i8(x: &[f32], inv: f32, q: &mut [i8]) {
+    assert_eq!(x.len(), q.len());
+    let (s, lo, hi) = (_mm256_set1_ps(inv), _mm256_set1_ps(-127.0), _mm256_set1_ps(127.0));
+    // Clamp, zero NaNs, then round to nearest even (the default MXCSR mode) in `cvtps`.
+    let one = |p: *const f32| {
+        let v = _mm256_mul_ps(_mm256_loadu_ps(p), s);
+        let c = _mm256_min_ps(_mm256_max_ps(v, lo), hi);
+        _mm256_cvtps_epi32(_mm256_and_ps(c, _mm256_cmp_ps::<_CMP_ORD_Q>(v, v)))
+    };
+    let body = x.len() / 32 * 32;
+    for i in (0..body).step_by(32) {
+        let p = x.as_ptr().add(i);
+        // packs work per 128-bit lane: bytes come out as 0-3 8-11 16-19 24-27 4-7 ...
+        let w01 = _mm256_packs_epi32(one(p), one(p.add(8)));
+        let w23 = _mm256_packs_epi32(one(p.add(16)), one(p.add(24)));
+        let b = _mm256_packs_epi16(w01, w23);
+        let b = _mm256_permutevar8x32_epi32(b, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+        _mm256_storeu_si256(q.as_mut_ptr().add(i).cast(), b);
+    }
+    super::scalar::quantize_i8(&x[body..], inv, &mut q[body..]);
 }

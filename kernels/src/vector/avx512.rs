@@ -15,6 +15,8 @@ pub static KERNELS: VectorKernels = VectorKernels {
     layernorm,
     widen_f16: super::avx2::widen_f16,
     widen_bf16: super::avx2::widen_bf16,
+    abs_max: super::avx2::abs_max,
+    quantize_i8: super::avx2::quantize_i8,
     fma_probe,
     fma_probe_flops: 512,
 };

@@ -77,6 +77,10 @@ pub struct VectorKernels {
     pub widen_f16: unsafe fn(src: &[u16], dst: &mut [f32]),
     /// `dst[i] = src[i]` for bfloat16 bits (exact: the high half of an f32).
     pub widen_bf16: unsafe fn(src: &[u16], dst: &mut [f32]),
+    /// `max |x[i]|` over the non-NaN elements; 0 for an empty slice.
+    pub abs_max: unsafe fn(x: &[f32]) -> f32,
+    /// `q[i] = clamp(round_ties_even(x[i]·inv), -127, 127)`, NaN → 0; `x.len() == q.len()`.
+    pub quantize_i8: unsafe fn(x: &[f32], inv: f32, q: &mut [i8]),
     /// Runs `iters` iterations of independent FMA chains (the throughput probe).
     pub fma_probe: unsafe fn(iters: usize) -> f32,
     /// Flops one `fma_probe` iteration performs.

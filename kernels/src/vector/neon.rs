@@ -15,6 +15,8 @@ pub static KERNELS: VectorKernels = VectorKernels {
     layernorm,
     widen_f16: super::scalar::widen_f16,
     widen_bf16: super::scalar::widen_bf16,
+    abs_max: super::scalar::abs_max,
+    quantize_i8: super::scalar::quantize_i8,
     fma_probe,
     fma_probe_flops: 128,
 };

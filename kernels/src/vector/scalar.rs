@@ -14,6 +14,8 @@ pub static KERNELS: VectorKernels = VectorKernels {
     layernorm,
     widen_f16,
     widen_bf16,
+    abs_max,
+    quantize_i8,
     fma_probe,
     fma_probe_flops: 32,
 };
@@ -148,4 +150,20 @@ pub unsafe fn widen_f16(src: &[u16], dst: &mut [f32]) {
 pub unsafe fn widen_bf16(src: &[u16], dst: &mut [f32]) {
     assert_eq!(src.len(), dst.len());
     dst.iter_mut().zip(src).for_each(|(d, &s)| *d = f32::from_bits(u32::from(s) << 16));
+}
+
+/// # Safety
+/// Safe to call; `unsafe` only to share the table's signature.
+pub unsafe fn abs_max(x: &[f32]) -> f32 {
+    x.iter().fold(0.0f32, |m, v| m.max(v.abs()))
+}
+
+/// # Safety
+/// Safe to call; `unsafe` only to share the table's signature.
+pub unsafe fn quantize_i8(x: &[f32], inv: f32, q: &mut [i8]) {
+    assert_eq!(x.len(), q.len());
+    for (q, &v) in q.iter_mut().zip(x) {
+        let p = v * inv;
+        *q = if p.is_nan() { 0 } else { p.clamp(-127.0, 127.0).round_ties_even() as i8 };
+    }
 }
