@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash tools/setup-models.sh
 cargo test --workspace --release "$@"
+bash tools/cross-test.sh # aarch64 NEON kernels (sdot and smull int8 paths) under qemu
 # The documented library example, end to end on the real model.
 cargo run --release -q -p e5 --example semantic_search -- models/multilingual-e5-small
 # The optional CUDA backend must build everywhere; its GPU tests say visibly when they skip.

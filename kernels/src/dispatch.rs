@@ -35,6 +35,9 @@ static AVX512_VNNI: Kernels =
     table(Isa::Avx512, f32gemm::avx512::KERNEL, i8gemm::avx512vnni::KERNEL, &vector::avx512::KERNELS);
 #[cfg(target_arch = "aarch64")]
 static NEON: Kernels = table(Isa::Neon, f32gemm::neon::KERNEL, i8gemm::neon::KERNEL, &vector::neon::KERNELS);
+/// NEON with dotprod (Cortex-A76+, Neoverse, Apple M): the same f32 kernels, `sdot` for int8.
+#[cfg(target_arch = "aarch64")]
+static NEON_DOT: Kernels = table(Isa::Neon, f32gemm::neon::KERNEL, i8gemm::neon_dot::KERNEL, &vector::neon::KERNELS);
 
 impl Kernels {
     /// The table of `isa`, or an error if this CPU lacks it.
@@ -52,6 +55,8 @@ impl Kernels {
             Isa::Avx512 if std::arch::is_x86_feature_detected!("avx512vnni") => &AVX512_VNNI,
             #[cfg(target_arch = "x86_64")]
             Isa::Avx512 => &AVX512,
+            #[cfg(target_arch = "aarch64")]
+            Isa::Neon if std::arch::is_aarch64_feature_detected!("dotprod") => &NEON_DOT,
             #[cfg(target_arch = "aarch64")]
             Isa::Neon => &NEON,
             #[allow(unreachable_patterns)]
@@ -75,7 +80,7 @@ impl Kernels {
         f32gemm::gemm(self, a, w.k(), m, w, post, c, w.n(), true);
     }
 
-    /// Name of the int8 micro-kernel (`avx512-vnni`, `avx-vnni`, `avx2-maddubs`, `neon-smull`, `scalar`).
+    /// Name of the int8 micro-kernel (`avx512-vnni`, `avx-vnni`, `avx2-madd16`, `neon-sdot`, `neon-smull`, `scalar`).
     pub fn int8_kernel(&self) -> &'static str {
         self.i8_gemm.name
     }

@@ -3,12 +3,16 @@
 
 use e5_kernels::{Isa, Kernels};
 
-/// Every supported table (scalar included). Prints the list once so a log shows what ran.
+/// Every supported table (scalar included). Prints the list, with each table's int8 kernel,
+/// once so a log shows what ran.
 pub fn tables() -> Vec<&'static Kernels> {
-    let isas = Isa::available();
+    let tables: Vec<&'static Kernels> = Isa::available().into_iter().map(|i| Kernels::get(i).unwrap()).collect();
     static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| eprintln!("testing ISAs: {isas:?}"));
-    isas.into_iter().map(|i| Kernels::get(i).unwrap()).collect()
+    ONCE.call_once(|| {
+        let names: Vec<String> = tables.iter().map(|k| format!("{} (int8: {})", k.isa, k.int8_kernel())).collect();
+        eprintln!("testing ISAs: {}", names.join(", "))
+    });
+    tables
 }
 
 /// Deterministic pseudo-random floats in [-scale, scale).

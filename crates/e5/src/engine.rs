@@ -52,7 +52,7 @@ pub struct ModelInfo {
     /// Checkpoint dtype (`float32`, `float16`, `bfloat16`).
     pub dtype: String,
     pub isa: Isa,
-    /// The int8 micro-kernel in use (`avx512-vnni`, `avx2-maddubs`, …).
+    /// The int8 micro-kernel in use (`avx512-vnni`, `avx2-madd16`, …).
     pub int8_kernel: &'static str,
     pub precision: Precision,
     pub pooling: e5_kernels::Pooling,

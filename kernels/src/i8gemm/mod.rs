@@ -13,8 +13,8 @@
 //!
 //! Kernels: AVX-512 VNNI and AVX-VNNI (`vpdpbusd`, unsigned A: `a + 128`, corrected by
 //! `128·Σw` per column), AVX2 (`vpmaddwd` on int16 pairs: weights widened in registers,
-//! products and pair sums land in i32, so nothing can saturate), NEON (`smull` + pairwise
-//! add) and the scalar twin.
+//! products and pair sums land in i32, so nothing can saturate), NEON dotprod (`sdot`,
+//! signed × signed), NEON (`smull` + pairwise add) and the scalar twin.
 
 pub mod scalar;
 
@@ -26,6 +26,8 @@ pub mod avx512vnni;
 pub mod avxvnni;
 #[cfg(target_arch = "aarch64")]
 pub mod neon;
+#[cfg(target_arch = "aarch64")]
+pub mod neon_dot;
 
 use crate::f32gemm::{Post, TilePost};
 use crate::sync_ptr::SyncPtr;
@@ -68,7 +70,7 @@ pub struct I8MicroKernel {
 /// How a kernel wants each group of 4 `K` values laid out (see the module docs).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Layout {
-    /// 4 consecutive `K` bytes per column / row (`vpdpbusd`, `smull`, scalar).
+    /// 4 consecutive `K` bytes per column / row (`vpdpbusd`, `sdot`, `smull`, scalar).
     Quads,
     /// 2 consecutive `K` bytes per column, two pair blocks per group; activations as i16
     /// (`vpmaddwd` on sign-extended weights).
@@ -202,6 +204,8 @@ impl PackedI8 {
 
 /// Rows of `A` per parallel block.
 const MC: usize = 96;
+/// Below this many rows, quantizing `A` costs less than handing it to other threads.
+const PARALLEL_MIN_ROWS: usize = 64;
 /// Below this many multiply-adds a GEMM runs on the calling thread.
 const PARALLEL_MIN_MACS: usize = 1 << 18;
 
@@ -233,16 +237,17 @@ fn quantize_pack_a(
                     s
                 }
             };
-            for (g, chunk) in q.chunks_exact(4).enumerate() {
-                let dst = &mut strip[(g * mr + r) * ab..][..ab];
-                match ik.layout {
-                    Layout::Quads => chunk.iter().zip(dst).for_each(|(&v, d)| *d = v ^ shift),
-                    // Little-endian i16: the value, then its sign extension.
-                    Layout::Pairs => chunk.iter().zip(dst.chunks_exact_mut(2)).for_each(|(&v, d)| {
-                        d[0] = v;
-                        d[1] = v >> 7;
-                    }),
-                }
+            let dst = strip[r * ab..].chunks_mut(mr * ab);
+            match ik.layout {
+                Layout::Quads => q.chunks_exact(4).zip(dst).for_each(|(v, d)| {
+                    d[..4].iter_mut().zip(v).for_each(|(d, &v)| *d = v ^ shift);
+                }),
+                // i16 in native byte order, as the kernel loads it.
+                Layout::Pairs => q.chunks_exact(4).zip(dst).for_each(|(v, d)| {
+                    let w = [v[0], v[1], v[2], v[3]].map(|b| b as i16);
+                    // SAFETY: `d` holds at least `ab` = 8 bytes; the write is unaligned.
+                    unsafe { d.as_mut_ptr().cast::<[i16; 4]>().write_unaligned(w) };
+                }),
             }
         }
         if shift != 0 {
@@ -254,11 +259,11 @@ fn quantize_pack_a(
             }
         }
     };
-    let chunks = packed.chunks_mut(groups * mr * ab).zip(scales.chunks_mut(mr)).enumerate();
-    if parallel {
-        chunks.par_bridge().for_each(work);
+    let strip_len = groups * mr * ab;
+    if parallel && m >= PARALLEL_MIN_ROWS {
+        packed.par_chunks_mut(strip_len).zip(scales.par_chunks_mut(mr)).enumerate().for_each(work);
     } else {
-        chunks.for_each(work);
+        packed.chunks_mut(strip_len).zip(scales.chunks_mut(mr)).enumerate().for_each(work);
     }
     (packed, scales)
 }

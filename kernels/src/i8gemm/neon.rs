@@ -1,5 +1,6 @@
 //! NEON int8 micro-kernel (4 × 8): `smull` of 4-byte groups, pairwise-added into i32.
-//! Products are at most 127² and fit int16 exactly.
+//! Products are at most 127² and fit int16 exactly. The fallback for cores without
+//! dotprod (see [`super::neon_dot`]); its f32 epilogue [`store`] is shared with that kernel.
 
 use super::{I8MicroKernel, I8Tile, Layout};
 use crate::f32gemm::TilePost;
@@ -37,25 +38,34 @@ unsafe fn rows<const R: usize>(t: &I8Tile) {
         a = a.add(4 * MR);
         b = b.add(32);
     }
+    let sums = acc.map(|acc| [vpaddq_s32(acc[0], acc[1]), vpaddq_s32(acc[2], acc[3])]);
+    store(t, &sums);
+}
+
+/// The shared f32 epilogue of the NEON int8 kernels: `acc[r][q]` holds the i32 sums of
+/// row `r`, columns `4q..4q+4`; writes the first `t.nr` of the `4·Q` columns.
+#[inline]
+#[target_feature(enable = "neon")]
+pub(super) unsafe fn store<const R: usize, const Q: usize>(t: &I8Tile, acc: &[[int32x4_t; Q]; R]) {
     for (r, acc) in acc.iter().enumerate() {
         let sa = vdupq_n_f32(*t.row_scales.add(r));
-        let mut buf = [0.0f32; 8];
-        for h in 0..2 {
-            let sums = vpaddq_s32(acc[2 * h], acc[2 * h + 1]);
-            let cs = vld1q_f32(t.col_scales.add(4 * h));
-            let v = vfmaq_f32(vld1q_f32(t.bias.add(4 * h)), vcvtq_f32_s32(sums), vmulq_f32(sa, cs));
+        let mut buf = [[0.0f32; 4]; Q];
+        for (q, (&sums, buf)) in acc.iter().zip(&mut buf).enumerate() {
+            let cs = vld1q_f32(t.col_scales.add(4 * q));
+            let v = vfmaq_f32(vld1q_f32(t.bias.add(4 * q)), vcvtq_f32_s32(sums), vmulq_f32(sa, cs));
             let v = match t.post {
                 TilePost::Gelu(GeluKind::Erf) => gelu_erf4(v),
                 TilePost::Gelu(GeluKind::Tanh) => gelu_tanh4(v),
                 _ => v,
             };
-            vst1q_f32(buf.as_mut_ptr().add(4 * h), v);
+            vst1q_f32(buf.as_mut_ptr(), v);
         }
+        let buf = buf.as_flattened();
         let out = std::slice::from_raw_parts_mut(t.c.add(r * t.ldc), t.nr);
         match t.post {
             TilePost::Residual { r: res, ldr } => {
                 let res = std::slice::from_raw_parts(res.add(r * ldr), t.nr);
-                out.iter_mut().zip(&buf).zip(res).for_each(|((o, v), x)| *o = v + x);
+                out.iter_mut().zip(buf).zip(res).for_each(|((o, v), x)| *o = v + x);
             }
             _ => out.copy_from_slice(&buf[..t.nr]),
         }
