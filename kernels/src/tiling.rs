@@ -37,5 +37,12 @@ macro_rules! by_rows {
             _ => unreachable!("tile rows {}", $t.mr),
         }
     };
+    // With one more const parameter and one more argument.
+    ($t:expr, $f:ident, [$($r:literal),+], $c:expr, $arg:expr) => {
+        match $t.mr {
+            $($r => $f::<$r, $c>($t, $arg),)+
+            _ => unreachable!("tile rows {}", $t.mr),
+        }
+    };
 }
 pub(crate) use by_rows;

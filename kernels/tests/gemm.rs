@@ -140,8 +140,15 @@ fn strided_and_transposed_packing() {
 
 #[test]
 fn half_storage_equals_f32_on_rounded_weights() {
+    // M = 21: few strips, one K slice, widened in registers where the kernel can (AVX2);
+    // M = 150: row blocks of many strips, several K slices, widened through a buffer.
+    for m in [21, 150] {
+        half_storage_check(m, 45, 300);
+    }
+}
+
+fn half_storage_check(m: usize, n: usize, k: usize) {
     use e5_kernels::Storage;
-    let (m, n, k) = (21, 45, 300);
     let a = rand_vec(11, m * k, 1.0);
     let w = rand_vec(12, n * k, 1.0);
     for kern in tables() {

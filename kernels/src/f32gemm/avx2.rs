@@ -1,24 +1,49 @@
 //! AVX2 + FMA micro-kernel: 6 × 16 tile, 12 accumulators + 2 panel loads + 1 broadcast.
+//! Half-width panels are widened as they are loaded (`vcvtph2ps` for f16, a 16-bit shift
+//! for bf16), so f16/bf16 weights stream at half the bytes with no buffer pass.
 
-use super::{MicroKernel, Tile, TilePost};
+use super::{MicroKernel, PanelPtr, Tile, TilePost};
 use crate::tiling::by_rows;
 use crate::vector::avx2::{gelu_erf8, gelu_tanh8};
 use crate::vector::GeluKind;
 use std::arch::x86_64::*;
 
 const MR: usize = 6;
-pub const KERNEL: MicroKernel = MicroKernel { mr: MR, nr: 16, run: tile };
+pub const KERNEL: MicroKernel = MicroKernel { mr: MR, nr: 16, half_panels: true, run: tile };
+
+/// Panel element types, as `rows`' const parameter.
+const F32: u8 = 0;
+const F16: u8 = 1;
+const BF16: u8 = 2;
 
 /// # Safety
-/// AVX2 and FMA must be available and `t` must describe in-bounds memory.
-#[target_feature(enable = "avx2,fma")]
+/// AVX2, FMA and F16C must be available and `t` must describe in-bounds memory.
+#[target_feature(enable = "avx2,fma,f16c")]
 pub unsafe fn tile(t: &Tile) {
-    by_rows!(t, rows, [1, 2, 3, 4, 5, 6])
+    match t.b {
+        PanelPtr::F32(b) => by_rows!(t, rows, [1, 2, 3, 4, 5, 6], F32, b.cast()),
+        PanelPtr::F16(b) => by_rows!(t, rows, [1, 2, 3, 4, 5, 6], F16, b.cast()),
+        PanelPtr::Bf16(b) => by_rows!(t, rows, [1, 2, 3, 4, 5, 6], BF16, b.cast()),
+    }
+}
+
+/// 8 panel values at element `i` of a panel of element type `S`, as f32 (exact).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn load8<const S: u8>(b: *const u8, i: usize) -> __m256 {
+    match S {
+        F32 => _mm256_loadu_ps(b.cast::<f32>().add(i)),
+        F16 => _mm256_cvtph_ps(_mm_loadu_si128(b.cast::<u16>().add(i).cast())),
+        _ => {
+            let h = _mm_loadu_si128(b.cast::<u16>().add(i).cast());
+            _mm256_castsi256_ps(_mm256_slli_epi32::<16>(_mm256_cvtepu16_epi32(h)))
+        }
+    }
 }
 
 #[inline]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn rows<const R: usize>(t: &Tile) {
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn rows<const R: usize, const S: u8>(t: &Tile, b: *const u8) {
     let mut acc = [[_mm256_setzero_ps(); 2]; R];
     for (r, acc) in acc.iter_mut().enumerate() {
         *acc = if t.accumulate {
@@ -27,19 +52,20 @@ unsafe fn rows<const R: usize>(t: &Tile) {
             [_mm256_loadu_ps(t.bias), _mm256_loadu_ps(t.bias.add(8))]
         };
     }
-    let (mut a, mut b) = (t.a, t.b);
+    let size = if S == F32 { 4 } else { 2 };
+    let (mut a, mut b) = (t.a, b);
     for _ in 0..t.k {
         // Weights stream from memory when M is small: fetch 8 panel rows ahead.
-        _mm_prefetch::<_MM_HINT_T0>(b.add(128).cast());
-        let w0 = _mm256_loadu_ps(b);
-        let w1 = _mm256_loadu_ps(b.add(8));
+        _mm_prefetch::<_MM_HINT_T0>(b.add(128 * size).cast());
+        let w0 = load8::<S>(b, 0);
+        let w1 = load8::<S>(b, 8);
         for (r, acc) in acc.iter_mut().enumerate() {
             let x = _mm256_broadcast_ss(&*a.add(r * t.row_stride));
             acc[0] = _mm256_fmadd_ps(x, w0, acc[0]);
             acc[1] = _mm256_fmadd_ps(x, w1, acc[1]);
         }
         a = a.add(t.k_stride);
-        b = b.add(16);
+        b = b.add(16 * size);
     }
     for (r, v) in acc.iter().enumerate() {
         let v = match t.post {

@@ -7,7 +7,7 @@ use crate::vector::GeluKind;
 use std::arch::x86_64::*;
 
 const MR: usize = 12;
-pub const KERNEL: MicroKernel = MicroKernel { mr: MR, nr: 32, run: tile };
+pub const KERNEL: MicroKernel = MicroKernel { mr: MR, nr: 32, half_panels: false, run: tile };
 
 /// # Safety
 /// AVX-512F must be available and `t` must describe in-bounds memory.
@@ -36,7 +36,7 @@ unsafe fn rows<const R: usize>(t: &Tile) {
             [_mm512_loadu_ps(t.bias), _mm512_loadu_ps(t.bias.add(16))]
         };
     }
-    let (mut a, mut b) = (t.a, t.b);
+    let (mut a, mut b) = (t.a, t.b.f32());
     for _ in 0..t.k {
         let w0 = _mm512_loadu_ps(b);
         let w1 = _mm512_loadu_ps(b.add(16));

@@ -83,8 +83,8 @@ pub struct Tile {
     pub a: *const f32,
     pub row_stride: usize,
     pub k_stride: usize,
-    /// One packed panel slice: `k` steps of `NR` floats.
-    pub b: *const f32,
+    /// One packed panel slice: `k` steps of `NR` values.
+    pub b: PanelPtr,
     /// `NR` floats (zeros when the layer has no bias).
     pub bias: *const f32,
     pub c: *mut f32,
@@ -98,10 +98,33 @@ pub struct Tile {
     pub post: TilePost,
 }
 
+/// A packed panel slice in its stored element type.
+#[derive(Clone, Copy, Debug)]
+pub enum PanelPtr {
+    F32(*const f32),
+    /// IEEE half bits, widened (exactly) by the micro-kernel as it loads them.
+    F16(*const u16),
+    /// bfloat16 bits, likewise.
+    Bf16(*const u16),
+}
+
+impl PanelPtr {
+    /// The panel of a micro-kernel without `half_panels`, which only ever gets f32.
+    pub fn f32(self) -> *const f32 {
+        match self {
+            PanelPtr::F32(p) => p,
+            other => unreachable!("{other:?} passed to an f32-only micro-kernel"),
+        }
+    }
+}
+
 /// An ISA's micro-kernel and its tile shape.
 pub struct MicroKernel {
     pub mr: usize,
     pub nr: usize,
+    /// `run` also takes half-width panels (`PanelPtr::F16` / `Bf16`) and widens them in
+    /// registers; otherwise the driver widens each panel slice into an f32 buffer first.
+    pub half_panels: bool,
     pub run: unsafe fn(&Tile),
 }
 
@@ -205,17 +228,32 @@ impl PackedF32 {
 
     /// Pointer to `kc` packed steps of panel `p` from depth `k0`, as f32: in place for
     /// f32 storage, else widened into `buf` by the ISA's converter.
-    fn panel(&self, kern: &crate::Kernels, p: usize, k0: usize, kc: usize, buf: &mut Vec<f32>) -> *const f32 {
+    /// Panel `p`'s slice `k0..k0 + kc`: in place when stored as f32 or when the micro-kernel
+    /// widens half-width values itself (`in_register`), else widened into `buf`.
+    fn panel(
+        &self,
+        kern: &crate::Kernels,
+        p: usize,
+        k0: usize,
+        kc: usize,
+        in_register: bool,
+        buf: &mut Vec<f32>,
+    ) -> PanelPtr {
         let at = p * self.k * self.nr + k0 * self.nr;
         let len = kc * self.nr;
-        let bits = match &self.data {
-            Panels::F32(d) => return d[at..].as_ptr(),
+        let bits: &[u16] = match &self.data {
+            Panels::F32(d) => return PanelPtr::F32(d[at..].as_ptr()),
             Panels::F16(d) => d[at..at + len].reinterpret_cast(),
             Panels::Bf16(d) => d[at..at + len].reinterpret_cast(),
         };
+        match (in_register, self.storage()) {
+            (true, Storage::F16) => return PanelPtr::F16(bits.as_ptr()),
+            (true, Storage::Bf16) => return PanelPtr::Bf16(bits.as_ptr()),
+            _ => {}
+        }
         buf.resize(len, 0.0);
         kern.widen(self.storage(), bits, buf);
-        buf.as_ptr()
+        PanelPtr::F32(buf.as_ptr())
     }
 
     pub fn n(&self) -> usize {
@@ -304,14 +342,17 @@ pub(crate) fn gemm(
         let mut converted = Vec::new();
         // Few strips reuse a panel slice too little for K blocking to pay; one slice keeps
         // each panel a single sequential stream. (Results do not depend on the slicing:
-        // partial sums round-trip through C exactly.)
-        let kc_max = if rows.len() <= 4 * mr { k.max(1) } else { k_slice(k, nr) };
+        // partial sums round-trip through C exactly.) Nor does a widened copy of a
+        // half-width panel pay: kernels that can widen as they load do it per strip.
+        let few_strips = rows.len() <= 4 * mr;
+        let in_register = few_strips && mk.half_panels;
+        let kc_max = if few_strips { k.max(1) } else { k_slice(k, nr) };
         let k_slices = k.div_ceil(kc_max).max(1);
         for ks in 0..k_slices {
             let (k0, kc) = (ks * kc_max, kc_max.min(k - ks * kc_max));
             for p in panels.clone() {
                 let cols = nr.min(n - p * nr);
-                let b = w.panel(kern, p, k0, kc, &mut converted);
+                let b = w.panel(kern, p, k0, kc, in_register, &mut converted);
                 for i in rows.clone().step_by(mr) {
                     let (a, row_stride, k_stride) = match packed.is_empty() {
                         true => (a[i * lda + k0..].as_ptr(), lda, 1),

@@ -7,7 +7,7 @@ use crate::vector::GeluKind;
 use std::arch::aarch64::*;
 
 const MR: usize = 8;
-pub const KERNEL: MicroKernel = MicroKernel { mr: MR, nr: 8, run: tile };
+pub const KERNEL: MicroKernel = MicroKernel { mr: MR, nr: 8, half_panels: false, run: tile };
 
 /// # Safety
 /// NEON must be available and `t` must describe in-bounds memory.
@@ -27,7 +27,7 @@ unsafe fn rows<const R: usize>(t: &Tile) {
             [vld1q_f32(t.bias), vld1q_f32(t.bias.add(4))]
         };
     }
-    let (mut a, mut b) = (t.a, t.b);
+    let (mut a, mut b) = (t.a, t.b.f32());
     for _ in 0..t.k {
         let w0 = vld1q_f32(b);
         let w1 = vld1q_f32(b.add(4));

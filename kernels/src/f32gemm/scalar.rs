@@ -5,7 +5,7 @@ use crate::vector::scalar::{gelu_erf_1, gelu_tanh_1};
 use crate::vector::GeluKind;
 
 const MR: usize = 4;
-pub const KERNEL: MicroKernel = MicroKernel { mr: MR, nr: 8, run: tile };
+pub const KERNEL: MicroKernel = MicroKernel { mr: MR, nr: 8, half_panels: false, run: tile };
 const NR: usize = 8;
 
 /// # Safety
@@ -23,8 +23,9 @@ pub unsafe fn tile(t: &Tile) {
             };
         }
     }
+    let b = t.b.f32();
     for kk in 0..t.k {
-        let w = std::slice::from_raw_parts(t.b.add(kk * NR), NR);
+        let w = std::slice::from_raw_parts(b.add(kk * NR), NR);
         for (r, acc) in acc.iter_mut().enumerate().take(t.mr) {
             let a = *t.a.add(kk * t.k_stride + r * t.row_stride);
             for (c, w) in acc.iter_mut().zip(w) {
