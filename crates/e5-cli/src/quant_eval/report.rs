@@ -183,7 +183,7 @@ pub fn markdown(rep: &Value) -> String {
         t["evaluated"], t["per_layer"], t["per_layer_tokens"], t["mixed_eval"], rep["threads"], rep["isa"].as_str().unwrap_or(""), f(&rep["elapsed_s"])
     );
     let _ = writeln!(m, "## Final embeddings and retrieval\n");
-    let _ = writeln!(m, "Cosine of each text's embedding to its fp32 embedding; retrieval on the parallel set (English query → passage in another language); τ = Kendall τ-b of the full candidate ranking vs fp32's, averaged over queries; speed = batch-32 texts/s (protocol of `e5 bench`: whole batches round-robin for the measuring time, at least one pass) on {} evaluated texts.\n", t["speed"]);
+    let _ = writeln!(m, "Cosine of each text's embedding to its fp32 embedding; retrieval on the parallel set (English query → passage in another language); τ = Kendall τ-b of the full candidate ranking vs fp32's, averaged over queries; speed = batch-32 texts/s (whole passes over the texts in batches of 32 for the measuring time, at least one pass; the precisions take turns, 2 rounds, best of) on {} evaluated texts.\n", t["speed"]);
     let _ = writeln!(m, "| precision | cos min | cos p1 | cos p50 | cos mean | acc@1 | nDCG@10 | τ | texts/s |");
     let _ = writeln!(m, "|---|---|---|---|---|---|---|---|---|");
     for p in &precs {
