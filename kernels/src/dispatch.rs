@@ -91,13 +91,13 @@ impl Kernels {
         i8gemm::gemm(self, a, w.k(), m, w, ActQuant::Dynamic, post, c, w.n(), true);
     }
 
-    /// [`Kernels::gemm_i8`] with a calibrated per-tensor activation scale (static int8).
     /// Symmetric per-row int8 quantization on this table's ISA: bit-identical to the scalar
     /// [`i8gemm::quantize_row`], as the activation path of [`Kernels::gemm_i8`] uses it.
     pub fn quantize_row(&self, x: &[f32], q: &mut [i8]) -> f32 {
         i8gemm::quantize_row_with(self.vector, x, q)
     }
 
+    /// [`Kernels::gemm_i8`] with a calibrated per-tensor activation scale (static int8).
     pub fn gemm_i8_static(&self, a: &[f32], m: usize, w: &PackedI8, scale: f32, post: Post<'_>, c: &mut [f32]) {
         i8gemm::gemm(self, a, w.k(), m, w, ActQuant::Static(scale), post, c, w.n(), true);
     }

@@ -4,7 +4,7 @@
 
 use super::{MicroKernel, PanelPtr, Tile, TilePost};
 use crate::tiling::by_rows;
-use crate::vector::avx2::{gelu_erf8, gelu_tanh8};
+use crate::vector::avx2::{gelu_erf8, gelu_tanh8, half8};
 use crate::vector::GeluKind;
 use std::arch::x86_64::*;
 
@@ -33,11 +33,8 @@ pub unsafe fn tile(t: &Tile) {
 unsafe fn load8<const S: u8>(b: *const u8, i: usize) -> __m256 {
     match S {
         F32 => _mm256_loadu_ps(b.cast::<f32>().add(i)),
-        F16 => _mm256_cvtph_ps(_mm_loadu_si128(b.cast::<u16>().add(i).cast())),
-        _ => {
-            let h = _mm_loadu_si128(b.cast::<u16>().add(i).cast());
-            _mm256_castsi256_ps(_mm256_slli_epi32::<16>(_mm256_cvtepu16_epi32(h)))
-        }
+        F16 => half8::<false>(b.cast::<u16>().add(i)),
+        _ => half8::<true>(b.cast::<u16>().add(i)),
     }
 }
 

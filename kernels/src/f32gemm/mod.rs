@@ -226,8 +226,6 @@ impl PackedF32 {
         }
     }
 
-    /// Pointer to `kc` packed steps of panel `p` from depth `k0`, as f32: in place for
-    /// f32 storage, else widened into `buf` by the ISA's converter.
     /// Panel `p`'s slice `k0..k0 + kc`: in place when stored as f32 or when the micro-kernel
     /// widens half-width values itself (`in_register`), else widened into `buf`.
     fn panel(
@@ -246,10 +244,11 @@ impl PackedF32 {
             Panels::F16(d) => d[at..at + len].reinterpret_cast(),
             Panels::Bf16(d) => d[at..at + len].reinterpret_cast(),
         };
-        match (in_register, self.storage()) {
-            (true, Storage::F16) => return PanelPtr::F16(bits.as_ptr()),
-            (true, Storage::Bf16) => return PanelPtr::Bf16(bits.as_ptr()),
-            _ => {}
+        if in_register {
+            return match self.storage() {
+                Storage::Bf16 => PanelPtr::Bf16(bits.as_ptr()),
+                _ => PanelPtr::F16(bits.as_ptr()),
+            };
         }
         buf.resize(len, 0.0);
         kern.widen(self.storage(), bits, buf);

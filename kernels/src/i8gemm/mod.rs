@@ -127,10 +127,6 @@ pub(crate) fn quantize_row_with(v: &crate::vector::VectorKernels, x: &[f32], q: 
 }
 
 /// Quantizes `x ≈ q·scale` with a given scale, clipping to `[-127, 127]`.
-pub fn quantize_with_scale(x: &[f32], scale: f32, q: &mut [i8]) {
-    quantize_with_scale_with(&crate::vector::scalar::KERNELS, x, scale, q)
-}
-
 fn quantize_with_scale_with(v: &crate::vector::VectorKernels, x: &[f32], scale: f32, q: &mut [i8]) {
     let inv = if scale > 0.0 { 1.0 / scale } else { 0.0 };
     // SAFETY: `v` belongs to a supported ISA (see `VectorKernels`); lengths match.

@@ -263,31 +263,43 @@ pub unsafe fn fma_probe(iters: usize) -> f32 {
     acc.iter().map(|&v| hsum8(v)).sum()
 }
 
+/// 8 half-width floats at `p` as f32, exactly: IEEE half through F16C (`vcvtph2ps`), or
+/// bfloat16 (`BF16`) shifted into the high half of each f32.
+#[inline]
+#[target_feature(enable = "avx2,f16c")]
+pub(crate) unsafe fn half8<const BF16: bool>(p: *const u16) -> __m256 {
+    let h = _mm_loadu_si128(p.cast());
+    if BF16 {
+        _mm256_castsi256_ps(_mm256_slli_epi32::<16>(_mm256_cvtepu16_epi32(h)))
+    } else {
+        _mm256_cvtph_ps(h)
+    }
+}
+
+#[inline]
+#[target_feature(enable = "avx2,f16c")]
+unsafe fn widen<const BF16: bool>(src: &[u16], dst: &mut [f32]) {
+    assert_eq!(src.len(), dst.len());
+    let body = src.len() / L * L;
+    for i in (0..body).step_by(L) {
+        _mm256_storeu_ps(dst.as_mut_ptr().add(i), half8::<BF16>(src.as_ptr().add(i)));
+    }
+    let tail = if BF16 { super::scalar::widen_bf16 } else { super::scalar::widen_f16 };
+    tail(&src[body..], &mut dst[body..]);
+}
+
 /// # Safety
 /// AVX2 and F16C must be available.
 #[target_feature(enable = "avx2,f16c")]
 pub unsafe fn widen_f16(src: &[u16], dst: &mut [f32]) {
-    assert_eq!(src.len(), dst.len());
-    let body = src.len() / L * L;
-    for i in (0..body).step_by(L) {
-        let h = _mm_loadu_si128(src.as_ptr().add(i).cast());
-        _mm256_storeu_ps(dst.as_mut_ptr().add(i), _mm256_cvtph_ps(h));
-    }
-    super::scalar::widen_f16(&src[body..], &mut dst[body..]);
+    widen::<false>(src, dst)
 }
 
 /// # Safety
-/// AVX2 must be available.
-#[target_feature(enable = "avx2")]
+/// AVX2 and F16C must be available.
+#[target_feature(enable = "avx2,f16c")]
 pub unsafe fn widen_bf16(src: &[u16], dst: &mut [f32]) {
-    assert_eq!(src.len(), dst.len());
-    let body = src.len() / L * L;
-    for i in (0..body).step_by(L) {
-        let h = _mm_loadu_si128(src.as_ptr().add(i).cast());
-        let w = _mm256_slli_epi32::<16>(_mm256_cvtepu16_epi32(h));
-        _mm256_storeu_ps(dst.as_mut_ptr().add(i), _mm256_castsi256_ps(w));
-    }
-    super::scalar::widen_bf16(&src[body..], &mut dst[body..]);
+    widen::<true>(src, dst)
 }
 
 /// # Safety
