@@ -70,6 +70,11 @@ impl Kernels {
         CHOSEN.get_or_init(|| Isa::from_env().and_then(Kernels::get)).clone()
     }
 
+    /// The table's f32 and int8 micro-kernels, for benchmarks that time a single tile.
+    pub fn micro_kernels(&self) -> (&MicroKernel, &I8MicroKernel) {
+        (&self.f32_gemm, &self.i8_gemm)
+    }
+
     /// Tile shape `(MR, NR)` of the f32 micro-kernel.
     pub fn f32_tile(&self) -> (usize, usize) {
         (self.f32_gemm.mr, self.f32_gemm.nr)

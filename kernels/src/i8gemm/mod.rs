@@ -79,7 +79,7 @@ pub enum Layout {
 
 impl Layout {
     /// Bytes one row of an activation strip takes per group of 4 `K` values.
-    fn a_group_bytes(self) -> usize {
+    pub fn a_group_bytes(self) -> usize {
         match self {
             Layout::Quads => 4,
             Layout::Pairs => 8,
