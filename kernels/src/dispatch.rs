@@ -5,6 +5,7 @@ use crate::i8gemm::{self, ActQuant, I8MicroKernel, PackedI8};
 use crate::isa::{Isa, IsaError};
 use crate::vector::{self, GeluKind, VectorKernels};
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
 use std::sync::OnceLock;
 
 /// Every kernel of one ISA. Obtained only through [`Kernels::get`] / [`Kernels::detect`],
@@ -82,7 +83,19 @@ impl Kernels {
 
     /// `C[m, n] = post(A[m, k] · Wᵀ + bias)`, contiguous rows, threaded over the rayon pool.
     pub fn gemm(&self, a: &[f32], m: usize, w: &PackedF32, post: Post<'_>, c: &mut [f32]) {
-        f32gemm::gemm(self, a, w.k(), m, w, post, c, w.n(), true);
+        f32gemm::gemm(self, a, w.k(), m, w, post, as_uninit(c), w.n(), true);
+    }
+
+    /// [`Kernels::gemm`] into a new `[m, n]` vector, with no zero-fill pass.
+    pub fn gemm_to_vec(&self, a: &[f32], m: usize, w: &PackedF32, post: Post<'_>) -> Vec<f32> {
+        filled(m * w.n(), |c| f32gemm::gemm(self, a, w.k(), m, w, post, c, w.n(), true))
+    }
+
+    /// [`Kernels::gemm_i8`] (or [`Kernels::gemm_i8_static`] given an activation scale) into
+    /// a new `[m, n]` vector, with no zero-fill pass.
+    pub fn gemm_i8_to_vec(&self, a: &[f32], m: usize, w: &PackedI8, scale: Option<f32>, post: Post<'_>) -> Vec<f32> {
+        let act = scale.map_or(ActQuant::Dynamic, ActQuant::Static);
+        filled(m * w.n(), |c| i8gemm::gemm(self, a, w.k(), m, w, act, post, c, w.n(), true))
     }
 
     /// Name of the int8 micro-kernel (`avx512-vnni`, `avx-vnni`, `avx2-madd16`, `neon-sdot`, `neon-smull`, `scalar`).
@@ -93,7 +106,7 @@ impl Kernels {
     /// `C[m, n] = post(dequant(quant(A) · Wqᵀ) + bias)`: `A` quantized per row at run time,
     /// exact i32 accumulation; threaded over the rayon pool.
     pub fn gemm_i8(&self, a: &[f32], m: usize, w: &PackedI8, post: Post<'_>, c: &mut [f32]) {
-        i8gemm::gemm(self, a, w.k(), m, w, ActQuant::Dynamic, post, c, w.n(), true);
+        i8gemm::gemm(self, a, w.k(), m, w, ActQuant::Dynamic, post, as_uninit(c), w.n(), true);
     }
 
     /// Symmetric per-row int8 quantization on this table's ISA: bit-identical to the scalar
@@ -104,7 +117,7 @@ impl Kernels {
 
     /// [`Kernels::gemm_i8`] with a calibrated per-tensor activation scale (static int8).
     pub fn gemm_i8_static(&self, a: &[f32], m: usize, w: &PackedI8, scale: f32, post: Post<'_>, c: &mut [f32]) {
-        i8gemm::gemm(self, a, w.k(), m, w, ActQuant::Static(scale), post, c, w.n(), true);
+        i8gemm::gemm(self, a, w.k(), m, w, ActQuant::Static(scale), post, as_uninit(c), w.n(), true);
     }
 
     /// [`Kernels::gemm`] with row strides, on the calling thread unless `parallel`.
@@ -120,7 +133,7 @@ impl Kernels {
         ldc: usize,
         parallel: bool,
     ) {
-        f32gemm::gemm(self, a, lda, m, w, post, c, ldc, parallel);
+        f32gemm::gemm(self, a, lda, m, w, post, as_uninit(c), ldc, parallel);
     }
 
     pub fn gelu(&self, kind: GeluKind, x: &mut [f32]) {
@@ -195,4 +208,19 @@ impl Kernels {
             None => rows.for_each(|x| unsafe { f(x, None, gamma, beta, eps) }),
         }
     }
+}
+
+/// `c` seen as possibly uninitialized: the GEMM drivers only ever store finished values.
+fn as_uninit(c: &mut [f32]) -> &mut [MaybeUninit<f32>] {
+    // SAFETY: same layout; nothing writes an uninitialized value through the result.
+    unsafe { &mut *(c as *mut [f32] as *mut [MaybeUninit<f32>]) }
+}
+
+/// A `len`-element vector that `fill` writes in full (a GEMM's `C[m, n]`, row stride `n`).
+fn filled(len: usize, fill: impl FnOnce(&mut [MaybeUninit<f32>])) -> Vec<f32> {
+    let mut v = Vec::with_capacity(len);
+    fill(&mut v.spare_capacity_mut()[..len]);
+    // SAFETY: the GEMM drivers store every element of `C[m, n]` (their tiles cover it).
+    unsafe { v.set_len(len) };
+    v
 }

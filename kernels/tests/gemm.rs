@@ -50,6 +50,9 @@ fn check(m: usize, n: usize, k: usize, post: u8, seed: u64) {
         let packed = PackedF32::from_rows(kern, &w, n, k, k, Some(&bias));
         let mut c = vec![f32::NAN; m * n];
         kern.gemm(&a, m, &packed, p, &mut c);
+        // Into a fresh vector (no zero fill): the same bits.
+        let fresh = kern.gemm_to_vec(&a, m, &packed, p);
+        assert!(fresh.iter().zip(&c).all(|(x, y)| x.to_bits() == y.to_bits()), "{} gemm_to_vec", kern.isa);
         for (idx, (got, want)) in c.iter().zip(&want).enumerate() {
             // f32 accumulation error bound, plus the activation's own error.
             let tol = 2e-7 * (k as f64 + 2.0) * (mag[idx] + 1.0) + gelu_err + 1e-7 * want.abs();

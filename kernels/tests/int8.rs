@@ -37,6 +37,8 @@ fn exact_check(m: usize, n: usize, k: usize, extreme: bool, seed: u64) {
         let mut c = vec![f32::NAN; m * n];
         kern.gemm_i8(&a, m, &w, Post::None, &mut c);
         assert_eq!(c, want, "{} ({}) m={m} n={n} k={k} extreme={extreme}", kern.isa, kern.int8_kernel());
+        // Into a fresh vector (no zero fill): every element written, the same bits.
+        assert_eq!(kern.gemm_i8_to_vec(&a, m, &w, None, Post::None), want, "{} to_vec", kern.isa);
     }
 }
 
@@ -82,6 +84,23 @@ proptest! {
     #[test]
     fn integer_results_are_exact_on_every_isa(m in 1usize..40, n in 1usize..70, k in 1usize..300, seed in any::<u64>()) {
         exact_check(m, n, k, false, seed);
+    }
+
+    /// The fused residual is added to the finished (dequantized, biased) value, tails included.
+    #[test]
+    fn residual_is_added_to_the_dequantized_value(m in 1usize..20, n in 1usize..50, k in 1usize..200, seed in any::<u64>()) {
+        let a = rand_vec(seed, m * k, 2.0);
+        let w = rand_vec(seed + 1, n * k, 0.3);
+        let bias = rand_vec(seed + 2, n, 0.5);
+        let res = rand_vec(seed + 3, m * n, 1.0);
+        for kern in tables() {
+            let q = PackedI8::quantize(kern, &w, n, k, Some(&bias));
+            let plain = kern.gemm_i8_to_vec(&a, m, &q, None, Post::None);
+            let fused = kern.gemm_i8_to_vec(&a, m, &q, None, Post::Residual(&res));
+            for ((f, p), r) in fused.iter().zip(&plain).zip(&res) {
+                prop_assert_eq!(f.to_bits(), (p + r).to_bits(), "{}", kern.isa);
+            }
+        }
     }
 
     #[test]

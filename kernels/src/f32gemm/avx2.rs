@@ -78,9 +78,10 @@ unsafe fn rows<const R: usize, const S: u8>(t: &Tile, b: *const u8) {
     }
 }
 
+/// Columns `0..n` (≤ 16) of a row as two registers, zeros past `n`.
 #[inline]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn load_row(p: *const f32, n: usize) -> [__m256; 2] {
+pub(crate) unsafe fn load_row(p: *const f32, n: usize) -> [__m256; 2] {
     if n == 16 {
         return [_mm256_loadu_ps(p), _mm256_loadu_ps(p.add(8))];
     }
@@ -89,9 +90,10 @@ unsafe fn load_row(p: *const f32, n: usize) -> [__m256; 2] {
     [_mm256_loadu_ps(buf.as_ptr()), _mm256_loadu_ps(buf.as_ptr().add(8))]
 }
 
+/// Stores columns `0..n` (≤ 16) of `v`.
 #[inline]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn store_row(p: *mut f32, n: usize, v: [__m256; 2]) {
+pub(crate) unsafe fn store_row(p: *mut f32, n: usize, v: [__m256; 2]) {
     if n == 16 {
         _mm256_storeu_ps(p, v[0]);
         _mm256_storeu_ps(p.add(8), v[1]);

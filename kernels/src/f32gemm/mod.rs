@@ -30,6 +30,7 @@ use crate::vector::GeluKind;
 use crate::Isa;
 use half::{bf16, f16, slice::HalfFloatSliceExt};
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
 
 /// What happens to a finished tile before it is stored.
 #[derive(Clone, Copy, Debug)]
@@ -306,7 +307,8 @@ fn pack_a(a: &[f32], lda: usize, m: usize, k: usize, mr: usize, parallel: bool) 
     out
 }
 
-/// `C[m, n] = post(A[m, k] · Wᵀ + bias)` with strides `lda`, `ldc`.
+/// `C[m, n] = post(A[m, k] · Wᵀ + bias)` with strides `lda`, `ldc`. Every element of
+/// `C[m, n]` is written (so `C` may start uninitialized); none is read before it is.
 ///
 /// # Panics
 /// If `w` was packed for another ISA or a slice is too short for its shape.
@@ -318,7 +320,7 @@ pub(crate) fn gemm(
     m: usize,
     w: &PackedF32,
     post: Post<'_>,
-    c: &mut [f32],
+    c: &mut [MaybeUninit<f32>],
     ldc: usize,
     parallel: bool,
 ) {
@@ -333,7 +335,7 @@ pub(crate) fn gemm(
     let post = TilePost::new(post, m, n, ldc);
     let (mr, nr) = (mk.mr, mk.nr);
     let threads = if parallel && m * n * k >= PARALLEL_MIN_MACS { rayon::current_num_threads() } else { 1 };
-    let cp = SyncPtr(c.as_mut_ptr());
+    let cp = SyncPtr(c.as_mut_ptr().cast::<f32>());
     // Rows whose stride is a multiple of 4 KiB alias in L1 when read side by side: pack
     // those; read the others in place.
     let packed = if lda % 1024 == 0 { pack_a(a, lda, m, k, mr, threads > 1 && m > MC) } else { Vec::new() };

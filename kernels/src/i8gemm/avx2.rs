@@ -9,6 +9,7 @@
 //! runs 2 FMAs), and the 6-row tile fits in 15 registers where the 4-row one did.
 
 use super::{I8MicroKernel, I8Tile, Layout};
+use crate::f32gemm::avx2::{load_row, store_row};
 use crate::f32gemm::TilePost;
 use crate::tiling::by_rows;
 use crate::vector::avx2::{gelu_erf8, gelu_tanh8};
@@ -60,22 +61,15 @@ pub(super) unsafe fn store<const R: usize>(t: &I8Tile, acc: &[[__m256i; 2]; R]) 
         for h in 0..2 {
             v[h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc[h]), _mm256_mul_ps(sa, cs[h]), bias[h]);
             v[h] = match t.post {
-                TilePost::None => v[h],
+                TilePost::None | TilePost::Residual { .. } => v[h],
                 TilePost::Gelu(GeluKind::Erf) => gelu_erf8(v[h]),
                 TilePost::Gelu(GeluKind::Tanh) => gelu_tanh8(v[h]),
-                TilePost::Residual { .. } => v[h],
             };
         }
-        let mut buf = [0.0f32; 16];
-        _mm256_storeu_ps(buf.as_mut_ptr(), v[0]);
-        _mm256_storeu_ps(buf.as_mut_ptr().add(8), v[1]);
-        let out = std::slice::from_raw_parts_mut(t.c.add(r * t.ldc), t.nr);
-        match t.post {
-            TilePost::Residual { r: res, ldr } => {
-                let res = std::slice::from_raw_parts(res.add(r * ldr), t.nr);
-                out.iter_mut().zip(&buf).zip(res).for_each(|((o, v), x)| *o = v + x);
-            }
-            _ => out.copy_from_slice(&buf[..t.nr]),
+        if let TilePost::Residual { r: res, ldr } = t.post {
+            let x = load_row(res.add(r * ldr), t.nr);
+            v = [_mm256_add_ps(v[0], x[0]), _mm256_add_ps(v[1], x[1])];
         }
+        store_row(t.c.add(r * t.ldc), t.nr, v);
     }
 }

@@ -33,6 +33,7 @@ use crate::f32gemm::{Post, TilePost};
 use crate::sync_ptr::SyncPtr;
 use crate::tiling::for_each_task;
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
 
 /// One micro-kernel call over the whole of `K`.
 pub struct I8Tile {
@@ -264,7 +265,8 @@ fn quantize_pack_a(
     (packed, scales)
 }
 
-/// `C[m, n] = post(dequant(quant(A) · Wqᵀ) + bias)` with strides `lda`, `ldc`.
+/// `C[m, n] = post(dequant(quant(A) · Wqᵀ) + bias)` with strides `lda`, `ldc`. Every
+/// element of `C[m, n]` is written (so `C` may start uninitialized).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn gemm(
     kern: &crate::Kernels,
@@ -274,7 +276,7 @@ pub(crate) fn gemm(
     w: &PackedI8,
     act: ActQuant,
     post: Post<'_>,
-    c: &mut [f32],
+    c: &mut [MaybeUninit<f32>],
     ldc: usize,
     parallel: bool,
 ) {
@@ -290,7 +292,7 @@ pub(crate) fn gemm(
     let threads = if parallel && m * n * k >= PARALLEL_MIN_MACS { rayon::current_num_threads() } else { 1 };
     let (strips, row_scales) = quantize_pack_a(kern, a, lda, m, k, act, threads > 1);
     let (mr, nr, groups_k) = (ik.mr, w.nr, k.div_ceil(4));
-    let cp = SyncPtr(c.as_mut_ptr());
+    let cp = SyncPtr(c.as_mut_ptr().cast::<f32>());
     for_each_task(m, MC, n.div_ceil(nr), threads, |rows, panels| {
         for p in panels {
             for i in rows.clone().step_by(mr) {

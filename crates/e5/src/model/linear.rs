@@ -86,19 +86,8 @@ impl Linear {
     /// `x`: `[t, k]` → `[t, n]`, with `post` fused into the GEMM's store.
     pub fn forward(&self, kern: &Kernels, x: &[f32], t: usize, post: Post<'_>) -> Vec<f32> {
         match &self.weight {
-            Weights::Float(w) => {
-                let mut y = vec![0.0; t * w.n()];
-                kern.gemm(x, t, w, post, &mut y);
-                y
-            }
-            Weights::Int8(w) => {
-                let mut y = vec![0.0; t * w.n()];
-                match self.input_scale {
-                    Some(s) => kern.gemm_i8_static(x, t, w, s, post, &mut y),
-                    None => kern.gemm_i8(x, t, w, post, &mut y),
-                }
-                y
-            }
+            Weights::Float(w) => kern.gemm_to_vec(x, t, w, post),
+            Weights::Int8(w) => kern.gemm_i8_to_vec(x, t, w, self.input_scale, post),
         }
     }
 
