@@ -3,9 +3,13 @@
 use rayon::prelude::*;
 use std::ops::Range;
 
+/// Enough tasks that the last to finish is short (batch 1: 8 measured 2–3% faster than 4;
+/// 16 no better; 2 slower), few enough that scheduling stays cheap.
+const TASKS_PER_THREAD: usize = 8;
+
 /// Runs `f(rows, panels)` over `m` rows × `panels` column panels cut into blocks of at most
-/// `mc` rows and groups of panels — about four tasks per thread, in parallel when
-/// `threads > 1`. Results never depend on the split: tasks write disjoint tiles.
+/// `mc` rows and groups of panels — about [`TASKS_PER_THREAD`] tasks per thread, in
+/// parallel when `threads > 1`. Results never depend on the split: tasks write disjoint tiles.
 pub(crate) fn for_each_task(
     m: usize,
     mc: usize,
@@ -14,7 +18,7 @@ pub(crate) fn for_each_task(
     f: impl Fn(Range<usize>, Range<usize>) + Sync,
 ) {
     let m_blocks = m.div_ceil(mc);
-    let groups = (4 * threads).div_ceil(m_blocks).clamp(1, panels);
+    let groups = (TASKS_PER_THREAD * threads).div_ceil(m_blocks).clamp(1, panels);
     let per_group = panels.div_ceil(groups);
     let groups = panels.div_ceil(per_group);
     let task = |t: usize| {
