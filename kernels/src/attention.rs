@@ -5,12 +5,13 @@
 //! sequence length and `d` the head width:
 //!
 //! ```text
-//! S[L, L] = Q[L, d] · K[L, d]ᵀ          (packed GEMM, K packed as rows)
-//! P       = softmax(S · 1/√d) per row
+//! S[L, L] = Q[L, d] · (K[L, d] / √d)ᵀ   (packed GEMM, K scaled and packed as rows)
+//! P       = softmax(S) per row
 //! O[L, d] = P[L, L] · V[L, d]           (packed GEMM, V packed as columns)
 //! ```
 
-use crate::f32gemm::{PackedF32, Post};
+use crate::dispatch::filled;
+use crate::f32gemm::{self, PackedF32, Post};
 use crate::sync_ptr::SyncPtr;
 use crate::Kernels;
 use rayon::prelude::*;
@@ -42,12 +43,11 @@ impl Kernels {
             let (start, len) = (seqs[s], seqs[s + 1] - seqs[s]);
             let rows = &qkv[start * 3 * h..(start + len) * 3 * h];
             let q = &rows[hd * d..];
-            let k = PackedF32::from_rows(self, &rows[h + hd * d..], len, d, 3 * h, None);
+            // 1/√d folded into K: one rounding per K element instead of a pass over S.
+            let k = PackedF32::from_rows_scaled(self, &rows[h + hd * d..], len, d, 3 * h, None, scale);
             let v = PackedF32::from_cols(self, &rows[2 * h + hd * d..], len, d, 3 * h);
-            let mut p = vec![0.0f32; len * len];
-            self.gemm_strided(q, 3 * h, len, &k, Post::None, &mut p, len, false);
+            let mut p = filled(len * len, |c| f32gemm::gemm(self, q, 3 * h, len, &k, Post::None, c, len, false));
             for row in p.chunks_exact_mut(len) {
-                self.scale(row, scale);
                 self.softmax(row);
             }
             // SAFETY: task (s, hd) alone writes rows start..start+len, columns hd·d..(hd+1)·d.

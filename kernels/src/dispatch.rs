@@ -217,7 +217,7 @@ fn as_uninit(c: &mut [f32]) -> &mut [MaybeUninit<f32>] {
 }
 
 /// A `len`-element vector that `fill` writes in full (a GEMM's `C[m, n]`, row stride `n`).
-fn filled(len: usize, fill: impl FnOnce(&mut [MaybeUninit<f32>])) -> Vec<f32> {
+pub(crate) fn filled(len: usize, fill: impl FnOnce(&mut [MaybeUninit<f32>])) -> Vec<f32> {
     let mut v = Vec::with_capacity(len);
     fill(&mut v.spare_capacity_mut()[..len]);
     // SAFETY: the GEMM drivers store every element of `C[m, n]` (their tiles cover it).

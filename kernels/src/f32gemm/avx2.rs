@@ -4,7 +4,7 @@
 
 use super::{MicroKernel, PanelPtr, Tile, TilePost};
 use crate::tiling::by_rows;
-use crate::vector::avx2::{gelu_erf8, gelu_tanh8, half8};
+use crate::vector::avx2::{gelu_erf8, gelu_tanh8, half8, store_partial, tail_mask};
 use crate::vector::GeluKind;
 use std::arch::x86_64::*;
 
@@ -86,9 +86,7 @@ pub(crate) unsafe fn load_row(p: *const f32, n: usize) -> [__m256; 2] {
     if n == 16 {
         return [_mm256_loadu_ps(p), _mm256_loadu_ps(p.add(8))];
     }
-    let mut buf = [0.0f32; 16];
-    std::ptr::copy_nonoverlapping(p, buf.as_mut_ptr(), n);
-    [_mm256_loadu_ps(buf.as_ptr()), _mm256_loadu_ps(buf.as_ptr().add(8))]
+    [_mm256_maskload_ps(p, tail_mask(n.min(8))), _mm256_maskload_ps(p.add(8), tail_mask(n.saturating_sub(8)))]
 }
 
 /// Stores columns `0..n` (≤ 16) of `v`.
@@ -100,8 +98,10 @@ pub(crate) unsafe fn store_row(p: *mut f32, n: usize, v: [__m256; 2]) {
         _mm256_storeu_ps(p.add(8), v[1]);
         return;
     }
-    let mut buf = [0.0f32; 16];
-    _mm256_storeu_ps(buf.as_mut_ptr(), v[0]);
-    _mm256_storeu_ps(buf.as_mut_ptr().add(8), v[1]);
-    std::ptr::copy_nonoverlapping(buf.as_ptr(), p, n);
+    if n >= 8 {
+        _mm256_storeu_ps(p, v[0]);
+        store_partial(p.add(8), n - 8, v[1]);
+    } else {
+        store_partial(p, n, v[0]);
+    }
 }

@@ -161,6 +161,19 @@ pub struct PackedF32 {
 impl PackedF32 {
     /// Packs `n` rows of `k` floats (row stride `ldw`): `W[j][c] = w[j·ldw + c]`.
     pub fn from_rows(kern: &crate::Kernels, w: &[f32], n: usize, k: usize, ldw: usize, bias: Option<&[f32]>) -> Self {
+        Self::from_rows_scaled(kern, w, n, k, ldw, bias, 1.0)
+    }
+
+    /// [`PackedF32::from_rows`] of `s·W` (one rounding per element; `s = 1` is exact).
+    pub(crate) fn from_rows_scaled(
+        kern: &crate::Kernels,
+        w: &[f32],
+        n: usize,
+        k: usize,
+        ldw: usize,
+        bias: Option<&[f32]>,
+        s: f32,
+    ) -> Self {
         assert!(n == 0 || w.len() >= (n - 1) * ldw + k, "weight slice too short for [{n}, {k}]");
         let mut p = Self::zeroed(kern, n, k, bias);
         let nr = p.nr;
@@ -168,7 +181,7 @@ impl PackedF32 {
         for (j, row) in (0..n).map(|j| (j, &w[j * ldw..j * ldw + k])) {
             let panel = &mut data[(j / nr) * k * nr..][..k * nr];
             for (c, &v) in row.iter().enumerate() {
-                panel[c * nr + j % nr] = v;
+                panel[c * nr + j % nr] = s * v;
             }
         }
         p
