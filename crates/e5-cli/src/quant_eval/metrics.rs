@@ -12,7 +12,9 @@ pub fn cosine(a: &[f32], b: &[f32]) -> f64 {
     match (aa == 0.0, bb == 0.0) {
         (true, true) => 1.0,
         (true, false) | (false, true) => 0.0,
-        _ => ab / (aa.sqrt() * bb.sqrt()),
+        // One square root of the product: for a = b it is exactly ‖a‖², so a vector's
+        // cosine with itself is exactly 1 (√a·√a need not round back to a).
+        _ => ab / (aa * bb).sqrt(),
     }
 }
 
@@ -191,6 +193,23 @@ mod tests {
         assert!(close(cosine(&[1.0, 0.0], &[-1.0, 0.0]), -1.0));
         assert!(close(cosine(&[1.0, 1.0], &[1.0, 0.0]), 1.0 / 2f64.sqrt()));
         assert!(close(cosine(&[0.0, 0.0], &[0.0, 0.0]), 1.0));
+    }
+
+    /// The fp32 row of a report compares vectors with themselves: exactly 1, not 1 − 2⁻⁵².
+    #[test]
+    fn cosine_with_itself_is_exactly_one() {
+        let mut s = 0x2545_F491_4F6C_DD1Du64;
+        for n in 1..400 {
+            let v: Vec<f32> = (0..n)
+                .map(|_| {
+                    s ^= s << 13;
+                    s ^= s >> 7;
+                    s ^= s << 17;
+                    (s >> 40) as f32 / (1u64 << 20) as f32 - 8.0
+                })
+                .collect();
+            assert_eq!(cosine(&v, &v), 1.0, "n = {n}");
+        }
     }
 
     #[test]
