@@ -119,7 +119,7 @@ pub fn row_stats(x: &[f32], x_ref: &[f32]) -> (f64, f64, f64) {
     let c = match (xx == 0.0, r2 == 0.0) {
         (true, true) => 1.0,
         (true, false) | (false, true) => 0.0,
-        _ => xr / (xx.sqrt() * r2.sqrt()),
+        _ => xr / (xx * r2).sqrt(), // exactly 1 for x = x_ref, as in `cosine`
     };
     (r2, e2, c)
 }
@@ -209,6 +209,7 @@ mod tests {
                 })
                 .collect();
             assert_eq!(cosine(&v, &v), 1.0, "n = {n}");
+            assert_eq!(row_stats(&v, &v).2, 1.0, "n = {n}");
         }
     }
 
