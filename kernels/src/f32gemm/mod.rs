@@ -2,8 +2,9 @@
 //!
 //! `W` is `[N, K]` (PyTorch `Linear` layout) packed once into panels of `NR` output
 //! columns: panel `p` holds `K` rows of `NR` floats, `data[p][k][j] = W[p·NR + j][k]`,
-//! zero-padded past `N`. At run time `A` is packed per block of `MC × KC` into `MR`-row
-//! strips (`strip[k][r]`), so the micro-kernel reads both operands as contiguous streams.
+//! zero-padded past `N`. `A` is read in place (`MR` rows side by side), unless its row
+//! stride is a multiple of 4 KiB: then those rows would alias in L1, and `A` is packed
+//! once per call into `MR`-row strips (`strip[k][r]`).
 //!
 //! Blocking: each task (a block of at most `MC` rows × a group of panels) runs, for each
 //! `KC` slice of `K`, for each `MR` strip, for each panel, the micro-kernel on an `MR × NR`
@@ -291,12 +292,13 @@ impl PackedF32 {
     }
 }
 
-/// Depth of a `K` slice: a `KC × NR` panel slice (16 KiB at NR = 16) stays in L1.
+/// Depth of a `K` slice: a `KC × NR` panel slice is 16 KiB at NR = 16, and the `MR × KC`
+/// strip of `A` that stays in L1 across panels 6 KiB at MR = 6.
 const KC: usize = 256;
 /// Largest panel slice (24 KiB) run as one `K` slice: K ≤ 384 at NR = 16 (e5-small).
 const SINGLE_SLICE_FLOATS: usize = 6144;
-/// Rows of `A` packed per block: `MC × KC` floats (96 KiB) stay in L2. A multiple of
-/// every ISA's `MR` (4, 6, 8, 12).
+/// Rows of `A` per task block (48–516 measured alike with the strip-outer order). A
+/// multiple of every ISA's `MR` (4, 6, 8, 12).
 const MC: usize = 96;
 /// Below this many multiply-adds a GEMM runs on the calling thread.
 const PARALLEL_MIN_MACS: usize = 1 << 17;

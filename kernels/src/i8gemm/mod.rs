@@ -295,9 +295,10 @@ pub(crate) fn gemm(
     let cp = SyncPtr(c.as_mut_ptr().cast::<f32>());
     for_each_task(m, MC, n.div_ceil(nr), threads, |rows, panels| {
         // Strip-outer: a task's activation strip (up to 18 KiB of i16 at K = 1536) stays in
-        // L1 across its panels, which come from L2 (at e5-small's shapes a task's panels fit). Panel-outer
-        // kept a panel in L1 instead, but then the whole i16 block of `MC` rows (295 KiB at
-        // K = 1536) had to stay in L2 beside the weights: batch-32 int8 ran ~5% slower.
+        // L1 across its panels, which come from L2 (at e5-small's shapes a task's panels
+        // fit). Panel-outer kept a panel in L1 instead, but then the whole i16 block of `MC`
+        // rows (295 KiB at K = 1536) had to stay in L2 beside the weights: batch-32 int8
+        // ran ~5% slower.
         for i in rows.clone().step_by(mr) {
             for p in panels.clone() {
                 let s = i / mr;

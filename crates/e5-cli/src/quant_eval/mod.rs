@@ -224,16 +224,15 @@ fn embed_all(model: &Model, inputs: &[Input<'_>]) -> Result<Vec<Vec<f32>>> {
     Ok(out)
 }
 
-/// Batch-32 throughput (texts/s, tokens/s) over `inputs` for about `seconds`: whole
-/// batches round-robin, at least one. Every configuration sees the same batches in the
-/// same order, and has already embedded texts (no cold first call).
 /// Interleaved rounds of the speed measurement (best of).
 const SPEED_ROUNDS: usize = 2;
 
+/// Batch-32 throughput (texts/s, tokens/s) over `inputs` for about `seconds`: whole passes
+/// over its batches, at least one. Every configuration sees the same batches in the same
+/// order, and has already embedded texts (no cold first call).
 fn throughput(model: &Model, inputs: &[Input<'_>], tokens: &[usize], seconds: f64) -> Result<(f64, f64)> {
     let batches: Vec<(&[Input], usize)> =
         inputs.chunks(32).zip(tokens.chunks(32)).map(|(b, t)| (b, t.iter().sum::<usize>())).collect();
-    // Whole passes only, so every configuration is timed on the same texts.
     let start = Instant::now();
     let mut passes = 0usize;
     while passes == 0 || start.elapsed().as_secs_f64() < seconds {
