@@ -10,6 +10,7 @@
 pub mod attention;
 mod dispatch;
 pub mod f32gemm;
+mod hot;
 pub mod i8gemm;
 pub mod isa;
 pub mod peak;
@@ -21,6 +22,7 @@ pub mod vector;
 pub use attention::AttentionShape;
 pub use dispatch::Kernels;
 pub use f32gemm::{PackedF32, Post, Storage};
+pub use hot::with_hot_workers;
 pub use i8gemm::PackedI8;
 pub use isa::{Isa, IsaError, ISA_ENV};
 pub use pool::Pooling;

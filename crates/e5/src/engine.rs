@@ -290,7 +290,8 @@ impl Model {
         let tokens: Vec<usize> = pieces.iter().map(|p| p.ids.len()).collect();
         let costs: Vec<f64> = tokens.iter().map(|&t| self.encoder.cfg.forward_flops(t)).collect();
         let Some((lanes, groups)) = self.lanes.as_ref().and_then(|l| Some((l, l.split(&tokens, &costs)?))) else {
-            return Ok(self.run_group(pieces, &all, self.options.max_batch_tokens));
+            // Every kernel split among the threads: keep them spinning between kernels.
+            return Ok(e5_kernels::with_hot_workers(|| self.run_group(pieces, &all, self.options.max_batch_tokens)));
         };
         // Lanes share the token budget, so peak activation memory stays that of one batch.
         let budget = (self.options.max_batch_tokens / groups.len()).max(1);
