@@ -46,6 +46,9 @@ fn main() {
         nr: fk.nr,
         accumulate: false,
         post: TilePost::None,
+        // The operands are in L1: prefetch an address already cached (a no-op).
+        prefetch: w.as_ptr().cast(),
+        prefetch_step: 0,
     };
     // int8: strip and panel in the kernel's layout (values do not change the timing).
     let groups = k / 4;
