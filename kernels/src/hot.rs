@@ -27,10 +27,20 @@ pub fn with_hot_workers<T: Send>(f: impl FnOnce() -> T + Send) -> T {
         for _ in 0..helpers {
             s.spawn(|_| spin_until(&done));
         }
+        // Set on drop, so that helpers also stop when `f` panics (else the scope, which
+        // waits for them before passing the panic on, would never end).
+        let _release = Release(&done);
         out = Some(f());
-        done.store(true, Ordering::Release);
     });
     out.expect("the scope ran f")
+}
+
+struct Release<'a>(&'a AtomicBool);
+
+impl Drop for Release<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Release);
+    }
 }
 
 /// Executes pending pool tasks until `done` is set.
@@ -76,6 +86,15 @@ mod tests {
         });
         assert_eq!(sum, (0..64).sum::<usize>());
         assert!(workers > 1, "helpers took no task");
+    }
+
+    #[test]
+    fn a_panic_in_the_closure_reaches_the_caller_and_frees_the_helpers() {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+        let r = pool.install(|| std::panic::catch_unwind(|| with_hot_workers(|| panic!("boom"))));
+        assert!(r.is_err());
+        // The pool is usable again: no helper is still spinning on the old call.
+        assert_eq!(pool.install(|| with_hot_workers(|| (0..100).into_par_iter().sum::<i32>())), 4950);
     }
 
     #[test]
