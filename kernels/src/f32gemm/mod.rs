@@ -408,13 +408,15 @@ pub(crate) fn gemm(
                 // SAFETY: the table exists only for a supported ISA; the tile is in bounds.
                 unsafe { (mk.run)(&tile) };
             };
-            if few_strips || w.storage() != Storage::F32 && !in_register {
+            let strips = rows.len().div_ceil(mr);
+            if strips > 1 && few_strips || w.storage() != Storage::F32 && !in_register {
                 // Panel-outer: the strips sharing panel `p` run back to back (a widened copy
                 // is made once) and together prefetch panel `p + 1`, each strip a share. At
                 // batch 1 the weights stream from DRAM, and this overlaps that stream with
                 // the arithmetic of every strip instead of the first strip's only: fp32
-                // batch-1 latency 8–11% lower than strip-outer (in-process A/B).
-                let strips = rows.len().div_ceil(mr);
+                // batch-1 latency 8–11% lower than strip-outer (in-process A/B). A lone
+                // strip has no other arithmetic to hide the fetch behind, and a whole panel
+                // ahead is too far for it (M = 1 measured 0.87× the gemm crate at K = 1536).
                 for p in panels.clone() {
                     let b = w.panel(kern, p, k0, kc, in_register, &mut converted);
                     let (next, len) = w.panel_bytes((p + 1).min(n.div_ceil(nr) - 1), k0, kc);
