@@ -414,7 +414,7 @@ pub(crate) fn gemm(
                 // is made once) and together prefetch panel `p + 1`, each strip a share. At
                 // batch 1 the weights stream from DRAM, and this overlaps that stream with
                 // the arithmetic of every strip instead of the first strip's only: fp32
-                // batch-1 latency 8–11% lower than strip-outer (in-process A/B). A lone
+                // batch-1 latency 6–11% lower than strip-outer (in-process A/B). A lone
                 // strip has no other arithmetic to hide the fetch behind, and a whole panel
                 // ahead is too far for it (M = 1 measured 0.87× the gemm crate at K = 1536).
                 for p in panels.clone() {
