@@ -276,15 +276,19 @@ impl PackedF32 {
         PanelPtr::F32(buf.as_ptr())
     }
 
-    /// Address and byte length of panel `p`'s slice `k0..k0 + kc` as stored.
-    fn panel_bytes(&self, p: usize, k0: usize, kc: usize) -> (*const u8, usize) {
-        let at = p * self.k * self.nr + k0 * self.nr;
-        let len = kc * self.nr;
+    /// Address of panel `p`'s row `k0` as stored.
+    fn panel_addr(&self, p: usize, k0: usize) -> *const u8 {
+        let at = (p * self.k + k0) * self.nr;
         match &self.data {
-            Panels::F32(d) => (d[at..].as_ptr().cast(), len * 4),
-            Panels::F16(d) => (d[at..].as_ptr().cast(), len * 2),
-            Panels::Bf16(d) => (d[at..].as_ptr().cast(), len * 2),
+            Panels::F32(d) => d[at..].as_ptr().cast(),
+            Panels::F16(d) => d[at..].as_ptr().cast(),
+            Panels::Bf16(d) => d[at..].as_ptr().cast(),
         }
+    }
+
+    /// Bytes of one panel row (`NR` weights) as stored.
+    fn panel_row_bytes(&self) -> usize {
+        self.nr * if self.storage() == Storage::F32 { 4 } else { 2 }
     }
 
     pub fn n(&self) -> usize {
@@ -371,6 +375,7 @@ pub(crate) fn gemm(
     // Rows whose stride is a multiple of 4 KiB alias in L1 when read side by side: pack
     // those; read the others in place.
     let packed = if lda % 1024 == 0 { pack_a(a, lda, m, k, mr, threads > 1 && m > MC) } else { Vec::new() };
+    let (row_bytes, last_panel) = (w.panel_row_bytes(), n.div_ceil(nr) - 1);
     for_each_task(m, MC, n.div_ceil(nr), threads, |rows, panels| {
         let mut converted = Vec::new();
         // Few strips reuse a panel slice too little for K blocking to pay; one slice keeps
@@ -408,35 +413,36 @@ pub(crate) fn gemm(
                 // SAFETY: the table exists only for a supported ISA; the tile is in bounds.
                 unsafe { (mk.run)(&tile) };
             };
+            // Where each tile's kernel prefetches (one touch per `k` step): by default 32
+            // panel rows ahead in its own stream (8 measured ~5% slower at batch 1).
+            let ahead = |p: usize| (w.panel_addr(p, k0).wrapping_add(32 * row_bytes), row_bytes);
             let strips = rows.len().div_ceil(mr);
-            if strips > 1 && few_strips || w.storage() != Storage::F32 && !in_register {
+            if few_strips || w.storage() != Storage::F32 && !in_register {
                 // Panel-outer: the strips sharing panel `p` run back to back (a widened copy
-                // is made once) and together prefetch panel `p + 1`, each strip a share. At
+                // is made once), and strip `j` prefetches its share of panel `p + 1`. At
                 // batch 1 the weights stream from DRAM, and this overlaps that stream with
-                // the arithmetic of every strip instead of the first strip's only: fp32
-                // batch-1 latency 6–11% lower than strip-outer (in-process A/B). A lone
-                // strip has no other arithmetic to hide the fetch behind, and a whole panel
-                // ahead is too far for it (M = 1 measured 0.87× the gemm crate at K = 1536).
+                // every strip's arithmetic instead of the first one's only: fp32 batch-1
+                // latency 6–11% lower than strip-outer (in-process A/B). A lone strip keeps
+                // the default: a whole panel ahead is too far (M = 1 ran at 0.87× the gemm
+                // crate at K = 1536).
+                let step = row_bytes.div_ceil(strips);
+                let share = |p: usize, j: usize| match strips {
+                    1 => ahead(p),
+                    _ => (w.panel_addr((p + 1).min(last_panel), k0).wrapping_add(j * step * kc), step),
+                };
                 for p in panels.clone() {
                     let b = w.panel(kern, p, k0, kc, in_register, &mut converted);
-                    let (next, len) = w.panel_bytes((p + 1).min(n.div_ceil(nr) - 1), k0, kc);
-                    let step = len.div_ceil(strips * kc.max(1));
                     for (j, i) in rows.clone().step_by(mr).enumerate() {
-                        tile_at(p, i, b, (next.wrapping_add(j * step * kc), step));
+                        tile_at(p, i, b, share(p, j));
                     }
                 }
             } else {
                 // Strip-outer: the `MR × KC` strip of `A` stays in L1 across the task's
                 // panels. Measured ~5% faster at batch 32 than panel-outer, which kept the
                 // panel in L1 but needed the whole `MC × KC` block in L2 beside the weights.
-                // The kernel prefetches 32 panel rows ahead of its reads (8 rows measured
-                // ~5% slower at batch 1).
                 for i in rows.clone().step_by(mr) {
                     for p in panels.clone() {
-                        let (at, len) = w.panel_bytes(p, k0, kc);
-                        let step = len / kc.max(1);
-                        let b = w.panel(kern, p, k0, kc, in_register, &mut converted);
-                        tile_at(p, i, b, (at.wrapping_add(32 * step), step));
+                        tile_at(p, i, w.panel(kern, p, k0, kc, in_register, &mut converted), ahead(p));
                     }
                 }
             }
