@@ -1,0 +1,50 @@
+//! Cost of a fork-join after a serial step, with rayon's idle policy and with the other
+//! workers kept spinning by `e5_kernels::with_hot_workers` (what a cooperative forward
+//! does). Each region is 16 tasks of `task` µs after `gap` µs of serial work; the overhead
+//! is the time per region beyond `gap + 16·task / threads`, median of the rounds.
+//!
+//! `cargo run --release -p e5-benches --bin fork-join -- [threads] [rounds]`
+
+use rayon::prelude::*;
+use std::time::{Duration, Instant};
+
+const TASKS: usize = 16;
+const REGIONS: usize = 200;
+
+fn spin(us: f64) {
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs_f64(us * 1e-6) {
+        std::hint::spin_loop();
+    }
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1).map(|s| s.parse::<usize>().expect("numeric argument"));
+    let threads = args.next().unwrap_or(2);
+    let rounds = args.next().unwrap_or(5);
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+    println!("threads {threads} | {TASKS} tasks per region | overhead per region, µs (median of {rounds} rounds)");
+    println!("| gap µs | task µs | rayon idle policy | hot workers |\n| ---: | ---: | ---: | ---: |");
+    for (gap, task) in [(0.0, 5.0), (10.0, 5.0), (30.0, 5.0), (100.0, 5.0), (10.0, 2.0)] {
+        let regions = || {
+            for _ in 0..REGIONS {
+                spin(gap);
+                (0..TASKS).into_par_iter().for_each(|_| spin(task));
+            }
+        };
+        let ideal = gap + TASKS.div_ceil(threads) as f64 * task;
+        let (mut plain, mut hot) = (Vec::new(), Vec::new());
+        for _ in 0..rounds {
+            for (hot_workers, out) in [(false, &mut plain), (true, &mut hot)] {
+                let t = Instant::now();
+                pool.install(|| if hot_workers { e5_kernels::with_hot_workers(regions) } else { regions() });
+                out.push(t.elapsed().as_secs_f64() * 1e6 / REGIONS as f64 - ideal);
+            }
+        }
+        let median = |v: &mut Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        println!("| {gap} | {task} | {:.1} | {:.1} |", median(&mut plain), median(&mut hot));
+    }
+}
