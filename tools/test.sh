@@ -5,6 +5,8 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash tools/setup-models.sh
 cargo test --workspace --release "$@"
+# Micro-kernel accumulators must stay in registers: fail on any stack store in an inner loop.
+if [[ "$(uname -m)" == x86_64 ]]; then python3 tools/check-spills.py target/release/e5; fi
 bash tools/cross-test.sh # aarch64 NEON kernels (sdot and smull int8 paths) under qemu
 # The documented library example, end to end on the real model.
 cargo run --release -q -p e5 --example semantic_search -- models/multilingual-e5-small

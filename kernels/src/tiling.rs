@@ -50,3 +50,22 @@ macro_rules! by_rows {
     };
 }
 pub(crate) use by_rows;
+
+/// `for r in 0..R { body }` (R ≤ 12) written out as straight-line code: one `if r < R` block per
+/// possible row, each with a literal `r`, folded away per instance. Micro-kernels index
+/// their accumulator arrays with it so that every index is a constant and the array
+/// lives in registers. A real loop over rows is only unrolled (and the array promoted to
+/// registers) below LLVM's unroll threshold: the 11- and 12-row AVX-512 instances kept
+/// theirs on the stack, one store per FMA (`tools/check-spills.py` fails on that).
+macro_rules! unrolled {
+    ($R:ident, |$r:ident| $body:block) => {
+        unrolled!(@ $R, $r, $body, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11])
+    };
+    (@ $R:ident, $r:ident, $body:block, [$($i:literal),+]) => {
+        $(if $i < $R {
+            let $r: usize = $i;
+            $body
+        })+
+    };
+}
+pub(crate) use unrolled;

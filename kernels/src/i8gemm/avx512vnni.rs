@@ -3,7 +3,7 @@
 
 use super::{I8MicroKernel, I8Tile, Layout};
 use crate::f32gemm::TilePost;
-use crate::tiling::by_rows;
+use crate::tiling::{by_rows, unrolled};
 use crate::vector::avx512::{gelu_erf16, gelu_tanh16};
 use crate::vector::GeluKind;
 use std::arch::x86_64::*;
@@ -27,11 +27,11 @@ unsafe fn rows<const R: usize>(t: &I8Tile) {
     for _ in 0..t.groups {
         let w0 = _mm512_loadu_si512(b.cast());
         let w1 = _mm512_loadu_si512(b.add(64).cast());
-        for (r, acc) in acc.iter_mut().enumerate() {
+        unrolled!(R, |r| {
             let x = _mm512_set1_epi32(a.add(4 * r).cast::<i32>().read_unaligned());
-            acc[0] = _mm512_dpbusd_epi32(acc[0], x, w0);
-            acc[1] = _mm512_dpbusd_epi32(acc[1], x, w1);
-        }
+            acc[r][0] = _mm512_dpbusd_epi32(acc[r][0], x, w0);
+            acc[r][1] = _mm512_dpbusd_epi32(acc[r][1], x, w1);
+        });
         a = a.add(4 * MR);
         b = b.add(128);
     }

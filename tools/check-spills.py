@@ -1,0 +1,95 @@
+#!/usr/bin/env python3
+"""Fails when a micro-kernel's inner loop touches the stack: accumulator spills.
+
+A GEMM micro-kernel must hold its whole tile of accumulators in registers; when codegen
+runs out (or cannot prove an array stays in registers) every FMA is followed by a store
+of its accumulator to the stack, and the loop is bound by stores instead of FMAs. That
+regression is invisible to correctness tests, so this script reads the disassembly.
+
+For every function named below it finds the loops (a branch back to an earlier address
+inside the function), keeps those that issue multiply-accumulate instructions (FMA,
+vpdpbusd, vpmaddwd), and reports any vector load or store addressed off %rsp / %rbp in
+them. Exit status 1 if one is found, so `tools/test.sh` fails on a spill.
+
+usage: check-spills.py BINARY [FUNCTION_SUBSTRING ...]
+"""
+import re
+import subprocess
+import sys
+
+DEFAULT_FUNCTIONS = [
+    "e5_kernels::f32gemm::avx512::tile",
+    "e5_kernels::f32gemm::avx2::tile",
+    "e5_kernels::i8gemm::avx512vnni::tile",
+    "e5_kernels::i8gemm::avxvnni::tile",
+    "e5_kernels::i8gemm::avx2::tile",
+]
+MAC = re.compile(r"\b(vfmadd\w*|vpdpbusd\w*|vpmaddwd)\b")
+# AT&T order: a store names the register first, the stack slot last.
+STACK_STORE = re.compile(r"\bvmov\w*\s+%[xyz]mm\d+,\s*-?(0x[0-9a-f]+)?\((%rsp|%rbp)")
+BRANCH = re.compile(r"\bj\w+\s+([0-9a-f]+)\s+<")
+LINE = re.compile(r"^\s*([0-9a-f]+):\s+(.*)$")
+
+
+def functions(binary, wanted):
+    """{name: [(address, instruction)]} for every function whose name contains a wanted part."""
+    dis = subprocess.run(
+        ["objdump", "-d", "--no-show-raw-insn", "-C", binary], capture_output=True, text=True, check=True
+    ).stdout
+    out, name = {}, None
+    for line in dis.splitlines():
+        head = re.match(r"^[0-9a-f]+ <(.*)>:$", line)
+        if head:
+            name = head.group(1) if any(w in head.group(1) for w in wanted) else None
+            if name:
+                out[name] = []
+        elif name and (m := LINE.match(line)):
+            out[name].append((int(m.group(1), 16), m.group(2)))
+    return out
+
+
+def loop_spills(body):
+    """[(loop start, loop end, macs, spill lines)] for each innermost MAC-issuing loop.
+
+    Innermost loops are the `k` loops: the epilogue's loops over rows (GELU polynomials,
+    constants reloaded from the stack) enclose no MAC-issuing loop of their own but are
+    not innermost once a row loop nests them, and they only ever load from the stack.
+    """
+    loops = []
+    for i, (addr, ins) in enumerate(body):
+        m = BRANCH.search(ins)
+        if m and int(m.group(1), 16) < addr:
+            loops.append((int(m.group(1), 16), addr, i))
+    found = []
+    for start, end, i in loops:
+        if any(start <= s2 and e2 <= end and (s2, e2) != (start, end) for s2, e2, _ in loops):
+            continue  # encloses another loop
+        loop = [x for a, x in body[: i + 1] if a >= start]
+        macs = sum(bool(MAC.search(x)) for x in loop)
+        if macs:
+            found.append((start, end, macs, [x for x in loop if STACK_STORE.search(x)]))
+    return found
+
+
+def main():
+    if len(sys.argv) < 2:
+        sys.exit(__doc__)
+    wanted = sys.argv[2:] or DEFAULT_FUNCTIONS
+    funcs = functions(sys.argv[1], wanted)
+    missing = [w for w in wanted if not any(w in name for name in funcs)]
+    bad = 0
+    for name, body in sorted(funcs.items()):
+        loops = loop_spills(body)
+        spilled = [lp for lp in loops if lp[3]]
+        print(f"{name}: {len(loops)} multiply-accumulate loops, {len(spilled)} with stack traffic")
+        for start, end, macs, spills in spilled:
+            bad += 1
+            print(f"  loop {start:x}..{end:x}: {macs} MACs, {len(spills)} stack accesses, e.g. {spills[0].strip()}")
+    if missing:
+        print("not found in the binary: " + ", ".join(missing))
+    if bad or missing:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
