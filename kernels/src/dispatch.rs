@@ -1,6 +1,7 @@
 //! The dispatch table: one static set of kernels per ISA, chosen once at run time.
 
-use crate::f32gemm::{self, MicroKernel, PackedF32, Post, Storage};
+use crate::cache::CacheSizes;
+use crate::f32gemm::{self, Blocking, MicroKernel, PackedF32, Post, Storage};
 use crate::i8gemm::{self, ActQuant, I8MicroKernel, PackedI8};
 use crate::isa::{Isa, IsaError};
 use crate::vector::{self, GeluKind, VectorKernels};
@@ -69,6 +70,62 @@ impl Kernels {
     pub fn detect() -> Result<&'static Kernels, IsaError> {
         static CHOSEN: OnceLock<Result<&'static Kernels, IsaError>> = OnceLock::new();
         CHOSEN.get_or_init(|| Isa::from_env().and_then(Kernels::get)).clone()
+    }
+
+    /// Every table this CPU can run: each micro-kernel variant, not only the ones [`Kernels::get`]
+    /// picks (on an AVX-512 VNNI CPU also AVX2 with `avx2-madd16` and AVX-512 with
+    /// `avx2-madd16`), so tests check every variant against its scalar twin.
+    pub fn variants() -> Vec<&'static Kernels> {
+        #[allow(unused_mut)]
+        let mut out = vec![&SCALAR];
+        #[cfg(target_arch = "x86_64")]
+        {
+            let vnni = std::arch::is_x86_feature_detected!("avxvnni");
+            let vnni512 = std::arch::is_x86_feature_detected!("avx512vnni");
+            let have = |isa: Isa, extra: bool| isa.is_supported() && extra;
+            let candidates = [
+                (&AVX2, have(Isa::Avx2, true)),
+                (&AVX2_VNNI, have(Isa::Avx2, vnni)),
+                (&AVX512, have(Isa::Avx512, true)),
+                (&AVX512_VNNI, have(Isa::Avx512, vnni512)),
+            ];
+            out.extend(candidates.into_iter().filter(|c| c.1).map(|c| c.0));
+        }
+        #[cfg(target_arch = "aarch64")]
+        {
+            let dot = std::arch::is_aarch64_feature_detected!("dotprod");
+            let candidates = [(&NEON, Isa::Neon.is_supported()), (&NEON_DOT, Isa::Neon.is_supported() && dot)];
+            out.extend(candidates.into_iter().filter(|c| c.1).map(|c| c.0));
+        }
+        out
+    }
+
+    /// Why this table is the one in use, in a line for `e5 info` and `e5 bench`: forced or
+    /// detected, the CPU features behind the f32 and int8 kernels, and the f32 blocking
+    /// derived from the cache sizes.
+    pub fn dispatch_reason(&self) -> String {
+        let forced = std::env::var(crate::ISA_ENV).is_ok_and(|v| !v.trim().is_empty());
+        let how = if forced {
+            format!("forced by {}", crate::ISA_ENV)
+        } else if self.isa == Isa::best() {
+            "the widest vector ISA this CPU has".to_string()
+        } else {
+            "requested by the caller".to_string()
+        };
+        let caches = CacheSizes::get();
+        let b = Blocking::derive(self.f32_gemm.mr, caches);
+        format!(
+            "{} ({how}); f32 {}x{} tile, KC {} MC {} from L1D {} KiB / L2 {} KiB{}; int8 {}",
+            self.isa,
+            self.f32_gemm.mr,
+            self.f32_gemm.nr,
+            b.kc,
+            b.mc,
+            caches.l1d >> 10,
+            caches.l2 >> 10,
+            if caches.detected { "" } else { " (not reported: assumed)" },
+            self.i8_gemm.name,
+        )
     }
 
     /// The table's f32 and int8 micro-kernels, for benchmarks that time a single tile.
@@ -196,7 +253,7 @@ impl Kernels {
     /// threaded over rows.
     pub fn layernorm_rows(&self, x: &mut [f32], residual: Option<&[f32]>, gamma: &[f32], beta: &[f32], eps: f32) {
         let w = gamma.len();
-        assert!(w > 0 && beta.len() == w && x.len() % w == 0, "layernorm shapes");
+        assert!(w > 0 && beta.len() == w && x.len().is_multiple_of(w), "layernorm shapes");
         if let Some(r) = residual {
             assert_eq!(r.len(), x.len(), "layernorm residual length");
         }

@@ -8,6 +8,7 @@
 //! See `kernels/README.md` for tile shapes, packing and the determinism contract.
 
 pub mod attention;
+pub mod cache;
 mod dispatch;
 pub mod f32gemm;
 mod hot;
@@ -20,8 +21,9 @@ mod tiling;
 pub mod vector;
 
 pub use attention::AttentionShape;
+pub use cache::CacheSizes;
 pub use dispatch::Kernels;
-pub use f32gemm::{PackedF32, Post, Storage};
+pub use f32gemm::{Blocking, PackedF32, Post, Storage};
 pub use hot::with_hot_workers;
 pub use i8gemm::PackedI8;
 pub use isa::{Isa, IsaError, ISA_ENV};

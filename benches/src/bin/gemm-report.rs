@@ -14,7 +14,7 @@ fn main() {
     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
     let kern = Kernels::detect().unwrap();
     let peak = pool.install(|| kern.fma_peak_gflops(threads, 0.5));
-    println!("isa {} (int8: {}) | threads {threads} | FMA peak {peak:.1} GFLOP/s\n", kern.isa, kern.int8_kernel());
+    println!("isa {} | threads {threads} | FMA peak {peak:.1} GFLOP/s\n", kern.dispatch_reason());
     println!("| M | K | N | e5 GFLOP/s | % peak | gemm crate GFLOP/s | e5 / gemm | e5 int8 GOP/s | int8 / f32 |");
     println!("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     let (mut worst_big, mut worst_small) = (f64::MAX, f64::MAX);
@@ -45,5 +45,10 @@ fn main() {
             );
         }
     }
-    println!("\nworst % of peak at M ≥ 128: {:.0}%   worst e5/gemm at M ≤ 32: {:.2}×", 100.0 * worst_big, worst_small);
+    let show = |v: f64, f: &dyn Fn(f64) -> String| if v == f64::MAX { "n/a".to_string() } else { f(v) };
+    println!(
+        "\nworst % of peak at M ≥ 128: {}   worst e5/gemm at M ≤ 32: {}",
+        show(worst_big, &|v| format!("{:.0}%", 100.0 * v)),
+        show(worst_small, &|v| format!("{v:.2}×"))
+    );
 }

@@ -127,6 +127,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
         "int8_kernel": info.int8_kernel,
         "threads": threads,
         "isa": info.isa.to_string(),
+        "dispatch": kern.dispatch_reason(),
         "load_ms": info.load_time.as_secs_f64() * 1e3,
         "query_latency_ms": { "median": median * 1e3, "p90": p90 * 1e3, "n": lat.len() },
         "cold_query_latency_ms": { "median": cold_median * 1e3, "n": cold.len(), "residency": a.model.residency_name() },

@@ -34,6 +34,7 @@ pub fn run(a: InfoArgs) -> Result<()> {
         ("checkpoint dtype", i.dtype.clone()),
         ("pooling", format!("{:?}{}", i.pooling, if i.normalize { " + L2 normalize" } else { "" })),
         ("kernels", format!("{} (int8: {})", i.isa, i.int8_kernel)),
+        ("dispatch", e5_kernels::Kernels::get(i.isa)?.dispatch_reason()),
         ("precision", i.precision.name().to_string()),
         ("mapped", mib(Some(i.mapped_bytes))),
         ("embedding table (mapped, in place)", mib(Some(i.embedding_table_bytes))),

@@ -27,6 +27,7 @@ pub mod avx512;
 #[cfg(target_arch = "aarch64")]
 pub mod neon;
 
+use crate::cache::CacheSizes;
 use crate::sync_ptr::SyncPtr;
 use crate::tiling::for_each_task;
 use crate::vector::GeluKind;
@@ -311,14 +312,45 @@ impl PackedF32 {
     }
 }
 
-/// Depth of a `K` slice: a `KC × NR` panel slice is 16 KiB at NR = 16, and the `MR × KC`
-/// strip of `A` that stays in L1 across panels 6 KiB at MR = 6.
-const KC: usize = 256;
-/// Largest panel slice (24 KiB) run as one `K` slice: K ≤ 384 at NR = 16 (e5-small).
-const SINGLE_SLICE_FLOATS: usize = 6144;
-/// Rows of `A` per task block (48–516 measured alike with the strip-outer order). A
-/// multiple of every ISA's `MR` (4, 6, 8, 12).
-const MC: usize = 96;
+/// Cache blocking of the driver for one micro-kernel, derived from its tile height and
+/// the CPU's data caches. Results never depend on it (partial sums round-trip through `C`
+/// exactly), only speed does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Blocking {
+    /// Depth of a `K` slice.
+    pub kc: usize,
+    /// Rows of `A` per task block, a multiple of `MR`.
+    pub mc: usize,
+}
+
+impl Blocking {
+    /// - `KC`: the `MR × KC` strip of `A`, which every panel of a task reuses from L1, takes
+    ///   at most 3/8 of L1D (a power of two, 64..=1024). With 32 KiB: 256 for the AVX-512
+    ///   12-row tile, 512 for the AVX2 6-row tile. On Zen 4 (one thread, alternating runs)
+    ///   AVX-512 ran 3–5% faster at 256 than at 128 (the `KC × NR` panel slice filling L1D
+    ///   was not the limit: panels stream from L2), and AVX2 alike at 256 and 512.
+    /// - `MC`: the `MC × KC` block of `A` within half of L2, as 4..=16 whole strips. On
+    ///   Zen 4, 8 AVX2 strips (48 rows) ran up to 20% slower at M = 512 than 16; 16 and 32
+    ///   AVX-512 strips alike.
+    pub fn derive(mr: usize, caches: CacheSizes) -> Blocking {
+        let strip_kc = caches.l1d * 3 / 8 / (mr * 4);
+        let kc = (1usize << strip_kc.max(1).ilog2()).clamp(64, 1024);
+        let strips = (caches.l2 / 2 / (mr * kc * 4)).clamp(4, 16);
+        Blocking { kc, mc: strips * mr }
+    }
+
+    /// Depth of the `K` slices for a `K`-deep product: one slice up to 1.5·`KC` (an uneven
+    /// tail slice of under half `KC` would pay the `C` round trip and tile set-up for
+    /// little work), else equal slices of at most `KC`.
+    fn k_slice(self, k: usize) -> usize {
+        if 2 * k <= 3 * self.kc {
+            k.max(1)
+        } else {
+            k.div_ceil(k.div_ceil(self.kc))
+        }
+    }
+}
+
 /// Below this many multiply-adds a GEMM runs on the calling thread.
 const PARALLEL_MIN_MACS: usize = 1 << 17;
 
@@ -372,11 +404,13 @@ pub(crate) fn gemm(
     let (mr, nr) = (mk.mr, mk.nr);
     let threads = if parallel && m * n * k >= PARALLEL_MIN_MACS { rayon::current_num_threads() } else { 1 };
     let cp = SyncPtr(c.as_mut_ptr().cast::<f32>());
+    let blocking = Blocking::derive(mr, CacheSizes::get());
     // Rows whose stride is a multiple of 4 KiB alias in L1 when read side by side: pack
     // those; read the others in place.
-    let packed = if lda % 1024 == 0 { pack_a(a, lda, m, k, mr, threads > 1 && m > MC) } else { Vec::new() };
+    let packed =
+        if lda.is_multiple_of(1024) { pack_a(a, lda, m, k, mr, threads > 1 && m > blocking.mc) } else { Vec::new() };
     let (row_bytes, last_panel) = (w.panel_row_bytes(), n.div_ceil(nr) - 1);
-    for_each_task(m, MC, n.div_ceil(nr), threads, |rows, panels| {
+    for_each_task(m, blocking.mc, n.div_ceil(nr), threads, |rows, panels| {
         let mut converted = Vec::new();
         // Few strips reuse a panel slice too little for K blocking to pay; one slice keeps
         // each panel a single sequential stream. (Results do not depend on the slicing:
@@ -384,7 +418,7 @@ pub(crate) fn gemm(
         // half-width panel pay: kernels that can widen as they load do it per strip.
         let few_strips = rows.len() <= 4 * mr;
         let in_register = few_strips && mk.half_panels;
-        let kc_max = if few_strips { k.max(1) } else { k_slice(k, nr) };
+        let kc_max = if few_strips { k.max(1) } else { blocking.k_slice(k) };
         let k_slices = k.div_ceil(kc_max).max(1);
         for ks in 0..k_slices {
             let (k0, kc) = (ks * kc_max, kc_max.min(k - ks * kc_max));
@@ -448,15 +482,4 @@ pub(crate) fn gemm(
             }
         }
     });
-}
-
-/// Depth of the `K` slices for a `K`-deep product: one slice while its panel slice fits
-/// `SINGLE_SLICE_FLOATS`, else equal slices of at most `KC`. (An uneven tail slice, e.g.
-/// 256 + 128 for K = 384, pays the C round trip and tile set-up for half the work.)
-fn k_slice(k: usize, nr: usize) -> usize {
-    if k * nr <= SINGLE_SLICE_FLOATS {
-        k.max(1)
-    } else {
-        k.div_ceil(k.div_ceil(KC))
-    }
 }
