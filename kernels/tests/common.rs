@@ -3,10 +3,16 @@
 
 use e5_kernels::{Isa, Kernels};
 
-/// Every supported table (scalar included). Prints the list, with each table's int8 kernel,
-/// once so a log shows what ran.
+/// Every table this CPU can run, scalar included: each micro-kernel variant, not only the
+/// ones dispatch picks (`Kernels::variants`). Prints the list, with each table's int8
+/// kernel, once so a log shows what ran.
 pub fn tables() -> Vec<&'static Kernels> {
-    let tables: Vec<&'static Kernels> = Isa::available().into_iter().map(|i| Kernels::get(i).unwrap()).collect();
+    let tables = Kernels::variants();
+    assert_eq!(
+        tables.len(),
+        tables.iter().map(|k| (k.isa, k.int8_kernel())).collect::<std::collections::HashSet<_>>().len()
+    );
+    assert!(Isa::available().iter().all(|isa| tables.iter().any(|k| k.isa == *isa)), "a supported ISA has no table");
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         let names: Vec<String> = tables.iter().map(|k| format!("{} (int8: {})", k.isa, k.int8_kernel())).collect();

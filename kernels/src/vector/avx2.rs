@@ -30,6 +30,8 @@ fn splat(x: f32) -> __m256 {
     _mm256_set1_ps(x)
 }
 
+/// # Safety
+/// The CPU must support AVX2 and FMA.
 #[inline]
 #[target_feature(enable = "avx2,fma")]
 pub fn exp8(x: __m256) -> __m256 {
@@ -48,6 +50,9 @@ pub fn exp8(x: __m256) -> __m256 {
 }
 
 /// `erfc(z)` for `z ≥ 0`.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA.
 #[inline]
 #[target_feature(enable = "avx2,fma")]
 pub fn erfc8(z: __m256) -> __m256 {
@@ -60,6 +65,8 @@ pub fn erfc8(z: __m256) -> __m256 {
     _mm256_mul_ps(t, exp8(_mm256_fnmadd_ps(z, z, p)))
 }
 
+/// # Safety
+/// The CPU must support AVX2 and FMA.
 #[inline]
 #[target_feature(enable = "avx2,fma")]
 pub fn gelu_erf8(x: __m256) -> __m256 {
@@ -69,6 +76,8 @@ pub fn gelu_erf8(x: __m256) -> __m256 {
     _mm256_blendv_ps(_mm256_sub_ps(x, hc), hc, negative)
 }
 
+/// # Safety
+/// The CPU must support AVX2 and FMA.
 #[inline]
 #[target_feature(enable = "avx2,fma")]
 pub fn gelu_tanh8(x: __m256) -> __m256 {
@@ -78,6 +87,8 @@ pub fn gelu_tanh8(x: __m256) -> __m256 {
     _mm256_div_ps(x, _mm256_add_ps(splat(1.0), e))
 }
 
+/// # Safety
+/// The CPU must support AVX2 and FMA.
 #[inline]
 #[target_feature(enable = "avx2,fma")]
 pub fn hsum8(v: __m256) -> f32 {

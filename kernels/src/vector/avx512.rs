@@ -35,6 +35,8 @@ fn tail_mask(n: usize) -> __mmask16 {
     ((1u32 << n) - 1) as __mmask16
 }
 
+/// # Safety
+/// The CPU must support AVX-512F.
 #[inline]
 #[target_feature(enable = "avx512f")]
 pub fn exp16(x: __m512) -> __m512 {
@@ -53,6 +55,9 @@ pub fn exp16(x: __m512) -> __m512 {
 }
 
 /// `erfc(z)` for `z ≥ 0`.
+///
+/// # Safety
+/// The CPU must support AVX-512F.
 #[inline]
 #[target_feature(enable = "avx512f")]
 pub fn erfc16(z: __m512) -> __m512 {
@@ -65,6 +70,8 @@ pub fn erfc16(z: __m512) -> __m512 {
     _mm512_mul_ps(t, exp16(_mm512_fnmadd_ps(z, z, p)))
 }
 
+/// # Safety
+/// The CPU must support AVX-512F.
 #[inline]
 #[target_feature(enable = "avx512f")]
 pub fn gelu_erf16(x: __m512) -> __m512 {
@@ -73,6 +80,8 @@ pub fn gelu_erf16(x: __m512) -> __m512 {
     _mm512_mask_blend_ps(negative, _mm512_sub_ps(x, hc), hc)
 }
 
+/// # Safety
+/// The CPU must support AVX-512F.
 #[inline]
 #[target_feature(enable = "avx512f")]
 pub fn gelu_tanh16(x: __m512) -> __m512 {

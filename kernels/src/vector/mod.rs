@@ -22,9 +22,9 @@ pub(crate) mod consts {
     /// ln 2 split in two so `x - n·ln2` is exact for |n| ≤ 128 (Cody–Waite).
     pub const LN2_HI: f32 = 0.693_359_4;
     pub const LN2_LO: f32 = -2.121_944_4e-4;
-    /// Cephes expf minimax polynomial on [-ln2/2, ln2/2], highest degree first.
-    pub const EXP_P: [f32; 6] =
-        [1.987_569_1e-4, 1.398_199_9e-3, 8.333_452e-3, 4.166_579_6e-2, 1.666_666_5e-1, 5.000_000_1e-1];
+    /// Cephes expf minimax polynomial on [-ln2/2, ln2/2], highest degree first (its last
+    /// coefficient, 5.0000001e-1, is 0.5 in f32).
+    pub const EXP_P: [f32; 6] = [1.987_569_1e-4, 1.398_199_9e-3, 8.333_452e-3, 4.166_579_6e-2, 1.666_666_5e-1, 0.5];
     /// erfc(z) = t·exp(-z² + P(t)), t = 1/(1 + z/2), z ≥ 0 (Numerical Recipes `erfcc`,
     /// relative error < 1.2e-7), highest degree first. GELU built on erfc keeps its
     /// absolute error near one ulp: `x - (x/2)·erfc(x/√2)` for x ≥ 0, `(x/2)·erfc(|x|/√2)` below.
@@ -57,6 +57,9 @@ pub enum GeluKind {
     Tanh,
 }
 
+/// `x = LayerNorm(x + residual)·gamma + beta` over one row (see [`VectorKernels::layernorm`]).
+pub type LayerNormFn = unsafe fn(x: &mut [f32], residual: Option<&[f32]>, gamma: &[f32], beta: &[f32], eps: f32);
+
 /// One ISA's row kernels. Slices must satisfy the documented length relations.
 pub struct VectorKernels {
     pub gelu_erf: unsafe fn(x: &mut [f32]),
@@ -72,7 +75,7 @@ pub struct VectorKernels {
     /// `Σ a[i]·b[i]`, `a.len() == b.len()`.
     pub dot: unsafe fn(a: &[f32], b: &[f32]) -> f32,
     /// `x = LayerNorm(x + residual)·gamma + beta` over the row; all slices of one length.
-    pub layernorm: unsafe fn(x: &mut [f32], residual: Option<&[f32]>, gamma: &[f32], beta: &[f32], eps: f32),
+    pub layernorm: LayerNormFn,
     /// `dst[i] = src[i]` for IEEE half bits (exact), `src.len() == dst.len()`.
     pub widen_f16: unsafe fn(src: &[u16], dst: &mut [f32]),
     /// `dst[i] = src[i]` for bfloat16 bits (exact: the high half of an f32).

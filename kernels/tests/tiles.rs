@@ -1,0 +1,148 @@
+//! Every f32 micro-kernel variant this CPU can run, called directly (not through the
+//! driver, which picks one tile height and one `K` slicing per shape): every tile height
+//! `1..=MR`, column tails `1..=NR`, both accumulate flags, every epilogue, `A` read in
+//! place or from a packed strip, and half-width panels where the kernel widens them.
+//! Each result is checked against an f64 reference, and the scalar twin against the same
+//! reference, with the f32 accumulation bound; cells outside the tile must stay untouched.
+
+mod common;
+use common::*;
+use e5_kernels::f32gemm::{PanelPtr, Tile, TilePost};
+use e5_kernels::{GeluKind, Kernels};
+use proptest::prelude::*;
+
+struct Case {
+    mr: usize,
+    nr: usize,
+    k: usize,
+    accumulate: bool,
+    post: u8,
+    packed_a: bool,
+    half: u8,
+    seed: u64,
+}
+
+/// Runs one tile of `kern`'s f32 micro-kernel and checks it. `half`: 0 f32 panel, 1 f16,
+/// 2 bf16 (only for kernels that widen in registers).
+fn check_tile(kern: &Kernels, c: &Case) {
+    let mk = kern.micro_kernels().0;
+    let (mr_max, nr_max) = (mk.mr, mk.nr);
+    let (mr, nr, k) = (c.mr.min(mr_max), c.nr.min(nr_max), c.k);
+    let half = if mk.half_panels { c.half } else { 0 };
+    // A: `mr_max` rows of `k` (rows past `mr` hold garbage the kernel must not use).
+    let a_rows = rand_vec(c.seed, mr_max * k, 1.0);
+    let a = if c.packed_a {
+        (0..k).flat_map(|kk| (0..mr_max).map(move |r| (kk, r))).map(|(kk, r)| a_rows[r * k + kk]).collect()
+    } else {
+        a_rows.clone()
+    };
+    let (row_stride, k_stride) = if c.packed_a { (1, mr_max) } else { (k, 1) };
+    // Panel: `k` rows of `NR` weights, rounded to the stored precision.
+    let round = |v: f32| match half {
+        1 => half::f16::from_f32(v).to_f32(),
+        2 => half::bf16::from_f32(v).to_f32(),
+        _ => v,
+    };
+    let panel: Vec<f32> = rand_vec(c.seed + 1, k * nr_max, 0.5).into_iter().map(round).collect();
+    let bits: Vec<u16> = match half {
+        1 => panel.iter().map(|&v| half::f16::from_f32(v).to_bits()).collect(),
+        _ => panel.iter().map(|&v| half::bf16::from_f32(v).to_bits()).collect(),
+    };
+    let b = match half {
+        0 => PanelPtr::F32(panel.as_ptr()),
+        1 => PanelPtr::F16(bits.as_ptr()),
+        _ => PanelPtr::Bf16(bits.as_ptr()),
+    };
+    let bias = rand_vec(c.seed + 2, nr_max, 0.3);
+    let ldc = nr_max + 3;
+    let res = rand_vec(c.seed + 3, mr_max * ldc, 1.0);
+    let start = rand_vec(c.seed + 4, mr_max * ldc, 1.0);
+    // C: the partial sums to accumulate onto inside the tile, NaN sentinels outside it.
+    let mut out: Vec<f32> =
+        (0..mr_max * ldc).map(|i| if i / ldc < mr && i % ldc < nr { start[i] } else { f32::NAN }).collect();
+    let post = match c.post {
+        0 => TilePost::None,
+        1 => TilePost::Gelu(GeluKind::Erf),
+        2 => TilePost::Gelu(GeluKind::Tanh),
+        _ => TilePost::Residual { r: res.as_ptr(), ldr: ldc },
+    };
+    let tile = Tile {
+        k,
+        a: a.as_ptr(),
+        row_stride,
+        k_stride,
+        b,
+        bias: bias.as_ptr(),
+        c: out.as_mut_ptr(),
+        ldc,
+        mr,
+        nr,
+        accumulate: c.accumulate,
+        post,
+        prefetch: panel.as_ptr().cast(),
+        prefetch_step: 64,
+    };
+    // SAFETY: `kern` exists only for a supported ISA; every buffer covers the tile's reach.
+    unsafe { (mk.run)(&tile) };
+    for r in 0..mr_max {
+        for j in 0..ldc {
+            let got = out[r * ldc + j];
+            if r >= mr || j >= nr {
+                assert!(got.is_nan(), "{} {}x{} wrote outside the tile at ({r}, {j})", kern.isa, mr, nr);
+                continue;
+            }
+            let init = if c.accumulate { start[r * ldc + j] } else { bias[j] } as f64;
+            let (mut s, mut mag) = (init, init.abs());
+            for kk in 0..k {
+                let p = a_rows[r * k + kk] as f64 * panel[kk * nr_max + j] as f64;
+                s += p;
+                mag += p.abs();
+            }
+            let want = match c.post {
+                0 => s,
+                1 => gelu_erf_f64(s),
+                2 => gelu_tanh_f64(s),
+                _ => s + res[r * ldc + j] as f64,
+            };
+            let tol = 2e-7 * (k as f64 + 2.0) * (mag + 1.0) + if c.post == 1 || c.post == 2 { 1e-6 } else { 0.0 };
+            assert!(
+                (got as f64 - want).abs() <= tol + 1e-7 * want.abs(),
+                "{} tile {mr}x{nr} k={k} acc={} post={} packed_a={} half={half} at ({r}, {j}): {got} vs {want}",
+                kern.isa,
+                c.accumulate,
+                c.post,
+                c.packed_a
+            );
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Each case runs every tile height `1..=MR` of every variant, scalar twin included.
+    #[test]
+    fn every_tile_height_tail_flag_and_epilogue(
+        nr in 1usize..=32, k in 1usize..300, accumulate in any::<bool>(), post in 0u8..4,
+        packed_a in any::<bool>(), half in 0u8..3, seed in any::<u64>(),
+    ) {
+        for kern in Kernels::variants() {
+            for mr in 1..=kern.micro_kernels().0.mr {
+                check_tile(kern, &Case { mr, nr, k, accumulate, post, packed_a, half, seed });
+            }
+        }
+    }
+}
+
+#[test]
+fn full_tiles_of_every_variant() {
+    let names: Vec<String> =
+        Kernels::variants().iter().map(|k| format!("{} (int8: {})", k.isa, k.int8_kernel())).collect();
+    eprintln!("micro-kernel variants: {}", names.join(", "));
+    for kern in Kernels::variants() {
+        let (mr, nr) = kern.f32_tile();
+        for (accumulate, post) in [(false, 0), (true, 1), (false, 2), (true, 3)] {
+            check_tile(kern, &Case { mr, nr, k: 257, accumulate, post, packed_a: false, half: 0, seed: 9 });
+        }
+    }
+}
