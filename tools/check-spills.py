@@ -11,7 +11,8 @@ inside the function), keeps those that issue multiply-accumulate instructions (F
 vpdpbusd, vpmaddwd), and reports any vector load or store addressed off %rsp / %rbp in
 them. Exit status 1 if one is found, so `tools/test.sh` fails on a spill.
 
-usage: check-spills.py BINARY [FUNCTION_SUBSTRING ...]
+usage: check-spills.py BINARY[,BINARY...] [FUNCTION_SUBSTRING ...]
+(a function is looked up in every binary given; kernels no binary links are an error)
 """
 import re
 import subprocess
@@ -23,8 +24,13 @@ DEFAULT_FUNCTIONS = [
     "e5_kernels::i8gemm::avx512vnni::tile",
     "e5_kernels::i8gemm::avxvnni::tile",
     "e5_kernels::i8gemm::avx2::tile",
+    "e5_kernels::i4gemm::avx512vnni::tile",
+    "e5_kernels::i4gemm::avx2::tile",
 ]
-MAC = re.compile(r"\b(vfmadd\w*|vpdpbusd\w*|vpmaddwd)\b")
+# The multiply-accumulate that makes a kernel's inner loop: FMA for f32 tiles; the integer
+# dot products for int8 / int4 tiles, whose FMAs only fold finished groups into f32.
+F32_MAC = re.compile(r"\bvfmadd\w*\b")
+INT_MAC = re.compile(r"\b(vpdpbusd\w*|vpmaddwd|vpmaddubsw)\b")
 # AT&T order: a store names the register first, the stack slot last.
 STACK_STORE = re.compile(r"\bvmov\w*\s+%[xyz]mm\d+,\s*-?(0x[0-9a-f]+)?\((%rsp|%rbp)")
 BRANCH = re.compile(r"\bj\w+\s+([0-9a-f]+)\s+<")
@@ -48,7 +54,7 @@ def functions(binary, wanted):
     return out
 
 
-def loop_spills(body):
+def loop_spills(body, mac):
     """[(loop start, loop end, macs, spill lines)] for each innermost MAC-issuing loop.
 
     Innermost loops are the `k` loops: the epilogue's loops over rows (GELU polynomials,
@@ -65,7 +71,7 @@ def loop_spills(body):
         if any(start <= s2 and e2 <= end and (s2, e2) != (start, end) for s2, e2, _ in loops):
             continue  # encloses another loop
         loop = [x for a, x in body[: i + 1] if a >= start]
-        macs = sum(bool(MAC.search(x)) for x in loop)
+        macs = sum(bool(mac.search(x)) for x in loop)
         if macs:
             found.append((start, end, macs, [x for x in loop if STACK_STORE.search(x)]))
     return found
@@ -75,11 +81,13 @@ def main():
     if len(sys.argv) < 2:
         sys.exit(__doc__)
     wanted = sys.argv[2:] or DEFAULT_FUNCTIONS
-    funcs = functions(sys.argv[1], wanted)
+    funcs = {}
+    for binary in sys.argv[1].split(","):
+        funcs.update(functions(binary, wanted))
     missing = [w for w in wanted if not any(w in name for name in funcs)]
     bad = 0
     for name, body in sorted(funcs.items()):
-        loops = loop_spills(body)
+        loops = loop_spills(body, F32_MAC if "f32gemm" in name else INT_MAC)
         spilled = [lp for lp in loops if lp[3]]
         print(f"{name}: {len(loops)} multiply-accumulate loops, {len(spilled)} with stack traffic")
         for start, end, macs, spills in spilled:

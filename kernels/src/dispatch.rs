@@ -2,6 +2,7 @@
 
 use crate::cache::CacheSizes;
 use crate::f32gemm::{self, Blocking, MicroKernel, PackedF32, Post, Storage};
+use crate::i4gemm::{self, I4MicroKernel, PackedI4};
 use crate::i8gemm::{self, ActQuant, I8MicroKernel, PackedI8};
 use crate::isa::{Isa, IsaError};
 use crate::vector::{self, GeluKind, VectorKernels};
@@ -16,30 +17,54 @@ pub struct Kernels {
     pub isa: Isa,
     pub(crate) f32_gemm: MicroKernel,
     pub(crate) i8_gemm: I8MicroKernel,
+    pub(crate) i4_gemm: I4MicroKernel,
     pub(crate) vector: &'static VectorKernels,
 }
 
-const fn table(isa: Isa, f32_gemm: MicroKernel, i8_gemm: I8MicroKernel, vector: &'static VectorKernels) -> Kernels {
-    Kernels { isa, f32_gemm, i8_gemm, vector }
+const fn table(
+    isa: Isa,
+    f32_gemm: MicroKernel,
+    i8_gemm: I8MicroKernel,
+    i4_gemm: I4MicroKernel,
+    vector: &'static VectorKernels,
+) -> Kernels {
+    Kernels { isa, f32_gemm, i8_gemm, i4_gemm, vector }
 }
 
-static SCALAR: Kernels = table(Isa::Scalar, f32gemm::scalar::KERNEL, i8gemm::scalar::KERNEL, &vector::scalar::KERNELS);
+static SCALAR: Kernels = table(
+    Isa::Scalar,
+    f32gemm::scalar::KERNEL,
+    i8gemm::scalar::KERNEL,
+    i4gemm::scalar::KERNEL,
+    &vector::scalar::KERNELS,
+);
 #[cfg(target_arch = "x86_64")]
-static AVX2: Kernels = table(Isa::Avx2, f32gemm::avx2::KERNEL, i8gemm::avx2::KERNEL, &vector::avx2::KERNELS);
+static AVX2: Kernels =
+    table(Isa::Avx2, f32gemm::avx2::KERNEL, i8gemm::avx2::KERNEL, i4gemm::avx2::KERNEL, &vector::avx2::KERNELS);
 /// AVX2 with AVX-VNNI (Alder Lake, Zen 5): the same f32 kernels, `vpdpbusd` for int8.
 #[cfg(target_arch = "x86_64")]
-static AVX2_VNNI: Kernels = table(Isa::Avx2, f32gemm::avx2::KERNEL, i8gemm::avxvnni::KERNEL, &vector::avx2::KERNELS);
-/// AVX-512 without VNNI (Skylake-X): int8 through the AVX2 kernel.
+static AVX2_VNNI: Kernels =
+    table(Isa::Avx2, f32gemm::avx2::KERNEL, i8gemm::avxvnni::KERNEL, i4gemm::avx2::KERNEL, &vector::avx2::KERNELS);
+/// AVX-512 without VNNI (Skylake-X): int8 and int4 through the AVX2 kernels.
 #[cfg(target_arch = "x86_64")]
-static AVX512: Kernels = table(Isa::Avx512, f32gemm::avx512::KERNEL, i8gemm::avx2::KERNEL, &vector::avx512::KERNELS);
+static AVX512: Kernels =
+    table(Isa::Avx512, f32gemm::avx512::KERNEL, i8gemm::avx2::KERNEL, i4gemm::avx2::KERNEL, &vector::avx512::KERNELS);
 #[cfg(target_arch = "x86_64")]
-static AVX512_VNNI: Kernels =
-    table(Isa::Avx512, f32gemm::avx512::KERNEL, i8gemm::avx512vnni::KERNEL, &vector::avx512::KERNELS);
+static AVX512_VNNI: Kernels = table(
+    Isa::Avx512,
+    f32gemm::avx512::KERNEL,
+    i8gemm::avx512vnni::KERNEL,
+    i4gemm::avx512vnni::KERNEL,
+    &vector::avx512::KERNELS,
+);
+/// int4 has no NEON micro-kernel yet: it runs the scalar twin there.
 #[cfg(target_arch = "aarch64")]
-static NEON: Kernels = table(Isa::Neon, f32gemm::neon::KERNEL, i8gemm::neon::KERNEL, &vector::neon::KERNELS);
+static NEON: Kernels =
+    table(Isa::Neon, f32gemm::neon::KERNEL, i8gemm::neon::KERNEL, i4gemm::scalar::KERNEL, &vector::neon::KERNELS);
 /// NEON with dotprod (Cortex-A76+, Neoverse, Apple M): the same f32 kernels, `sdot` for int8.
 #[cfg(target_arch = "aarch64")]
-static NEON_DOT: Kernels = table(Isa::Neon, f32gemm::neon::KERNEL, i8gemm::neon_dot::KERNEL, &vector::neon::KERNELS);
+static NEON_DOT: Kernels =
+    table(Isa::Neon, f32gemm::neon::KERNEL, i8gemm::neon_dot::KERNEL, i4gemm::scalar::KERNEL, &vector::neon::KERNELS);
 
 impl Kernels {
     /// The table of `isa`, or an error if this CPU lacks it.
@@ -158,6 +183,22 @@ impl Kernels {
     /// Name of the int8 micro-kernel (`avx512-vnni`, `avx-vnni`, `avx2-madd16`, `neon-sdot`, `neon-smull`, `scalar`).
     pub fn int8_kernel(&self) -> &'static str {
         self.i8_gemm.name
+    }
+
+    /// Name of the int4 micro-kernel (`avx512-vnni`, `avx2-maddubs`, `scalar`).
+    pub fn int4_kernel(&self) -> &'static str {
+        self.i4_gemm.name
+    }
+
+    /// `C[m, n] = post(Σ_g ws[g]·(quant(A) · Wq)_g + bias)`: group-wise int4 weights, `A`
+    /// quantized to int8 per row at run time, exact i32 per group; threaded over the pool.
+    pub fn gemm_i4(&self, a: &[f32], m: usize, w: &PackedI4, post: Post<'_>, c: &mut [f32]) {
+        i4gemm::gemm(self, a, w.k(), m, w, post, as_uninit(c), w.n(), true);
+    }
+
+    /// [`Kernels::gemm_i4`] into a new `[m, n]` vector, with no zero-fill pass.
+    pub fn gemm_i4_to_vec(&self, a: &[f32], m: usize, w: &PackedI4, post: Post<'_>) -> Vec<f32> {
+        filled(m * w.n(), |c| i4gemm::gemm(self, a, w.k(), m, w, post, c, w.n(), true))
     }
 
     /// `C[m, n] = post(dequant(quant(A) · Wqᵀ) + bias)`: `A` quantized per row at run time,

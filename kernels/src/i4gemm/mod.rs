@@ -1,0 +1,278 @@
+//! Group-wise INT4 GEMM: `C[M,N] = post(sa·Σ_g ws[g]·(Aq · Wq)_g + bias)`.
+//!
+//! - Weights: symmetric 4-bit per group of `G` consecutive `K` values of one output
+//!   channel (`w ≈ q·ws[n][g]`, `q ∈ [-7, 7]`, ties to even), `G ∈ {32, 64, 128}`. Packed
+//!   once into panels of `NR` columns (a multiple of 16), stored offset by 8 as nibbles
+//!   `u = q + 8 ∈ [1, 15]`. Within a group, each pair `t` of `K` quads (8 values) and each
+//!   block `h` of 16 columns is 64 bytes: byte `i` holds column `16h + i/4`, `k = 8t + i%4`
+//!   in its low nibble and `k + 4` in its high nibble. One AND and one shift turn 64 bytes
+//!   into two quad-major blocks of 16 columns × 4 `k`: the operand of `vpdpbusd`, of
+//!   `vpmaddubsw`, and of the scalar twin.
+//! - Activations: int8 per row (token) at run time (the int8 path's quantizer), packed
+//!   into `MR`-row strips of quads `strip[kq][r][0..4]` (signed), zero-padded to whole
+//!   groups, with each row's sum per group (`asum[g][r]`).
+//! - Exactness: per group, `Σ u·a − 8·asum = Σ q·a` in i32 (|Σ| ≤ 128·7·127 < 2²⁴, so its
+//!   conversion to f32 is exact). Across groups every ISA runs the same f32 chain,
+//!   `f = fma(f32(i_g), ws[g], f)` for `g` ascending, then `y = fma(f, sa, bias)`; the
+//!   scalar twin uses `f32::mul_add`. Results are therefore bit-identical on every ISA.
+//! - Unsigned × signed products never saturate: `vpmaddubsw` pairs reach at most
+//!   2·15·127 = 3810, far inside i16, which is why AVX2 needs no VNNI here.
+
+pub mod scalar;
+
+#[cfg(target_arch = "x86_64")]
+pub mod avx2;
+#[cfg(target_arch = "x86_64")]
+pub mod avx512vnni;
+
+use crate::f32gemm::{Post, TilePost};
+use crate::sync_ptr::SyncPtr;
+use crate::tiling::for_each_task;
+use rayon::prelude::*;
+use std::mem::MaybeUninit;
+
+/// Group sizes the packing supports: whole 8-value quad pairs, bounded so each group's
+/// i32 sum stays exact in f32.
+pub const GROUP_SIZES: [usize; 3] = [32, 64, 128];
+
+/// One micro-kernel call over the whole of `K`.
+pub struct I4Tile {
+    /// Weight groups along `K`, and quad pairs (8 values) per group.
+    pub groups: usize,
+    pub pairs_per_group: usize,
+    /// Activation strip: `groups·pairs_per_group·2` quads × `MR` rows × 4 signed bytes.
+    pub a: *const i8,
+    /// `groups × MR` row sums of the activations per group.
+    pub asum: *const i32,
+    /// Weight panel: `groups·pairs_per_group × NR/16` blocks of 64 nibble bytes.
+    pub b: *const u8,
+    /// `groups × NR` weight scales.
+    pub w_scales: *const f32,
+    pub c: *mut f32,
+    pub ldc: usize,
+    pub mr: usize,
+    pub nr: usize,
+    /// `MR` activation scales (rows past `mr` are 0), `NR` biases.
+    pub row_scales: *const f32,
+    pub bias: *const f32,
+    pub post: TilePost,
+}
+
+/// An ISA's int4 micro-kernel.
+pub struct I4MicroKernel {
+    pub name: &'static str,
+    pub mr: usize,
+    /// A multiple of 16 (the packing's column block).
+    pub nr: usize,
+    pub run: unsafe fn(&I4Tile),
+}
+
+/// `W[N, K]` quantized to 4 bits per group and packed for one int4 kernel.
+#[derive(Clone)]
+pub struct PackedI4 {
+    n: usize,
+    k: usize,
+    group: usize,
+    nr: usize,
+    kernel: &'static str,
+    data: Vec<u8>,
+    /// `[panel][group][NR]`.
+    scales: Vec<f32>,
+    bias: Vec<f32>,
+}
+
+/// Symmetric 4-bit quantization of one group: `x ≈ q·scale`, `q ∈ [-7, 7]`, ties to even,
+/// NaN → 0. Returns the scale (0 for an all-zero group).
+pub fn quantize_group(x: &[f32], q: &mut [i8]) -> f32 {
+    let amax = x.iter().filter(|v| !v.is_nan()).fold(0.0f32, |m, v| m.max(v.abs()));
+    if amax == 0.0 || !amax.is_finite() {
+        q.fill(0);
+        return if amax == 0.0 { 0.0 } else { f32::NAN };
+    }
+    let scale = amax / 7.0;
+    for (q, &v) in q.iter_mut().zip(x) {
+        *q = if v.is_nan() { 0 } else { (v / scale).round_ties_even().clamp(-7.0, 7.0) as i8 };
+    }
+    scale
+}
+
+impl PackedI4 {
+    /// Quantizes `w` (`[n, k]`, row stride `k`) per group of `group` values and packs it.
+    ///
+    /// # Panics
+    /// If `group` is not one of [`GROUP_SIZES`] or a slice is too short.
+    pub fn quantize(kern: &crate::Kernels, w: &[f32], n: usize, k: usize, group: usize, bias: Option<&[f32]>) -> Self {
+        assert!(GROUP_SIZES.contains(&group), "int4 group size {group} (expected 32, 64 or 128)");
+        assert!(w.len() >= n * k, "weight slice too short for [{n}, {k}]");
+        let groups = k.div_ceil(group);
+        let mut q = vec![0i8; n * groups * group];
+        let mut scales = vec![0.0f32; n * groups];
+        for j in 0..n {
+            for g in 0..groups {
+                let (lo, hi) = (g * group, ((g + 1) * group).min(k));
+                let dst = &mut q[(j * groups + g) * group..][..hi - lo];
+                scales[j * groups + g] = quantize_group(&w[j * k + lo..j * k + hi], dst);
+            }
+        }
+        Self::from_quantized(kern, &q, &scales, n, k, group, bias)
+    }
+
+    /// Packs quantized weights: `q` is `[n][groups·group]` (`K` zero-padded to whole groups,
+    /// values in `[-7, 7]`), `scales` is `[n][groups]`.
+    pub fn from_quantized(
+        kern: &crate::Kernels,
+        q: &[i8],
+        scales: &[f32],
+        n: usize,
+        k: usize,
+        group: usize,
+        bias: Option<&[f32]>,
+    ) -> Self {
+        let ik = &kern.i4_gemm;
+        let (nr, groups) = (ik.nr, k.div_ceil(group));
+        let kp = groups * group;
+        assert!(q.len() >= n * kp && scales.len() >= n * groups, "int4 weights / scales do not match [{n}, {k}]");
+        let panels = n.div_ceil(nr);
+        let mut data = vec![0x88u8; panels * kp * nr / 2];
+        let mut packed_scales = vec![0.0f32; panels * groups * nr];
+        for j in 0..n {
+            let (p, jj) = (j / nr, j % nr);
+            let (h, col) = (jj / 16, jj % 16);
+            for c in 0..kp {
+                let (pair, kk) = (c / 8, c % 8);
+                let at = p * kp * nr / 2 + (pair * (nr / 16) + h) * 64 + col * 4 + kk % 4;
+                let u = (q[j * kp + c].clamp(-7, 7) + 8) as u8;
+                let (keep, put) = if kk < 4 { (0xF0, u) } else { (0x0F, u << 4) };
+                data[at] = (data[at] & keep) | put;
+            }
+            for g in 0..groups {
+                packed_scales[(p * groups + g) * nr + jj] = scales[j * groups + g];
+            }
+        }
+        let mut padded_bias = vec![0.0; panels * nr];
+        if let Some(b) = bias {
+            assert_eq!(b.len(), n, "bias length");
+            padded_bias[..n].copy_from_slice(b);
+        }
+        PackedI4 { n, k, group, nr, kernel: ik.name, data, scales: packed_scales, bias: padded_bias }
+    }
+
+    pub fn n(&self) -> usize {
+        self.n
+    }
+    pub fn k(&self) -> usize {
+        self.k
+    }
+    pub fn group(&self) -> usize {
+        self.group
+    }
+    /// Bytes held by the packed nibbles, scales and bias.
+    pub fn bytes(&self) -> usize {
+        self.data.len() + 4 * (self.scales.len() + self.bias.len())
+    }
+}
+
+/// Rows of `A` per parallel block, and the thresholds below which one thread is cheaper.
+const MC: usize = 96;
+const PARALLEL_MIN_ROWS: usize = 64;
+const PARALLEL_MIN_MACS: usize = 1 << 18;
+
+/// One strip's packed activations, per-group row sums and row scales.
+type StripOut<'a> = ((&'a mut [i8], &'a mut [i32]), &'a mut [f32]);
+
+/// Quantizes the rows of `A` (int8, per row) and packs them into `MR`-row quad strips
+/// padded to `kp` values; returns the strips, the per-group row sums and the row scales.
+fn quantize_pack_a(
+    kern: &crate::Kernels,
+    a: &[f32],
+    lda: usize,
+    m: usize,
+    k: usize,
+    group: usize,
+    parallel: bool,
+) -> (Vec<i8>, Vec<i32>, Vec<f32>) {
+    let (mr, groups) = (kern.i4_gemm.mr, k.div_ceil(group));
+    let quads = groups * group / 4;
+    let strips = m.div_ceil(mr);
+    let mut packed = vec![0i8; strips * quads * mr * 4];
+    let mut sums = vec![0i32; strips * groups * mr];
+    let mut scales = vec![0.0f32; strips * mr];
+    let work = |(s, ((strip, sum), sc)): (usize, StripOut<'_>)| {
+        let mut q = vec![0i8; quads * 4];
+        for r in 0..mr.min(m - s * mr) {
+            sc[r] = kern.quantize_row(&a[(s * mr + r) * lda..][..k], &mut q[..k]);
+            for (g, vals) in q.chunks_exact(group).enumerate() {
+                sum[g * mr + r] = vals.iter().map(|&v| v as i32).sum();
+            }
+            for (v, d) in q.chunks_exact(4).zip(strip[r * 4..].chunks_mut(mr * 4)) {
+                d[..4].copy_from_slice(v);
+            }
+        }
+    };
+    let (strip_len, sum_len) = (quads * mr * 4, groups * mr);
+    let chunks = |p: &mut Vec<i8>, s: &mut Vec<i32>, c: &mut Vec<f32>, par: bool| {
+        if par {
+            let it = p.par_chunks_mut(strip_len).zip(s.par_chunks_mut(sum_len)).zip(c.par_chunks_mut(mr));
+            it.enumerate().for_each(work);
+        } else {
+            p.chunks_mut(strip_len).zip(s.chunks_mut(sum_len)).zip(c.chunks_mut(mr)).enumerate().for_each(work);
+        }
+    };
+    chunks(&mut packed, &mut sums, &mut scales, parallel && m >= PARALLEL_MIN_ROWS);
+    (packed, sums, scales)
+}
+
+/// `C[m, n] = post(int4 GEMM)` with strides `lda`, `ldc`; every element of `C[m, n]` is
+/// written (so `C` may start uninitialized).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gemm(
+    kern: &crate::Kernels,
+    a: &[f32],
+    lda: usize,
+    m: usize,
+    w: &PackedI4,
+    post: Post<'_>,
+    c: &mut [MaybeUninit<f32>],
+    ldc: usize,
+    parallel: bool,
+) {
+    let ik = &kern.i4_gemm;
+    assert_eq!(w.kernel, ik.name, "int4 weights packed for {} used with {}", w.kernel, ik.name);
+    let (n, k) = (w.n, w.k);
+    if m == 0 || n == 0 {
+        return;
+    }
+    assert!(lda >= k && a.len() >= (m - 1) * lda + k, "A too short for [{m}, {k}]");
+    assert!(ldc >= n && c.len() >= (m - 1) * ldc + n, "C too short for [{m}, {n}]");
+    let post = TilePost::new(post, m, n, ldc);
+    let threads = if parallel && m * n * k >= PARALLEL_MIN_MACS { rayon::current_num_threads() } else { 1 };
+    let (strips, sums, row_scales) = quantize_pack_a(kern, a, lda, m, k, w.group, threads > 1);
+    let (mr, nr, groups) = (ik.mr, w.nr, k.div_ceil(w.group));
+    let (quads, kp) = (groups * w.group / 4, groups * w.group);
+    let cp = SyncPtr(c.as_mut_ptr().cast::<f32>());
+    for_each_task(m, MC, n.div_ceil(nr), threads, |rows, panels| {
+        for i in rows.clone().step_by(mr) {
+            let s = i / mr;
+            for p in panels.clone() {
+                let tile = I4Tile {
+                    groups,
+                    pairs_per_group: w.group / 8,
+                    a: strips[s * quads * mr * 4..].as_ptr(),
+                    asum: sums[s * groups * mr..].as_ptr(),
+                    b: w.data[p * kp * nr / 2..].as_ptr(),
+                    w_scales: w.scales[p * groups * nr..].as_ptr(),
+                    // SAFETY: tiles of distinct (rows, panel) never overlap; bounds asserted above.
+                    c: unsafe { cp.get().add(i * ldc + p * nr) },
+                    ldc,
+                    mr: mr.min(rows.end - i),
+                    nr: nr.min(n - p * nr),
+                    row_scales: row_scales[s * mr..].as_ptr(),
+                    bias: w.bias[p * nr..].as_ptr(),
+                    post: post.at(i, p * nr),
+                };
+                // SAFETY: the table exists only for a supported ISA; the tile is in bounds.
+                unsafe { (ik.run)(&tile) };
+            }
+        }
+    });
+}

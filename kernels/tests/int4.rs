@@ -1,0 +1,164 @@
+//! The group-wise int4 GEMM on every variant this CPU can run: exact integer results,
+//! bit-identical results across variants, the dequantized product against f64, group
+//! quantization, and rows independent of batch-mates and threads.
+
+mod common;
+use common::*;
+use e5_kernels::i4gemm::{quantize_group, GROUP_SIZES};
+use e5_kernels::{GeluKind, Kernels, PackedI4, Post};
+use proptest::prelude::*;
+
+/// Integer-valued rows in [-127, 127], each holding ±127 so its int8 scale is exactly 1.
+fn int_rows(seed: u64, m: usize, k: usize) -> Vec<f32> {
+    let mut a: Vec<f32> = rand_vec(seed, m * k, 1.0).iter().map(|v| (v * 127.0).round()).collect();
+    for r in 0..m {
+        a[r * k + (seed as usize + r) % k] = if r % 2 == 0 { 127.0 } else { -127.0 };
+    }
+    a
+}
+
+/// `[n][groups·group]` nibble values in [-7, 7], zero past `k`.
+fn int_weights(seed: u64, n: usize, k: usize, group: usize) -> Vec<i8> {
+    let kp = k.div_ceil(group) * group;
+    let v = rand_vec(seed, n * kp, 1.0);
+    (0..n * kp).map(|i| if i % kp < k { (v[i] * 7.0).round() as i8 } else { 0 }).collect()
+}
+
+fn exact_check(m: usize, n: usize, k: usize, group: usize, seed: u64) {
+    let a = int_rows(seed, m, k);
+    let q = int_weights(seed + 1, n, k, group);
+    let (groups, kp) = (k.div_ceil(group), k.div_ceil(group) * group);
+    let want: Vec<f32> = (0..m * n)
+        .map(|idx| {
+            let (i, j) = (idx / n, idx % n);
+            (0..k).map(|c| a[i * k + c] as i64 * q[j * kp + c] as i64).sum::<i64>() as f32
+        })
+        .collect();
+    for kern in tables() {
+        let w = PackedI4::from_quantized(kern, &q, &vec![1.0; n * groups], n, k, group, None);
+        let mut c = vec![f32::NAN; m * n];
+        kern.gemm_i4(&a, m, &w, Post::None, &mut c);
+        assert_eq!(c, want, "{} ({}) m={m} n={n} k={k} group={group}", kern.isa, kern.int4_kernel());
+        assert_eq!(kern.gemm_i4_to_vec(&a, m, &w, Post::None), want, "{} to_vec", kern.isa);
+    }
+}
+
+/// f64 `post(sa·Σ q·ws·qa + bias)` from the same quantization the kernels use.
+fn dequantized_reference(a: &[f32], w: &[f32], bias: &[f32], m: usize, n: usize, k: usize, group: usize) -> Vec<f64> {
+    let deq_rows = |x: &[f32], rows: usize, len: usize, g: usize| -> Vec<f64> {
+        let mut out = vec![0.0; rows * len];
+        for r in 0..rows {
+            for (c0, chunk) in x[r * len..(r + 1) * len].chunks(g).enumerate() {
+                let mut q = vec![0i8; chunk.len()];
+                let s = if g == len {
+                    e5_kernels::i8gemm::quantize_row(chunk, &mut q)
+                } else {
+                    quantize_group(chunk, &mut q)
+                };
+                for (i, &v) in q.iter().enumerate() {
+                    out[r * len + c0 * g + i] = v as f64 * s as f64;
+                }
+            }
+        }
+        out
+    };
+    let (da, dw) = (deq_rows(a, m, k, k), deq_rows(w, n, k, group));
+    (0..m * n)
+        .map(|idx| {
+            let (i, j) = (idx / n, idx % n);
+            bias[j] as f64 + (0..k).map(|c| da[i * k + c] * dw[j * k + c]).sum::<f64>()
+        })
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    #[test]
+    fn integer_results_are_exact_on_every_variant(m in 1usize..20, n in 1usize..70, k in 1usize..300, g in 0usize..3, seed in any::<u64>()) {
+        exact_check(m, n, k, GROUP_SIZES[g], seed);
+    }
+
+    /// Every variant gives the same bits (the f32 fold is one FMA chain per element in the
+    /// same order everywhere), and that value is the f64 product of the dequantized operands.
+    #[test]
+    fn variants_agree_bit_for_bit_and_track_f64(m in 1usize..20, n in 1usize..70, k in 1usize..400, g in 0usize..3, residual in any::<bool>(), seed in any::<u64>()) {
+        let group = GROUP_SIZES[g];
+        let a = rand_vec(seed, m * k, 1.0);
+        let w = rand_vec(seed + 1, n * k, 0.5);
+        let bias = rand_vec(seed + 2, n, 0.3);
+        let res = rand_vec(seed + 3, m * n, 1.0);
+        let post = if residual { Post::Residual(&res) } else { Post::None };
+        let mut want = dequantized_reference(&a, &w, &bias, m, n, k, group);
+        if residual {
+            want.iter_mut().zip(&res).for_each(|(w, r)| *w += *r as f64);
+        }
+        let mut first: Option<Vec<f32>> = None;
+        for kern in tables() {
+            let packed = PackedI4::quantize(kern, &w, n, k, group, Some(&bias));
+            let c = kern.gemm_i4_to_vec(&a, m, &packed, post);
+            for (idx, (got, want)) in c.iter().zip(&want).enumerate() {
+                prop_assert!((*got as f64 - want).abs() <= 1e-5 * (1.0 + want.abs()), "{} at {idx}: {got} vs {want}", kern.isa);
+            }
+            match &first {
+                None => first = Some(c),
+                Some(f) => prop_assert!(f.iter().zip(&c).all(|(x, y)| x.to_bits() == y.to_bits()), "{} ({}) differs from scalar", kern.isa, kern.int4_kernel()),
+            }
+        }
+    }
+}
+
+#[test]
+fn gelu_epilogue_tracks_the_plain_result() {
+    let (m, n, k) = (13, 45, 200);
+    let a = rand_vec(1, m * k, 1.0);
+    let w = rand_vec(2, n * k, 0.5);
+    for kern in tables() {
+        let packed = PackedI4::quantize(kern, &w, n, k, 64, None);
+        let plain = kern.gemm_i4_to_vec(&a, m, &packed, Post::None);
+        let gelu = kern.gemm_i4_to_vec(&a, m, &packed, Post::Gelu(GeluKind::Erf));
+        for (p, g) in plain.iter().zip(&gelu) {
+            assert!((gelu_erf_f64(*p as f64) - *g as f64).abs() < 1e-6, "{}", kern.isa);
+        }
+    }
+}
+
+#[test]
+fn group_quantization_is_symmetric_ties_to_even_and_nan_safe() {
+    let mut q = vec![0i8; 6];
+    // amax 7 → scale 1: values quantize to themselves, ties to even.
+    assert_eq!(quantize_group(&[7.0, -7.0, 2.5, 3.5, -0.5, f32::NAN], &mut q), 1.0);
+    assert_eq!(q, [7, -7, 2, 4, 0, 0]);
+    assert_eq!(quantize_group(&[0.0; 6], &mut q), 0.0);
+    assert_eq!(q, [0; 6]);
+    assert!(quantize_group(&[1.0, f32::INFINITY, 0.0, 0.0, 0.0, 0.0], &mut q).is_nan());
+    assert_eq!(q, [0; 6]);
+}
+
+#[test]
+fn rows_do_not_depend_on_batch_mates_or_threads() {
+    let (m, n, k) = (150, 70, 260);
+    let a = rand_vec(5, m * k, 1.0);
+    let w = rand_vec(6, n * k, 1.0);
+    for kern in Kernels::variants() {
+        let packed = PackedI4::quantize(kern, &w, n, k, 32, None);
+        let run = |threads: usize, rows: std::ops::Range<usize>| {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            pool.install(|| kern.gemm_i4_to_vec(&a[rows.start * k..rows.end * k], rows.len(), &packed, Post::None))
+        };
+        let full = run(1, 0..m);
+        assert_eq!(full, run(2, 0..m), "{}", kern.isa);
+        assert_eq!(&full[17 * n..40 * n], &run(3, 17..40)[..], "{}", kern.isa);
+    }
+}
+
+#[test]
+fn packed_size_is_half_a_byte_per_weight_plus_scales() {
+    let kern = Kernels::detect().unwrap();
+    let (n, k) = (384, 1536);
+    let w = rand_vec(9, n * k, 1.0);
+    for group in GROUP_SIZES {
+        let p = PackedI4::quantize(kern, &w, n, k, group, None);
+        assert_eq!(p.bytes(), n * k / 2 + 4 * n * k / group + 4 * n, "group {group}");
+    }
+}
