@@ -57,6 +57,7 @@ pub(crate) use by_rows;
 /// lives in registers. A real loop over rows is only unrolled (and the array promoted to
 /// registers) below LLVM's unroll threshold: the 11- and 12-row AVX-512 instances kept
 /// theirs on the stack, one store per FMA (`tools/check-spills.py` fails on that).
+#[cfg(target_arch = "x86_64")]
 macro_rules! unrolled {
     ($R:ident, |$r:ident| $body:block) => {
         unrolled!(@ $R, $r, $body, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11])
@@ -68,4 +69,5 @@ macro_rules! unrolled {
         })+
     };
 }
+#[cfg(target_arch = "x86_64")]
 pub(crate) use unrolled;

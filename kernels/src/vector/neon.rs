@@ -29,6 +29,8 @@ fn splat(x: f32) -> float32x4_t {
     vdupq_n_f32(x)
 }
 
+/// # Safety
+/// The CPU must support NEON.
 #[inline]
 #[target_feature(enable = "neon")]
 pub fn exp4(x: float32x4_t) -> float32x4_t {
@@ -47,6 +49,9 @@ pub fn exp4(x: float32x4_t) -> float32x4_t {
 }
 
 /// `erfc(z)` for `z ≥ 0`.
+///
+/// # Safety
+/// The CPU must support NEON.
 #[inline]
 #[target_feature(enable = "neon")]
 pub fn erfc4(z: float32x4_t) -> float32x4_t {
@@ -59,6 +64,8 @@ pub fn erfc4(z: float32x4_t) -> float32x4_t {
     vmulq_f32(t, exp4(vfmsq_f32(p, z, z)))
 }
 
+/// # Safety
+/// The CPU must support NEON.
 #[inline]
 #[target_feature(enable = "neon")]
 pub fn gelu_erf4(x: float32x4_t) -> float32x4_t {
@@ -66,6 +73,8 @@ pub fn gelu_erf4(x: float32x4_t) -> float32x4_t {
     vbslq_f32(vcltq_f32(x, splat(0.0)), hc, vsubq_f32(x, hc))
 }
 
+/// # Safety
+/// The CPU must support NEON.
 #[inline]
 #[target_feature(enable = "neon")]
 pub fn gelu_tanh4(x: float32x4_t) -> float32x4_t {
