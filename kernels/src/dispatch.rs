@@ -57,14 +57,14 @@ static AVX512_VNNI: Kernels = table(
     i4gemm::avx512vnni::KERNEL,
     &vector::avx512::KERNELS,
 );
-/// int4 has no NEON micro-kernel yet: it runs the scalar twin there.
+/// Without dotprod, int4 runs the scalar twin.
 #[cfg(target_arch = "aarch64")]
 static NEON: Kernels =
     table(Isa::Neon, f32gemm::neon::KERNEL, i8gemm::neon::KERNEL, i4gemm::scalar::KERNEL, &vector::neon::KERNELS);
 /// NEON with dotprod (Cortex-A76+, Neoverse, Apple M): the same f32 kernels, `sdot` for int8.
 #[cfg(target_arch = "aarch64")]
 static NEON_DOT: Kernels =
-    table(Isa::Neon, f32gemm::neon::KERNEL, i8gemm::neon_dot::KERNEL, i4gemm::scalar::KERNEL, &vector::neon::KERNELS);
+    table(Isa::Neon, f32gemm::neon::KERNEL, i8gemm::neon_dot::KERNEL, i4gemm::neon_dot::KERNEL, &vector::neon::KERNELS);
 
 impl Kernels {
     /// The table of `isa`, or an error if this CPU lacks it.
@@ -185,7 +185,7 @@ impl Kernels {
         self.i8_gemm.name
     }
 
-    /// Name of the int4 micro-kernel (`avx512-vnni`, `avx2-maddubs`, `scalar`).
+    /// Name of the int4 micro-kernel (`avx512-vnni`, `avx2-maddubs`, `neon-sdot`, `scalar`).
     pub fn int4_kernel(&self) -> &'static str {
         self.i4_gemm.name
     }

@@ -24,6 +24,8 @@ pub mod scalar;
 pub mod avx2;
 #[cfg(target_arch = "x86_64")]
 pub mod avx512vnni;
+#[cfg(target_arch = "aarch64")]
+pub mod neon_dot;
 
 use crate::f32gemm::{Post, TilePost};
 use crate::sync_ptr::SyncPtr;
