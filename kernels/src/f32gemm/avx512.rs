@@ -86,19 +86,21 @@ unsafe fn rows<const R: usize, const S: u8>(t: &Tile, b: *const u8) {
 #[inline(never)]
 #[target_feature(enable = "avx512f")]
 unsafe fn finish_row(t: &Tile, r: usize, v: [__m512; 2], k: [__mmask16; 2]) {
-    let v = match t.post {
-        TilePost::None => v,
-        TilePost::Gelu(GeluKind::Erf) => [gelu_erf16(v[0]), gelu_erf16(v[1])],
-        TilePost::Gelu(GeluKind::Tanh) => [gelu_tanh16(v[0]), gelu_tanh16(v[1])],
-        TilePost::Residual { r: res, ldr } => {
-            let p = res.add(r * ldr);
-            [
-                _mm512_add_ps(v[0], _mm512_maskz_loadu_ps(k[0], p)),
-                _mm512_add_ps(v[1], _mm512_maskz_loadu_ps(k[1], p.add(16))),
-            ]
-        }
-    };
     let p = t.c.add(r * t.ldc);
-    _mm512_mask_storeu_ps(p, k[0], v[0]);
-    _mm512_mask_storeu_ps(p.add(16), k[1], v[1]);
+    post_store16(t.post, r, 0, k[0], p, v[0]);
+    post_store16(t.post, r, 1, k[1], p.add(16), v[1]);
+}
+
+/// The epilogue of every AVX-512 tile (f32, int8, int4), on 16 columns: `post` applied to
+/// `v`, half `h` of row `r`, then stored to `c` under the mask `k` of valid columns.
+#[inline]
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn post_store16(post: TilePost, r: usize, h: usize, k: __mmask16, c: *mut f32, v: __m512) {
+    let v = match post {
+        TilePost::None => v,
+        TilePost::Gelu(GeluKind::Erf) => gelu_erf16(v),
+        TilePost::Gelu(GeluKind::Tanh) => gelu_tanh16(v),
+        TilePost::Residual { r: res, ldr } => _mm512_add_ps(v, _mm512_maskz_loadu_ps(k, res.add(r * ldr + 16 * h))),
+    };
+    _mm512_mask_storeu_ps(c, k, v);
 }

@@ -3,10 +3,8 @@
 //! activations as the signed one; `8·Σa` per group is subtracted before the f32 fold.
 
 use super::{I4MicroKernel, I4Tile};
-use crate::f32gemm::TilePost;
+use crate::f32gemm::avx512::post_store16;
 use crate::tiling::{by_rows, unrolled};
-use crate::vector::avx512::{gelu_erf16, gelu_tanh16};
-use crate::vector::GeluKind;
 use std::arch::x86_64::*;
 
 const MR: usize = 4;
@@ -67,14 +65,6 @@ unsafe fn finish_row(t: &I4Tile, r: usize, f: [__m512; 2]) {
     let p = t.c.add(r * t.ldc);
     for h in 0..2 {
         let v = _mm512_fmadd_ps(f[h], sa, _mm512_loadu_ps(t.bias.add(16 * h)));
-        let v = match t.post {
-            TilePost::None => v,
-            TilePost::Gelu(GeluKind::Erf) => gelu_erf16(v),
-            TilePost::Gelu(GeluKind::Tanh) => gelu_tanh16(v),
-            TilePost::Residual { r: res, ldr } => {
-                _mm512_add_ps(v, _mm512_maskz_loadu_ps(k[h], res.add(r * ldr + 16 * h)))
-            }
-        };
-        _mm512_mask_storeu_ps(p.add(16 * h), k[h], v);
+        post_store16(t.post, r, h, k[h], p.add(16 * h), v);
     }
 }

@@ -6,15 +6,13 @@
 //! each giving a low-nibble quad (`k`) and a high-nibble quad (`k + 4`). The 4-row strip
 //! holds one quad of every row per register, so `sdot` picks a row by lane. Registers in
 //! the inner loop: 16 accumulators + 8 widened weights + 2 activation quads + 1 mask.
-//! As in `i8gemm::neon_dot`, `sdot` is inline `asm!` until `vdotq_laneq_s32` is stable.
+//! `sdot` is `i8gemm::neon_dot`'s inline `asm!` (until `vdotq_laneq_s32` is stable).
 
 use super::{I4MicroKernel, I4Tile};
-use crate::f32gemm::TilePost;
+use crate::i8gemm::neon::post_store_row;
+use crate::i8gemm::neon_dot::sdot;
 use crate::tiling::by_rows;
-use crate::vector::neon::{gelu_erf4, gelu_tanh4};
-use crate::vector::GeluKind;
 use std::arch::aarch64::*;
-use std::arch::asm;
 
 const MR: usize = 4;
 const NR: usize = 16;
@@ -25,22 +23,6 @@ pub const KERNEL: I4MicroKernel = I4MicroKernel { name: "neon-sdot", mr: MR, nr:
 #[target_feature(enable = "neon,dotprod")]
 pub unsafe fn tile(t: &I4Tile) {
     by_rows!(t, rows, [1, 2, 3, 4])
-}
-
-/// `sdot acc.4s, w.16b, x.4b[L]`: each i32 lane of `acc` gains the dot product of its
-/// column's 4 bytes of `w` with the 4 bytes of row `L` of `x`.
-#[inline]
-#[target_feature(enable = "neon,dotprod")]
-fn sdot<const L: usize>(mut acc: int32x4_t, w: int8x16_t, x: int8x16_t) -> int32x4_t {
-    // SAFETY: dotprod is enabled; the instruction only reads and writes these registers.
-    unsafe {
-        asm!(
-            "sdot {acc:v}.4s, {w:v}.16b, {x:v}.4b[{l}]",
-            acc = inout(vreg) acc, w = in(vreg) w, x = in(vreg) x, l = const L,
-            options(pure, nomem, nostack, preserves_flags),
-        );
-    }
-    acc
 }
 
 #[inline]
@@ -81,24 +63,10 @@ unsafe fn rows<const R: usize>(t: &I4Tile) {
     }
     for (r, f) in f.iter().enumerate().take(R) {
         let sa = vdupq_n_f32(*t.row_scales.add(r));
-        let mut buf = [[0.0f32; 4]; NR / 4];
-        for (c, (&f, buf)) in f.iter().zip(&mut buf).enumerate() {
-            let v = vfmaq_f32(vld1q_f32(t.bias.add(4 * c)), f, sa);
-            let v = match t.post {
-                TilePost::Gelu(GeluKind::Erf) => gelu_erf4(v),
-                TilePost::Gelu(GeluKind::Tanh) => gelu_tanh4(v),
-                _ => v,
-            };
-            vst1q_f32(buf.as_mut_ptr(), v);
+        let mut y = [vdupq_n_f32(0.0); NR / 4];
+        for (c, (&f, y)) in f.iter().zip(&mut y).enumerate() {
+            *y = vfmaq_f32(vld1q_f32(t.bias.add(4 * c)), f, sa);
         }
-        let buf = buf.as_flattened();
-        let out = std::slice::from_raw_parts_mut(t.c.add(r * t.ldc), t.nr);
-        match t.post {
-            TilePost::Residual { r: res, ldr } => {
-                let res = std::slice::from_raw_parts(res.add(r * ldr), t.nr);
-                out.iter_mut().zip(buf).zip(res).for_each(|((o, v), x)| *o = v + x);
-            }
-            _ => out.copy_from_slice(&buf[..t.nr]),
-        }
+        post_store_row(t.post, r, t.c.add(r * t.ldc), t.nr, y);
     }
 }

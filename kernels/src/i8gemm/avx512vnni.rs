@@ -2,10 +2,8 @@
 //! (`a + 128`), corrected by `128·Σw` per column.
 
 use super::{I8MicroKernel, I8Tile, Layout};
-use crate::f32gemm::TilePost;
+use crate::f32gemm::avx512::post_store16;
 use crate::tiling::{by_rows, unrolled};
-use crate::vector::avx512::{gelu_erf16, gelu_tanh16};
-use crate::vector::GeluKind;
 use std::arch::x86_64::*;
 
 const MR: usize = 12;
@@ -49,15 +47,7 @@ unsafe fn rows<const R: usize>(t: &I8Tile) {
         for h in 0..2 {
             let exact = _mm512_sub_epi32(acc[h], shift[h]);
             let v = _mm512_fmadd_ps(_mm512_cvtepi32_ps(exact), _mm512_mul_ps(sa, cs[h]), bias[h]);
-            let v = match t.post {
-                TilePost::None => v,
-                TilePost::Gelu(GeluKind::Erf) => gelu_erf16(v),
-                TilePost::Gelu(GeluKind::Tanh) => gelu_tanh16(v),
-                TilePost::Residual { r: res, ldr } => {
-                    _mm512_add_ps(v, _mm512_maskz_loadu_ps(k[h], res.add(r * ldr + 16 * h)))
-                }
-            };
-            _mm512_mask_storeu_ps(p.add(16 * h), k[h], v);
+            post_store16(t.post, r, h, k[h], p.add(16 * h), v);
         }
     }
 }

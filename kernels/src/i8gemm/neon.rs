@@ -49,25 +49,42 @@ unsafe fn rows<const R: usize>(t: &I8Tile) {
 pub(super) unsafe fn store<const R: usize, const Q: usize>(t: &I8Tile, acc: &[[int32x4_t; Q]; R]) {
     for (r, acc) in acc.iter().enumerate() {
         let sa = vdupq_n_f32(*t.row_scales.add(r));
-        let mut buf = [[0.0f32; 4]; Q];
-        for (q, (&sums, buf)) in acc.iter().zip(&mut buf).enumerate() {
+        let mut y = [vdupq_n_f32(0.0); Q];
+        for (q, (&sums, y)) in acc.iter().zip(&mut y).enumerate() {
             let cs = vld1q_f32(t.col_scales.add(4 * q));
-            let v = vfmaq_f32(vld1q_f32(t.bias.add(4 * q)), vcvtq_f32_s32(sums), vmulq_f32(sa, cs));
-            let v = match t.post {
-                TilePost::Gelu(GeluKind::Erf) => gelu_erf4(v),
-                TilePost::Gelu(GeluKind::Tanh) => gelu_tanh4(v),
-                _ => v,
-            };
-            vst1q_f32(buf.as_mut_ptr(), v);
+            *y = vfmaq_f32(vld1q_f32(t.bias.add(4 * q)), vcvtq_f32_s32(sums), vmulq_f32(sa, cs));
         }
-        let buf = buf.as_flattened();
-        let out = std::slice::from_raw_parts_mut(t.c.add(r * t.ldc), t.nr);
-        match t.post {
-            TilePost::Residual { r: res, ldr } => {
-                let res = std::slice::from_raw_parts(res.add(r * ldr), t.nr);
-                out.iter_mut().zip(buf).zip(res).for_each(|((o, v), x)| *o = v + x);
-            }
-            _ => out.copy_from_slice(&buf[..t.nr]),
+        post_store_row(t.post, r, t.c.add(r * t.ldc), t.nr, y);
+    }
+}
+
+/// The epilogue of the NEON int8 and int4 tiles on one row: `post` applied to the `4·Q`
+/// values `y` of row `r`, the first `nr` stored at `c`.
+#[inline]
+#[target_feature(enable = "neon")]
+pub(crate) unsafe fn post_store_row<const Q: usize>(
+    post: TilePost,
+    r: usize,
+    c: *mut f32,
+    nr: usize,
+    y: [float32x4_t; Q],
+) {
+    let mut buf = [[0.0f32; 4]; Q];
+    for (&v, buf) in y.iter().zip(&mut buf) {
+        let v = match post {
+            TilePost::Gelu(GeluKind::Erf) => gelu_erf4(v),
+            TilePost::Gelu(GeluKind::Tanh) => gelu_tanh4(v),
+            _ => v,
+        };
+        vst1q_f32(buf.as_mut_ptr(), v);
+    }
+    let buf = buf.as_flattened();
+    let out = std::slice::from_raw_parts_mut(c, nr);
+    match post {
+        TilePost::Residual { r: res, ldr } => {
+            let res = std::slice::from_raw_parts(res.add(r * ldr), nr);
+            out.iter_mut().zip(buf).zip(res).for_each(|((o, v), x)| *o = v + x);
         }
+        _ => out.copy_from_slice(&buf[..nr]),
     }
 }

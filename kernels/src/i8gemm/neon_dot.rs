@@ -31,9 +31,10 @@ pub unsafe fn tile(t: &I8Tile) {
 
 /// `sdot acc.4s, w.16b, x.4b[L]` (`vdotq_laneq_s32::<L>`): each i32 lane of `acc` gains
 /// the dot product of its column's 4 bytes of `w` with the 4 bytes of row `L` of `x`.
+/// Shared with the int4 kernel.
 #[inline]
 #[target_feature(enable = "neon,dotprod")]
-fn sdot<const L: usize>(mut acc: int32x4_t, w: int8x16_t, x: int8x16_t) -> int32x4_t {
+pub(crate) fn sdot<const L: usize>(mut acc: int32x4_t, w: int8x16_t, x: int8x16_t) -> int32x4_t {
     // SAFETY: dotprod is enabled; the instruction only reads and writes these registers.
     unsafe {
         asm!(
