@@ -1,5 +1,6 @@
 //! Work splitting shared by the GEMM drivers, and the micro-kernel row dispatch.
 
+use crate::f32gemm::{Post, TilePost};
 use rayon::prelude::*;
 use std::ops::Range;
 
@@ -30,6 +31,35 @@ pub(crate) fn for_each_task(
     } else {
         (0..m_blocks * groups).into_par_iter().for_each(task);
     }
+}
+
+/// What every GEMM driver settles before its tiles: the shapes of `A[m, k]` (row stride
+/// `lda`) and `C[m, n]` (row stride `ldc`) checked against their slices, the epilogue in
+/// raw form, and the thread count (the pool's, when `parallel` and the product has at
+/// least `min_macs` multiply-adds; else 1). `None` when `m` or `n` is 0: nothing to do.
+///
+/// # Panics
+/// If a slice is too short for its shape.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gemm_setup(
+    a_len: usize,
+    lda: usize,
+    m: usize,
+    k: usize,
+    c_len: usize,
+    ldc: usize,
+    n: usize,
+    post: Post<'_>,
+    parallel: bool,
+    min_macs: usize,
+) -> Option<(TilePost, usize)> {
+    if m == 0 || n == 0 {
+        return None;
+    }
+    assert!(lda >= k && a_len >= (m - 1) * lda + k, "A too short for [{m}, {k}]");
+    assert!(ldc >= n && c_len >= (m - 1) * ldc + n, "C too short for [{m}, {n}]");
+    let threads = if parallel && m * n * k >= min_macs { rayon::current_num_threads() } else { 1 };
+    Some((TilePost::new(post, m, n, ldc), threads))
 }
 
 /// `match t.mr { 1 => f::<1>(t), …, N => f::<N>(t) }`: a micro-kernel instantiated per row

@@ -45,24 +45,22 @@ fn exact_check(m: usize, n: usize, k: usize, group: usize, seed: u64) {
 
 /// f64 `post(sa·Σ q·ws·qa + bias)` from the same quantization the kernels use.
 fn dequantized_reference(a: &[f32], w: &[f32], bias: &[f32], m: usize, n: usize, k: usize, group: usize) -> Vec<f64> {
-    let deq_rows = |x: &[f32], rows: usize, len: usize, g: usize| -> Vec<f64> {
-        let mut out = vec![0.0; rows * len];
+    // Activations: int8 per row; weights: int4 per group of `group`.
+    let deq_rows = |x: &[f32], rows: usize, g: usize, int4: bool| -> Vec<f64> {
+        let mut out = vec![0.0; rows * k];
         for r in 0..rows {
-            for (c0, chunk) in x[r * len..(r + 1) * len].chunks(g).enumerate() {
+            for (c0, chunk) in x[r * k..(r + 1) * k].chunks(g).enumerate() {
                 let mut q = vec![0i8; chunk.len()];
-                let s = if g == len {
-                    e5_kernels::i8gemm::quantize_row(chunk, &mut q)
-                } else {
-                    quantize_group(chunk, &mut q)
-                };
+                let s =
+                    if int4 { quantize_group(chunk, &mut q) } else { e5_kernels::i8gemm::quantize_row(chunk, &mut q) };
                 for (i, &v) in q.iter().enumerate() {
-                    out[r * len + c0 * g + i] = v as f64 * s as f64;
+                    out[r * k + c0 * g + i] = v as f64 * s as f64;
                 }
             }
         }
         out
     };
-    let (da, dw) = (deq_rows(a, m, k, k), deq_rows(w, n, k, group));
+    let (da, dw) = (deq_rows(a, m, k, false), deq_rows(w, n, group, true));
     (0..m * n)
         .map(|idx| {
             let (i, j) = (idx / n, idx % n);

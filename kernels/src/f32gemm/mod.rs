@@ -29,7 +29,7 @@ pub mod neon;
 
 use crate::cache::CacheSizes;
 use crate::sync_ptr::SyncPtr;
-use crate::tiling::for_each_task;
+use crate::tiling::{for_each_task, gemm_setup};
 use crate::vector::GeluKind;
 use crate::Isa;
 use half::{bf16, f16, slice::HalfFloatSliceExt};
@@ -395,14 +395,11 @@ pub(crate) fn gemm(
     let (n, k) = (w.n, w.k);
     let mk = &kern.f32_gemm;
     assert_eq!(w.isa, kern.isa, "weights packed for {} used with {} kernels", w.isa, kern.isa);
-    if m == 0 || n == 0 {
+    let Some((post, threads)) = gemm_setup(a.len(), lda, m, k, c.len(), ldc, n, post, parallel, PARALLEL_MIN_MACS)
+    else {
         return;
-    }
-    assert!(lda >= k && a.len() >= (m - 1) * lda + k, "A too short for [{m}, {k}]");
-    assert!(ldc >= n && c.len() >= (m - 1) * ldc + n, "C too short for [{m}, {n}]");
-    let post = TilePost::new(post, m, n, ldc);
+    };
     let (mr, nr) = (mk.mr, mk.nr);
-    let threads = if parallel && m * n * k >= PARALLEL_MIN_MACS { rayon::current_num_threads() } else { 1 };
     let cp = SyncPtr(c.as_mut_ptr().cast::<f32>());
     let blocking = Blocking::derive(mr, CacheSizes::get());
     // Rows whose stride is a multiple of 4 KiB alias in L1 when read side by side: pack

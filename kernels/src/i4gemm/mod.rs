@@ -29,7 +29,7 @@ pub mod neon_dot;
 
 use crate::f32gemm::{Post, TilePost};
 use crate::sync_ptr::SyncPtr;
-use crate::tiling::for_each_task;
+use crate::tiling::{for_each_task, gemm_setup};
 use rayon::prelude::*;
 use std::mem::MaybeUninit;
 
@@ -241,13 +241,10 @@ pub(crate) fn gemm(
     let ik = &kern.i4_gemm;
     assert_eq!(w.kernel, ik.name, "int4 weights packed for {} used with {}", w.kernel, ik.name);
     let (n, k) = (w.n, w.k);
-    if m == 0 || n == 0 {
+    let Some((post, threads)) = gemm_setup(a.len(), lda, m, k, c.len(), ldc, n, post, parallel, PARALLEL_MIN_MACS)
+    else {
         return;
-    }
-    assert!(lda >= k && a.len() >= (m - 1) * lda + k, "A too short for [{m}, {k}]");
-    assert!(ldc >= n && c.len() >= (m - 1) * ldc + n, "C too short for [{m}, {n}]");
-    let post = TilePost::new(post, m, n, ldc);
-    let threads = if parallel && m * n * k >= PARALLEL_MIN_MACS { rayon::current_num_threads() } else { 1 };
+    };
     let (strips, sums, row_scales) = quantize_pack_a(kern, a, lda, m, k, w.group, threads > 1);
     let (mr, nr, groups) = (ik.mr, w.nr, k.div_ceil(w.group));
     let (quads, kp) = (groups * w.group / 4, groups * w.group);
