@@ -1,0 +1,211 @@
+"""e5: fast, faithful CPU text embeddings for multilingual-e5 and other BERT / XLM-R encoders.
+
+    import e5
+    model = e5.Model("models/multilingual-e5-small")
+    q = model.encode_query(["how much protein should a female eat"])    # (1, 384) float32
+    d = model.encode_document(["The CDC's protein requirement for women is 46 g per day."])
+    print(q @ d.T)
+
+Tokenization and the forward pass run with the GIL released: threads sharing one Model embed
+in parallel, and every vector depends only on its own text (not on batch-mates, batch size or
+thread count), bit for bit the same as `e5 embed` and the Rust library.
+"""
+
+import sys
+import warnings
+
+import numpy as np
+
+from . import _e5
+from ._e5 import E5Error, InputError, ModelError, OptionsError
+
+__all__ = ["Model", "E5Error", "ModelError", "InputError", "OptionsError", "TruncationWarning", "quantize"]
+
+_KINDS = ("query", "passage", "raw")
+
+
+class TruncationWarning(UserWarning):
+    """Some inputs were longer than the model's limit; only their first tokens were embedded."""
+
+
+class Model:
+    """A loaded embedding model.
+
+    path_or_hf_id: a model directory (Hugging Face layout) or an id found in the local HF cache.
+    precision: "fp32" (reference), "f16", "bf16" or "int8".
+    threads: worker threads (None: all cores).
+    device: "cpu", or "cuda" / "cuda:N" with a CUDA build.
+    long_inputs: "truncate" (reported: `last_report()["truncated"]` and a TruncationWarning) or
+        "chunk" (the token-weighted mean of overlapping windows; `chunk_window`, `chunk_overlap`).
+    normalize: L2-normalize outputs; None follows the model (sentence-transformers modules.json).
+    """
+
+    def __init__(self, path_or_hf_id, precision="fp32", threads=None, device="cpu", long_inputs="truncate",
+                 normalize=None, chunk_window=0, chunk_overlap=64):
+        self._m = _e5.Model(str(path_or_hf_id), precision=precision, threads=threads, device=device,
+                            long_inputs=long_inputs, normalize=normalize, chunk_window=chunk_window,
+                            chunk_overlap=chunk_overlap)
+
+    @property
+    def dim(self):
+        """Embedding width."""
+        return self._m.dim
+
+    def encode(self, texts, batch_size=32, kind="raw", normalize=True, show_progress_bar=False, output="float32",
+               ranges=None, calibration_embeddings=None):
+        """Embeds `texts` (a str, a list of str, or a pyarrow string array / chunked array / table
+        column) into a numpy `(n, dim)` array (a 1-D vector for a single str).
+
+        kind: "query" / "passage" add the e5 prefixes ("query: ", "passage: "); "raw" embeds as is.
+        normalize: must match the model's setting (pass `normalize=` to Model to change it);
+            it is checked rather than applied so that vectors stay bit-identical to `e5 embed`.
+        output: "float32", or the compact forms of sentence-transformers' `precision=`:
+            "int8" / "uint8" (per-dimension ranges: give `ranges`, shape (2, dim), or
+            `calibration_embeddings`; they are never taken from the call's own texts, so a
+            vector never depends on its batch-mates), "binary" (packed sign bits as int8, − 128)
+            and "ubinary" (packed sign bits as uint8).
+        """
+        if kind not in _KINDS:
+            raise OptionsError(f"unknown kind {kind!r} (expected 'query', 'passage' or 'raw')")
+        if normalize is not None and bool(normalize) != self._m.normalize:
+            raise OptionsError(
+                f"this model was loaded with normalize={self._m.normalize}; "
+                f"load it with e5.Model(..., normalize={bool(normalize)}) instead")
+        single = isinstance(texts, str)
+        batch = [texts] if single else _as_str_list(texts)
+        progress = _progress_bar(len(batch)) if show_progress_bar else None
+        try:
+            vectors = self._m.embed(batch, kind, batch_size, progress)
+        except UnicodeEncodeError as e:  # a lone surrogate has no UTF-8 form
+            bad = next(i for i, t in enumerate(batch) if not _is_utf8(t))
+            raise InputError(f"input {bad}: {e.reason} (not encodable as UTF-8)") from None
+        finally:
+            if progress is not None:
+                progress.close()
+        truncated = self._m.last_report()["truncated"]
+        if truncated:
+            warnings.warn(
+                f"{len(truncated)} input(s) longer than the model's limit were truncated (indices {truncated[:10]}"
+                f"{'…' if len(truncated) > 10 else ''}); use long_inputs='chunk' to embed all of them",
+                TruncationWarning, stacklevel=2)
+        out = quantize(vectors, output, ranges=ranges, calibration_embeddings=calibration_embeddings)
+        return out[0] if single else out
+
+    def encode_query(self, texts, **kwargs):
+        """`encode(texts, kind="query")`: search queries, with the "query: " prefix."""
+        return self.encode(texts, kind="query", **kwargs)
+
+    def encode_document(self, texts, **kwargs):
+        """`encode(texts, kind="passage")`: documents to retrieve, with the "passage: " prefix."""
+        return self.encode(texts, kind="passage", **kwargs)
+
+    def encode_arrow(self, texts, kind="raw", batch_size=32):
+        """Embeds a pyarrow string array (or chunked array / table column) into a pyarrow
+        `FixedSizeList<float32>[dim]` array, sharing the numpy buffer (no copy)."""
+        import pyarrow as pa
+
+        vectors = self.encode(texts, batch_size=batch_size, kind=kind)
+        return pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), self.dim)
+
+    def tokenize(self, text, kind="raw"):
+        """Token ids, tokens and character offsets of `text` as the model sees it (prefix
+        included), and `over_limit`: how many tokens truncation would drop."""
+        return self._m.tokenize(text, kind)
+
+    def info(self):
+        """Architecture, sizes, precision, kernels and memory, as a dict."""
+        return self._m.info()
+
+    def last_report(self):
+        """Of this model's most recent encode: texts, tokens, truncated (input indices) and
+        seconds. Shared by every thread using the model."""
+        return self._m.last_report()
+
+    def __repr__(self):
+        i = self.info()
+        return f"e5.Model({i['dir']!r}, {i['architecture']}, dim={i['dim']}, precision={i['precision']!r})"
+
+
+def _as_str_list(texts):
+    """A list of str from a list / tuple / pyarrow array / chunked array; None is an error."""
+    if type(texts).__module__.startswith("pyarrow"):
+        import pyarrow as pa
+
+        if isinstance(texts, pa.Table):
+            raise OptionsError("pass a column (table['text']), not a whole table")
+        if not (pa.types.is_string(texts.type) or pa.types.is_large_string(texts.type)):
+            raise InputError(f"expected a pyarrow string array, got {texts.type}")
+        if texts.null_count:
+            raise InputError(f"{texts.null_count} null text(s) in the pyarrow array")
+        texts = texts.to_pylist()
+    texts = list(texts)
+    for i, t in enumerate(texts):
+        if not isinstance(t, str):
+            raise InputError(f"input {i}: expected str, got {type(t).__name__}")
+    return texts
+
+
+def _is_utf8(text):
+    try:
+        text.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
+def quantize(vectors, output="float32", ranges=None, calibration_embeddings=None):
+    """float32 `(n, dim)` vectors in the compact forms of sentence-transformers'
+    `quantize_embeddings` (see Model.encode); "float32" returns them unchanged."""
+    if output == "float32":
+        return vectors
+    if output in ("binary", "ubinary"):
+        bits = np.packbits(vectors > 0, axis=-1)
+        return bits if output == "ubinary" else (bits.astype(np.int16) - 128).astype(np.int8)
+    if output not in ("int8", "uint8"):
+        raise OptionsError(f"unknown output {output!r} (expected float32, int8, uint8, binary or ubinary)")
+    if ranges is None:
+        if calibration_embeddings is None:
+            raise OptionsError(
+                f"output={output!r} needs ranges=(2, dim) or calibration_embeddings: ranges taken from the "
+                "call's own texts would make each vector depend on the others")
+        calibration_embeddings = np.asarray(calibration_embeddings, dtype=np.float32)
+        ranges = np.vstack((calibration_embeddings.min(axis=0), calibration_embeddings.max(axis=0)))
+    ranges = np.asarray(ranges, dtype=np.float32)
+    if ranges.shape != (2, vectors.shape[-1]):
+        raise OptionsError(f"ranges must have shape (2, {vectors.shape[-1]}), got {ranges.shape}")
+    starts = ranges[0]
+    steps = (ranges[1] - ranges[0]) / 255
+    steps[steps == 0] = 1  # a constant dimension maps to its start
+    levels = np.clip((vectors - starts) / steps, 0, 255)  # out-of-range values saturate
+    return levels.astype(np.uint8) if output == "uint8" else (levels - 128).astype(np.int8)
+
+
+class _StderrBar:
+    """A minimal progress line on stderr when tqdm is not installed."""
+
+    def __init__(self, total):
+        self.total = total
+
+    def __call__(self, done, total):
+        sys.stderr.write(f"\re5: {done}/{total} texts")
+        sys.stderr.flush()
+
+    def close(self):
+        sys.stderr.write("\n")
+
+
+def _progress_bar(total):
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        return _StderrBar(total)
+    bar = tqdm(total=total, unit="texts")
+
+    class _Tqdm:
+        def __call__(self, done, _total):
+            bar.update(done - bar.n)
+
+        def close(self):
+            bar.close()
+
+    return _Tqdm()
