@@ -14,6 +14,8 @@ fi
 bash tools/cross-test.sh # aarch64 NEON kernels (sdot and smull int8 paths) under qemu
 # The documented library example, end to end on the real model.
 cargo run --release -q -p e5 --example semantic_search -- models/multilingual-e5-small
+# The Python package: wheel built by maturin, installed in a fresh venv, pytest.
+bash tools/python-test.sh
 # The optional CUDA backend must build everywhere; its GPU tests say visibly when they skip.
 cargo build --release -p e5-cli --features cuda
 log="$(mktemp)"
