@@ -1,42 +1,14 @@
-//! Plain-data model description and the CPU-side validation of weights and inputs.
+//! The weights handed to the GPU, and the CPU-side validation of the model description,
+//! the weights and each batch. The model itself is described by `e5_arch::ModelConfig`.
 
 use crate::CudaError;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Gelu {
-    /// Exact `0.5 x (1 + erf(x / sqrt 2))` (BERT / XLM-R "gelu").
-    Erf,
-    /// Tanh approximation ("gelu_new", "gelu_pytorch_tanh").
-    Tanh,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Pooling {
-    Mean,
-    Cls,
-}
+use e5_arch::ModelConfig;
 
 /// Storage type of the GEMM operands on the device (accumulation is always f32).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum GpuPrecision {
     F16,
     Bf16,
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub struct EncoderConfig {
-    pub hidden: usize,
-    pub heads: usize,
-    pub intermediate: usize,
-    pub layers: usize,
-    pub layer_norm_eps: f32,
-    pub gelu: Gelu,
-    /// Position id of a sequence's first token: 0 for BERT, 2 for XLM-R.
-    pub position_offset: usize,
-    /// Rows of the position embedding table.
-    pub max_positions: usize,
-    pub pooling: Pooling,
-    pub normalize: bool,
 }
 
 /// One transformer layer; all f32, PyTorch `Linear` layout `[out, in]`.
@@ -77,35 +49,27 @@ pub(crate) const HEAD_DIMS: [usize; 4] = [16, 32, 64, 128];
 /// Row kernels keep one f32 row in (at most 48 KiB of) shared memory.
 const MAX_HIDDEN: usize = 8192;
 
-impl EncoderConfig {
-    pub(crate) fn head_dim(&self) -> usize {
-        self.hidden / self.heads
-    }
+/// Longest sequence the position table allows.
+pub(crate) fn max_seq_len(cfg: &ModelConfig) -> usize {
+    cfg.max_positions - cfg.position_offset
+}
 
-    /// Longest sequence the position table allows.
-    pub(crate) fn max_seq_len(&self) -> usize {
-        self.max_positions - self.position_offset
+/// What the GPU kernels can run: a compiled head dimension, a row that fits shared memory.
+fn validate(cfg: &ModelConfig) -> Result<(), CudaError> {
+    let bad = |m: String| Err(CudaError::InvalidInput(m));
+    if cfg.hidden == 0 || cfg.heads == 0 || cfg.intermediate == 0 || cfg.layers == 0 {
+        return bad(format!("hidden, heads, intermediate and layers must be > 0: {cfg:?}"));
     }
-
-    fn validate(&self) -> Result<(), CudaError> {
-        let bad = |m: String| Err(CudaError::InvalidInput(m));
-        if self.hidden == 0 || self.heads == 0 || self.intermediate == 0 || self.layers == 0 {
-            return bad(format!("hidden, heads, intermediate and layers must be > 0: {self:?}"));
-        }
-        if self.head_dim() * self.heads != self.hidden || !HEAD_DIMS.contains(&self.head_dim()) {
-            return bad(format!("hidden {} / heads {} must give a head dim in {HEAD_DIMS:?}", self.hidden, self.heads));
-        }
-        if self.hidden > MAX_HIDDEN {
-            return bad(format!("hidden {} exceeds {MAX_HIDDEN}", self.hidden));
-        }
-        if self.max_positions <= self.position_offset {
-            return bad(format!(
-                "max_positions {} must exceed position_offset {}",
-                self.max_positions, self.position_offset
-            ));
-        }
-        Ok(())
+    if cfg.head_dim() * cfg.heads != cfg.hidden || !HEAD_DIMS.contains(&cfg.head_dim()) {
+        return bad(format!("hidden {} / heads {} must give a head dim in {HEAD_DIMS:?}", cfg.hidden, cfg.heads));
     }
+    if cfg.hidden > MAX_HIDDEN {
+        return bad(format!("hidden {} exceeds {MAX_HIDDEN}", cfg.hidden));
+    }
+    if cfg.max_positions <= cfg.position_offset {
+        return bad(format!("max_positions {} must exceed position_offset {}", cfg.max_positions, cfg.position_offset));
+    }
+    Ok(())
 }
 
 fn check(tensor: &str, got: &[f32], expected: usize) -> Result<(), CudaError> {
@@ -117,8 +81,8 @@ fn check(tensor: &str, got: &[f32], expected: usize) -> Result<(), CudaError> {
 }
 
 /// Checks the config and every slice length; returns the vocabulary size.
-pub(crate) fn validate_weights(cfg: &EncoderConfig, w: &EncoderWeights) -> Result<usize, CudaError> {
-    cfg.validate()?;
+pub(crate) fn validate_weights(cfg: &ModelConfig, w: &EncoderWeights) -> Result<usize, CudaError> {
+    validate(cfg)?;
     let (h, i) = (cfg.hidden, cfg.intermediate);
     let words = w.word_embeddings.len();
     if words == 0 || words / h * h != words {
@@ -157,7 +121,7 @@ pub(crate) fn validate_weights(cfg: &EncoderConfig, w: &EncoderWeights) -> Resul
 
 /// Checks a batch (ids concatenated, `offsets` = n+1 prefix offsets); returns n.
 pub(crate) fn validate_batch(
-    cfg: &EncoderConfig,
+    cfg: &ModelConfig,
     vocab: usize,
     ids: &[u32],
     offsets: &[usize],
@@ -177,8 +141,8 @@ pub(crate) fn validate_batch(
         if pair[1] <= pair[0] {
             return bad(format!("sequence {s} is empty or seq_offsets decrease ({} -> {})", pair[0], pair[1]));
         }
-        if len > cfg.max_seq_len() {
-            return bad(format!("sequence {s} has {len} tokens; the model allows {}", cfg.max_seq_len()));
+        if len > max_seq_len(cfg) {
+            return bad(format!("sequence {s} has {len} tokens; the model allows {}", max_seq_len(cfg)));
         }
     }
     if let Some((t, id)) = ids.iter().enumerate().find(|(_, &id)| id as usize >= vocab) {
@@ -191,18 +155,25 @@ pub(crate) fn validate_batch(
 mod tests {
     use super::*;
 
-    fn cfg() -> EncoderConfig {
-        EncoderConfig {
+    fn cfg() -> ModelConfig {
+        ModelConfig {
+            architecture: e5_arch::Architecture::XlmRoberta,
+            vocab_size: 5,
             hidden: 64,
             heads: 2,
             intermediate: 128,
             layers: 1,
             layer_norm_eps: 1e-12,
-            gelu: Gelu::Erf,
-            position_offset: 2,
+            gelu: e5_arch::GeluKind::Erf,
             max_positions: 10,
-            pooling: Pooling::Mean,
+            type_vocab_size: 1,
+            position_offset: 2,
+            max_tokens: 8,
+            dtype: "float32".into(),
+            pooling: e5_arch::Pooling::Mean,
             normalize: true,
+            query_prefix: String::new(),
+            passage_prefix: String::new(),
         }
     }
 

@@ -15,7 +15,8 @@ use crate::config::{validate_batch, validate_weights};
 use crate::device;
 use crate::gemm::Gemm;
 use crate::kernels::Kernels;
-use crate::{CudaError, EncoderConfig, EncoderWeights, Gelu, GpuPrecision, Pooling};
+use crate::{CudaError, EncoderWeights, GpuPrecision};
+use e5_arch::{GeluKind, ModelConfig, Pooling};
 
 /// Tokens the construction-time memory check reserves workspace for (16 × 512).
 const WORKSPACE_ESTIMATE_TOKENS: usize = 16 * 512;
@@ -77,7 +78,7 @@ struct State {
 }
 
 pub struct CudaEncoder {
-    cfg: EncoderConfig,
+    cfg: ModelConfig,
     vocab: usize,
     ctx: Arc<CudaContext>,
     stream: Arc<CudaStream>,
@@ -87,12 +88,12 @@ pub struct CudaEncoder {
 }
 
 /// Device bytes of activations per token (see `Workspace`).
-fn bytes_per_token(cfg: &EncoderConfig) -> usize {
+fn bytes_per_token(cfg: &ModelConfig) -> usize {
     let (h, i) = (cfg.hidden, cfg.intermediate);
     8 + 4 * h + 2 * h + 12 * h + 2 * h + 4 * h + 4 * i + 2 * i
 }
 
-fn weight_bytes(cfg: &EncoderConfig, vocab: usize) -> usize {
+fn weight_bytes(cfg: &ModelConfig, vocab: usize) -> usize {
     let (h, i) = (cfg.hidden, cfg.intermediate);
     let per_layer = 2 * (3 * h * h + h * h + 2 * h * i) + 4 * (3 * h + 6 * h + i);
     2 * vocab * h + 4 * (cfg.max_positions * h + 3 * h) + cfg.layers * per_layer
@@ -110,7 +111,7 @@ impl CudaEncoder {
     /// Validates `w` against `cfg` (before touching the GPU), checks memory, compiles
     /// (or loads cached) kernels and uploads the weights.
     pub fn new(
-        cfg: EncoderConfig,
+        cfg: ModelConfig,
         w: &EncoderWeights,
         precision: GpuPrecision,
         ordinal: usize,
@@ -233,7 +234,7 @@ impl CudaEncoder {
         let gelu_blocks = to_u32((t * i).div_ceil(256).min(1 << 20))?;
         let gelu_cfg = launch_cfg((gelu_blocks, 1, 1), 256, 0);
         let cols = i as i32;
-        let tanh_form = i32::from(c.gelu == Gelu::Tanh);
+        let tanh_form = i32::from(c.gelu == GeluKind::Tanh);
         let s = &self.stream;
 
         // SAFETY (all launches): argument lists match the kernel signatures in

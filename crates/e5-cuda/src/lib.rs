@@ -12,7 +12,7 @@ mod error;
 mod gemm;
 mod kernels;
 
-pub use config::{EncoderConfig, EncoderWeights, Gelu, GpuPrecision, LayerWeights, Pooling};
+pub use config::{EncoderWeights, GpuPrecision, LayerWeights};
 pub use device::{probe, DeviceInfo};
 pub use encoder::CudaEncoder;
 pub use error::CudaError;

@@ -2,7 +2,8 @@
 //! usable driver/device/libraries are present.
 mod common;
 
-use e5_cuda::{probe, CudaEncoder, CudaError, Gelu, GpuPrecision, Pooling};
+use e5_arch::{GeluKind as Gelu, Pooling};
+use e5_cuda::{probe, CudaEncoder, CudaError, GpuPrecision};
 
 /// The encoder, or `None` after printing the skip line.
 fn encoder(model: &common::Model, precision: GpuPrecision) -> Option<CudaEncoder> {

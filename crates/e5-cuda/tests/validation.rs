@@ -1,7 +1,8 @@
 //! Pure-CPU tests: run everywhere, no GPU or CUDA libraries needed.
 mod common;
 
-use e5_cuda::{probe, CudaEncoder, CudaError, Gelu, GpuPrecision, Pooling};
+use e5_arch::{GeluKind as Gelu, Pooling};
+use e5_cuda::{probe, CudaEncoder, CudaError, GpuPrecision};
 
 #[test]
 fn wrong_slice_length_names_the_tensor() {

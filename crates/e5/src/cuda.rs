@@ -1,10 +1,11 @@
 //! The optional CUDA backend (`--features cuda`): the checkpoint's weights handed to
 //! `e5-cuda`, which runs the whole encoder, pooling included, on the GPU.
 
-use crate::config::ModelConfig;
 use crate::error::{Error, Result};
 use crate::weights::Checkpoint;
-use e5_cuda::{CudaEncoder, EncoderConfig, EncoderWeights, Gelu, GpuPrecision, LayerWeights, Pooling};
+use e5_arch::names::{self, NormId};
+use e5_arch::{LinearId, ModelConfig, SubLayer};
+use e5_cuda::{CudaEncoder, EncoderWeights, GpuPrecision, LayerWeights};
 
 /// Uploads the encoder to GPU `ordinal` (fp16 weights by default, bf16 on request).
 pub(crate) fn load(
@@ -16,50 +17,40 @@ pub(crate) fn load(
 ) -> Result<CudaEncoder> {
     let cuda_err = |e: e5_cuda::CudaError| Error::Options(format!("CUDA device {ordinal}: {e}"));
     e5_cuda::probe(ordinal).map_err(cuda_err)?;
-    let (h, i) = (cfg.hidden, cfg.intermediate);
-    let word = ck.f32("embeddings.word_embeddings.weight", &[cfg.vocab_size, h])?;
-    let pos = ck.f32("embeddings.position_embeddings.weight", &[cfg.max_positions, h])?;
-    let types = ck.f32("embeddings.token_type_embeddings.weight", &[cfg.type_vocab_size, h])?;
-    let emb_ln = (ck.f32("embeddings.LayerNorm.weight", &[h])?, ck.f32("embeddings.LayerNorm.bias", &[h])?);
+    let h = cfg.hidden;
+    let word = ck.f32(names::WORD_EMBEDDINGS, &[cfg.vocab_size, h])?;
+    let pos = ck.f32(names::POSITION_EMBEDDINGS, &[cfg.max_positions, h])?;
+    let types = ck.f32(names::TOKEN_TYPE_EMBEDDINGS, &[cfg.type_vocab_size, h])?;
+    let norm = |id: NormId| -> Result<[Vec<f32>; 2]> { Ok([ck.f32(&id.weight(), &[h])?, ck.f32(&id.bias(), &[h])?]) };
+    // A linear map's HF modules stacked along the output dimension: weight and bias.
+    let linear = |layer: usize, sub: SubLayer| -> Result<[Vec<f32>; 2]> {
+        let (n, k) = sub.shape(cfg);
+        let (mut w, mut b) = (Vec::new(), Vec::new());
+        for m in names::linear(LinearId::new(layer, sub)) {
+            w.extend(ck.f32(&m.weight, &[n, k])?);
+            b.extend(ck.f32(&m.bias, &[n])?);
+        }
+        Ok([w, b])
+    };
+    let [emb_ln_gamma, emb_ln_beta] = norm(NormId::Embeddings)?;
     struct Owned([Vec<f32>; 12]);
     let layers: Vec<Owned> = (0..cfg.layers)
         .map(|l| {
-            let p = format!("encoder.layer.{l}");
-            let t = |n: &str, shape: &[usize]| ck.f32(&format!("{p}.{n}"), shape);
-            let qkv_w = [
-                t("attention.self.query.weight", &[h, h])?,
-                t("attention.self.key.weight", &[h, h])?,
-                t("attention.self.value.weight", &[h, h])?,
-            ]
-            .concat();
-            let qkv_b = [
-                t("attention.self.query.bias", &[h])?,
-                t("attention.self.key.bias", &[h])?,
-                t("attention.self.value.bias", &[h])?,
-            ]
-            .concat();
-            Ok(Owned([
-                qkv_w,
-                qkv_b,
-                t("attention.output.dense.weight", &[h, h])?,
-                t("attention.output.dense.bias", &[h])?,
-                t("attention.output.LayerNorm.weight", &[h])?,
-                t("attention.output.LayerNorm.bias", &[h])?,
-                t("intermediate.dense.weight", &[i, h])?,
-                t("intermediate.dense.bias", &[i])?,
-                t("output.dense.weight", &[h, i])?,
-                t("output.dense.bias", &[h])?,
-                t("output.LayerNorm.weight", &[h])?,
-                t("output.LayerNorm.bias", &[h])?,
-            ]))
+            let [qkv_w, qkv_b] = linear(l, SubLayer::Qkv)?;
+            let [out_w, out_b] = linear(l, SubLayer::AttnOut)?;
+            let [ln1_g, ln1_b] = norm(NormId::Attention(l))?;
+            let [up_w, up_b] = linear(l, SubLayer::FfnUp)?;
+            let [down_w, down_b] = linear(l, SubLayer::FfnDown)?;
+            let [ln2_g, ln2_b] = norm(NormId::Output(l))?;
+            Ok(Owned([qkv_w, qkv_b, out_w, out_b, ln1_g, ln1_b, up_w, up_b, down_w, down_b, ln2_g, ln2_b]))
         })
         .collect::<Result<_>>()?;
     let weights = EncoderWeights {
         word_embeddings: &word,
         position_embeddings: &pos,
         token_type_row: &types[..h],
-        emb_ln_gamma: &emb_ln.0,
-        emb_ln_beta: &emb_ln.1,
+        emb_ln_gamma: &emb_ln_gamma,
+        emb_ln_beta: &emb_ln_beta,
         layers: layers
             .iter()
             .map(|Owned(w)| LayerWeights {
@@ -78,24 +69,7 @@ pub(crate) fn load(
             })
             .collect(),
     };
-    let config = EncoderConfig {
-        hidden: h,
-        heads: cfg.heads,
-        intermediate: i,
-        layers: cfg.layers,
-        layer_norm_eps: cfg.layer_norm_eps,
-        gelu: match cfg.gelu {
-            e5_kernels::GeluKind::Erf => Gelu::Erf,
-            e5_kernels::GeluKind::Tanh => Gelu::Tanh,
-        },
-        position_offset: cfg.position_offset,
-        max_positions: cfg.max_positions,
-        pooling: match cfg.pooling {
-            e5_kernels::Pooling::Mean => Pooling::Mean,
-            e5_kernels::Pooling::Cls => Pooling::Cls,
-        },
-        normalize,
-    };
+    let config = ModelConfig { normalize, ..cfg.clone() };
     let precision = if bf16 { GpuPrecision::Bf16 } else { GpuPrecision::F16 };
     CudaEncoder::new(config, &weights, precision, ordinal).map_err(cuda_err)
 }

@@ -1,6 +1,7 @@
 //! [`Model`]: load a model directory, then embed texts.
 
-use crate::config::ModelConfig;
+use crate::config::FromDir;
+use e5_arch::ModelConfig;
 use crate::error::{Error, Result};
 use crate::input::*;
 use crate::lanes::Lanes;

@@ -24,8 +24,8 @@ pub enum Error {
     #[error("tensor {name:?}: expected shape {expected:?}, found {found:?}")]
     TensorShape { name: String, expected: Vec<usize>, found: Vec<usize> },
 
-    #[error("tensor {name:?}: unsupported dtype {dtype} (expected F32, F16 or BF16)")]
-    TensorDtype { name: String, dtype: String },
+    #[error("tensor {name:?}: dtype {dtype}, expected {expected}")]
+    TensorDtype { name: String, dtype: String, expected: &'static str },
 
     #[error("{path}: {message}")]
     Tokenizer { path: PathBuf, message: String },

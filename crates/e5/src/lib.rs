@@ -33,13 +33,12 @@ mod tokenize;
 pub mod unigram;
 mod weights;
 
-pub use config::{Architecture, ModelConfig};
-pub use e5_kernels::{Isa, Pooling};
+pub use e5_arch::{Architecture, GeluKind, LinearId, ModelConfig, Pooling, SubLayer};
+pub use e5_kernels::Isa;
 pub use engine::{Model, ModelInfo};
 pub use error::{Error, Result};
 pub use input::{
     ChunkOutput, Device, Embeddings, Input, InputKind, LongInputs, Options, Precision, Residency, RowInfo, Tokens,
 };
-pub use model::SUB_LAYERS;
 pub use model::{Site, Tap};
 pub use source::resolve_model;

@@ -8,11 +8,11 @@
 //!   or `F16`/`BF16`;
 //! - biases, LayerNorms, position and token-type tables: `F32`.
 
-use crate::config::ModelConfig;
+use crate::config::FromDir;
 use crate::error::{Error, Result};
 use crate::input::Precision;
-use crate::model::SUB_LAYERS;
 use crate::weights::{Checkpoint, FloatType};
+use e5_arch::{names, LinearId, ModelConfig};
 use e5_kernels::i8gemm::quantize_row;
 use half::{bf16, f16};
 use safetensors::{tensor::TensorView, Dtype};
@@ -58,21 +58,6 @@ pub struct ScaleStats {
     pub min: f32,
     pub max: f32,
     pub mean: f32,
-}
-
-/// The sub-layer (`layer.{i}.{qkv|attn_out|ffn_up|ffn_down}`) a linear weight belongs to.
-fn sub_layer(name: &str) -> Option<String> {
-    let rest = name.strip_prefix("encoder.layer.")?;
-    let (i, tail) = rest.split_once('.')?;
-    let kind = match tail {
-        "attention.self.query.weight" | "attention.self.key.weight" | "attention.self.value.weight" => "qkv",
-        "attention.output.dense.weight" => "attn_out",
-        "intermediate.dense.weight" => "ffn_up",
-        "output.dense.weight" => "ffn_down",
-        _ => return None,
-    };
-    debug_assert!(SUB_LAYERS.contains(&kind));
-    Some(format!("layer.{i}.{kind}"))
 }
 
 fn dtype_name(d: FloatType) -> &'static str {
@@ -147,17 +132,14 @@ pub fn quantize_model(
     if let Some(m) = read_manifest(src)? {
         return Err(Error::Options(format!("{} is already quantized ({})", src.display(), m.precision)));
     }
-    let known: Vec<String> = (0..cfg.layers).flat_map(|i| SUB_LAYERS.map(|s| format!("layer.{i}.{s}"))).collect();
-    if let Some(bad) = keep_fp32.iter().find(|k| !known.contains(k)) {
-        return Err(Error::Options(format!("keep-fp32 {bad:?} names no sub-layer")));
-    }
+    let parse =
+        |what: &str, name: &str| LinearId::parse_in(name, cfg.layers).map_err(|e| Error::Options(format!("{what} {e}")));
+    let keep: Vec<LinearId> = keep_fp32.iter().map(|k| parse("keep-fp32", k)).collect::<Result<_>>()?;
     let scales = activation_scales.cloned().unwrap_or_default();
     if !scales.is_empty() && precision != Precision::Int8 {
         return Err(Error::Options("activation scales (static int8) need --precision int8".into()));
     }
-    if let Some(bad) = scales.keys().find(|k| !known.contains(k)) {
-        return Err(Error::Options(format!("activation scale for {bad:?} names no sub-layer")));
-    }
+    let scale_ids: Vec<LinearId> = scales.keys().map(|k| parse("activation scale for", k)).collect::<Result<_>>()?;
     let half = |v: &[f32]| -> (FloatType, Vec<u8>) {
         match precision {
             Precision::Bf16 => (FloatType::Bf16, v.iter().flat_map(|x| bf16::from_f32(*x).to_le_bytes()).collect()),
@@ -166,23 +148,23 @@ pub fn quantize_model(
     };
     let mut outs = Vec::new();
     let mut manifest_tensors = BTreeMap::new();
-    let mut names: Vec<(String, Vec<usize>)> = ck
+    let mut tensors: Vec<(String, Vec<usize>)> = ck
         .inventory()
-        .filter(|(n, _, _)| n.starts_with("embeddings.") || n.starts_with("encoder."))
+        .filter(|(n, _, _)| names::is_encoder_tensor(n))
         .map(|(n, _, s)| (n.to_string(), s.to_vec()))
         .collect();
-    names.sort();
-    for (name, shape) in names {
+    tensors.sort();
+    for (name, shape) in tensors {
         let v = ck.f32(&name, &shape)?;
-        let is_table = name == "embeddings.word_embeddings.weight";
-        let linear = sub_layer(&name);
-        let quantize = is_table || linear.as_ref().is_some_and(|l| !keep_fp32.contains(l));
+        let is_table = name == names::WORD_EMBEDDINGS;
+        let linear = names::linear_of_weight(&name);
+        let quantize = is_table || linear.is_some_and(|l| !keep.contains(&l));
         let mut scales = None;
         let (dtype, bytes) = if !quantize {
             (FloatType::F32, f32_bytes(&v))
         } else if precision == Precision::Int8 {
             let (q, s) = int8_rows(&v, shape[0], shape[1]);
-            let scale_name = format!("{name}_scale");
+            let scale_name = names::scale_of(&name);
             scales = Some(stats(&s));
             outs.push(Out {
                 name: scale_name.clone(),
@@ -200,8 +182,8 @@ pub fn quantize_model(
             .insert(name.clone(), TensorEntry { dtype: dtype_name(dtype).into(), shape: shape.clone(), scales });
         outs.push(Out { name, dtype, shape, bytes });
     }
-    for (sub_layer, s) in &scales {
-        let name = format!("{sub_layer}.input_scale");
+    for (&id, s) in scale_ids.iter().zip(scales.values()) {
+        let name = names::input_scale(id);
         outs.push(Out { name: name.clone(), dtype: FloatType::F32, shape: vec![1], bytes: f32_bytes(&[*s]) });
         manifest_tensors.insert(name, TensorEntry { dtype: "F32".into(), shape: vec![1], scales: None });
     }
@@ -323,8 +305,8 @@ pub(crate) fn activation_scales(
 ) -> Result<Option<std::sync::Arc<BTreeMap<String, f32>>>> {
     let mut out = BTreeMap::new();
     for name in m.tensors.keys() {
-        if let Some(sub_layer) = name.strip_suffix(".input_scale") {
-            out.insert(sub_layer.to_string(), ck.f32(name, &[1])?[0]);
+        if let Some(id) = names::linear_of_input_scale(name) {
+            out.insert(id.to_string(), ck.f32(name, &[1])?[0]);
         }
     }
     Ok((!out.is_empty()).then(|| std::sync::Arc::new(out)))

@@ -72,7 +72,10 @@ impl Checkpoint {
                     Dtype::I8 => FloatType::I8,
                     // Integer side tensors (e.g. `position_ids` buffers) are not weights.
                     Dtype::I64 | Dtype::I32 | Dtype::U8 | Dtype::BOOL => continue,
-                    other => return Err(Error::TensorDtype { name, dtype: format!("{other:?}") }),
+                    other => {
+                        let expected = "F32, F16, BF16 or I8 (weights), or an integer side tensor";
+                        return Err(Error::TensorDtype { name, dtype: format!("{other:?}"), expected });
+                    }
                 };
                 let (s, e) = info.data_offsets;
                 let t = TensorRef {
@@ -121,7 +124,7 @@ impl Checkpoint {
     pub fn f32(&self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
         let (t, full) = self.find(name, shape)?;
         if t.dtype == FloatType::I8 {
-            return Err(Error::TensorDtype { name: full, dtype: "I8 (expected a float tensor)".into() });
+            return Err(Error::TensorDtype { name: full, dtype: "I8".into(), expected: "F32, F16 or BF16" });
         }
         let mut out = vec![0.0; shape.iter().product()];
         convert(self.bytes(t), t.dtype, &mut out);
@@ -132,7 +135,7 @@ impl Checkpoint {
     pub fn i8(&self, name: &str, shape: &[usize]) -> Result<Vec<i8>> {
         let (t, full) = self.find(name, shape)?;
         if t.dtype != FloatType::I8 {
-            return Err(Error::TensorDtype { name: full, dtype: format!("{:?} (expected I8)", t.dtype) });
+            return Err(Error::TensorDtype { name: full, dtype: format!("{:?}", t.dtype), expected: "I8" });
         }
         Ok(self.bytes(t).iter().map(|&b| b as i8).collect())
     }

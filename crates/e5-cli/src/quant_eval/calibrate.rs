@@ -7,7 +7,7 @@
 //! above c cost (|x| − c)² (bin centres) and values below cost the rounding noise s²/12.
 
 use anyhow::Result;
-use e5::{Input, Model, Site, SUB_LAYERS};
+use e5::{Input, LinearId, Model, Site};
 use std::collections::BTreeMap;
 
 pub const BINS: usize = 2048;
@@ -46,7 +46,7 @@ pub fn gemm_input(site: Site, layers: usize) -> Option<usize> {
 }
 
 pub fn sub_layer_names(layers: usize) -> Vec<String> {
-    (0..layers).flat_map(|i| SUB_LAYERS.map(|s| format!("layer.{i}.{s}"))).collect()
+    LinearId::all(layers).map(|id| id.to_string()).collect()
 }
 
 /// |x| statistics of each sub-layer input.

@@ -1,22 +1,30 @@
 //! Tiny random encoder shared by the integration tests, plus an f32 CPU reference.
 #![allow(dead_code)] // each test binary uses a subset
 
-use e5_cuda::{EncoderConfig, EncoderWeights, Gelu, LayerWeights, Pooling};
+use e5_arch::{Architecture, GeluKind as Gelu, ModelConfig as EncoderConfig, Pooling};
+use e5_cuda::{EncoderWeights, LayerWeights};
 
 pub const VOCAB: usize = 1000;
 
 pub fn config(gelu: Gelu, pooling: Pooling) -> EncoderConfig {
     EncoderConfig {
+        architecture: Architecture::XlmRoberta,
+        vocab_size: VOCAB,
         hidden: 64,
         heads: 4,
         intermediate: 128,
         layers: 2,
         layer_norm_eps: 1e-5,
         gelu,
-        position_offset: 2,
         max_positions: 514,
+        type_vocab_size: 1,
+        position_offset: 2,
+        max_tokens: 512,
+        dtype: "float32".into(),
         pooling,
         normalize: true,
+        query_prefix: String::new(),
+        passage_prefix: String::new(),
     }
 }
 

@@ -1,13 +1,14 @@
-//! Token + position + token-type embeddings, then LayerNorm.
+//! Token embeddings: token + position + token-type rows summed, then LayerNorm (`[T, H]`).
 
 use super::linear::Norm;
-use crate::config::ModelConfig;
+use e5_arch::names::{self, NormId};
+use e5_arch::ModelConfig;
 use crate::error::Result;
 use crate::weights::{Checkpoint, MappedTensor};
 use e5_kernels::Kernels;
 use rayon::prelude::*;
 
-pub(crate) struct Embeddings {
+pub(crate) struct TokenEmbeddings {
     /// `[vocab, H]`, read in place from the checkpoint.
     pub words: MappedTensor,
     /// `[max_positions, H]`.
@@ -19,16 +20,16 @@ pub(crate) struct Embeddings {
     position_offset: usize,
 }
 
-impl Embeddings {
+impl TokenEmbeddings {
     pub fn load(ck: &Checkpoint, cfg: &ModelConfig) -> Result<Self> {
         let h = cfg.hidden;
-        let mut token_type = ck.f32("embeddings.token_type_embeddings.weight", &[cfg.type_vocab_size, h])?;
+        let mut token_type = ck.f32(names::TOKEN_TYPE_EMBEDDINGS, &[cfg.type_vocab_size, h])?;
         token_type.truncate(h);
-        Ok(Embeddings {
-            words: ck.mapped("embeddings.word_embeddings.weight", [cfg.vocab_size, h])?,
-            positions: ck.f32("embeddings.position_embeddings.weight", &[cfg.max_positions, h])?,
+        Ok(TokenEmbeddings {
+            words: ck.mapped(names::WORD_EMBEDDINGS, [cfg.vocab_size, h])?,
+            positions: ck.f32(names::POSITION_EMBEDDINGS, &[cfg.max_positions, h])?,
             token_type,
-            norm: Norm::load(ck, "embeddings.LayerNorm", h, cfg.layer_norm_eps)?,
+            norm: Norm::load(ck, NormId::Embeddings, h, cfg.layer_norm_eps)?,
             hidden: h,
             position_offset: cfg.position_offset,
         })

@@ -2,7 +2,8 @@
 
 use super::linear::{Linear, LinearFormat, Norm};
 use super::{Site, Tap};
-use crate::config::ModelConfig;
+use e5_arch::names::NormId;
+use e5_arch::{LinearId, ModelConfig, SubLayer};
 use crate::error::Result;
 use crate::weights::Checkpoint;
 use e5_kernels::{AttentionShape, Kernels, Post};
@@ -20,25 +21,26 @@ pub(crate) struct Layer {
 }
 
 impl Layer {
-    /// `format(sub_layer)` gives each linear map's format (`qkv`, `attn_out`, `ffn_up`, `ffn_down`).
+    /// `format(id)` gives each linear map's format.
     pub fn load(
         ck: &Checkpoint,
         kern: &Kernels,
         cfg: &ModelConfig,
         i: usize,
-        format: &dyn Fn(&str) -> LinearFormat,
+        format: &dyn Fn(LinearId) -> LinearFormat,
     ) -> Result<Self> {
-        let (h, inter, eps) = (cfg.hidden, cfg.intermediate, cfg.layer_norm_eps);
-        let p = format!("encoder.layer.{i}");
-        let attn = |s: &str| format!("{p}.attention.self.{s}");
-        let dense = |s: &str| format!("{p}.{s}.dense");
+        let (h, eps) = (cfg.hidden, cfg.layer_norm_eps);
+        let linear = |sub| {
+            let id = LinearId::new(i, sub);
+            Linear::load(ck, kern, id, cfg, format(id))
+        };
         Ok(Layer {
-            qkv: Linear::load(ck, kern, &[&attn("query"), &attn("key"), &attn("value")], h, h, format("qkv"))?,
-            attn_out: Linear::load(ck, kern, &[&dense("attention.output")], h, h, format("attn_out"))?,
-            attn_norm: Norm::load(ck, &format!("{p}.attention.output.LayerNorm"), h, eps)?,
-            ffn_up: Linear::load(ck, kern, &[&dense("intermediate")], inter, h, format("ffn_up"))?,
-            ffn_down: Linear::load(ck, kern, &[&dense("output")], h, inter, format("ffn_down"))?,
-            ffn_norm: Norm::load(ck, &format!("{p}.output.LayerNorm"), h, eps)?,
+            qkv: linear(SubLayer::Qkv)?,
+            attn_out: linear(SubLayer::AttnOut)?,
+            attn_norm: Norm::load(ck, NormId::Attention(i), h, eps)?,
+            ffn_up: linear(SubLayer::FfnUp)?,
+            ffn_down: linear(SubLayer::FfnDown)?,
+            ffn_norm: Norm::load(ck, NormId::Output(i), h, eps)?,
             shape: AttentionShape { hidden: h, heads: cfg.heads },
             cfg_gelu: cfg.gelu,
         })

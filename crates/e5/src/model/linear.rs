@@ -3,6 +3,8 @@
 use crate::error::{Error, Result};
 use crate::input::Precision;
 use crate::weights::{check_scales, Checkpoint, FloatType};
+use e5_arch::names::{self, NormId};
+use e5_arch::{LinearId, ModelConfig};
 use e5_kernels::{Kernels, PackedF32, PackedI8, Post, Storage};
 
 /// Packed weights in the layer's precision.
@@ -27,38 +29,34 @@ pub(crate) struct LinearFormat {
 }
 
 impl Linear {
-    /// Packs `names` (stacked along the output dimension, e.g. query/key/value into one
-    /// `[3H, H]` map), each `[n_i, k]` with a bias `[n_i]`, then releases their pages.
-    pub fn load(
-        ck: &Checkpoint,
-        kern: &Kernels,
-        names: &[&str],
-        n_each: usize,
-        k: usize,
-        format: LinearFormat,
-    ) -> Result<Self> {
+    /// Packs the HF modules of `id` (stacked along the output dimension, e.g. query/key/value
+    /// into one `[3H, H]` map), each `[n_each, k]` with a bias `[n_each]`, then releases
+    /// their pages.
+    pub fn load(ck: &Checkpoint, kern: &Kernels, id: LinearId, cfg: &ModelConfig, format: LinearFormat) -> Result<Self> {
         let (precision, input_scale) = (format.precision, format.input_scale);
+        let modules = names::linear(id);
+        let (n_each, k) = id.sub.shape(cfg);
         if let Some(s) = input_scale {
-            check_scales(&format!("{} input scale", names[0]), &[s])?;
+            check_scales(&format!("{id} input scale"), &[s])?;
         }
-        let n = names.len() * n_each;
+        let n = modules.len() * n_each;
         let mut b = Vec::with_capacity(n);
-        for name in names {
-            b.extend(ck.f32(&format!("{name}.bias"), &[n_each])?);
+        for m in &modules {
+            b.extend(ck.f32(&m.bias, &[n_each])?);
         }
-        if ck.dtype(&format!("{}.weight", names[0])) == Some(FloatType::I8) {
+        if ck.dtype(&modules[0].weight) == Some(FloatType::I8) {
             // Written by `e5 quantize`: int8 per output channel, used without re-quantization.
             let (mut q, mut scales) = (Vec::with_capacity(n * k), Vec::with_capacity(n));
-            for name in names {
-                q.extend(ck.i8(&format!("{name}.weight"), &[n_each, k])?);
-                let s = ck.f32(&format!("{name}.weight_scale"), &[n_each])?;
-                check_scales(&format!("{name}.weight_scale"), &s)?;
+            for m in &modules {
+                q.extend(ck.i8(&m.weight, &[n_each, k])?);
+                let s = ck.f32(&m.weight_scale(), &[n_each])?;
+                check_scales(&m.weight_scale(), &s)?;
                 scales.extend(s);
             }
             if q.iter().any(|&v| v == i8::MIN) {
                 return Err(Error::Quantized(format!(
-                    "{}.weight holds -128; int8 weights must lie in [-127, 127]",
-                    names[0]
+                    "{} holds -128; int8 weights must lie in [-127, 127]",
+                    modules[0].weight
                 )));
             }
             return Ok(Linear {
@@ -67,8 +65,8 @@ impl Linear {
             });
         }
         let mut w = Vec::with_capacity(n * k);
-        for name in names {
-            w.extend(ck.f32(&format!("{name}.weight"), &[n_each, k])?);
+        for m in &modules {
+            w.extend(ck.f32(&m.weight, &[n_each, k])?);
         }
         let float = |s: Storage| Weights::Float(PackedF32::from_rows(kern, &w, n, k, k, Some(&b)).stored_as(s));
         let weight = match precision {
@@ -77,8 +75,8 @@ impl Linear {
             Precision::Bf16 => float(Storage::Bf16),
             Precision::Int8 => Weights::Int8(PackedI8::quantize(kern, &w, n, k, Some(&b))),
         };
-        for name in names {
-            ck.release(&format!("{name}.weight"));
+        for m in &modules {
+            ck.release(&m.weight);
         }
         Ok(Linear { weight, input_scale })
     }
@@ -107,10 +105,10 @@ pub(crate) struct Norm {
 }
 
 impl Norm {
-    pub fn load(ck: &Checkpoint, name: &str, width: usize, eps: f32) -> Result<Self> {
+    pub fn load(ck: &Checkpoint, id: NormId, width: usize, eps: f32) -> Result<Self> {
         Ok(Norm {
-            gamma: ck.f32(&format!("{name}.weight"), &[width])?,
-            beta: ck.f32(&format!("{name}.bias"), &[width])?,
+            gamma: ck.f32(&id.weight(), &[width])?,
+            beta: ck.f32(&id.bias(), &[width])?,
             eps,
         })
     }

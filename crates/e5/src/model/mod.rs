@@ -4,12 +4,12 @@ mod embeddings;
 mod layer;
 mod linear;
 
-use crate::config::ModelConfig;
 use crate::error::{Error, Result};
 use crate::input::Precision;
 use crate::weights::Checkpoint;
+use e5_arch::{LinearId, ModelConfig};
 use e5_kernels::Kernels;
-use embeddings::Embeddings;
+use embeddings::TokenEmbeddings;
 use layer::Layer;
 use linear::LinearFormat;
 use std::collections::BTreeMap;
@@ -39,12 +39,9 @@ pub enum Site {
 /// reports). The slice is row-major `[T, width]` over the whole packed batch.
 pub type Tap<'a> = dyn FnMut(Site, &[f32]) + 'a;
 
-/// The linear maps of a layer, as named in `keep_fp32` and quantization reports.
-pub const SUB_LAYERS: [&str; 4] = ["qkv", "attn_out", "ffn_up", "ffn_down"];
-
 pub(crate) struct Encoder {
     pub cfg: ModelConfig,
-    pub embeddings: Embeddings,
+    pub embeddings: TokenEmbeddings,
     layers: Vec<Layer>,
     pub kern: &'static Kernels,
 }
@@ -60,29 +57,24 @@ impl Encoder {
         keep_fp32: &[String],
         activation_scales: Option<&BTreeMap<String, f32>>,
     ) -> Result<Self> {
-        let names: Vec<String> = (0..cfg.layers).flat_map(|i| SUB_LAYERS.map(|s| format!("layer.{i}.{s}"))).collect();
-        let expected = format!("layer.N.{{{}}} with N < {}", SUB_LAYERS.join("|"), cfg.layers);
-        if let Some(bad) = keep_fp32.iter().find(|k| !names.contains(k)) {
-            return Err(Error::Options(format!("keep-fp32 {bad:?} names no sub-layer (expected {expected})")));
-        }
-        let scales = activation_scales.cloned().unwrap_or_default();
-        if let Some(bad) = scales.keys().find(|k| !names.contains(k)) {
-            return Err(Error::Options(format!(
-                "activation scale for {bad:?} names no sub-layer (expected {expected})"
-            )));
-        }
+        let parse = |what: &str, name: &str| {
+            LinearId::parse_in(name, cfg.layers).map_err(|e| Error::Options(format!("{what} {e}")))
+        };
+        let keep: Vec<LinearId> = keep_fp32.iter().map(|k| parse("keep-fp32", k)).collect::<Result<_>>()?;
+        let scales: BTreeMap<LinearId, f32> = activation_scales
+            .into_iter()
+            .flatten()
+            .map(|(k, &s)| Ok((parse("activation scale for", k)?, s)))
+            .collect::<Result<_>>()?;
         if !scales.is_empty() && precision != Precision::Int8 {
             return Err(Error::Options("activation scales (static int8) need int8 precision".into()));
         }
-        let embeddings = Embeddings::load(ck, &cfg)?;
+        let embeddings = TokenEmbeddings::load(ck, &cfg)?;
         let layers = (0..cfg.layers)
             .map(|i| {
-                let format = |s: &str| {
-                    let name = format!("layer.{i}.{s}");
-                    match keep_fp32.contains(&name) {
-                        true => LinearFormat { precision: Precision::Fp32, input_scale: None },
-                        false => LinearFormat { precision, input_scale: scales.get(&name).copied() },
-                    }
+                let format = |id: LinearId| match keep.contains(&id) {
+                    true => LinearFormat { precision: Precision::Fp32, input_scale: None },
+                    false => LinearFormat { precision, input_scale: scales.get(&id).copied() },
                 };
                 Layer::load(ck, kern, &cfg, i, &format)
             })
