@@ -4,6 +4,9 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash tools/setup-models.sh
+# Lint and format before the long run: both are house rules, and both fail fast.
+cargo fmt --all -- --check
+cargo clippy --release --workspace --all-targets -- -D warnings
 cargo test --workspace --release "$@"
 # Micro-kernel accumulators must stay in registers: fail on any stack store in an inner loop.
 # (int4 tiles are linked only into their test binary so far: the newest one is read.)
@@ -19,6 +22,6 @@ bash tools/python-test.sh
 # The optional CUDA backend must build everywhere; its GPU tests say visibly when they skip.
 cargo build --release -p e5-cli --features cuda
 log="$(mktemp)"
-cargo test --release -p e5-cuda --test gpu -- --nocapture >"$log" 2>&1 || { cat "$log"; exit 1; }
+cargo test --release -p e5-tests --features cuda --test gpu -- --nocapture >"$log" 2>&1 || { cat "$log"; exit 1; }
 grep -E "skipped: no CUDA device|test result" "$log" || true
 rm -f "$log"

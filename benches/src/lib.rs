@@ -31,6 +31,7 @@ pub fn median_secs(seconds: f64, mut f: impl FnMut()) -> f64 {
 }
 
 /// `C[m, n] = A[m, k] · W[n, k]ᵀ + bias` with the `gemm` crate (bias pre-broadcast into C).
+#[allow(clippy::too_many_arguments)] // the GEMM's operands and shape, as the crate takes them
 pub fn gemm_crate(a: &[f32], w: &[f32], bias: &[f32], c: &mut [f32], m: usize, n: usize, k: usize, threads: usize) {
     for row in c.chunks_exact_mut(n) {
         row.copy_from_slice(bias);

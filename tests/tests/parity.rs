@@ -15,6 +15,7 @@ fn model(dir: &Path, isa: Isa) -> Model {
 }
 
 /// Token ids and embeddings of every reference text, on one ISA.
+#[allow(clippy::needless_range_loop)] // `i` indexes five parallel tables
 fn check_embeddings(dir: &Path, reference: &Path, isa: Isa, limit: usize) {
     let m = model(dir, isa);
     let r = Reference::load(reference);

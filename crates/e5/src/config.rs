@@ -109,7 +109,7 @@ impl FromDir for ModelConfig {
             }
         };
         let heads = hf.num_attention_heads;
-        if hf.hidden_size == 0 || heads == 0 || hf.hidden_size % heads != 0 || hf.num_hidden_layers == 0 {
+        if hf.hidden_size == 0 || heads == 0 || !hf.hidden_size.is_multiple_of(heads) || hf.num_hidden_layers == 0 {
             return Err(Error::config(
                 &path,
                 format!("hidden_size {} must be a positive multiple of num_attention_heads {heads}", hf.hidden_size),

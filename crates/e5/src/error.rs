@@ -45,6 +45,14 @@ pub enum Error {
     #[error("invalid option: {0}")]
     Options(String),
 
+    /// An option the chosen backend cannot honour (e.g. int8 on CUDA), or a build without it.
+    #[error("{backend} does not support {option}")]
+    Unsupported { backend: String, option: String },
+
+    /// The accelerator failed: no driver or device, out of memory, a kernel error.
+    #[error("{device}: {message}")]
+    Device { device: String, message: String },
+
     #[error(transparent)]
     Isa(#[from] e5_kernels::IsaError),
 }

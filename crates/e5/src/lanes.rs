@@ -6,8 +6,13 @@
 //! e5-small's layer GEMMs at M = 600 with 2 threads, two independent threads sustain about
 //! 30% more than the same work split cooperatively. Results are bit-identical either way:
 //! a row's value never depends on its batch-mates or on which thread computes it.
+//!
+//! The same lanes serve any independent work: [`Lanes::map`] runs items side by side on
+//! them (`e5 quant-eval` traces chunks of texts and evaluates candidate models this way).
 
 use crate::error::{Error, Result};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 
 /// Fewest tokens per lane worth a lane of its own: below this, batch-1-like work is
 /// latency-bound and the cooperative split wins.
@@ -17,15 +22,15 @@ const MAX_IMBALANCE: f64 = 1.15;
 
 /// One single-threaded rayon pool per lane, so that every kernel a lane calls sees one
 /// thread and runs sequentially on it.
-pub(crate) struct Lanes {
+pub struct Lanes {
     pools: Vec<rayon::ThreadPool>,
 }
 
 impl Lanes {
-    /// `threads` lanes, or `None` for one thread.
-    pub fn new(threads: usize) -> Result<Option<Lanes>> {
-        if threads < 2 {
-            return Ok(None);
+    /// `threads` lanes (at least one).
+    pub fn new(threads: usize) -> Result<Lanes> {
+        if threads == 0 {
+            return Err(Error::Options("lanes need at least one thread".into()));
         }
         let pools = (0..threads)
             .map(|i| {
@@ -36,9 +41,10 @@ impl Lanes {
                     .map_err(|e| Error::Options(format!("lane thread pool: {e}")))
             })
             .collect::<Result<_>>()?;
-        Ok(Some(Lanes { pools }))
+        Ok(Lanes { pools })
     }
 
+    /// Number of lanes.
     pub fn count(&self) -> usize {
         self.pools.len()
     }
@@ -46,7 +52,7 @@ impl Lanes {
     /// Splits items of the given `tokens` and `costs` among the lanes (longest first onto
     /// the least-loaded lane), each group in ascending order; `None` when the batch is too
     /// small or too uneven for lanes to pay.
-    pub fn split(&self, tokens: &[usize], costs: &[f64]) -> Option<Vec<Vec<usize>>> {
+    pub(crate) fn split(&self, tokens: &[usize], costs: &[f64]) -> Option<Vec<Vec<usize>>> {
         let lanes = self.count().min(tokens.len());
         if lanes < 2 || tokens.iter().sum::<usize>() < MIN_TOKENS_PER_LANE * lanes {
             return None;
@@ -69,7 +75,7 @@ impl Lanes {
     }
 
     /// `f(group)` for every group, each on its own lane, all at once; results in group order.
-    pub fn run<T: Send>(&self, groups: &[Vec<usize>], f: impl Fn(&[usize]) -> T + Sync) -> Vec<T> {
+    pub(crate) fn run<T: Send>(&self, groups: &[Vec<usize>], f: impl Fn(&[usize]) -> T + Sync) -> Vec<T> {
         let mut out: Vec<Option<T>> = groups.iter().map(|_| None).collect();
         rayon::scope(|s| {
             for ((group, slot), pool) in groups.iter().zip(out.iter_mut()).zip(&self.pools) {
@@ -79,6 +85,33 @@ impl Lanes {
         });
         out.into_iter().map(|r| r.expect("every lane ran")).collect()
     }
+
+    /// `f(item)` for every item, side by side on the lanes (each lane takes the next item
+    /// when it is free); results in item order.
+    pub fn map<T: Send, R: Send>(&self, items: Vec<T>, f: impl Fn(T) -> R + Sync) -> Vec<R> {
+        let n = items.len();
+        let queue: Vec<Mutex<Option<T>>> = items.into_iter().map(|t| Mutex::new(Some(t))).collect();
+        let results: Vec<Mutex<Option<R>>> = (0..n).map(|_| Mutex::new(None)).collect();
+        let next = AtomicUsize::new(0);
+        let lane = || loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            if i >= n {
+                break;
+            }
+            let item = queue[i].lock().unwrap_or_else(|e| e.into_inner()).take().expect("each item is taken once");
+            *results[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(f(item));
+        };
+        rayon::scope(|s| {
+            for pool in self.pools.iter().take(n) {
+                let lane = &lane;
+                s.spawn(move |_| pool.install(lane));
+            }
+        });
+        results
+            .into_iter()
+            .map(|r| r.into_inner().unwrap_or_else(|e| e.into_inner()).expect("every item ran"))
+            .collect()
+    }
 }
 
 #[cfg(test)]
@@ -87,7 +120,7 @@ mod tests {
 
     #[test]
     fn splits_balanced_batches_and_refuses_uneven_or_small_ones() {
-        let lanes = Lanes::new(2).unwrap().unwrap();
+        let lanes = Lanes::new(2).unwrap();
         let tokens = [20, 20, 20, 20, 20, 20, 20, 20];
         let costs: Vec<f64> = tokens.iter().map(|&t| t as f64).collect();
         let g = lanes.split(&tokens, &costs).unwrap();
@@ -98,14 +131,22 @@ mod tests {
         // Too few tokens for two lanes.
         assert!(lanes.split(&[30, 30], &[30.0, 30.0]).is_none());
         assert!(lanes.split(&[200], &[200.0]).is_none());
-        assert!(Lanes::new(1).unwrap().is_none());
+        assert!(Lanes::new(0).is_err());
     }
 
     #[test]
     fn runs_each_group_on_a_single_threaded_lane() {
-        let lanes = Lanes::new(2).unwrap().unwrap();
+        let lanes = Lanes::new(2).unwrap();
         let groups = vec![vec![0, 1], vec![2]];
         let out = lanes.run(&groups, |g| (g.to_vec(), rayon::current_num_threads()));
         assert_eq!(out, vec![(vec![0, 1], 1), (vec![2], 1)]);
+    }
+
+    #[test]
+    fn map_keeps_item_order_on_single_threaded_lanes() {
+        let lanes = Lanes::new(3).unwrap();
+        let out = lanes.map((0..10).collect(), |i: usize| (i * i, rayon::current_num_threads()));
+        assert_eq!(out, (0..10).map(|i| (i * i, 1)).collect::<Vec<_>>());
+        assert!(lanes.map(Vec::<u8>::new(), |b| b).is_empty());
     }
 }

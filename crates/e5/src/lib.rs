@@ -17,28 +17,45 @@
 //! ```
 //!
 //! A runnable version: `cargo run --release -p e5 --example semantic_search`.
+//!
+//! ## How a text becomes a vector
+//!
+//! ```text
+//! text ─▶ plan ─────────────▶ backend ────────────────▶ pool ─▶ assemble
+//!         tokenize, truncate   CPU (e5-kernels, lanes)   mean    one row per input
+//!         or chunk, sub-batch  or CUDA (e5-cuda)         or CLS  (chunks merged)
+//! ```
+//!
+//! The model is described once, in `e5-arch` (configuration, typed sub-layers
+//! [`LinearId`], the tensor-name table); `Model::load` picks one backend, which declares
+//! what it supports: an option it cannot honour is [`Error::Unsupported`].
 
+mod backend;
 mod config;
-#[cfg(feature = "cuda")]
-mod cuda;
 mod engine;
 mod error;
+mod info;
 mod input;
 mod lanes;
 pub mod memory;
 mod model;
+mod plan;
 pub mod quantize;
 mod source;
 mod tokenize;
+/// The compact XLM-R (SentencePiece Unigram) tokenizer e5 runs, public as an API: it reproduces
+/// `tokenizers` exactly in a fraction of the memory (`tests/unigram_parity.rs` holds it to that).
 pub mod unigram;
 mod weights;
 
 pub use e5_arch::{Architecture, GeluKind, LinearId, ModelConfig, Pooling, SubLayer};
 pub use e5_kernels::Isa;
-pub use engine::{Model, ModelInfo};
+pub use engine::Model;
 pub use error::{Error, Result};
+pub use info::ModelInfo;
 pub use input::{
     ChunkOutput, Device, Embeddings, Input, InputKind, LongInputs, Options, Precision, Residency, RowInfo, Tokens,
 };
+pub use lanes::Lanes;
 pub use model::{Site, Tap};
 pub use source::resolve_model;

@@ -132,8 +132,9 @@ pub fn quantize_model(
     if let Some(m) = read_manifest(src)? {
         return Err(Error::Options(format!("{} is already quantized ({})", src.display(), m.precision)));
     }
-    let parse =
-        |what: &str, name: &str| LinearId::parse_in(name, cfg.layers).map_err(|e| Error::Options(format!("{what} {e}")));
+    let parse = |what: &str, name: &str| {
+        LinearId::parse_in(name, cfg.layers).map_err(|e| Error::Options(format!("{what} {e}")))
+    };
     let keep: Vec<LinearId> = keep_fp32.iter().map(|k| parse("keep-fp32", k)).collect::<Result<_>>()?;
     let scales = activation_scales.cloned().unwrap_or_default();
     if !scales.is_empty() && precision != Precision::Int8 {

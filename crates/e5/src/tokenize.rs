@@ -17,7 +17,7 @@ pub(crate) struct TextTokenizer {
 }
 
 enum Backend {
-    Compact(CompactUnigram),
+    Compact(Box<CompactUnigram>),
     Hf(Box<tokenizers::Tokenizer>),
 }
 
@@ -93,8 +93,8 @@ impl Backend {
     fn open(path: &Path) -> Result<Backend> {
         let json = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
         let err = |message: String| Error::Tokenizer { path: path.to_path_buf(), message };
-        if let Some(compact) = CompactUnigram::from_json(&json).map_err(err)? {
-            return Ok(Backend::Compact(compact));
+        if let Some(compact) = CompactUnigram::from_json(&json).map_err(|e| err(e.to_string()))? {
+            return Ok(Backend::Compact(Box::new(compact)));
         }
         let mut inner: tokenizers::Tokenizer = json.parse().map_err(|e: tokenizers::Error| err(e.to_string()))?;
         inner.with_padding(None);

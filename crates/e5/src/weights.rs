@@ -256,10 +256,6 @@ pub(crate) struct MappedTensor {
 }
 
 impl MappedTensor {
-    pub fn rows(&self) -> usize {
-        self.rows
-    }
-
     fn range(&self) -> std::ops::Range<usize> {
         self.start..self.start + self.rows * self.cols * self.dtype.size()
     }

@@ -397,6 +397,7 @@ fn parity_config_variants() {
     let json = std::fs::read_to_string(tiny_json()).unwrap();
     let base: serde_json::Value = serde_json::from_str(&json).unwrap();
     let texts = fixture_texts();
+    #[allow(clippy::type_complexity)] // a table of named JSON edits
     let edits: Vec<(&str, Box<dyn Fn(&mut serde_json::Value)>)> = vec![
         (
             "roberta",

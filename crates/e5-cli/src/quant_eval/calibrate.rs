@@ -6,8 +6,10 @@
 //! expected squared quantization error over 100 candidate clips c = max·k/100, where values
 //! above c cost (|x| − c)² (bin centres) and values below cost the rounding noise s²/12.
 
+use super::corpus::{chunks, Corpus};
 use anyhow::Result;
 use e5::{Input, LinearId, Model, Site};
+use serde::Serialize;
 use std::collections::BTreeMap;
 
 pub const BINS: usize = 2048;
@@ -33,20 +35,34 @@ impl Method {
     }
 }
 
-/// Index (layer·4 + sub) of the sub-layer whose GEMM input `site` is.
-pub fn gemm_input(site: Site, layers: usize) -> Option<usize> {
-    match site {
-        Site::Embeddings => Some(0),
-        Site::Output(i) if i + 1 < layers => Some((i + 1) * 4),
-        Site::Attention(i) => Some(i * 4 + 1),
-        Site::AttentionNorm(i) => Some(i * 4 + 2),
-        Site::FfnUp(i) => Some(i * 4 + 3),
-        _ => None,
-    }
+/// The calibrated input scales of every static int8 precision, by precision name.
+#[derive(Default, Serialize)]
+pub struct Calibration {
+    #[serde(flatten)]
+    pub scales: BTreeMap<String, BTreeMap<String, f32>>,
+    /// max |x| of each sub-layer's input.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub max_abs: BTreeMap<String, f32>,
+    #[serde(skip)]
+    pub tokens: usize,
 }
 
-pub fn sub_layer_names(layers: usize) -> Vec<String> {
-    LinearId::all(layers).map(|id| id.to_string()).collect()
+/// Calibrates `statics` (name, method) on the corpus's calibration texts with the fp32 `model`.
+pub fn stage(model: &Model, corpus: &Corpus, statics: &[(String, Method)]) -> Result<Calibration> {
+    let stats = collect(model, &corpus.calibration_inputs, &chunks(&corpus.calibration_tokens, 4096))?;
+    Ok(Calibration {
+        scales: statics.iter().map(|(name, m)| (name.clone(), stats.scales(*m))).collect(),
+        max_abs: stats.names.iter().cloned().zip(stats.max.iter().copied()).collect(),
+        tokens: stats.tokens,
+    })
+}
+
+/// The index of the sub-layer whose GEMM reads `site`'s rows.
+fn gemm_input(site: Site) -> Option<usize> {
+    match site {
+        Site::LinearInput(id) => Some(id.index()),
+        _ => None,
+    }
 }
 
 /// |x| statistics of each sub-layer input.
@@ -59,13 +75,12 @@ pub struct Stats {
 
 /// Runs the two calibration passes over `chunks` of `inputs` with the fp32 `model`.
 pub fn collect(model: &Model, inputs: &[Input<'_>], chunks: &[std::ops::Range<usize>]) -> Result<Stats> {
-    let layers = model.config().layers;
-    let names = sub_layer_names(layers);
+    let names: Vec<String> = LinearId::all(model.config().layers).map(|id| id.to_string()).collect();
     let mut max = vec![0f32; names.len()];
     let mut tokens = 0;
     for c in chunks {
         let (ids, _) = model.trace(&inputs[c.clone()], &mut |site, x| {
-            if let Some(k) = gemm_input(site, layers) {
+            if let Some(k) = gemm_input(site) {
                 max[k] = x.iter().fold(max[k], |m, v| m.max(v.abs()));
             }
         })?;
@@ -74,7 +89,7 @@ pub fn collect(model: &Model, inputs: &[Input<'_>], chunks: &[std::ops::Range<us
     let mut hist = vec![vec![0u64; BINS]; names.len()];
     for c in chunks {
         model.trace(&inputs[c.clone()], &mut |site, x| {
-            if let Some(k) = gemm_input(site, layers) {
+            if let Some(k) = gemm_input(site) {
                 fill(&mut hist[k], x, max[k]);
             }
         })?;

@@ -2,8 +2,22 @@
 
 use super::plots;
 use anyhow::Result;
+use serde::Serialize;
 use serde_json::{json, Value};
 use std::fmt::Write;
+use std::path::Path;
+
+/// Writes report.json (the stages' structs, the Pareto front, the recommendation and the
+/// run time), report.md and the plots into `out`.
+pub fn write(report: &impl Serialize, out: &Path, elapsed_s: f64) -> Result<()> {
+    let mut rep = serde_json::to_value(report)?;
+    pareto(&mut rep);
+    rep["elapsed_s"] = json!(elapsed_s);
+    std::fs::write(out.join("report.json"), serde_json::to_string_pretty(&rep)?)?;
+    plots(&rep, out)?;
+    std::fs::write(out.join("report.md"), markdown(&rep))?;
+    Ok(())
+}
 
 /// Recommendation thresholds on the final embeddings' cosine to fp32.
 pub const MIN_COS: f64 = 0.995;
@@ -37,7 +51,7 @@ fn points(rep: &Value) -> Vec<(String, f64, f64, f64)> {
 
 /// Adds "pareto" (non-dominated in speed, min and mean cosine) and "recommended" (the fastest
 /// configuration with min cosine ≥ MIN_COS and mean ≥ MEAN_COS).
-pub fn pareto(rep: &mut Value) {
+fn pareto(rep: &mut Value) {
     let pts = points(rep);
     let dominated = |i: usize| {
         pts.iter().enumerate().any(|(j, q)| {
@@ -70,7 +84,7 @@ fn output_sites(rep: &Value) -> Vec<String> {
     sites(rep).into_iter().filter(|s| s == "embeddings" || s.ends_with(".output")).collect()
 }
 
-pub fn plots(rep: &Value, out: &std::path::Path) -> Result<()> {
+fn plots(rep: &Value, out: &Path) -> Result<()> {
     let precs: Vec<String> = names(rep).into_iter().filter(|p| p != "fp32").collect();
     let all = sites(rep);
     let outs = output_sites(rep);
@@ -170,8 +184,20 @@ fn db(v: &Value) -> String {
     }
 }
 
-pub fn markdown(rep: &Value) -> String {
+/// report.md, section by section.
+fn markdown(rep: &Value) -> String {
     let mut m = String::new();
+    summary(&mut m, rep);
+    per_layer(&mut m, rep);
+    by_script(&mut m, rep);
+    retrieval_by_language(&mut m, rep);
+    mixed_precision(&mut m, rep);
+    speed_vs_accuracy(&mut m, rep);
+    m
+}
+
+/// The run, then the final embeddings and retrieval per precision.
+fn summary(m: &mut String, rep: &Value) {
     let t = &rep["texts"];
     let precs = names(rep);
     let _ = writeln!(m, "# Quantization report: {}\n", rep["model"].as_str().unwrap_or(""));
@@ -202,6 +228,11 @@ pub fn markdown(rep: &Value) -> String {
             f(&rep["speed"][p]["texts_per_s"])
         );
     }
+}
+
+/// The worst site of each precision, then SQNR per layer and site.
+fn per_layer(m: &mut String, rep: &Value) {
+    let precs = names(rep);
     let _ = writeln!(m, "\n## Per-layer error\n");
     let _ = writeln!(m, "![SQNR by depth](sqnr_by_depth.png)\n\n![SQNR at every site](sqnr_all_sites.png)\n");
     let _ = writeln!(
@@ -230,7 +261,7 @@ pub fn markdown(rep: &Value) -> String {
         }
     }
     let layers = rep["layers_count"].as_u64().unwrap_or(0);
-    let subs = super::LAYER_SITES;
+    let subs = super::layers::LAYER_SITES;
     for p in precs.iter().filter(|p| *p != "fp32") {
         let _ = writeln!(m, "\n### {p}: SQNR (dB) per layer and site\n");
         let _ = writeln!(m, "embeddings: {} dB\n", db(&rep["layers"][p]["embeddings"]["sqnr_db"]));
@@ -242,7 +273,12 @@ pub fn markdown(rep: &Value) -> String {
             let _ = writeln!(m, "| {i} | {} |", row.join(" | "));
         }
     }
-    // By script.
+}
+
+/// Final cosine and last-layer SQNR per script.
+fn by_script(m: &mut String, rep: &Value) {
+    let precs = names(rep);
+    let last = sites(rep).last().cloned().unwrap_or_default();
     let scripts: Vec<String> =
         rep["final"]["fp32"]["by_script"].as_object().map(|o| o.keys().cloned().collect()).unwrap_or_default();
     let q: Vec<&String> = precs.iter().filter(|p| *p != "fp32").collect();
@@ -265,6 +301,10 @@ pub fn markdown(rep: &Value) -> String {
             .collect();
         let _ = writeln!(m, "| {s} | {} | {} |", rep["final"]["fp32"]["by_script"][s]["n"], row.join(" | "));
     }
+}
+
+fn retrieval_by_language(m: &mut String, rep: &Value) {
+    let precs = names(rep);
     if let Some(langs) = rep["retrieval"]["fp32"]["by_lang"].as_object() {
         let _ = writeln!(m, "\n## Retrieval by language\n\nacc@1 / τ per passage language.\n");
         let _ = writeln!(m, "| lang | pairs | {} |", precs.join(" | "));
@@ -283,6 +323,10 @@ pub fn markdown(rep: &Value) -> String {
             let _ = writeln!(m, "| {l} | {} | {} |", v["n"], row.join(" | "));
         }
     }
+}
+
+/// Sub-layer sensitivity and the greedy configurations.
+fn mixed_precision(m: &mut String, rep: &Value) {
     if !rep["mixed"].is_null() {
         let mx = &rep["mixed"];
         let _ = writeln!(m, "\n## Mixed precision ({} + f32 sub-layers)\n", mx["base"].as_str().unwrap_or(""));
@@ -312,6 +356,10 @@ pub fn markdown(rep: &Value) -> String {
             );
         }
     }
+}
+
+/// The Pareto front and the recommendation.
+fn speed_vs_accuracy(m: &mut String, rep: &Value) {
     let _ = writeln!(m, "\n## Speed vs accuracy\n\n![Pareto](pareto.png)\n\nPareto front (no other configuration is at least as fast with at least as high min and mean cosine):\n");
     let _ = writeln!(m, "| config | texts/s | cos min | cos mean |\n|---|---|---|---|");
     for p in rep["pareto"].as_array().into_iter().flatten() {
@@ -338,5 +386,4 @@ pub fn markdown(rep: &Value) -> String {
             r["rule"].as_str().unwrap_or("")
         );
     }
-    m
 }

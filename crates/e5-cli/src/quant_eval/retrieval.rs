@@ -5,8 +5,12 @@
 //! English sentence into other languages would be correct answers too); with distinct queries
 //! that is simply all passages.
 
+use super::finals::embed_all;
 use super::metrics::{kendall_tau_b, ndcg_at};
+use super::Config;
 use anyhow::{bail, Result};
+use e5::Input;
+use serde::Serialize;
 use std::collections::BTreeMap;
 
 #[derive(Clone, Debug)]
@@ -38,7 +42,7 @@ pub fn read_pairs(path: &str) -> Result<Vec<Pair>> {
     Ok(out)
 }
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct Scores {
     pub acc1: f64,
     pub ndcg10: f64,
@@ -47,7 +51,9 @@ pub struct Scores {
     pub n: usize,
 }
 
+#[derive(Serialize)]
 pub struct Retrieval {
+    #[serde(flatten)]
     pub overall: Scores,
     pub by_lang: BTreeMap<String, Scores>,
 }
@@ -88,6 +94,29 @@ pub fn evaluate(pairs: &[Pair], sim: &[Vec<f64>], reference: &[Vec<f64>]) -> Ret
     fin(&mut all);
     groups.values_mut().for_each(fin);
     Retrieval { overall: all, by_lang: groups }
+}
+
+/// Every configuration's retrieval scores on `pairs`, with fp32 (the first) as reference.
+pub fn stage(configs: &[Config], pairs: &[Pair]) -> Result<BTreeMap<String, Retrieval>> {
+    let mut queries: Vec<&str> = pairs.iter().map(|p| p.query.as_str()).collect();
+    queries.sort();
+    queries.dedup();
+    let q_inputs: Vec<Input> = queries.iter().map(|q| Input::query(*q)).collect();
+    let p_inputs: Vec<Input> = pairs.iter().map(|p| Input::passage(p.passage.as_str())).collect();
+    let mut sims: Vec<Vec<Vec<f64>>> = Vec::new();
+    for c in configs {
+        let q = embed_all(&c.model, &q_inputs)?;
+        let p = embed_all(&c.model, &p_inputs)?;
+        let s: Vec<Vec<f64>> = pairs
+            .iter()
+            .map(|pr| {
+                let qi = queries.binary_search(&pr.query.as_str()).expect("every query is listed");
+                p.iter().map(|pv| pv.iter().zip(&q[qi]).map(|(a, b)| (*a as f64) * (*b as f64)).sum()).collect()
+            })
+            .collect();
+        sims.push(s);
+    }
+    Ok(configs.iter().zip(&sims).map(|(c, s)| (c.name.clone(), evaluate(pairs, s, &sims[0]))).collect())
 }
 
 #[cfg(test)]

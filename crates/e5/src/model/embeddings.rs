@@ -1,10 +1,10 @@
 //! Token embeddings: token + position + token-type rows summed, then LayerNorm (`[T, H]`).
 
 use super::linear::Norm;
-use e5_arch::names::{self, NormId};
-use e5_arch::ModelConfig;
 use crate::error::Result;
 use crate::weights::{Checkpoint, MappedTensor};
+use e5_arch::names::{self, NormId};
+use e5_arch::ModelConfig;
 use e5_kernels::Kernels;
 use rayon::prelude::*;
 

@@ -2,10 +2,10 @@
 
 use super::linear::{Linear, LinearFormat, Norm};
 use super::{Site, Tap};
-use e5_arch::names::NormId;
-use e5_arch::{LinearId, ModelConfig, SubLayer};
 use crate::error::Result;
 use crate::weights::Checkpoint;
+use e5_arch::names::NormId;
+use e5_arch::{LinearId, ModelConfig, SubLayer};
 use e5_kernels::{AttentionShape, Kernels, Post};
 
 pub(crate) struct Layer {
@@ -49,18 +49,18 @@ impl Layer {
     /// `x`: `[T, H]` → `[T, H]`; `seqs` delimits the sequences of the batch.
     pub fn forward(&self, kern: &Kernels, x: Vec<f32>, seqs: &[usize], layer: usize, tap: &mut Tap<'_>) -> Vec<f32> {
         let t = *seqs.last().unwrap_or(&0);
-        let qkv = self.qkv.forward(kern, &x, t, Post::None);
+        let qkv = self.qkv.forward(kern, &x, t, Post::None, tap);
         tap(Site::Qkv(layer), &qkv);
         let mut ctx = vec![0.0; t * self.shape.hidden];
         kern.attention(&qkv, seqs, self.shape, &mut ctx);
         tap(Site::Attention(layer), &ctx);
-        let mut h = self.attn_out.forward(kern, &ctx, t, Post::Residual(&x));
+        let mut h = self.attn_out.forward(kern, &ctx, t, Post::Residual(&x), tap);
         tap(Site::AttnOut(layer), &h);
         self.attn_norm.forward(kern, &mut h);
         tap(Site::AttentionNorm(layer), &h);
-        let up = self.ffn_up.forward(kern, &h, t, Post::Gelu(self.cfg_gelu));
+        let up = self.ffn_up.forward(kern, &h, t, Post::Gelu(self.cfg_gelu), tap);
         tap(Site::FfnUp(layer), &up);
-        let mut y = self.ffn_down.forward(kern, &up, t, Post::Residual(&h));
+        let mut y = self.ffn_down.forward(kern, &up, t, Post::Residual(&h), tap);
         tap(Site::FfnDown(layer), &y);
         self.ffn_norm.forward(kern, &mut y);
         tap(Site::Output(layer), &y);

@@ -1,5 +1,6 @@
 //! The two parameterised ops of an encoder layer: a linear map and a LayerNorm.
 
+use super::{Site, Tap};
 use crate::error::{Error, Result};
 use crate::input::Precision;
 use crate::weights::{check_scales, Checkpoint, FloatType};
@@ -16,6 +17,7 @@ enum Weights {
 
 /// `y = x · Wᵀ + b` with `W` packed once at load.
 pub(crate) struct Linear {
+    id: LinearId,
     weight: Weights,
     /// Calibrated input scale (static int8); `None`: per-token scales at run time.
     input_scale: Option<f32>,
@@ -32,7 +34,13 @@ impl Linear {
     /// Packs the HF modules of `id` (stacked along the output dimension, e.g. query/key/value
     /// into one `[3H, H]` map), each `[n_each, k]` with a bias `[n_each]`, then releases
     /// their pages.
-    pub fn load(ck: &Checkpoint, kern: &Kernels, id: LinearId, cfg: &ModelConfig, format: LinearFormat) -> Result<Self> {
+    pub fn load(
+        ck: &Checkpoint,
+        kern: &Kernels,
+        id: LinearId,
+        cfg: &ModelConfig,
+        format: LinearFormat,
+    ) -> Result<Self> {
         let (precision, input_scale) = (format.precision, format.input_scale);
         let modules = names::linear(id);
         let (n_each, k) = id.sub.shape(cfg);
@@ -53,13 +61,14 @@ impl Linear {
                 check_scales(&m.weight_scale(), &s)?;
                 scales.extend(s);
             }
-            if q.iter().any(|&v| v == i8::MIN) {
+            if q.contains(&i8::MIN) {
                 return Err(Error::Quantized(format!(
                     "{} holds -128; int8 weights must lie in [-127, 127]",
                     modules[0].weight
                 )));
             }
             return Ok(Linear {
+                id,
                 weight: Weights::Int8(PackedI8::from_quantized(kern, &q, &scales, n, k, Some(&b))),
                 input_scale,
             });
@@ -78,11 +87,12 @@ impl Linear {
         for m in &modules {
             ck.release(&m.weight);
         }
-        Ok(Linear { weight, input_scale })
+        Ok(Linear { id, weight, input_scale })
     }
 
-    /// `x`: `[t, k]` → `[t, n]`, with `post` fused into the GEMM's store.
-    pub fn forward(&self, kern: &Kernels, x: &[f32], t: usize, post: Post<'_>) -> Vec<f32> {
+    /// `x`: `[t, k]` → `[t, n]`, with `post` fused into the GEMM's store; `tap` sees `x`.
+    pub fn forward(&self, kern: &Kernels, x: &[f32], t: usize, post: Post<'_>, tap: &mut Tap<'_>) -> Vec<f32> {
+        tap(Site::LinearInput(self.id), x);
         match &self.weight {
             Weights::Float(w) => kern.gemm_to_vec(x, t, w, post),
             Weights::Int8(w) => kern.gemm_i8_to_vec(x, t, w, self.input_scale, post),
@@ -106,11 +116,7 @@ pub(crate) struct Norm {
 
 impl Norm {
     pub fn load(ck: &Checkpoint, id: NormId, width: usize, eps: f32) -> Result<Self> {
-        Ok(Norm {
-            gamma: ck.f32(&id.weight(), &[width])?,
-            beta: ck.f32(&id.bias(), &[width])?,
-            eps,
-        })
+        Ok(Norm { gamma: ck.f32(&id.weight(), &[width])?, beta: ck.f32(&id.bias(), &[width])?, eps })
     }
 
     /// `x = LayerNorm(x)` for every row of `x`.

@@ -33,11 +33,35 @@ pub enum Site {
     FfnDown(usize),
     /// Layer output: feed-forward down, residual, LayerNorm (`[T, H]`).
     Output(usize),
+    /// The input rows of a linear map, as its GEMM reads them (`[T, k]`, see
+    /// [`SubLayer::input_width`](e5_arch::SubLayer::input_width)).
+    LinearInput(LinearId),
+    /// The pooled (and, per the model, normalized) rows of the sequences (`[n, H]`).
+    Pooled,
+}
+
+impl Site {
+    /// Width of a row at this site.
+    pub fn width(&self, cfg: &ModelConfig) -> usize {
+        match self {
+            Site::Qkv(_) => 3 * cfg.hidden,
+            Site::FfnUp(_) => cfg.intermediate,
+            Site::LinearInput(id) => id.sub.input_width(cfg),
+            Site::Embeddings
+            | Site::Attention(_)
+            | Site::AttnOut(_)
+            | Site::AttentionNorm(_)
+            | Site::FfnDown(_)
+            | Site::Output(_)
+            | Site::Pooled => cfg.hidden,
+        }
+    }
 }
 
 /// Observer of intermediate activations (hidden states for parity tests and quantization
-/// reports). The slice is row-major `[T, width]` over the whole packed batch.
-pub type Tap<'a> = dyn FnMut(Site, &[f32]) + 'a;
+/// reports). The slice is row-major `[rows, width]` over the whole packed batch: `T` token
+/// rows, or `n` sequence rows at [`Site::Pooled`].
+pub type Tap<'a> = dyn FnMut(Site, &[f32]) + Send + 'a;
 
 pub(crate) struct Encoder {
     pub cfg: ModelConfig,

@@ -40,7 +40,7 @@ impl AddedVocab {
                 let mut best: Option<(usize, usize)> = None;
                 for (k, t) in self.tokens.iter().enumerate() {
                     let c = t.content.as_bytes();
-                    if bytes[s..].starts_with(c) && best.map_or(true, |(_, l)| c.len() > l) {
+                    if bytes[s..].starts_with(c) && best.is_none_or(|(_, l)| c.len() > l) {
                         best = Some((k, c.len()));
                     }
                 }

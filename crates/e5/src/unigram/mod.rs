@@ -19,11 +19,13 @@
 //! fall back to `tokenizers`.
 
 mod added;
+mod error;
 mod normalize;
 mod trie;
 mod viterbi;
 
 use added::{AddedToken, AddedVocab};
+pub use error::UnigramError;
 use normalize::{char_matches, NormStr, Normalizer, Referential};
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
@@ -404,13 +406,14 @@ fn trim_offsets(tokens: &[String], offsets: &mut [(usize, usize)], add_prefix_sp
 
 impl CompactUnigram {
     /// Ok(None) when the JSON is a valid tokenizer but not of the supported shape (caller falls back to `tokenizers`); Err on malformed content.
-    pub fn from_json(json: &str) -> Result<Option<Self>, String> {
-        let file: TokenizerJson = serde_json::from_str(json).map_err(|e| e.to_string())?;
+    pub fn from_json(json: &str) -> Result<Option<Self>, UnigramError> {
+        let file: TokenizerJson = serde_json::from_str(json).map_err(|e| UnigramError::Json(e.to_string()))?;
         if let Some(v) = &file.version {
             if v != "1.0" {
-                return Err(format!("Unknown tokenizer version '{v}'"));
+                return Err(UnigramError::Version(v.clone()));
             }
         }
+        let vocab_err = |m: &str| Err(UnigramError::Vocab(m.into()));
 
         // --- model
         if file.model.kind.as_deref() != Some("Unigram") {
@@ -418,18 +421,18 @@ impl CompactUnigram {
         }
         let vocab = match file.model.vocab {
             Some(VocabJson::Unigram(v)) => v,
-            Some(VocabJson::Other) => return Err("Unigram vocab must be a list".into()),
-            None => return Err("Missing vocab".into()),
+            Some(VocabJson::Other) => return vocab_err("Unigram vocab must be a list"),
+            None => return vocab_err("Missing vocab"),
         };
         let unk_id = match file.model.unk_id {
             // without unk_id `tokenizers` fails on unknown characters; leave that to it
             None => return Ok(None),
-            Some(u) if vocab.is_empty() => return Err(format!("unk_id {u} with an empty vocabulary")),
-            Some(u) if u >= vocab.len() => return Err("The `unk_id` is larger than vocabulary size".into()),
+            Some(u) if vocab.is_empty() => return vocab_err(&format!("unk_id {u} with an empty vocabulary")),
+            Some(u) if u >= vocab.len() => return vocab_err("The `unk_id` is larger than vocabulary size"),
             Some(u) => u as u32,
         };
         if vocab.len() >= u32::MAX as usize {
-            return Err("vocabulary too large".into());
+            return vocab_err("vocabulary too large");
         }
         let mut scores = Vec::with_capacity(vocab.len());
         let mut min_score = f64::INFINITY;
@@ -440,7 +443,7 @@ impl CompactUnigram {
             }
         }
         let keys: Vec<(&[u8], u32)> = vocab.iter().enumerate().map(|(i, (p, _))| (p.0.as_bytes(), i as u32)).collect();
-        let trie = Trie::build(keys)?;
+        let trie = Trie::build(keys).map_err(UnigramError::Vocab)?;
         drop(vocab);
         let mut byte_ids = Box::new([u32::MAX; 256]);
         if file.model.byte_fallback {
@@ -455,21 +458,21 @@ impl CompactUnigram {
         // --- normalizer, pre-tokenizer, post-processor
         let normalizer = match &file.normalizer {
             None | Some(Value::Null) => None,
-            Some(v) => match parse_normalizer(v)? {
+            Some(v) => match parse_normalizer(v).map_err(UnigramError::Normalizer)? {
                 Some(n) => Some(n),
                 None => return Ok(None),
             },
         };
         let pre_tokenizer = match &file.pre_tokenizer {
             None | Some(Value::Null) => None,
-            Some(v) => match parse_metaspace(v)? {
+            Some(v) => match parse_metaspace(v).map_err(UnigramError::PreTokenizer)? {
                 Some(m) => Some(m),
                 None => return Ok(None),
             },
         };
         let post = match &file.post_processor {
             None | Some(Value::Null) => PostProcessor::None,
-            Some(v) => match parse_post(v)? {
+            Some(v) => match parse_post(v).map_err(UnigramError::PostProcessor)? {
                 Some(p) => p,
                 None => return Ok(None),
             },

@@ -1,22 +1,75 @@
-//! The optional CUDA backend (`--features cuda`): the checkpoint's weights handed to
-//! `e5-cuda`, which runs the whole encoder, pooling included, on the GPU.
+//! The optional CUDA backend (`--features cuda`): the checkpoint's weights read straight
+//! into `e5-cuda`, which runs the whole encoder, pooling included, on the GPU. The CPU
+//! encoder is never built.
 
+use super::{Backend, Memory, Supports};
 use crate::error::{Error, Result};
+use crate::input::{Options, Precision};
+use crate::model::Tap;
+use crate::plan::{pack, sub_batches, Piece};
 use crate::weights::Checkpoint;
 use e5_arch::names::{self, NormId};
 use e5_arch::{LinearId, ModelConfig, SubLayer};
-use e5_cuda::{CudaEncoder, EncoderWeights, GpuPrecision, LayerWeights};
+use e5_cuda::{CudaEncoder, CudaError, EncoderWeights, GpuPrecision, LayerWeights};
 
-/// Uploads the encoder to GPU `ordinal` (fp16 weights by default, bf16 on request).
-pub(crate) fn load(
-    ck: &Checkpoint,
-    cfg: &ModelConfig,
-    normalize: bool,
-    bf16: bool,
+/// 16-bit GEMM operands with f32 accumulation; no int8, no mixed precision, no mapped table.
+pub(crate) const SUPPORTS: Supports = Supports {
+    name: "the CUDA backend",
+    precisions: &[Precision::F16, Precision::Bf16],
+    keep_fp32: false,
+    activation_scales: false,
+    residency: false,
+};
+
+pub(crate) struct CudaBackend {
+    gpu: CudaEncoder,
     ordinal: usize,
-) -> Result<CudaEncoder> {
-    let cuda_err = |e: e5_cuda::CudaError| Error::Options(format!("CUDA device {ordinal}: {e}"));
-    e5_cuda::probe(ordinal).map_err(cuda_err)?;
+    max_batch_tokens: usize,
+}
+
+impl CudaBackend {
+    /// Checks `options` against [`SUPPORTS`], then uploads the encoder to GPU `ordinal`.
+    pub fn load(
+        ck: &Checkpoint,
+        cfg: &ModelConfig,
+        options: &Options,
+        normalize: bool,
+        ordinal: usize,
+    ) -> Result<Self> {
+        SUPPORTS.check(options)?;
+        let bf16 = options.precision == Precision::Bf16;
+        let gpu = upload(ck, cfg, normalize, bf16, ordinal)?;
+        Ok(CudaBackend { gpu, ordinal, max_batch_tokens: options.max_batch_tokens })
+    }
+}
+
+impl Backend for CudaBackend {
+    fn run(&self, pieces: &[Piece]) -> Result<Vec<f32>> {
+        let all: Vec<usize> = (0..pieces.len()).collect();
+        let mut out = Vec::new();
+        for batch in sub_batches(pieces, &all, self.max_batch_tokens) {
+            let (ids, seqs) = pack(batch.iter().map(|&i| pieces[i].ids.as_slice()));
+            out.extend(self.gpu.embed(&ids, &seqs).map_err(|e| device_error(self.ordinal, e))?);
+        }
+        Ok(out)
+    }
+
+    fn trace(&self, _: &[u32], _: &[usize], _: &mut Tap<'_>) -> Result<()> {
+        Err(Error::Unsupported { backend: SUPPORTS.name.into(), option: "trace (intermediate activations)".into() })
+    }
+
+    fn memory(&self) -> Memory {
+        Memory::default()
+    }
+}
+
+fn device_error(ordinal: usize, e: CudaError) -> Error {
+    Error::Device { device: format!("CUDA device {ordinal}"), message: e.to_string() }
+}
+
+/// Uploads the encoder to GPU `ordinal` (fp16 weights, or bf16).
+fn upload(ck: &Checkpoint, cfg: &ModelConfig, normalize: bool, bf16: bool, ordinal: usize) -> Result<CudaEncoder> {
+    e5_cuda::probe(ordinal).map_err(|e| device_error(ordinal, e))?;
     let h = cfg.hidden;
     let word = ck.f32(names::WORD_EMBEDDINGS, &[cfg.vocab_size, h])?;
     let pos = ck.f32(names::POSITION_EMBEDDINGS, &[cfg.max_positions, h])?;
@@ -71,5 +124,5 @@ pub(crate) fn load(
     };
     let config = ModelConfig { normalize, ..cfg.clone() };
     let precision = if bf16 { GpuPrecision::Bf16 } else { GpuPrecision::F16 };
-    CudaEncoder::new(config, &weights, precision, ordinal).map_err(cuda_err)
+    CudaEncoder::new(config, &weights, precision, ordinal).map_err(|e| device_error(ordinal, e))
 }
