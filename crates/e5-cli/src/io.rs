@@ -1,6 +1,7 @@
 //! Reading texts (text or JSONL, strict UTF-8) and writing vectors (JSONL or .npy).
 
-use anyhow::{bail, Context, Result};
+use crate::records::{LineSource, Selection, Source};
+use anyhow::{Context, Result};
 use std::io::{Read, Write};
 
 /// Reads all of `path` (`-`: stdin) as bytes.
@@ -18,37 +19,15 @@ pub fn read_all(path: &str) -> Result<Vec<u8>> {
 /// `\r\n` accepted). JSONL: one JSON string, or an object with a `"text"` string, per line;
 /// blank lines are skipped. Invalid UTF-8 or JSON is an error naming the line.
 pub fn parse_texts(bytes: &[u8], jsonl: bool) -> Result<Vec<String>> {
-    let body = bytes.strip_suffix(b"\n").unwrap_or(bytes);
-    if body.is_empty() && bytes.is_empty() {
-        return Ok(Vec::new());
-    }
+    let every = Selection { index: 0, count: 1, skip: 0 };
+    let mut source = LineSource::new(bytes, jsonl, "text", every, usize::MAX);
     let mut out = Vec::new();
-    for (i, line) in body.split(|&b| b == b'\n').enumerate() {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        let n = i + 1;
-        let text = std::str::from_utf8(line)
-            .map_err(|e| anyhow::anyhow!("line {n}: invalid UTF-8 at byte {}", e.valid_up_to()))?;
-        if !jsonl {
-            out.push(text.to_string());
-            continue;
-        }
-        if text.trim().is_empty() {
-            continue;
-        }
-        let v: serde_json::Value = serde_json::from_str(text).with_context(|| format!("line {n}: malformed JSON"))?;
-        match v {
-            serde_json::Value::String(s) => out.push(s),
-            serde_json::Value::Object(mut o) => match o.remove("text") {
-                Some(serde_json::Value::String(s)) => out.push(s),
-                _ => bail!("line {n}: expected an object with a \"text\" string field"),
-            },
-            _ => bail!("line {n}: expected a JSON string or an object with a \"text\" field"),
-        }
+    while let Some(chunk) = source.next_chunk()? {
+        out.extend(chunk.texts);
     }
     Ok(out)
 }
 
-/// Opens `path` for writing (`-`: stdout), buffered.
 /// The non-blank lines of the JSONL file `path` as (1-based line number, value); `what`
 /// names the file in the read error, and a malformed line is an error naming its number.
 pub fn read_jsonl(path: &str, what: &str) -> Result<Vec<(usize, serde_json::Value)>> {
@@ -63,6 +42,7 @@ pub fn read_jsonl(path: &str, what: &str) -> Result<Vec<(usize, serde_json::Valu
         .collect()
 }
 
+/// Opens `path` for writing (`-`: stdout), buffered.
 pub fn open_output(path: &str) -> Result<Box<dyn Write>> {
     Ok(if path == "-" {
         Box::new(std::io::BufWriter::new(std::io::stdout().lock()))
@@ -72,30 +52,17 @@ pub fn open_output(path: &str) -> Result<Box<dyn Write>> {
 }
 
 /// The header of a version-1.0 `.npy` file holding little-endian float32 `[rows, cols]`.
+/// Always 128 bytes, whatever the shape, so a streamed file's row count can be filled in last.
 pub fn npy_header(rows: usize, cols: usize) -> Vec<u8> {
     let dict = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({rows}, {cols}), }}");
-    // Magic (6) + version (2) + length (2) + dict, padded with spaces and a newline to 64.
-    let unpadded = 10 + dict.len() + 1;
-    let len = dict.len() + 1 + (64 - unpadded % 64) % 64;
+    // Magic (6) + version (2) + length (2) + dict (at most ~100 bytes), spaces and a newline.
+    let len = 128 - 10;
     let mut h = b"\x93NUMPY\x01\x00".to_vec();
     h.extend((len as u16).to_le_bytes());
     h.extend(dict.as_bytes());
     h.resize(10 + len - 1, b' ');
     h.push(b'\n');
     h
-}
-
-pub fn write_jsonl_row(out: &mut dyn Write, v: &[f32]) -> Result<()> {
-    serde_json::to_writer(&mut *out, v)?;
-    out.write_all(b"\n")?;
-    Ok(())
-}
-
-pub fn write_npy_row(out: &mut dyn Write, v: &[f32]) -> Result<()> {
-    for x in v {
-        out.write_all(&x.to_le_bytes())?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -127,7 +94,8 @@ mod tests {
     #[test]
     fn npy_header_is_aligned_and_describes_the_shape() {
         let h = npy_header(3, 384);
-        assert_eq!(h.len() % 64, 0);
+        assert_eq!(h.len(), 128);
+        assert_eq!(npy_header(usize::MAX, usize::MAX).len(), 128);
         assert!(std::str::from_utf8(&h[10..]).unwrap().contains("'shape': (3, 384)"));
         assert_eq!(*h.last().unwrap(), b'\n');
         assert_eq!(u16::from_le_bytes([h[8], h[9]]) as usize, h.len() - 10);

@@ -5,8 +5,14 @@ mod embed;
 mod info;
 mod io;
 mod model_args;
+mod output;
+mod parquet_io;
+mod parts;
+mod progress;
 mod quant_eval;
 mod quantize;
+mod records;
+mod sinks;
 mod tokenize;
 
 use clap::{Parser, Subcommand};
@@ -24,7 +30,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Embed texts (one per line, or JSONL) into vectors (JSONL or .npy).
+    /// Embed texts (lines, JSONL or Parquet) into vectors (JSONL, .npy or Parquet), streaming.
     Embed(embed::EmbedArgs),
     /// Print token ids and tokens.
     Tokenize(tokenize::TokenizeArgs),
