@@ -12,6 +12,7 @@ mod progress;
 mod quant_eval;
 mod quantize;
 mod records;
+mod serve;
 mod sinks;
 mod tokenize;
 
@@ -42,6 +43,8 @@ enum Command {
     Quantize(quantize::QuantizeArgs),
     /// Measure what quantization does to embeddings, layer by layer.
     QuantEval(quant_eval::QuantEvalArgs),
+    /// Serve embeddings over HTTP (OpenAI- and TEI-compatible).
+    Serve(serve::ServeArgs),
 }
 
 fn main() {
@@ -53,6 +56,7 @@ fn main() {
         Command::Bench(a) => bench::run(a),
         Command::Quantize(a) => quantize::run(a),
         Command::QuantEval(a) => quant_eval::run(a),
+        Command::Serve(a) => serve::run(a),
     };
     if let Err(e) = result {
         eprintln!("e5: error: {e:#}");

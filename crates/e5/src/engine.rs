@@ -23,6 +23,8 @@ use rayon::prelude::*;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+mod ids;
+
 /// A loaded embedding model. `Send + Sync`: share it (e.g. in an `Arc`) and embed from
 /// many threads at once.
 pub struct Model {

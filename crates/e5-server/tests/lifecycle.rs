@@ -1,0 +1,69 @@
+//! Shutdown answers every accepted request; slow clients are cut off.
+
+mod common;
+
+use common::*;
+use e5_server::{Encoder, ServerConfig};
+use serde_json::json;
+use std::io::{Read, Write};
+use std::sync::Arc;
+use std::time::Duration;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_answers_every_accepted_request() {
+    let probe = Probe::new(tiny(), false);
+    let s = Server::start_encoders(ServerConfig::default(), vec![("tiny", probe.clone() as Arc<dyn Encoder>)]).await;
+    let url = format!("{}/v1/embeddings", s.url);
+    let requests: Vec<_> = (0..8)
+        .map(|i| {
+            let r = Server::client().post(&url).json(&json!({"input": [format!("text {i}"), "more"]}));
+            tokio::spawn(async move { r.send().await.map(|r| r.status().as_u16()) })
+        })
+        .collect();
+    let served = &s.state.models().unwrap()[0];
+    wait_until("every request to queue", || served.batcher.queued() == 16).await;
+    let state = s.state.clone();
+    let stopping = tokio::spawn(s.stop());
+    wait_until("draining", || state.ready() == Err("draining")).await;
+    probe.open();
+    for r in requests {
+        assert_eq!(r.await.unwrap().unwrap(), 200);
+    }
+    stopping.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_clients_time_out() {
+    let config = ServerConfig {
+        header_timeout: Duration::from_millis(500),
+        request_timeout: Duration::from_secs(1),
+        ..ServerConfig::default()
+    };
+    let s = Server::start(config, vec![("tiny", tiny())]).await;
+    let addr = s.url.trim_start_matches("http://").to_string();
+    tokio::task::spawn_blocking(move || {
+        // Headers that never end: the connection is closed.
+        let mut c = std::net::TcpStream::connect(&addr).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        c.write_all(b"POST /v1/embeddings HTTP/1.1\r\nHost: x\r\n").unwrap();
+        let mut buf = Vec::new();
+        let _ = c.read_to_end(&mut buf);
+        assert!(!String::from_utf8_lossy(&buf).contains(" 200 "), "{}", String::from_utf8_lossy(&buf));
+        // A body that never arrives: 408.
+        let mut c = std::net::TcpStream::connect(&addr).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        c.write_all(
+            b"POST /v1/embeddings HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{",
+        )
+        .unwrap();
+        let mut buf = [0u8; 512];
+        let n = c.read(&mut buf).unwrap();
+        let head = String::from_utf8_lossy(&buf[..n]);
+        assert!(head.starts_with("HTTP/1.1 408"), "{head}");
+    })
+    .await
+    .unwrap();
+    // The server still serves.
+    assert_eq!(s.post("/v1/embeddings", json!({"input": "x"})).await.0, 200);
+    s.stop().await;
+}
