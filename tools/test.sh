@@ -25,3 +25,12 @@ log="$(mktemp)"
 cargo test --release -p e5-tests --features cuda --test gpu -- --nocapture >"$log" 2>&1 || { cat "$log"; exit 1; }
 grep -E "skipped: no CUDA device|test result" "$log" || true
 rm -f "$log"
+# e5 serve through real clients: the official openai package (default base64 encoding)
+# bit-identical to `e5 embed`, schemathesis on /openapi.json (no 5xx), and the playground
+# page in headless Chromium. Everything on 127.0.0.1.
+python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore \
+  openai==3.51.0 schemathesis==4.32.5 pytest==9.2.0
+command -v chromium >/dev/null || {
+  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium
+}
+(cd crates/e5-server/tests/clients && python3 -m pytest -q -p no:cacheprovider test_clients.py)
