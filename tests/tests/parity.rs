@@ -23,8 +23,8 @@ fn check_embeddings(dir: &Path, reference: &Path, isa: Isa, limit: usize) {
     let inputs: Vec<Input> = r.texts[..n].iter().map(|t| Input::raw(t.as_str())).collect();
     let out = m.embed(&inputs).unwrap();
     let (mut worst_diff, mut worst_cos) = (0.0f32, 1.0f64);
-    for i in 0..n {
-        let toks = m.tokenize(&inputs[i]).unwrap();
+    for (i, input) in inputs.iter().enumerate() {
+        let toks = m.tokenize(input).unwrap();
         assert_eq!(toks.ids.len(), r.untruncated[i], "{isa} text {i} {:?}: untruncated length", r.texts[i]);
         let row = &out.rows[i];
         assert_eq!(row.truncated, r.untruncated[i] > r.ids[i].len(), "{isa} text {i}: truncation flag");

@@ -9,6 +9,9 @@ use e5::{Model, ModelInfo, Options};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
+/// A model's alias and the encoder behind it.
+pub type NamedEncoder = (String, Arc<dyn Encoder>);
+
 pub struct ServedModel {
     /// The alias requests name.
     pub name: String,
@@ -37,7 +40,7 @@ impl AppState {
     }
 
     /// Serves `models` (alias, encoder); the first is the default for requests naming none.
-    pub fn set_models(&self, models: Vec<(String, Arc<dyn Encoder>)>) -> Result<(), String> {
+    pub fn set_models(&self, models: Vec<NamedEncoder>) -> Result<(), String> {
         if models.is_empty() {
             return Err("no model to serve".into());
         }
@@ -98,7 +101,7 @@ impl AppState {
 }
 
 /// Loads every `--model`, with the server's thread count and batch budget.
-pub fn load_models(specs: &[ModelSpec], config: &ServerConfig) -> Result<Vec<(String, Arc<dyn Encoder>)>, String> {
+pub fn load_models(specs: &[ModelSpec], config: &ServerConfig) -> Result<Vec<NamedEncoder>, String> {
     specs
         .iter()
         .map(|s| {
