@@ -1,9 +1,11 @@
 //! The dynamic batcher: one thread per model merges the inputs of every waiting request
 //! into encoder calls of at most `max_batch_tokens` tokens.
 //!
-//! Fairness: each call takes inputs round-robin, one per waiting request per pass, starting
-//! at a rotating request, so a lone query rides in the next call even while a 2,048-passage
-//! request is being worked through; its wait is bounded by about one call.
+//! Fairness (see `pick`): each call first takes whole short requests, smallest first, in up
+//! to half its token budget, then fills the rest round-robin over the large ones. A lone
+//! query rides in the next call even while many 2,048-passage requests are being worked
+//! through, so its wait is bounded by about one call; large requests keep at least half of
+//! every call.
 //! Determinism: the library embeds every row independently of its batch-mates, so a text's
 //! vector is the same whatever it was merged with.
 
@@ -248,15 +250,38 @@ enum CallError {
     Failed(String),
 }
 
-/// The next call's inputs: round-robin over jobs from `cursor`, one input per job per pass,
-/// while the token budget allows (the first input always goes, however long).
+/// The next call's inputs, within `budget` tokens (the first input always goes, however long).
+/// A request is *large* while its remaining inputs cost more than half the budget.
+/// 1. Whole short requests, smallest first, in half the budget (all of it when no large
+///    request waits): a lone query never queues behind the inputs of large requests, only
+///    behind at most half a call of other short requests.
+/// 2. The rest round-robin over the large requests from `cursor`, one input per request per
+///    pass: they always progress (at least half of every call is theirs) and share it fairly.
 fn pick(active: &mut [Job], budget: usize, cursor: usize) -> Vec<(usize, usize)> {
-    let n = active.len();
+    let remainder = |job: &Job| job.costs[job.next..].iter().sum::<usize>();
+    let waiting = active.iter().enumerate().filter(|(_, j)| j.next < j.items.len());
+    // (remaining tokens, job index) of each waiting job, split at half the budget.
+    type Waiting = Vec<(usize, usize)>;
+    let (short, large): (Waiting, Waiting) =
+        waiting.map(|(k, j)| (remainder(j), k)).partition(|&(cost, _)| cost <= budget / 2);
+    let short_share = if large.is_empty() { budget } else { budget / 2 };
     let (mut batch, mut used) = (Vec::new(), 0);
+    let mut short = short;
+    short.sort_unstable();
+    for (cost, j) in short {
+        if used + cost > short_share {
+            break;
+        }
+        let job = &mut active[j];
+        batch.extend((job.next..job.items.len()).map(|i| (j, i)));
+        job.next = job.items.len();
+        used += cost;
+    }
+    let mut large: Vec<usize> = large.into_iter().map(|(_, k)| k).collect();
+    large.sort_unstable_by_key(|&k| (k + active.len() - cursor % active.len()) % active.len());
     loop {
         let mut added = false;
-        for k in 0..n {
-            let j = (cursor + k) % n;
+        for &j in &large {
             let job = &mut active[j];
             if job.next < job.items.len() {
                 let cost = job.costs[job.next];
@@ -284,5 +309,64 @@ fn scatter(active: &mut [Job], batch: &[(usize, usize)], out: Embeddings) {
         job.data.extend_from_slice(v);
         job.rows.push(row);
         job.done += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A waiting request of `n` inputs of `cost` tokens each.
+    fn job(n: usize, cost: usize) -> Job {
+        let items = (0..n).map(|i| Item::Ids(vec![i as u32])).collect();
+        let (reply, _) = oneshot::channel();
+        Job { items, costs: vec![cost; n], next: 0, data: vec![], rows: vec![], done: 0, failed: None, reply }
+    }
+
+    #[test]
+    fn a_query_behind_many_large_requests_goes_in_the_next_call() {
+        // Eight 2,048-passage requests of 200 tokens each, then one 12-token query.
+        let mut active: Vec<Job> = (0..8).map(|_| job(2048, 200)).collect();
+        active.push(job(1, 12));
+        let batch = pick(&mut active, 2048, 0);
+        assert!(batch.contains(&(8, 0)), "{batch:?}");
+        let tokens: usize = batch.iter().map(|&(j, i)| active[j].costs[i]).sum();
+        assert!(tokens <= 2048, "{tokens}");
+    }
+
+    #[test]
+    fn large_requests_keep_half_of_every_call_under_a_flood_of_queries() {
+        let mut active: Vec<Job> = (0..500).map(|_| job(1, 16)).collect();
+        active.push(job(100, 100));
+        let batch = pick(&mut active, 2048, 0);
+        let large: usize = batch.iter().filter(|&&(j, _)| j == 500).map(|_| 100).sum();
+        assert!(large >= 2048 / 2 - 100, "the large request got {large} tokens");
+        // Short requests went whole: 64 queries fill their half, the rest wait for later calls.
+        assert_eq!(batch.iter().filter(|&&(j, _)| j < 500).count(), 64);
+        let rest = pick(&mut active, 2048, 1);
+        assert_eq!(rest.iter().filter(|&&(j, _)| j < 500).count(), 64, "the next call takes the next 64");
+    }
+
+    #[test]
+    fn a_single_input_over_the_budget_still_runs_alone() {
+        let mut active = vec![job(3, 5000)];
+        assert_eq!(pick(&mut active, 2048, 0), vec![(0, 0)]);
+        assert_eq!(pick(&mut active, 2048, 0), vec![(0, 1)]);
+    }
+
+    #[test]
+    fn every_input_is_picked_once_in_order() {
+        let mut active = vec![job(7, 300), job(2, 10), job(40, 90), job(1, 600)];
+        let mut seen: Vec<Vec<usize>> = vec![vec![]; active.len()];
+        let mut cursor = 0;
+        while active.iter().any(|j| j.next < j.items.len()) {
+            for (j, i) in pick(&mut active, 1024, cursor) {
+                seen[j].push(i);
+            }
+            cursor += 1;
+        }
+        for (j, got) in seen.iter().enumerate() {
+            assert_eq!(*got, (0..active[j].items.len()).collect::<Vec<_>>());
+        }
     }
 }

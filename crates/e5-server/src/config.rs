@@ -71,7 +71,7 @@ impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             threads: None,
-            max_batch_tokens: 8192,
+            max_batch_tokens: 2048,
             max_queue: 8192,
             max_client_batch: 2048,
             payload_limit: 8 << 20,
