@@ -43,7 +43,7 @@ pub struct ServeArgs {
     /// Require `Authorization: Bearer KEY` on the model routes.
     #[arg(long, env = "E5_API_KEY", hide_env_values = true)]
     api_key: Option<String>,
-    /// Seconds a request may take, body included (more: 408).
+    /// Seconds a client may take to send its request body (more: 408); the encoder's time is not counted.
     #[arg(long, default_value_t = 60)]
     request_timeout: u64,
     /// Connections served at once.

@@ -59,7 +59,7 @@ pub struct ServerConfig {
     pub truncate: bool,
     /// Required `Authorization: Bearer KEY` on the model routes.
     pub api_key: Option<String>,
-    /// A request (body read and answer) that takes longer gets 408.
+    /// A client whose request body takes longer to arrive gets 408 (the encoder's time is not counted).
     pub request_timeout: Duration,
     /// A client that has not sent its request headers by then is disconnected.
     pub header_timeout: Duration,

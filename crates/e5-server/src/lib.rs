@@ -10,6 +10,7 @@
 //! runs it on a listener until a shutdown signal, answering every accepted request.
 
 pub mod batcher;
+mod body;
 pub mod config;
 mod error;
 mod inputs;
@@ -33,7 +34,6 @@ use axum::{middleware, Router};
 use std::sync::Arc;
 use std::time::Duration;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::timeout::TimeoutLayer;
 
 /// The whole app. Model routes need the API key when one is set; probes, metrics, the
 /// OpenAPI document and the playground page do not.
@@ -56,7 +56,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .fallback(probes::not_found)
         .layer(middleware::from_fn(metrics::track))
         .layer(DefaultBodyLimit::max(state.config.payload_limit))
-        .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, state.config.request_timeout))
+        .layer(middleware::from_fn_with_state(state.clone(), body::read_in_time))
         .layer(CatchPanicLayer::custom(probes::panic_response))
         .with_state(state)
 }

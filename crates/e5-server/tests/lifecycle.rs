@@ -1,4 +1,4 @@
-//! Shutdown answers every accepted request; slow clients are cut off.
+//! Shutdown answers every accepted request; slow clients are cut off, slow compute is not.
 
 mod common;
 
@@ -65,5 +65,21 @@ async fn slow_clients_time_out() {
     .unwrap();
     // The server still serves.
     assert_eq!(s.post("/v1/embeddings", json!({"input": "x"})).await.0, 200);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_whose_compute_outlasts_the_timeout_is_answered() {
+    // --request-timeout bounds the upload only: the encoder is held for 3 timeouts.
+    let config = ServerConfig { request_timeout: Duration::from_millis(300), ..ServerConfig::default() };
+    let probe = Probe::new(tiny(), false);
+    let s = Server::start_encoders(config, vec![("tiny", probe.clone() as Arc<dyn Encoder>)]).await;
+    let url = format!("{}/v1/embeddings", s.url);
+    let request = Server::client().post(&url).json(&json!({"input": ["a long job"]}));
+    let answer = tokio::spawn(async move { request.send().await.map(|r| r.status().as_u16()) });
+    wait_until("the call", || !probe.calls().is_empty()).await;
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    probe.open();
+    assert_eq!(answer.await.unwrap().unwrap(), 200);
     s.stop().await;
 }
