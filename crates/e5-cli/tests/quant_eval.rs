@@ -112,12 +112,12 @@ fn report_covers_every_sub_layer_of_every_layer_for_every_precision() {
     assert_eq!(rep["mixed"]["sensitivity"].as_array().unwrap().len(), 8);
     assert_eq!(rep["mixed"]["configs"].as_array().unwrap().len(), 3);
     assert!(rep["pareto"].as_array().is_some_and(|a| !a.is_empty()));
-    for f in ["report.md", "sqnr_by_depth.png", "sqnr_all_sites.png", "sqnr_by_script.png", "pareto.png"] {
-        let bytes = std::fs::read(out.join(f)).unwrap();
-        assert!(bytes.len() > 100, "{f}");
-        if f.ends_with(".png") {
-            assert_eq!(&bytes[1..4], b"PNG");
-        }
+    assert!(std::fs::read(out.join("report.md")).unwrap().len() > 100);
+    for chart in ["sqnr_by_depth", "sqnr_all_sites", "sqnr_by_script", "pareto"] {
+        let png = std::fs::read(out.join(format!("{chart}.png"))).unwrap();
+        assert_eq!(&png[1..4], b"PNG", "{chart}");
+        let svg = std::fs::read_to_string(out.join(format!("{chart}.svg"))).unwrap();
+        assert!(svg.starts_with("<svg") && (svg.contains("SQNR") || svg.contains("cosine")), "{chart}");
     }
 }
 

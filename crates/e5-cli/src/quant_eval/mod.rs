@@ -1,7 +1,7 @@
 //! `e5 quant-eval`: what each precision (f16, bf16, dynamic and static int8, mixed int8/f32)
 //! does to the activations of every sub-layer and to the final embeddings, measured against
 //! fp32 on real multilingual text; plus cross-lingual retrieval, speed, and a mixed-precision
-//! search. Writes report.json, report.md and PNG plots.
+//! search. Writes report.json, report.md and the plots (PNG and SVG, drawn with `plotters`).
 //!
 //! Stages, each a function returning what it measured: calibrate → per-layer error →
 //! final embeddings → retrieval → timing → mixed-precision search → report.
@@ -22,7 +22,6 @@ use calibrate::{Calibration, Method};
 use clap::Args;
 use corpus::{spread, Corpus, Text};
 use e5::{Lanes, Model, Options, Precision};
-use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -46,7 +45,7 @@ pub struct QuantEvalArgs {
     /// Parallel retrieval set: JSONL {"query", "passage", "lang"}.
     #[arg(long)]
     pairs: Option<String>,
-    /// Output directory (report.json, report.md, *.png).
+    /// Output directory (report.json, report.md, *.png, *.svg).
     #[arg(long)]
     out: PathBuf,
     /// Worker threads (default: all cores).
@@ -161,40 +160,6 @@ fn load(dir: &str, (name, spec): (&str, &Spec), keep: Vec<String>, cal: &Calibra
     Model::load(dir, o).with_context(|| format!("loading {dir} as {name}"))
 }
 
-#[derive(Serialize)]
-struct TextCounts<'a> {
-    files: &'a [String],
-    total: usize,
-    calibration: usize,
-    calibration_overlaps_evaluation: bool,
-    evaluated: usize,
-    per_layer: usize,
-    per_layer_tokens: usize,
-    trace_vs_embed_max_abs_diff: f32,
-    mixed_eval: usize,
-    speed: usize,
-}
-
-/// report.json: what every stage measured.
-#[derive(Serialize)]
-struct Report<'a> {
-    model: &'a str,
-    threads: usize,
-    isa: String,
-    layers_count: usize,
-    precisions: Vec<String>,
-    texts: TextCounts<'a>,
-    pairs: &'a Option<String>,
-    sites: &'a [String],
-    calibration: &'a Calibration,
-    #[serde(rename = "final")]
-    finals: BTreeMap<String, finals::CosSummary>,
-    layers: &'a BTreeMap<String, BTreeMap<String, layers::SiteError>>,
-    retrieval: BTreeMap<String, retrieval::Retrieval>,
-    speed: BTreeMap<String, timing::Speed>,
-    mixed: Option<mixed::Mixed>,
-}
-
 pub fn run(a: QuantEvalArgs) -> Result<()> {
     let clock = Instant::now();
     let log = |m: String| eprintln!("[{:>6.1}s] {m}", clock.elapsed().as_secs_f64());
@@ -233,7 +198,7 @@ pub fn run(a: QuantEvalArgs) -> Result<()> {
         true => Some(search.run(reference.config().layers, a.mixed_k, &lanes, &log)?),
         false => None,
     };
-    let texts = TextCounts {
+    let texts = report::TextCounts {
         files: &a.texts,
         total: corpus.total,
         calibration: corpus.calibration.len(),
@@ -245,7 +210,7 @@ pub fn run(a: QuantEvalArgs) -> Result<()> {
         mixed_eval: search.evaluation.0.len(),
         speed: m.speed_idx.len(),
     };
-    let report = Report {
+    let report = report::Report {
         model: &a.model,
         threads: rayon::current_num_threads(),
         isa: reference.info().isa.to_string(),
