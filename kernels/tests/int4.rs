@@ -122,15 +122,24 @@ fn gelu_epilogue_tracks_the_plain_result() {
 }
 
 #[test]
-fn group_quantization_is_symmetric_ties_to_even_and_nan_safe() {
+fn group_quantization_is_symmetric_nan_safe_and_least_squares() {
     let mut q = vec![0i8; 6];
-    // amax 7 → scale 1: values quantize to themselves, ties to even.
-    assert_eq!(quantize_group(&[7.0, -7.0, 2.5, 3.5, -0.5, f32::NAN], &mut q), 1.0);
-    assert_eq!(q, [7, -7, 2, 4, 0, 0]);
+    // Whole numbers with amax 7: scale 1 reproduces them exactly, and no other scale can.
+    assert_eq!(quantize_group(&[7.0, -7.0, 2.0, 3.0, -1.0, f32::NAN], &mut q), 1.0);
+    assert_eq!(q, [7, -7, 2, 3, -1, 0]);
     assert_eq!(quantize_group(&[0.0; 6], &mut q), 0.0);
     assert_eq!(q, [0; 6]);
     assert!(quantize_group(&[1.0, f32::INFINITY, 0.0, 0.0, 0.0, 0.0], &mut q).is_nan());
     assert_eq!(q, [0; 6]);
+    // An outlier: a clipped, finer step beats absmax (amax / 7) on squared error.
+    let x: Vec<f32> = (0..32).map(|i| if i == 0 { 1.0 } else { ((i * 37 % 29) as f32 - 14.0) / 16.0 }).collect();
+    let mut q = vec![0i8; 32];
+    let s = quantize_group(&x, &mut q);
+    let err = |s: f32, q: &[i8]| x.iter().zip(q).map(|(v, &q)| (v - q as f32 * s).powi(2)).sum::<f32>();
+    let absmax = 1.0 / 7.0;
+    let q_absmax: Vec<i8> = x.iter().map(|v| (v / absmax).round_ties_even().clamp(-7.0, 7.0) as i8).collect();
+    assert!(s <= absmax && err(s, &q) <= err(absmax, &q_absmax), "scale {s}");
+    assert!(q.iter().all(|q| (-7..=7).contains(q)));
 }
 
 #[test]

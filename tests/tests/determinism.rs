@@ -1,6 +1,6 @@
 //! An embedding must not depend on its batch-mates or the thread count: bit-identical.
 
-use e5::{Input, Model, Options};
+use e5::{Input, Model, Options, Precision};
 use e5_tests::*;
 
 fn texts() -> Vec<String> {
@@ -11,9 +11,13 @@ fn texts() -> Vec<String> {
     t
 }
 
-fn load(threads: usize, max_batch_tokens: usize) -> Model {
-    let opts = Options { threads: Some(threads), max_batch_tokens, ..Options::default() };
+fn load_as(precision: Precision, threads: usize, max_batch_tokens: usize) -> Model {
+    let opts = Options { precision, threads: Some(threads), max_batch_tokens, ..Options::default() };
     Model::load(built_model("multilingual-e5-small"), opts).unwrap()
+}
+
+fn load(threads: usize, max_batch_tokens: usize) -> Model {
+    load_as(Precision::Fp32, threads, max_batch_tokens)
 }
 
 #[test]
@@ -21,22 +25,26 @@ fn alone_or_in_a_batch_of_32_with_1_or_2_threads_is_bit_identical() {
     let texts = texts();
     assert_eq!(texts.len(), 32);
     let inputs: Vec<Input> = texts.iter().map(|t| Input::raw(t.as_str())).collect();
-    let one = load(1, 16 * 1024);
-    let two = load(2, 16 * 1024);
-    let batch1 = one.embed(&inputs).unwrap();
-    let batch2 = two.embed(&inputs).unwrap();
-    assert_eq!(batch1.data, batch2.data, "1 vs 2 threads");
-    // Smaller sub-batches change the batch-mates of every text.
-    let split = load(2, 700).embed(&inputs).unwrap();
-    assert_eq!(batch1.data, split.data, "different sub-batching");
-    for (i, input) in inputs.iter().enumerate().step_by(3) {
-        let alone = one.embed(std::slice::from_ref(input)).unwrap();
-        assert_eq!(alone.vector(0), batch2.vector(i), "text {i} alone (1 thread) vs in batch (2 threads)");
-    }
-    let reversed: Vec<Input> = inputs.iter().rev().cloned().collect();
-    let rev = two.embed(&reversed).unwrap();
-    for i in 0..inputs.len() {
-        assert_eq!(rev.vector(inputs.len() - 1 - i), batch1.vector(i), "text {i} in reversed order");
+    // Quantized activations are per token, so the quantized paths keep the guarantee too.
+    for precision in [Precision::Fp32, Precision::Int8, Precision::Int4G32] {
+        let one = load_as(precision, 1, 16 * 1024);
+        let two = load_as(precision, 2, 16 * 1024);
+        let batch1 = one.embed(&inputs).unwrap();
+        let batch2 = two.embed(&inputs).unwrap();
+        let p = precision.name();
+        assert_eq!(batch1.data, batch2.data, "{p}: 1 vs 2 threads");
+        // Smaller sub-batches change the batch-mates of every text.
+        let split = load_as(precision, 2, 700).embed(&inputs).unwrap();
+        assert_eq!(batch1.data, split.data, "{p}: different sub-batching");
+        for (i, input) in inputs.iter().enumerate().step_by(3) {
+            let alone = one.embed(std::slice::from_ref(input)).unwrap();
+            assert_eq!(alone.vector(0), batch2.vector(i), "{p}: text {i} alone (1 thread) vs in batch (2 threads)");
+        }
+        let reversed: Vec<Input> = inputs.iter().rev().cloned().collect();
+        let rev = two.embed(&reversed).unwrap();
+        for i in 0..inputs.len() {
+            assert_eq!(rev.vector(inputs.len() - 1 - i), batch1.vector(i), "{p}: text {i} in reversed order");
+        }
     }
 }
 

@@ -33,9 +33,13 @@ fn e5_small_precisions_against_fp32_on_real_texts() {
     let texts = real_texts();
     assert!(texts.len() >= 256, "{} texts", texts.len());
     let fp32 = embed(&dir, Precision::Fp32, &texts);
-    for (p, min_bound, mean_bound) in
-        [(Precision::F16, 0.9999, 0.99999), (Precision::Bf16, 0.999, 0.9999), (Precision::Int8, 0.995, 0.999)]
-    {
+    for (p, min_bound, mean_bound) in [
+        (Precision::F16, 0.9999, 0.99999),
+        (Precision::Bf16, 0.999, 0.9999),
+        (Precision::Int8, 0.995, 0.999),
+        (Precision::Int4G32, 0.975, 0.996),
+        (Precision::Int4G128, 0.95, 0.985),
+    ] {
         let (min, mean) = cosines(&embed(&dir, p, &texts), &fp32);
         eprintln!("{}: cosine to fp32 over {} texts: min {min:.6}, mean {mean:.6}", p.name(), texts.len());
         assert!(min >= min_bound && mean >= mean_bound, "{}: min {min}, mean {mean}", p.name());
@@ -130,7 +134,13 @@ fn bad_precision_requests() {
         .unwrap();
     assert!(e.to_string().contains("layer.9.qkv"), "{e}");
     assert_eq!(Precision::parse("INT8"), Some(Precision::Int8));
-    assert_eq!(Precision::parse("int4"), None);
+    assert_eq!(Precision::parse("int4"), Some(Precision::Int4G32));
+    assert_eq!(Precision::parse("Int4-G128"), Some(Precision::Int4G128));
+    assert_eq!(Precision::parse("int4-g16"), None);
+    // int4 is quantized at load; `quantize` says so instead of writing something else.
+    let e = quantize_model(&fixture("tiny-bert"), tempfile::tempdir().unwrap().path(), Precision::Int4G64, &[], None)
+        .unwrap_err();
+    assert!(e.to_string().contains("int4-g64 weights are quantized when the model loads"), "{e}");
 }
 
 #[test]

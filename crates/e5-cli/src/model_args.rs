@@ -15,7 +15,7 @@ pub struct ModelArgs {
     /// Keep the embedding table resident: lazy, prefetch (read at load) or lock (mlock).
     #[arg(long, value_enum, default_value_t = ResidencyArg::Lazy)]
     pub residency: ResidencyArg,
-    /// Linear-layer format: fp32, f16, bf16 (half-width weights, f32 math) or int8 (dynamic).
+    /// Linear-layer format: fp32, f16, bf16 (half-width weights, f32 math), int8 (dynamic), or int4-g32 / int4-g64 / int4-g128 (group-wise 4-bit weights quantized at load; `int4` = int4-g32).
     #[arg(long, default_value = "fp32", value_parser = parse_precision)]
     pub precision: Precision,
     /// Sub-layers kept in f32 (mixed precision), e.g. `layer.11.ffn_down`; repeat or comma-separate.
@@ -39,7 +39,7 @@ fn parse_device(s: &str) -> Result<Device, String> {
 }
 
 fn parse_precision(s: &str) -> Result<Precision, String> {
-    Precision::parse(s).ok_or_else(|| format!("unknown precision {s:?} (expected fp32, f16, bf16 or int8)"))
+    Precision::parse(s).ok_or_else(|| format!("unknown precision {s:?} (expected one of {})", Precision::names()))
 }
 
 #[derive(Args, Clone)]

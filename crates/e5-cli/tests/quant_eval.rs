@@ -125,10 +125,11 @@ fn report_covers_every_sub_layer_of_every_layer_for_every_precision() {
 fn unknown_precision_lists_the_valid_ones() {
     let dir = tempfile::tempdir().unwrap();
     let texts = write(dir.path(), "texts.jsonl", TEXTS);
-    let o = run(&["--model", &tiny(), "--texts", &texts, "--out", "/nonexistent/never", "--precisions", "fp32,int4"]);
+    let o = run(&["--model", &tiny(), "--texts", &texts, "--out", "/nonexistent/never", "--precisions", "fp32,int3"]);
     assert!(!o.status.success());
     let e = stderr(&o);
-    assert!(e.contains("unknown precision \"int4\""), "{e}");
+    assert!(e.contains("unknown precision \"int3\""), "{e}");
+    assert!(e.contains("int4-g128"), "{e}");
     assert!(e.contains("int8-static-mse") && e.contains("bf16"), "{e}");
     let o =
         run(&["--model", &tiny(), "--texts", &texts, "--out", "/nonexistent/never", "--precisions", "int8-static-max"]);

@@ -83,7 +83,7 @@ impl Model {
         chunk_overlap: usize,
     ) -> PyResult<Self> {
         let precision = Precision::parse(precision).ok_or_else(|| {
-            options_error(format!("unknown precision {precision:?} (expected fp32, f16, bf16 or int8)"))
+            options_error(format!("unknown precision {precision:?} (expected one of {})", Precision::names()))
         })?;
         let options = Options {
             threads,

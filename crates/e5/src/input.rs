@@ -78,10 +78,24 @@ pub enum Precision {
     /// Dynamic quantization: int8 weights per output channel, activations per token at
     /// run time, exact i32 accumulation, f32 epilogue.
     Int8,
+    /// Group-wise int4 weights: symmetric 4-bit with one f32 scale per 32 (64, 128)
+    /// consecutive input values of an output channel; activations int8 per token at run time,
+    /// exact i32 accumulation per group. Quantized at load from f32, f16 or bf16 weights.
+    Int4G32,
+    Int4G64,
+    Int4G128,
 }
 
 impl Precision {
-    pub const ALL: [Precision; 4] = [Precision::Fp32, Precision::F16, Precision::Bf16, Precision::Int8];
+    pub const ALL: [Precision; 7] = [
+        Precision::Fp32,
+        Precision::F16,
+        Precision::Bf16,
+        Precision::Int8,
+        Precision::Int4G32,
+        Precision::Int4G64,
+        Precision::Int4G128,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -89,11 +103,34 @@ impl Precision {
             Precision::F16 => "f16",
             Precision::Bf16 => "bf16",
             Precision::Int8 => "int8",
+            Precision::Int4G32 => "int4-g32",
+            Precision::Int4G64 => "int4-g64",
+            Precision::Int4G128 => "int4-g128",
         }
     }
 
+    /// A name of [`Precision::name`], any case; `int4` alone is `int4-g32`.
     pub fn parse(s: &str) -> Option<Precision> {
-        Precision::ALL.into_iter().find(|p| p.name() == s.trim().to_ascii_lowercase())
+        match s.trim().to_ascii_lowercase().as_str() {
+            "int4" => Some(Precision::Int4G32),
+            s => Precision::ALL.into_iter().find(|p| p.name() == s),
+        }
+    }
+
+    /// The names `parse` takes, for error messages.
+    pub fn names() -> String {
+        let names: Vec<&str> = Precision::ALL.iter().map(|p| p.name()).collect();
+        names.join(", ")
+    }
+
+    /// Input values per weight scale of the int4 precisions.
+    pub fn int4_group(self) -> Option<usize> {
+        match self {
+            Precision::Int4G32 => Some(32),
+            Precision::Int4G64 => Some(64),
+            Precision::Int4G128 => Some(128),
+            _ => None,
+        }
     }
 }
 

@@ -127,6 +127,13 @@ pub fn quantize_model(
     if precision == Precision::Fp32 {
         return Err(Error::Options("quantize needs a precision other than fp32 (int8, f16 or bf16)".into()));
     }
+    if precision.int4_group().is_some() {
+        return Err(Error::Options(format!(
+            "quantize writes int8, f16 or bf16; {} weights are quantized when the model loads \
+             (load the f32 model with precision {0})",
+            precision.name()
+        )));
+    }
     let cfg = ModelConfig::from_dir(src)?;
     let ck = Checkpoint::open(src)?;
     if let Some(m) = read_manifest(src)? {
@@ -274,7 +281,7 @@ pub fn read_manifest(dir: &Path) -> Result<Option<Manifest>> {
 /// Checks that the weights are what the manifest says; returns the stored precision.
 pub(crate) fn verify(m: &Manifest, ck: &Checkpoint) -> Result<Precision> {
     let precision = Precision::parse(&m.precision)
-        .filter(|p| *p != Precision::Fp32)
+        .filter(|p| *p != Precision::Fp32 && p.int4_group().is_none())
         .ok_or_else(|| Error::Quantized(format!("manifest precision {:?} is not int8, f16 or bf16", m.precision)))?;
     let inventory: BTreeMap<&str, (FloatType, &[usize])> = ck.inventory().map(|(n, d, s)| (n, (d, s))).collect();
     for (name, entry) in &m.tensors {

@@ -94,7 +94,7 @@ fn parse_spec(name: &str) -> Result<Spec> {
         return Ok(Spec::Plain(p));
     }
     bail!(
-        "unknown precision {name:?}; valid: {DEFAULT_PRECISIONS} (static percentiles: int8-static-p<N>, 0 < N <= 100)"
+        "unknown precision {name:?}; valid: {DEFAULT_PRECISIONS}, int4-g32, int4-g64, int4-g128 (static percentiles: int8-static-p<N>, 0 < N <= 100)"
     )
 }
 
@@ -117,8 +117,9 @@ impl Specs {
         let base = a.mixed_base.trim().to_ascii_lowercase();
         let spec = parse_spec(&base)?;
         ensure!(
-            matches!(spec, Spec::Static(_) | Spec::Plain(Precision::Int8)),
-            "--mixed-base must be an int8 precision, not {base:?}"
+            matches!(spec, Spec::Static(_) | Spec::Plain(Precision::Int8))
+                || matches!(spec, Spec::Plain(p) if p.int4_group().is_some()),
+            "--mixed-base must be an int8 or int4 precision, not {base:?}"
         );
         Ok(Specs { list, mixed_base: (base, spec) })
     }

@@ -6,13 +6,15 @@ use crate::input::Precision;
 use crate::weights::{check_scales, Checkpoint, FloatType};
 use e5_arch::names::{self, NormId};
 use e5_arch::{LinearId, ModelConfig};
-use e5_kernels::{Kernels, PackedF32, PackedI8, Post, Storage};
+use e5_kernels::{Kernels, PackedF32, PackedI4, PackedI8, Post, Storage};
 
 /// Packed weights in the layer's precision.
 enum Weights {
     /// f32 arithmetic on f32, f16 or bf16 storage.
     Float(PackedF32),
     Int8(PackedI8),
+    /// Group-wise int4, int8 activations per token.
+    Int4(PackedI4),
 }
 
 /// `y = x · Wᵀ + b` with `W` packed once at load.
@@ -83,6 +85,10 @@ impl Linear {
             Precision::F16 => float(Storage::F16),
             Precision::Bf16 => float(Storage::Bf16),
             Precision::Int8 => Weights::Int8(PackedI8::quantize(kern, &w, n, k, Some(&b))),
+            Precision::Int4G32 | Precision::Int4G64 | Precision::Int4G128 => {
+                let group = precision.int4_group().expect("an int4 precision");
+                Weights::Int4(PackedI4::quantize(kern, &w, n, k, group, Some(&b)))
+            }
         };
         for m in &modules {
             ck.release(&m.weight);
@@ -96,6 +102,7 @@ impl Linear {
         match &self.weight {
             Weights::Float(w) => kern.gemm_to_vec(x, t, w, post),
             Weights::Int8(w) => kern.gemm_i8_to_vec(x, t, w, self.input_scale, post),
+            Weights::Int4(w) => kern.gemm_i4_to_vec(x, t, w, post),
         }
     }
 
@@ -103,6 +110,7 @@ impl Linear {
         match &self.weight {
             Weights::Float(w) => w.bytes(),
             Weights::Int8(w) => w.bytes(),
+            Weights::Int4(w) => w.bytes(),
         }
     }
 }
