@@ -64,7 +64,8 @@ fn percentile(v: &mut [f64], p: f64) -> f64 {
 }
 
 pub fn run(a: BenchArgs) -> Result<()> {
-    ensure!(a.batch_size > 0 && a.seconds > 0.0, "--batch-size and --seconds must be positive");
+    ensure!(a.batch_size > 0, "--batch-size must be positive");
+    ensure!(a.seconds > 0.0 && a.seconds <= 3600.0, "--seconds {} must lie in (0, 3600]", a.seconds);
     let w = read_workload(&a.workload)?;
     let model = a.model.load(a.model.options())?;
     let info = model.info();
@@ -142,6 +143,5 @@ pub fn run(a: BenchArgs) -> Result<()> {
         "rss_file_mb": mb(memory::file_resident_bytes()),
         "workload": { "queries": queries.len(), "passages": passages.len(), "mean_query_tokens": mean(&qt), "mean_passage_tokens": mean(&pt) },
     });
-    println!("{}", serde_json::to_string_pretty(&out)?);
-    Ok(())
+    crate::print_stdout(&format!("{}\n", serde_json::to_string_pretty(&out)?))
 }

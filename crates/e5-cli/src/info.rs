@@ -46,11 +46,8 @@ pub fn run(a: InfoArgs) -> Result<()> {
     if a.json {
         let map: serde_json::Map<String, serde_json::Value> =
             rows.into_iter().map(|(k, v)| (k.to_string(), v.into())).collect();
-        println!("{}", serde_json::to_string_pretty(&map)?);
+        crate::print_stdout(&format!("{}\n", serde_json::to_string_pretty(&map)?))
     } else {
-        for (k, v) in rows {
-            println!("{k:>36}: {v}");
-        }
+        crate::print_stdout(&rows.into_iter().map(|(k, v)| format!("{k:>36}: {v}\n")).collect::<String>())
     }
-    Ok(())
 }

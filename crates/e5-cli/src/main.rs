@@ -17,6 +17,7 @@ mod sinks;
 mod tokenize;
 
 use clap::{Parser, Subcommand};
+use std::io::Write;
 
 #[derive(Parser)]
 #[command(
@@ -59,7 +60,31 @@ fn main() {
         Command::Serve(a) => serve::run(a),
     };
     if let Err(e) = result {
-        eprintln!("e5: error: {e:#}");
+        // A full or closed stderr cannot be reported anywhere; the exit status still says it.
+        let _ = writeln!(std::io::stderr(), "e5: error: {}", one_line(&e));
         std::process::exit(1);
     }
+}
+
+/// The error and its causes on one line, each cause once: `e5::Error::Io` already shows
+/// its OS error, which the chain would otherwise repeat.
+fn one_line(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if !line.ends_with(&text) {
+            if !line.is_empty() {
+                line.push_str(": ");
+            }
+            line.push_str(&text);
+        }
+    }
+    line
+}
+
+/// Writes `text` to stdout, reporting a full device or a closed pipe as an error
+/// instead of panicking as `println!` does.
+fn print_stdout(text: &str) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes()).and_then(|()| out.flush()).map_err(|e| anyhow::anyhow!("writing to stdout: {e}"))
 }

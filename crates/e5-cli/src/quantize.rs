@@ -2,7 +2,9 @@
 
 use anyhow::{Context, Result};
 use clap::Args;
-use e5::{quantize::quantize_model, resolve_model, Precision};
+use e5::quantize::{quantize_model, read_activation_scales};
+use e5::{resolve_model, Precision};
+use std::io::Write;
 use std::path::PathBuf;
 
 #[derive(Args)]
@@ -23,24 +25,19 @@ pub struct QuantizeArgs {
     /// (`{"layer.0.qkv": 0.031, ...}`, as `e5 quant-eval` writes them).
     #[arg(long)]
     activation_scales: Option<PathBuf>,
+    /// Replace an existing non-empty output directory (never the source model).
+    #[arg(long)]
+    force: bool,
 }
 
 pub fn run(a: QuantizeArgs) -> Result<()> {
     let src = resolve_model(&a.model)?;
-    let scales: Option<std::collections::BTreeMap<String, f32>> = match &a.activation_scales {
-        Some(p) => {
-            let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
-            Some(
-                serde_json::from_str(&text)
-                    .with_context(|| format!("{}: expected {{\"layer.N.sub_layer\": scale}}", p.display()))?,
-            )
-        }
-        None => None,
-    };
-    let m = quantize_model(&src, &a.out, a.precision, &a.keep_fp32, scales.as_ref())
+    let scales = a.activation_scales.as_deref().map(read_activation_scales).transpose()?;
+    let m = quantize_model(&src, &a.out, a.precision, &a.keep_fp32, scales.as_ref(), a.force)
         .with_context(|| format!("quantizing {}", a.model))?;
     let bytes = std::fs::metadata(a.out.join("model.safetensors"))?.len();
-    eprintln!(
+    let _ = writeln!(
+        std::io::stderr(),
         "e5: wrote {} ({} tensors, {:.1} MiB, precision {}; manifest {})",
         a.out.display(),
         m.tensors.len(),

@@ -3,6 +3,7 @@
 //! `sentence_bert_config.json`, `config_sentence_transformers.json`).
 
 use crate::error::{Error, Result};
+use crate::validate::{self, bounded};
 use e5_arch::{Architecture, GeluKind, ModelConfig, Pooling};
 use serde::Deserialize;
 use std::path::Path;
@@ -62,12 +63,12 @@ struct StPrompts {
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let text = validate::read_text(path)?;
     serde_json::from_str(&text).map_err(|e| Error::config(path, format!("malformed JSON: {e}")))
 }
 
 fn read_optional<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>> {
-    if path.exists() {
+    if validate::present(path) {
         read_json(path).map(Some)
     } else {
         Ok(None)
@@ -118,6 +119,7 @@ impl FromDir for ModelConfig {
         if hf.vocab_size == 0 || hf.intermediate_size == 0 {
             return Err(Error::config(&path, "vocab_size and intermediate_size must be positive"));
         }
+        check_sizes(&path, &hf)?;
         let position_offset = match architecture {
             Architecture::Bert => 0,
             Architecture::XlmRoberta => hf.pad_token_id.unwrap_or(1) + 1,
@@ -135,7 +137,7 @@ impl FromDir for ModelConfig {
             heads,
             intermediate: hf.intermediate_size,
             gelu,
-            layer_norm_eps: hf.layer_norm_eps.unwrap_or(1e-12) as f32,
+            layer_norm_eps: layer_norm_eps(&path, hf.layer_norm_eps)?,
             max_positions: hf.max_position_embeddings,
             type_vocab_size: hf.type_vocab_size.unwrap_or(2),
             position_offset,
@@ -147,6 +149,32 @@ impl FromDir for ModelConfig {
             passage_prefix: st.passage_prefix,
         })
     }
+}
+
+/// Sizes within what any real encoder uses, checked before anything is allocated from
+/// them (every tensor must then also match its file), so that arithmetic on them cannot
+/// overflow and a hostile config cannot ask for terabytes.
+fn check_sizes(path: &Path, hf: &HfConfig) -> Result<()> {
+    bounded(path, "hidden_size", hf.hidden_size, 1, 1 << 16)?;
+    bounded(path, "num_attention_heads", hf.num_attention_heads, 1, hf.hidden_size)?;
+    bounded(path, "num_hidden_layers", hf.num_hidden_layers, 1, 1024)?;
+    bounded(path, "intermediate_size", hf.intermediate_size, 1, 1 << 20)?;
+    bounded(path, "vocab_size", hf.vocab_size, 1, 1 << 24)?;
+    bounded(path, "max_position_embeddings", hf.max_position_embeddings, 1, 1 << 16)?;
+    bounded(path, "type_vocab_size", hf.type_vocab_size.unwrap_or(2), 1, 1 << 16)?;
+    bounded(path, "pad_token_id", hf.pad_token_id.unwrap_or(1), 0, hf.max_position_embeddings)?;
+    Ok(())
+}
+
+/// `layer_norm_eps` must be positive and at most 1, and stay a positive normal f32 (a
+/// negative, zero or huge epsilon makes NaN vectors or one vector for every text).
+fn layer_norm_eps(path: &Path, eps: Option<f64>) -> Result<f32> {
+    let eps = eps.unwrap_or(1e-12);
+    let e = eps as f32;
+    if !(e.is_normal() && e > 0.0 && e <= 1.0) {
+        return Err(Error::config(path, format!("layer_norm_eps {eps:e} must be positive, at most 1 and above 1e-38")));
+    }
+    Ok(e)
 }
 
 struct SentenceTransformers {
@@ -169,6 +197,13 @@ fn read_sentence_transformers(dir: &Path) -> Result<SentenceTransformers> {
     if let Some(modules) = read_optional::<Vec<StModule>>(&dir.join("modules.json"))? {
         st.normalize = modules.iter().any(|m| m.kind.ends_with("Normalize"));
         if let Some(m) = modules.iter().find(|m| m.kind.ends_with("Pooling")) {
+            if Path::new(&m.path).components().any(|c| !matches!(c, std::path::Component::Normal(_))) {
+                let path = dir.join("modules.json");
+                return Err(Error::config(
+                    path,
+                    format!("module path {:?} must lie inside the model directory", m.path),
+                ));
+            }
             let path = dir.join(&m.path).join("config.json");
             if let Some(p) = read_optional::<StPooling>(&path)? {
                 st.pooling = match (p.pooling_mode_cls_token, p.pooling_mode_mean_tokens) {
@@ -191,7 +226,11 @@ fn read_sentence_transformers(dir: &Path) -> Result<SentenceTransformers> {
             }
         }
     }
-    if let Some(c) = read_optional::<StBertConfig>(&dir.join("sentence_bert_config.json"))? {
+    let path = dir.join("sentence_bert_config.json");
+    if let Some(c) = read_optional::<StBertConfig>(&path)? {
+        if c.max_seq_length == Some(0) {
+            return Err(Error::config(&path, "max_seq_length must be positive"));
+        }
         st.max_seq_length = c.max_seq_length;
     }
     if let Some(p) = read_optional::<StPrompts>(&dir.join("config_sentence_transformers.json"))? {

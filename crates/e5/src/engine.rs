@@ -63,10 +63,14 @@ impl Model {
         if options.max_batch_tokens == 0 {
             return Err(Error::Options("max_batch_tokens must be positive".into()));
         }
+        if let Some(n) = options.threads.filter(|n| !(1..=MAX_THREADS).contains(n)) {
+            return Err(Error::Options(format!("threads {n} is outside 1..={MAX_THREADS}")));
+        }
         let pool = thread_pool(options.threads)?;
         let cfg = ModelConfig::from_dir(&dir)?;
         let tokenizer = TextTokenizer::open(&dir)?;
         let checkpoint = Checkpoint::open(&dir)?;
+        crate::validate::check_layer_count(&dir, &checkpoint, cfg.layers)?;
         if tokenizer.vocab_size() > cfg.vocab_size {
             return Err(Error::VocabMismatch { tokenizer: tokenizer.vocab_size(), embeddings: cfg.vocab_size });
         }
@@ -170,7 +174,10 @@ impl Model {
                 inputs.par_iter().enumerate().map(|(i, input)| self.plan(i, input)).collect::<Result<_>>()?;
             let pieces: Vec<Piece> = plans.into_iter().flatten().collect();
             let vectors = self.backend.run(&pieces)?;
-            Ok(plan::assemble(self.kern, self.dim(), pieces, vectors, self.planner.merges_chunks(), self.normalize))
+            let out =
+                plan::assemble(self.kern, self.dim(), pieces, vectors, self.planner.merges_chunks(), self.normalize);
+            crate::validate::check_rows_finite(&out)?;
+            Ok(out)
         })
     }
 
@@ -207,6 +214,10 @@ fn install<T: Send>(pool: &Option<rayon::ThreadPool>, f: impl FnOnce() -> T + Se
         None => f(),
     }
 }
+
+/// Most worker threads a model may ask for: beyond the cores they only cost memory, and a
+/// few thousand exhaust the process's maps ("failed to allocate an alternative stack").
+pub(crate) const MAX_THREADS: usize = 1024;
 
 /// A private pool of `threads` workers, or `None` for rayon's global pool.
 fn thread_pool(threads: Option<usize>) -> Result<Option<rayon::ThreadPool>> {

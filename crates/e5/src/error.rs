@@ -24,6 +24,9 @@ pub enum Error {
     #[error("tensor {name:?}: expected shape {expected:?}, found {found:?}")]
     TensorShape { name: String, expected: Vec<usize>, found: Vec<usize> },
 
+    #[error("tensor {name:?}: {message}")]
+    TensorValue { name: String, message: String },
+
     #[error("tensor {name:?}: dtype {dtype}, expected {expected}")]
     TensorDtype { name: String, dtype: String, expected: &'static str },
 

@@ -46,6 +46,7 @@ mod tokenize;
 /// The compact XLM-R (SentencePiece Unigram) tokenizer e5 runs, public as an API: it reproduces
 /// `tokenizers` exactly in a fraction of the memory (`tests/unigram_parity.rs` holds it to that).
 pub mod unigram;
+mod validate;
 mod weights;
 
 pub use e5_arch::{Architecture, GeluKind, LinearId, ModelConfig, Pooling, SubLayer};

@@ -21,6 +21,8 @@ use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+mod output;
+
 /// File name of the manifest beside the quantized `model.safetensors`.
 pub const MANIFEST: &str = "e5-quantization.json";
 const FORMAT: &str = "e5-quantized/1";
@@ -117,12 +119,17 @@ const COPIED: [&str; 9] = [
 /// Writes `dst` from the model at `src` in `precision`, keeping `keep_fp32` sub-layers f32.
 /// With `activation_scales` (int8 only), the calibrated per-tensor input scales are stored
 /// as `{sub_layer}.input_scale` and the model runs static int8.
+///
+/// `dst` may not be `src`, contain it or lie inside it; an existing non-empty `dst` is
+/// replaced only with `overwrite`. Everything is written to a temporary directory beside
+/// `dst` and renamed into place at the end, so a failure leaves no half-written model.
 pub fn quantize_model(
     src: &Path,
     dst: &Path,
     precision: Precision,
     keep_fp32: &[String],
     activation_scales: Option<&BTreeMap<String, f32>>,
+    overwrite: bool,
 ) -> Result<Manifest> {
     if precision == Precision::Fp32 {
         return Err(Error::Options("quantize needs a precision other than fp32 (int8, f16 or bf16)".into()));
@@ -134,8 +141,10 @@ pub fn quantize_model(
             precision.name()
         )));
     }
+    output::check_destination(src, dst, overwrite)?;
     let cfg = ModelConfig::from_dir(src)?;
     let ck = Checkpoint::open(src)?;
+    crate::validate::check_layer_count(src, &ck, cfg.layers)?;
     if let Some(m) = read_manifest(src)? {
         return Err(Error::Options(format!("{} is already quantized ({})", src.display(), m.precision)));
     }
@@ -148,6 +157,9 @@ pub fn quantize_model(
         return Err(Error::Options("activation scales (static int8) need --precision int8".into()));
     }
     let scale_ids: Vec<LinearId> = scales.keys().map(|k| parse("activation scale for", k)).collect::<Result<_>>()?;
+    for (sub_layer, s) in &scales {
+        crate::validate::check_input_scale(sub_layer, *s)?;
+    }
     let half = |v: &[f32]| -> (FloatType, Vec<u8>) {
         match precision {
             Precision::Bf16 => (FloatType::Bf16, v.iter().flat_map(|x| bf16::from_f32(*x).to_le_bytes()).collect()),
@@ -163,6 +175,7 @@ pub fn quantize_model(
         .collect();
     tensors.sort();
     for (name, shape) in tensors {
+        crate::validate::check_tensor_shape(&cfg, &name, &shape)?;
         let v = ck.f32(&name, &shape)?;
         let is_table = name == names::WORD_EMBEDDINGS;
         let linear = names::linear_of_weight(&name);
@@ -195,7 +208,8 @@ pub fn quantize_model(
         outs.push(Out { name: name.clone(), dtype: FloatType::F32, shape: vec![1], bytes: f32_bytes(&[*s]) });
         manifest_tensors.insert(name, TensorEntry { dtype: "F32".into(), shape: vec![1], scales: None });
     }
-    std::fs::create_dir_all(dst).map_err(|e| Error::io(dst, e))?;
+    let staging = output::Staging::new(dst)?;
+    let dst = staging.path();
     for f in COPIED {
         let from = src.join(f);
         if from.exists() {
@@ -250,6 +264,7 @@ pub fn quantize_model(
     };
     let json = serde_json::to_string_pretty(&manifest).expect("manifest serializes");
     std::fs::write(dst.join(MANIFEST), json).map_err(|e| Error::io(dst.join(MANIFEST), e))?;
+    staging.commit()?;
     Ok(manifest)
 }
 
@@ -263,13 +278,32 @@ fn source_files(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
+/// A JSON object of calibrated static int8 input scales per sub-layer
+/// (`{"layer.0.qkv": 0.031, ...}`, as `e5 quant-eval` writes them), each checked.
+pub fn read_activation_scales(path: &Path) -> Result<BTreeMap<String, f32>> {
+    let text = crate::validate::read_text(path)?;
+    parse_activation_scales(&text).map_err(|message| Error::config(path, message))
+}
+
+/// [`read_activation_scales`] on the file's text.
+pub fn parse_activation_scales(text: &str) -> std::result::Result<BTreeMap<String, f32>, String> {
+    let raw: BTreeMap<String, f64> =
+        serde_json::from_str(text).map_err(|e| format!("expected {{\"layer.N.sub_layer\": scale}}: {e}"))?;
+    raw.into_iter()
+        .map(|(k, v)| {
+            crate::validate::check_input_scale(&k, v as f32).map_err(|e| e.to_string())?;
+            Ok((k, v as f32))
+        })
+        .collect()
+}
+
 /// The manifest of a quantized model directory, if it is one.
 pub fn read_manifest(dir: &Path) -> Result<Option<Manifest>> {
     let path = dir.join(MANIFEST);
-    if !path.exists() {
+    if !crate::validate::present(&path) {
         return Ok(None);
     }
-    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+    let text = crate::validate::read_text(&path)?;
     let m: Manifest =
         serde_json::from_str(&text).map_err(|e| Error::config(&path, format!("malformed manifest: {e}")))?;
     if m.format != FORMAT {
@@ -301,6 +335,26 @@ pub(crate) fn verify(m: &Manifest, ck: &Checkpoint) -> Result<Precision> {
                 )))
             }
             _ => {}
+        }
+    }
+    if let Some(name) = inventory.keys().find(|n| !m.tensors.contains_key(**n)) {
+        return Err(Error::Quantized(format!("manifest mismatch: tensor {name:?} is in the weights but not listed")));
+    }
+    // The stored dtype of every quantized tensor must be the precision the manifest states
+    // (which `info` reports and the model runs in).
+    let stored = match precision {
+        Precision::Int8 => "I8",
+        Precision::Bf16 => "BF16",
+        _ => "F16",
+    };
+    for (name, entry) in &m.tensors {
+        let quantized = name == names::WORD_EMBEDDINGS
+            || names::linear_of_weight(name).is_some_and(|l| !m.keep_fp32.contains(&l.to_string()));
+        if quantized && entry.dtype != stored {
+            return Err(Error::Quantized(format!(
+                "manifest mismatch: precision {} but tensor {name:?} is {}",
+                m.precision, entry.dtype
+            )));
         }
     }
     Ok(precision)

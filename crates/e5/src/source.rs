@@ -27,7 +27,15 @@ pub fn resolve_model(spec: &str) -> Result<PathBuf> {
         )));
     }
     if let Ok(rev) = std::fs::read_to_string(repo.join("refs/main")) {
-        let dir = snapshots.join(rev.trim());
+        // A revision is one plain name: `refs/main` holding `../../x` or an absolute path
+        // must not lead outside the cache.
+        let rev = rev.trim();
+        let plain =
+            !rev.is_empty() && rev.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.');
+        if !plain || rev.starts_with('.') {
+            return Err(not_found(format!("{}: {rev:?} is not a revision name", repo.join("refs/main").display())));
+        }
+        let dir = snapshots.join(rev);
         if dir.join("config.json").exists() {
             return Ok(dir);
         }

@@ -41,7 +41,7 @@ impl Encoded {
 impl TextTokenizer {
     pub fn open(dir: &Path) -> Result<Self> {
         let path = dir.join("tokenizer.json");
-        if !path.exists() {
+        if !crate::validate::present(&path) {
             return Err(Error::io(
                 &path,
                 std::io::Error::new(std::io::ErrorKind::NotFound, "tokenizer.json not found"),
@@ -91,11 +91,12 @@ impl TextTokenizer {
 
 impl Backend {
     fn open(path: &Path) -> Result<Backend> {
-        let json = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let json = crate::validate::read_text(path)?;
         let err = |message: String| Error::Tokenizer { path: path.to_path_buf(), message };
         if let Some(compact) = CompactUnigram::from_json(&json).map_err(|e| err(e.to_string()))? {
             return Ok(Backend::Compact(Box::new(compact)));
         }
+        crate::unigram::check_charsmaps(&json).map_err(err)?;
         let mut inner: tokenizers::Tokenizer = json.parse().map_err(|e: tokenizers::Error| err(e.to_string()))?;
         inner.with_padding(None);
         inner.with_truncation(None).map_err(|e| err(e.to_string()))?;

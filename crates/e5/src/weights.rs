@@ -6,6 +6,7 @@
 //! stays mapped ([`MappedTensor`]) with rows converted on lookup.
 
 use crate::error::{Error, Result};
+use crate::validate;
 use half::{bf16, f16};
 use memmap2::Mmap;
 use safetensors::{Dtype, SafeTensors};
@@ -44,6 +45,9 @@ struct TensorRef {
 pub(crate) struct Checkpoint {
     maps: Vec<(PathBuf, Arc<Mmap>)>,
     tensors: HashMap<String, TensorRef>,
+    /// Integer tensors (buffers such as `position_ids`) by name, with their dtype: not
+    /// weights, but named in the error when a weight is stored as one.
+    integer: HashMap<String, String>,
     /// `""`, `"bert."`, `"roberta."`: the prefix under which the encoder's names live.
     prefix: String,
 }
@@ -53,11 +57,12 @@ const PREFIXES: [&str; 4] = ["", "bert.", "roberta.", "model."];
 
 impl Checkpoint {
     pub fn open(dir: &Path) -> Result<Self> {
-        let files = shard_files(dir)?;
+        let (files, index) = shard_files(dir)?;
         let mut maps = Vec::new();
         let mut tensors = HashMap::new();
+        let mut integer = HashMap::new();
         for path in files {
-            let file = std::fs::File::open(&path).map_err(|e| Error::io(&path, e))?;
+            let file = validate::open_regular(&path)?;
             // SAFETY: the file is opened read-only; e5 never writes through the map. Like every
             // mmap-based loader, a concurrent truncation by another process is not guarded against.
             let map = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(&path, e))?;
@@ -71,7 +76,10 @@ impl Checkpoint {
                     Dtype::BF16 => FloatType::Bf16,
                     Dtype::I8 => FloatType::I8,
                     // Integer side tensors (e.g. `position_ids` buffers) are not weights.
-                    Dtype::I64 | Dtype::I32 | Dtype::U8 | Dtype::BOOL => continue,
+                    Dtype::I64 | Dtype::I32 | Dtype::U8 | Dtype::BOOL => {
+                        integer.insert(name, format!("{:?}", info.dtype));
+                        continue;
+                    }
                     other => {
                         let expected = "F32, F16, BF16 or I8 (weights), or an integer side tensor";
                         return Err(Error::TensorDtype { name, dtype: format!("{other:?}"), expected });
@@ -85,19 +93,30 @@ impl Checkpoint {
                     start: data_start + s,
                     end: data_start + e,
                 };
-                tensors.insert(name, t);
+                if let Some(index) = &index {
+                    index.check_shard(&name, &path)?;
+                }
+                if tensors.insert(name.clone(), t).is_some() {
+                    return Err(Error::config(&path, format!("tensor {name:?} is stored in more than one shard")));
+                }
             }
             maps.push((path, Arc::new(map)));
         }
+        if let Some(index) = &index {
+            index.check_complete(&tensors, &integer)?;
+        }
         let prefix = PREFIXES
             .iter()
-            .find(|p| tensors.contains_key(&format!("{p}embeddings.word_embeddings.weight")))
+            .find(|p| {
+                let table = format!("{p}embeddings.word_embeddings.weight");
+                tensors.contains_key(&table) || integer.contains_key(&table)
+            })
             .map(|p| p.to_string())
             .ok_or_else(|| Error::MissingTensor {
                 path: maps[0].0.clone(),
                 name: "embeddings.word_embeddings.weight".into(),
             })?;
-        Ok(Checkpoint { maps, tensors, prefix })
+        Ok(Checkpoint { maps, tensors, integer, prefix })
     }
 
     /// Looks a tensor up under the checkpoint's prefix; old BERT checkpoints name
@@ -105,11 +124,14 @@ impl Checkpoint {
     fn find(&self, name: &str, shape: &[usize]) -> Result<(&TensorRef, String)> {
         let full = format!("{}{name}", self.prefix);
         let legacy = full.replace("LayerNorm.weight", "LayerNorm.gamma").replace("LayerNorm.bias", "LayerNorm.beta");
-        let t = self
-            .tensors
-            .get(&full)
-            .or_else(|| self.tensors.get(&legacy))
-            .ok_or_else(|| Error::MissingTensor { path: self.maps[0].0.clone(), name: full.clone() })?;
+        let t = self.tensors.get(&full).or_else(|| self.tensors.get(&legacy)).ok_or_else(|| {
+            match self.integer.get(&full) {
+                Some(dtype) => {
+                    Error::TensorDtype { name: full.clone(), dtype: dtype.clone(), expected: "a float or I8 tensor" }
+                }
+                None => Error::MissingTensor { path: self.maps[0].0.clone(), name: full.clone() },
+            }
+        })?;
         if t.shape != shape {
             return Err(Error::TensorShape { name: full, expected: shape.to_vec(), found: t.shape.clone() });
         }
@@ -128,6 +150,7 @@ impl Checkpoint {
         }
         let mut out = vec![0.0; shape.iter().product()];
         convert(self.bytes(t), t.dtype, &mut out);
+        validate::check_weights(&full, &out)?;
         Ok(out)
     }
 
@@ -191,14 +214,14 @@ impl Checkpoint {
     }
 }
 
-/// `model.safetensors`, or the shards a `model.safetensors.index.json` names.
-fn shard_files(dir: &Path) -> Result<Vec<PathBuf>> {
+/// `model.safetensors`, or the shards a `model.safetensors.index.json` names, with the index.
+fn shard_files(dir: &Path) -> Result<(Vec<PathBuf>, Option<ShardIndex>)> {
     let single = dir.join("model.safetensors");
-    if single.exists() {
-        return Ok(vec![single]);
+    if validate::present(&single) {
+        return Ok((vec![single], None));
     }
     let index = dir.join("model.safetensors.index.json");
-    if !index.exists() {
+    if !validate::present(&index) {
         return Err(Error::io(
             &single,
             std::io::Error::new(std::io::ErrorKind::NotFound, "no model.safetensors or model.safetensors.index.json"),
@@ -208,15 +231,46 @@ fn shard_files(dir: &Path) -> Result<Vec<PathBuf>> {
     struct Index {
         weight_map: HashMap<String, String>,
     }
-    let text = std::fs::read_to_string(&index).map_err(|e| Error::io(&index, e))?;
+    let text = validate::read_text(&index)?;
     let idx: Index = serde_json::from_str(&text).map_err(|e| Error::config(&index, format!("malformed index: {e}")))?;
-    let mut files: Vec<String> = idx.weight_map.into_values().collect();
+    let mut files: Vec<String> = idx.weight_map.values().cloned().collect();
     files.sort();
     files.dedup();
-    if files.is_empty() || files.iter().any(|f| f.contains('/') || f.contains("..")) {
+    if files.is_empty() || files.iter().any(|f| f.contains('/') || f.contains('\\') || f.contains("..")) {
         return Err(Error::config(&index, "weight_map must name shard files inside the model directory"));
     }
-    Ok(files.into_iter().map(|f| dir.join(f)).collect())
+    let shards = files.into_iter().map(|f| dir.join(f)).collect();
+    Ok((shards, Some(ShardIndex { path: index, weight_map: idx.weight_map })))
+}
+
+/// A sharded checkpoint's index: each tensor must be in the shard it names, so that a
+/// stray copy in another shard cannot silently win.
+struct ShardIndex {
+    path: PathBuf,
+    weight_map: HashMap<String, String>,
+}
+
+impl ShardIndex {
+    fn check_shard(&self, tensor: &str, shard: &Path) -> Result<()> {
+        let file = shard.file_name().unwrap_or_default().to_string_lossy();
+        match self.weight_map.get(tensor) {
+            Some(named) if *named == file => Ok(()),
+            Some(named) => Err(Error::config(
+                &self.path,
+                format!("tensor {tensor:?} is in shard {file} but the index names {named}"),
+            )),
+            None => Err(Error::config(&self.path, format!("tensor {tensor:?} of shard {file} is not in the index"))),
+        }
+    }
+
+    fn check_complete<T>(&self, tensors: &HashMap<String, T>, integer: &HashMap<String, String>) -> Result<()> {
+        match self.weight_map.iter().find(|(t, _)| !tensors.contains_key(*t) && !integer.contains_key(*t)) {
+            Some((t, shard)) => {
+                Err(Error::config(&self.path, format!("tensor {t:?} is not in shard {shard}, which the index names")))
+            }
+            None => Ok(()),
+        }
+    }
 }
 
 /// Quantization scales must be finite and non-negative.

@@ -56,7 +56,13 @@ impl CpuBackend {
             Residency::Prefetch => words.prefetch(),
             Residency::Lock => {
                 words.prefetch();
-                words.lock().map_err(|e| Error::io(dir.join("model.safetensors"), e))?;
+                words.lock().map_err(|e| {
+                    Error::Options(format!(
+                        "residency lock: mlock of the {} MiB embedding table failed ({e}) in {}; raise the locked-memory limit (`ulimit -l`, RLIMIT_MEMLOCK) or use another residency",
+                        words.bytes() >> 20,
+                        dir.display()
+                    ))
+                })?;
             }
         }
         let threads = options.threads.unwrap_or_else(rayon::current_num_threads);

@@ -47,7 +47,7 @@ impl Linear {
         let modules = names::linear(id);
         let (n_each, k) = id.sub.shape(cfg);
         if let Some(s) = input_scale {
-            check_scales(&format!("{id} input scale"), &[s])?;
+            crate::validate::check_input_scale(&id.to_string(), s)?;
         }
         let n = modules.len() * n_each;
         let mut b = Vec::with_capacity(n);

@@ -19,6 +19,7 @@
 //! fall back to `tokenizers`.
 
 mod added;
+mod charsmap;
 mod error;
 mod normalize;
 mod trie;
@@ -208,10 +209,10 @@ fn parse_normalizer(v: &Value) -> Result<Option<Normalizer>, String> {
             Ok(Some(Normalizer::Sequence(out)))
         }
         Some("Precompiled") => {
-            if !v.get("precompiled_charsmap").is_some_and(Value::is_string) {
+            let Some(b64) = v.get("precompiled_charsmap").and_then(Value::as_str) else {
                 return Ok(None);
-            }
-            let p = spm_precompiled::Precompiled::deserialize(v).map_err(|e| format!("precompiled_charsmap: {e}"))?;
+            };
+            let p = charsmap::parse(b64)?;
             Ok(Some(Normalizer::Precompiled(Box::new(p))))
         }
         Some("Replace") => {
@@ -281,7 +282,7 @@ fn parse_post(v: &Value) -> Result<Option<PostProcessor>, String> {
                         .and_then(Value::as_array)
                         .ok_or("special token without ids")?
                         .iter()
-                        .map(|x| x.as_u64().map(|x| x as u32).ok_or("bad id"))
+                        .map(|x| x.as_u64().and_then(|x| u32::try_from(x).ok()).ok_or("special token id is not a u32"))
                         .collect::<Result<_, _>>()?;
                     let tokens: Vec<String> = tok
                         .get("tokens")
@@ -308,8 +309,9 @@ fn parse_post(v: &Value) -> Result<Option<PostProcessor>, String> {
         Some("RobertaProcessing") => {
             let pair = |k: &str| -> Result<(String, u32), String> {
                 let a = v.get(k).and_then(Value::as_array).ok_or_else(|| format!("RobertaProcessing without {k}"))?;
-                match (a.first().and_then(Value::as_str), a.get(1).and_then(Value::as_u64), a.len()) {
-                    (Some(s), Some(id), 2) => Ok((s.to_owned(), id as u32)),
+                let id = a.get(1).and_then(Value::as_u64).and_then(|x| u32::try_from(x).ok());
+                match (a.first().and_then(Value::as_str), id, a.len()) {
+                    (Some(s), Some(id), 2) => Ok((s.to_owned(), id)),
                     _ => Err(format!("bad RobertaProcessing {k}")),
                 }
             };
@@ -402,6 +404,27 @@ fn trim_offsets(tokens: &[String], offsets: &mut [(usize, usize)], add_prefix_sp
             }
         }
     }
+}
+
+/// Checks every `Precompiled` normalizer in a `tokenizer.json` before the `tokenizers`
+/// crate (which does not bound the charsmap) reads it.
+pub fn check_charsmaps(json: &str) -> Result<(), String> {
+    fn walk(v: &Value) -> Result<(), String> {
+        match v {
+            Value::Object(o) => {
+                if let (Some("Precompiled"), Some(b64)) =
+                    (type_of(v), o.get("precompiled_charsmap").and_then(Value::as_str))
+                {
+                    charsmap::parse(b64)?;
+                }
+                o.values().try_for_each(walk)
+            }
+            Value::Array(a) => a.iter().try_for_each(walk),
+            _ => Ok(()),
+        }
+    }
+    let v: Value = serde_json::from_str(json).map_err(|e| e.to_string())?;
+    v.get("normalizer").map_or(Ok(()), walk)
 }
 
 impl CompactUnigram {
