@@ -342,3 +342,44 @@ fn hf_cache_refs_main_cannot_point_outside_the_cache() {
     let e = e5::resolve_model("org/name").unwrap_err().to_string();
     assert!(e.contains("refs/main") && e.contains("not a revision"), "{e}");
 }
+
+// 2. SIGBUS family (the CLI's long-run case is in crates/e5-cli/tests/hostile_cli.rs) ----
+
+#[test]
+fn a_mapped_model_file_changed_in_place_fails_the_next_call_cleanly() {
+    let d = scratch_copy(&fixture("tiny-bert"));
+    let m = Model::load(d.path(), Options::default()).unwrap();
+    let want = m.embed(&[Input::raw("before")]).unwrap();
+    // Same size, other bytes, in place (as `cp` of a same-size file does).
+    let p = d.path().join("model.safetensors");
+    let mut b = std::fs::read(&p).unwrap();
+    let n = b.len();
+    b[n - 64..].iter_mut().for_each(|x| *x = 0);
+    std::thread::sleep(Duration::from_millis(20));
+    std::fs::write(&p, &b).unwrap();
+    let e = m.embed(&[Input::raw("before")]).unwrap_err().to_string();
+    assert!(e.contains("model.safetensors") && e.contains("changed on disk"), "{e}");
+    drop(want);
+}
+
+#[test]
+fn replacing_the_model_file_by_atomic_rename_keeps_working() {
+    let d = scratch_copy(&fixture("tiny-bert"));
+    let m = Model::load(d.path(), Options::default()).unwrap();
+    let want = m.embed(&[Input::raw("rename")]).unwrap();
+    let p = d.path().join("model.safetensors");
+    std::fs::copy(fixture("tiny-bert-f16").join("model.safetensors"), d.path().join("new")).unwrap();
+    std::fs::rename(d.path().join("new"), &p).unwrap();
+    assert_eq!(m.embed(&[Input::raw("rename")]).unwrap().data, want.data);
+}
+
+#[test]
+fn residency_copy_needs_nothing_of_the_file_after_loading() {
+    let d = scratch_copy(&fixture("tiny-bert"));
+    let m = Model::load(d.path(), Options { residency: e5::Residency::Copy, ..Options::default() }).unwrap();
+    let want = m.embed(&[Input::raw("copy")]).unwrap();
+    std::fs::OpenOptions::new().write(true).open(d.path().join("model.safetensors")).unwrap().set_len(0).unwrap();
+    assert_eq!(m.embed(&[Input::raw("copy")]).unwrap().data, want.data);
+    let reference = Model::load(fixture("tiny-bert"), Options::default()).unwrap();
+    assert_eq!(reference.embed(&[Input::raw("copy")]).unwrap().data, want.data);
+}

@@ -12,7 +12,8 @@ pub struct ModelArgs {
     /// Worker threads (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
-    /// Keep the embedding table resident: lazy, prefetch (read at load) or lock (mlock).
+    /// Embedding table: lazy, prefetch (read at load), lock (mlock) — read in place from the
+    /// mapped file — or copy (private memory; survives the file being rewritten in place).
     #[arg(long, value_enum, default_value_t = ResidencyArg::Lazy)]
     pub residency: ResidencyArg,
     /// Linear-layer format: fp32, f16, bf16 (half-width weights, f32 math), int8 (dynamic), or int4-g32 / int4-g64 / int4-g128 (group-wise 4-bit weights quantized at load; `int4` = int4-g32).
@@ -63,6 +64,7 @@ pub enum ResidencyArg {
     Lazy,
     Prefetch,
     Lock,
+    Copy,
 }
 
 #[derive(ValueEnum, Clone, Copy, PartialEq, Eq)]
@@ -116,6 +118,7 @@ impl ModelArgs {
             ResidencyArg::Lazy => "lazy",
             ResidencyArg::Prefetch => "prefetch",
             ResidencyArg::Lock => "lock",
+            ResidencyArg::Copy => "copy",
         }
     }
 
@@ -126,6 +129,7 @@ impl ModelArgs {
                 ResidencyArg::Lazy => Residency::Lazy,
                 ResidencyArg::Prefetch => Residency::Prefetch,
                 ResidencyArg::Lock => Residency::Lock,
+                ResidencyArg::Copy => Residency::Copy,
             },
             precision: self.precision,
             keep_fp32: self.keep_fp32.clone(),

@@ -2,6 +2,8 @@
 //! in tests/tests/hostile.rs): a full or closed stdout, out-of-range flags, `quantize` over
 //! its source. Each exits 1 with one clear line on stderr, never a panic or a hang.
 
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 fn tiny() -> String {
@@ -98,4 +100,81 @@ fn quantize_refuses_its_source_and_a_non_empty_output() {
     let o = q(true);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(out.path().join("e5-quantization.json").exists());
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let p = e.unwrap().path();
+        let dst = to.join(p.file_name().unwrap());
+        if p.is_dir() {
+            copy_dir(&p, &dst);
+        } else {
+            std::fs::copy(&p, &dst).unwrap();
+        }
+    }
+}
+
+/// `--residency copy`: a long `e5 embed` survives its model file being truncated in place
+/// and then overwritten by `cp` with other weights, and every vector is the one of the
+/// model as loaded.
+#[test]
+fn a_long_embed_survives_truncate_and_cp_over_its_model_file() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(Path::new(&tiny()), dir.path());
+    let weights = dir.path().join("model.safetensors");
+    let lines = 20_000;
+    let input: String = (0..lines).map(|i| format!("text number {}\n", i % 7)).collect();
+    let mut child = e5()
+        .args(["embed", "-m", dir.path().to_str().unwrap(), "--residency", "copy"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(input.as_bytes()).unwrap();
+    drop(stdin);
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    // Embedding is under way: truncate the file in place, then `cp` other weights over it.
+    std::fs::OpenOptions::new().write(true).open(&weights).unwrap().set_len(0).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    let other = format!("{}/../../tests/fixtures/tiny-bert/model.safetensors", env!("CARGO_MANIFEST_DIR"));
+    assert!(Command::new("cp").arg(&other).arg(&weights).status().unwrap().success());
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{:?} {}", o.status, stderr(&o));
+    let rows: Vec<&str> = std::iter::once(first.trim_end()).chain(rest.lines()).collect();
+    assert_eq!(rows.len(), lines);
+    for (i, r) in rows.iter().enumerate() {
+        assert_eq!(*r, rows[i % 7], "row {i} differs from the same text embedded before the change");
+    }
+}
+
+/// One 20 MB line, truncated to the model's limit, stays within a few times its size
+/// (it took 2.5 GB when the whole line was tokenized at once).
+#[test]
+fn a_20_mb_line_is_embedded_in_bounded_memory() {
+    let line = "lorem ipsum dolor sit amet, consectetur adipiscing elit. ".repeat(20 << 20 >> 6);
+    let mut child = e5()
+        .args(["embed", "-m", &tiny(), "--kind", "passage"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || stdin.write_all(line.as_bytes()));
+    let o = child.wait_with_output().unwrap();
+    writer.join().unwrap().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("truncated"), "{}", stderr(&o));
+    // SAFETY: getrusage only fills the struct.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    assert_eq!(unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) }, 0);
+    let peak_mib = usage.ru_maxrss as usize / 1024;
+    assert!(peak_mib < 400, "peak resident {peak_mib} MiB for a 20 MB line");
 }

@@ -162,13 +162,21 @@ impl Model {
 
     /// Tokens of one input, before any truncation.
     pub fn tokenize(&self, input: &Input<'_>) -> Result<Tokens> {
-        let enc = self.tokenizer.encode(&self.compose(input).0)?;
-        Ok(Tokens { untruncated: enc.ids.len(), ids: enc.ids, tokens: enc.tokens, offsets: enc.offsets })
+        let enc = self.tokenizer.encode(&self.compose(input).0, usize::MAX)?;
+        Ok(Tokens { untruncated: enc.total, ids: enc.ids, tokens: enc.tokens, offsets: enc.offsets })
     }
 
     /// Embeds `inputs`. Each vector depends only on its own input: batch-mates and the
     /// thread count do not change a single bit.
     pub fn embed(&self, inputs: &[Input<'_>]) -> Result<Embeddings> {
+        // A table read in place must come from the file as loaded, before and after.
+        self.backend.check_unchanged()?;
+        let out = self.embed_unchecked(inputs)?;
+        self.backend.check_unchanged()?;
+        Ok(out)
+    }
+
+    fn embed_unchecked(&self, inputs: &[Input<'_>]) -> Result<Embeddings> {
         install(&self.pool, || {
             let plans: Vec<Vec<Piece>> =
                 inputs.par_iter().enumerate().map(|(i, input)| self.plan(i, input)).collect::<Result<_>>()?;
@@ -184,7 +192,12 @@ impl Model {
     /// The sequences the encoder runs for one input, per [`LongInputs`].
     fn plan(&self, index: usize, input: &Input<'_>) -> Result<Vec<Piece>> {
         let (text, shift) = self.compose(input);
-        let enc = self.tokenizer.encode(&text)?;
+        // Truncation keeps at most `max_tokens` content tokens; chunking needs them all.
+        let keep = match self.planner.long_inputs {
+            LongInputs::Truncate => self.planner.max_tokens,
+            LongInputs::Chunk { .. } => usize::MAX,
+        };
+        let enc = self.tokenizer.encode(&text, keep)?;
         self.planner.plan(index, &enc, shift, input.text.chars().count())
     }
 

@@ -62,6 +62,10 @@ pub enum Residency {
     Prefetch,
     /// Prefetch and `mlock` the table so it is never paged out (needs `RLIMIT_MEMLOCK`).
     Lock,
+    /// Read the table into private memory at load: nothing of the model file is used
+    /// afterwards, so a process survives the file being truncated or rewritten in place.
+    /// The choice for long-lived processes (docs/robustness.md).
+    Copy,
 }
 
 /// Numeric format of the encoder's linear layers. LayerNorm, softmax, the residual stream

@@ -34,6 +34,7 @@ mod backend;
 mod config;
 mod engine;
 mod error;
+mod file_watch;
 mod info;
 mod input;
 mod lanes;

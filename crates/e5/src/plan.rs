@@ -50,7 +50,7 @@ impl Planner {
             });
         }
         let max = self.max_tokens;
-        let (total, content) = (enc.ids.len(), enc.content());
+        let (total, content) = (enc.total, enc.content());
         let room = max.checked_sub(enc.prefix + enc.suffix).filter(|&r| r > 0).ok_or_else(|| Error::Input {
             index,
             message: format!("the model's limit of {max} tokens leaves no room for text"),

@@ -21,7 +21,9 @@ enum Backend {
     Hf(Box<tokenizers::Tokenizer>),
 }
 
-/// One text's tokens, specials included.
+mod segments;
+
+/// One text's tokens, specials included; the content may be cut short (see `total`).
 pub(crate) struct Encoded {
     pub ids: Vec<u32>,
     pub tokens: Vec<String>,
@@ -30,6 +32,8 @@ pub(crate) struct Encoded {
     /// Special tokens before and after the content (e.g. `<s>` … `</s>`).
     pub prefix: usize,
     pub suffix: usize,
+    /// Tokens of the whole text, specials included, kept or not.
+    pub total: usize,
 }
 
 impl Encoded {
@@ -59,11 +63,58 @@ impl TextTokenizer {
         }
     }
 
-    pub fn encode(&self, text: &str) -> Result<Encoded> {
+    /// Tokens of `text`, keeping at most `keep` content tokens (all are counted in
+    /// `total`). Long texts run a segment at a time, so memory is bounded by the segment
+    /// and `keep`, not by the text.
+    pub fn encode(&self, text: &str, keep: usize) -> Result<Encoded> {
+        if text.len() <= segments::SEGMENT {
+            let mut e = self.encode_whole(text)?;
+            let content = e.content();
+            let drop = content.start + keep.min(content.len())..content.end;
+            e.ids.drain(drop.clone());
+            e.tokens.drain(drop.clone());
+            e.offsets.drain(drop);
+            return Ok(e);
+        }
+        // Each segment is encoded with its specials: the first one's leading specials and
+        // the last one's trailing specials frame the concatenated contents.
+        let mut out = Encoded { ids: vec![], tokens: vec![], offsets: vec![], prefix: 0, suffix: 0, total: 0 };
+        let mut suffix = (vec![], vec![], vec![]);
+        let (mut chars, mut counted) = (0, 0);
+        for (i, r) in segments::segments(text).enumerate() {
+            let part = &text[r];
+            let e = self.encode_whole(part)?;
+            let content = e.content();
+            if i == 0 {
+                out.prefix = e.prefix;
+                out.ids.extend_from_slice(&e.ids[..e.prefix]);
+                out.tokens.extend_from_slice(&e.tokens[..e.prefix]);
+                out.offsets.extend_from_slice(&e.offsets[..e.prefix]);
+            }
+            out.suffix = e.suffix;
+            suffix =
+                (e.ids[content.end..].to_vec(), e.tokens[content.end..].to_vec(), e.offsets[content.end..].to_vec());
+            counted += content.len();
+            let room = keep.saturating_add(out.prefix).saturating_sub(out.ids.len()).min(content.len());
+            let kept = content.start..content.start + room;
+            out.ids.extend_from_slice(&e.ids[kept.clone()]);
+            out.tokens.extend_from_slice(&e.tokens[kept.clone()]);
+            out.offsets.extend(e.offsets[kept].iter().map(|&(a, b)| (a + chars, b + chars)));
+            chars += part.chars().count();
+        }
+        out.ids.extend(suffix.0);
+        out.tokens.extend(suffix.1);
+        out.offsets.extend(suffix.2);
+        out.total = out.prefix + counted + out.suffix;
+        Ok(out)
+    }
+
+    fn encode_whole(&self, text: &str) -> Result<Encoded> {
         let tok = match &*self.inner {
             Backend::Compact(t) => {
                 let e = t.encode(text);
                 return Ok(Encoded {
+                    total: e.ids.len(),
                     ids: e.ids,
                     tokens: e.tokens,
                     offsets: e.offsets,
@@ -80,6 +131,7 @@ impl TextTokenizer {
         let prefix = special.iter().take_while(|&&s| s == 1).count();
         let suffix = special[prefix..].iter().rev().take_while(|&&s| s == 1).count();
         Ok(Encoded {
+            total: enc.get_ids().len(),
             ids: enc.get_ids().to_vec(),
             tokens: enc.get_tokens().to_vec(),
             offsets: enc.get_offsets().to_vec(),
@@ -131,6 +183,36 @@ fn cached(path: &Path, build: impl FnOnce() -> Result<Backend>) -> Result<Arc<Ba
 mod tests {
     use super::*;
 
+    /// A long text tokenized a segment at a time gives the tokens of the whole text, and
+    /// truncation keeps the first ones while counting them all.
+    #[test]
+    fn long_texts_tokenize_in_segments_exactly() {
+        let texts = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/texts/multilingual.jsonl"),
+        )
+        .unwrap();
+        let mut long = String::new();
+        for (i, line) in texts.lines().cycle().take(3000).enumerate() {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            long.push_str(v["text"].as_str().unwrap());
+            long.push_str(["  ", " ", "\n ", " \u{301}x "][i % 4]);
+        }
+        assert!(long.len() > 4 * segments::SEGMENT);
+        for fixture in ["tiny-xlmr", "tiny-bert"] {
+            let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures").join(fixture);
+            let t = TextTokenizer::open(&dir).unwrap();
+            let whole = t.encode_whole(&long).unwrap();
+            let parts = t.encode(&long, usize::MAX).unwrap();
+            assert_eq!(parts.total, whole.ids.len(), "{fixture}");
+            assert_eq!(parts.ids, whole.ids, "{fixture}");
+            assert_eq!(parts.offsets, whole.offsets, "{fixture}");
+            assert_eq!(parts.tokens, whole.tokens, "{fixture}");
+            let cut = t.encode(&long, 100).unwrap();
+            assert_eq!((cut.total, cut.ids.len()), (whole.ids.len(), 100 + whole.prefix + whole.suffix));
+            assert_eq!(cut.ids[..100 + cut.prefix], whole.ids[..100 + whole.prefix]);
+        }
+    }
+
     #[test]
     fn shares_one_tokenizer_per_unchanged_file_while_a_user_lives() {
         let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/tiny-bert/tokenizer.json");
@@ -145,7 +227,7 @@ mod tests {
         std::fs::write(dir.path().join("tokenizer.json"), json).unwrap();
         let c = TextTokenizer::open(dir.path()).unwrap();
         assert!(!Arc::ptr_eq(&a.inner, &c.inner));
-        assert_eq!(c.encode("hello world").unwrap().ids, a.encode("hello world").unwrap().ids);
+        assert_eq!(c.encode("hello world", usize::MAX).unwrap().ids, a.encode("hello world", usize::MAX).unwrap().ids);
         // Once no model holds it, the entry is gone and the next open builds anew.
         let weak = Arc::downgrade(&c.inner);
         drop(c);

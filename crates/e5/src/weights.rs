@@ -6,6 +6,7 @@
 //! stays mapped ([`MappedTensor`]) with rows converted on lookup.
 
 use crate::error::{Error, Result};
+use crate::file_watch::WatchedFile;
 use crate::validate;
 use half::{bf16, f16};
 use memmap2::Mmap;
@@ -44,6 +45,8 @@ struct TensorRef {
 
 pub(crate) struct Checkpoint {
     maps: Vec<(PathBuf, Arc<Mmap>)>,
+    /// The open files behind `maps`, watched for changes.
+    files: Vec<Arc<WatchedFile>>,
     tensors: HashMap<String, TensorRef>,
     /// Integer tensors (buffers such as `position_ids`) by name, with their dtype: not
     /// weights, but named in the error when a weight is stored as one.
@@ -61,6 +64,7 @@ impl Checkpoint {
         let mut maps = Vec::new();
         let mut tensors = HashMap::new();
         let mut integer = HashMap::new();
+        let mut watched = Vec::new();
         for path in files {
             let file = validate::open_regular(&path)?;
             // SAFETY: the file is opened read-only; e5 never writes through the map. Like every
@@ -100,6 +104,7 @@ impl Checkpoint {
                     return Err(Error::config(&path, format!("tensor {name:?} is stored in more than one shard")));
                 }
             }
+            watched.push(Arc::new(WatchedFile::new(file, &path)?));
             maps.push((path, Arc::new(map)));
         }
         if let Some(index) = &index {
@@ -116,7 +121,7 @@ impl Checkpoint {
                 path: maps[0].0.clone(),
                 name: "embeddings.word_embeddings.weight".into(),
             })?;
-        Ok(Checkpoint { maps, tensors, integer, prefix })
+        Ok(Checkpoint { maps, files: watched, tensors, integer, prefix })
     }
 
     /// Looks a tensor up under the checkpoint's prefix; old BERT checkpoints name
@@ -185,7 +190,8 @@ impl Checkpoint {
             None
         };
         Ok(MappedTensor {
-            map: self.maps[t.file].1.clone(),
+            map: TableBytes::Mapped(self.maps[t.file].1.clone()),
+            file: self.files[t.file].clone(),
             path: self.maps[t.file].0.clone(),
             start: t.start,
             rows: shape[0],
@@ -299,7 +305,8 @@ fn convert(bytes: &[u8], dtype: FloatType, out: &mut [f32]) {
 
 /// A 2-D tensor read in place from its file map (the embedding table).
 pub(crate) struct MappedTensor {
-    map: Arc<Mmap>,
+    map: TableBytes,
+    file: Arc<WatchedFile>,
     path: PathBuf,
     start: usize,
     rows: usize,
@@ -309,7 +316,42 @@ pub(crate) struct MappedTensor {
     row_scales: Option<Vec<f32>>,
 }
 
+/// The table's bytes: in the file's map, or copied into private memory (`Residency::Copy`).
+enum TableBytes {
+    Mapped(Arc<Mmap>),
+    /// The table alone: its bytes start at 0.
+    Owned(Vec<u8>),
+}
+
+impl std::ops::Deref for TableBytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            TableBytes::Mapped(m) => m,
+            TableBytes::Owned(v) => v,
+        }
+    }
+}
+
 impl MappedTensor {
+    /// Reads the table into private memory (by `read`, not through the map) and drops the
+    /// map: the file is not used again.
+    pub fn copy_to_memory(&mut self) -> Result<()> {
+        if let TableBytes::Mapped(_) = self.map {
+            self.map = TableBytes::Owned(self.file.read_at(self.start, self.bytes())?);
+            self.start = 0;
+        }
+        Ok(())
+    }
+
+    /// A table still read in place fails if its file changed since loading.
+    pub fn check_unchanged(&self) -> Result<()> {
+        match self.map {
+            TableBytes::Mapped(_) => self.file.check_unchanged(),
+            TableBytes::Owned(_) => Ok(()),
+        }
+    }
+
     fn range(&self) -> std::ops::Range<usize> {
         self.start..self.start + self.rows * self.cols * self.dtype.size()
     }
@@ -331,7 +373,9 @@ impl MappedTensor {
     /// Reads every page so the table is resident before the first call.
     pub fn prefetch(&self) {
         #[cfg(unix)]
-        let _ = self.map.advise_range(memmap2::Advice::WillNeed, self.start, self.bytes());
+        if let TableBytes::Mapped(m) = &self.map {
+            let _ = m.advise_range(memmap2::Advice::WillNeed, self.start, self.bytes());
+        }
         let touched: u64 = self.map[self.range()].iter().step_by(4096).map(|&b| b as u64).sum();
         std::hint::black_box(touched);
     }
@@ -343,10 +387,9 @@ impl MappedTensor {
         #[cfg(unix)]
         {
             use std::os::fd::AsRawFd;
+            let TableBytes::Mapped(m) = &self.map else { return Ok(()) };
             // SAFETY: e5 holds no reference into the range; file-backed pages fault back in.
-            let _ = unsafe {
-                self.map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, self.start, self.bytes())
-            };
+            let _ = unsafe { m.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, self.start, self.bytes()) };
             let file = std::fs::File::open(&self.path)?;
             // SAFETY: a plain advisory call on an open descriptor.
             let rc = unsafe {

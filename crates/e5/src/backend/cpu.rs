@@ -49,10 +49,13 @@ impl CpuBackend {
     ) -> Result<Self> {
         SUPPORTS.check(options)?;
         let (keep, scales) = (formats.keep_fp32, formats.activation_scales);
-        let encoder = Encoder::load(ck, cfg.clone(), kern, options.precision, keep, scales)?;
+        let mut encoder = Encoder::load(ck, cfg.clone(), kern, options.precision, keep, scales)?;
+        if options.residency == Residency::Copy {
+            encoder.embeddings.words.copy_to_memory()?;
+        }
         let words = &encoder.embeddings.words;
         match options.residency {
-            Residency::Lazy => {}
+            Residency::Lazy | Residency::Copy => {}
             Residency::Prefetch => words.prefetch(),
             Residency::Lock => {
                 words.prefetch();
@@ -125,6 +128,10 @@ impl Backend for CpuBackend {
 
     fn memory(&self) -> Memory {
         Memory { embedding_table_bytes: self.encoder.embeddings.words.bytes(), owned_bytes: self.encoder.owned_bytes() }
+    }
+
+    fn check_unchanged(&self) -> Result<()> {
+        self.encoder.embeddings.words.check_unchanged()
     }
 
     fn evict(&self) -> std::io::Result<()> {

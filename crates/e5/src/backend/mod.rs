@@ -31,6 +31,11 @@ pub(crate) trait Backend: Send + Sync {
     /// Bytes of the embedding table read in place, and bytes the backend holds itself.
     fn memory(&self) -> Memory;
 
+    /// Fails if a model file whose weights are read in place changed since loading.
+    fn check_unchanged(&self) -> Result<()> {
+        Ok(())
+    }
+
     /// Drops weights read in place from memory and the page cache, where there are any.
     fn evict(&self) -> std::io::Result<()> {
         Ok(())

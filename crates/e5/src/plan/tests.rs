@@ -12,7 +12,14 @@ fn encoded(n: usize) -> Encoded {
     let mut offsets = vec![(0, 0)];
     offsets.extend((0..n).map(|i| (2 * i, 2 * i + 1)));
     offsets.push((0, 0));
-    Encoded { tokens: ids.iter().map(|i| i.to_string()).collect(), ids, offsets, prefix: 1, suffix: 1 }
+    Encoded {
+        tokens: ids.iter().map(|i| i.to_string()).collect(),
+        total: ids.len(),
+        ids,
+        offsets,
+        prefix: 1,
+        suffix: 1,
+    }
 }
 
 fn planner(max_tokens: usize, long_inputs: LongInputs) -> Planner {
