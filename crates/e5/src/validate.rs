@@ -105,7 +105,7 @@ pub(crate) const MAX_WEIGHT: f32 = 65504.0;
 /// Every weight copied out of the checkpoint must be finite and at most [`MAX_WEIGHT`] in
 /// magnitude (the in-place embedding table is not scanned; each output vector is checked).
 pub(crate) fn check_weights(tensor: &str, values: &[f32]) -> Result<()> {
-    match values.iter().position(|v| !(v.abs() <= MAX_WEIGHT)) {
+    match values.iter().position(|v| v.is_nan() || v.abs() > MAX_WEIGHT) {
         Some(i) => Err(Error::TensorValue {
             name: tensor.into(),
             message: format!("value {} at element {i} is not finite or exceeds ±{MAX_WEIGHT}", values[i]),
