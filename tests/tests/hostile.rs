@@ -200,8 +200,31 @@ fn non_finite_or_overflowing_weights_are_named_at_load() {
         let d = scratch_copy(&fixture("tiny-bert"));
         poke(d.path(), name, v);
         let e = load_err(d.path());
-        assert!(e.contains(name) && e.contains("not finite or exceeds"), "{e}");
+        assert!(e.contains(name) && e.contains("not finite"), "{e}");
     }
+}
+
+/// Real f32 checkpoints may hold weights beyond f16's range outside LayerNorm: they load and
+/// embed; only `quantize --precision f16`, which cannot store them, refuses them by name.
+#[test]
+fn large_finite_weights_outside_layer_norm_load_and_refuse_only_f16() {
+    let name = "encoder.layer.0.intermediate.dense.weight";
+    let d = scratch_copy(&fixture("tiny-bert"));
+    edit_tensors(d.path(), |n, dt, s, b| {
+        let mut v = f32s(&b);
+        if n == name {
+            v[0] = 1e5;
+        }
+        Some((dt, s, bytes(&v)))
+    });
+    let m = Model::load(d.path(), Options::default()).unwrap();
+    let out = m.embed(&[Input::raw("hello world")]).unwrap();
+    assert!(out.data.iter().all(|x| x.is_finite()));
+    let out_dir = tempfile::tempdir().unwrap();
+    let e = quantize_model(d.path(), out_dir.path(), Precision::F16, &[], None, true).unwrap_err().to_string();
+    assert!(e.contains(name) && e.contains("f16"), "{e}");
+    quantize_model(d.path(), out_dir.path(), Precision::Bf16, &[], None, true).unwrap();
+    Model::load(out_dir.path(), Options::default()).unwrap();
 }
 
 #[test]
@@ -288,6 +311,13 @@ fn a_manifest_that_misstates_the_precision_is_refused() {
     std::fs::write(&p, m.to_string()).unwrap();
     let e = load_err(q.path());
     assert!(e.contains("manifest") && e.contains("f16"), "{e}");
+    // A tensor in the weights that the manifest does not list.
+    m["precision"] = "int8".into();
+    let listed = m["tensors"].as_object_mut().unwrap();
+    listed.remove("encoder.layer.0.output.LayerNorm.bias").unwrap();
+    std::fs::write(&p, m.to_string()).unwrap();
+    let e = load_err(q.path());
+    assert!(e.contains("manifest") && e.contains("output.LayerNorm.bias") && e.contains("not listed"), "{e}");
 }
 
 #[test]

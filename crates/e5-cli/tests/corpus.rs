@@ -6,11 +6,11 @@ use arrow_array::types::Float32Type;
 use arrow_array::{Array, Int64Array, RecordBatch, StringArray};
 use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::sync::Arc;
 
 mod common;
-use common::{e5, tiny};
+use common::{command, e5, tiny};
 
 fn ok(o: &Output) -> String {
     let err = String::from_utf8_lossy(&o.stderr).into_owned();
@@ -179,8 +179,7 @@ fn shards_partition_the_input() {
 
 /// Feeds `input` to a `--resume` run until `parts` parts are complete, then kills it.
 fn killed_run(args: &[&str], input: &[u8], parts_dir: &Path, parts: usize) {
-    let mut child =
-        Command::new(env!("CARGO_BIN_EXE_e5")).args(args).stdin(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+    let mut child = command().args(args).stdin(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
     let mut stdin = child.stdin.take().unwrap();
     stdin.write_all(input).unwrap();
     stdin.flush().unwrap();

@@ -2,17 +2,12 @@
 //! in tests/tests/hostile.rs): a full or closed stdout, out-of-range flags, `quantize` over
 //! its source. Each exits 1 with one clear line on stderr, never a panic or a hang.
 
+mod common;
+
+use common::{command, e5, tiny};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
-
-fn tiny() -> String {
-    format!("{}/../../tests/fixtures/tiny-xlmr", env!("CARGO_MANIFEST_DIR"))
-}
-
-fn e5() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_e5"))
-}
 
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
@@ -32,10 +27,11 @@ fn fails_cleanly(o: &Output, needles: &[&str]) {
 #[test]
 fn info_to_a_full_device_or_a_closed_pipe() {
     let full = std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
-    let o = e5().args(["info", "-m", &tiny()]).stdout(full).stderr(Stdio::piped()).output().unwrap();
+    let o = command().args(["info", "-m", &tiny()]).stdout(full).stderr(Stdio::piped()).output().unwrap();
     fails_cleanly(&o, &["writing to stdout", "No space left"]);
     // `e5 info | true`: the reader is gone before e5 writes.
-    let mut child = e5().args(["info", "-m", &tiny()]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut child =
+        command().args(["info", "-m", &tiny()]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     drop(child.stdout.take());
     let o = child.wait_with_output().unwrap();
     fails_cleanly(&o, &["writing to stdout", "Broken pipe"]);
@@ -44,29 +40,26 @@ fn info_to_a_full_device_or_a_closed_pipe() {
 #[test]
 fn out_of_range_flags() {
     for threads in ["0", "5000", "100000"] {
-        let o = e5().args(["info", "-m", &tiny(), "--threads", threads]).output().unwrap();
+        let o = e5(&["info", "-m", &tiny(), "--threads", threads], b"");
         fails_cleanly(&o, &["threads", threads]);
     }
     let workload = format!("{}/../../benches/workload.jsonl", env!("CARGO_MANIFEST_DIR"));
     for seconds in ["inf", "NaN", "-1", "1e9"] {
-        let o = e5()
-            .args(["bench", "-m", &tiny(), "--workload", &workload, &format!("--seconds={seconds}")])
-            .output()
-            .unwrap();
+        let o = e5(&["bench", "-m", &tiny(), "--workload", &workload, &format!("--seconds={seconds}")], b"");
         fails_cleanly(&o, &["--seconds"]);
     }
 }
 
 #[test]
 fn os_errors_are_printed_once() {
-    let o = e5().args(["info", "-m", "/proc/self/nonexistent-model-dir"]).output().unwrap();
+    let o = command().args(["info", "-m", "/proc/self/nonexistent-model-dir"]).output().unwrap();
     let err = stderr(&o);
     assert_eq!(o.status.code(), Some(1), "{err}");
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("config.json"), "{}").unwrap();
     std::fs::create_dir(dir.path().join("tokenizer.json")).unwrap();
     std::fs::write(dir.path().join("config.json"), std::fs::read(format!("{}/config.json", tiny())).unwrap()).unwrap();
-    let o = e5().args(["info", "-m", dir.path().to_str().unwrap()]).output().unwrap();
+    let o = command().args(["info", "-m", dir.path().to_str().unwrap()]).output().unwrap();
     fails_cleanly(&o, &["tokenizer.json", "is a directory"]);
     let err = stderr(&o);
     assert_eq!(err.matches("is a directory").count(), 1, "{err}");
@@ -80,7 +73,7 @@ fn quantize_refuses_its_source_and_a_non_empty_output() {
     }
     let before = std::fs::read(src.path().join("model.safetensors")).unwrap();
     let s = src.path().to_str().unwrap();
-    let o = e5().args(["quantize", "-m", s, "--precision", "int8", "--out", s, "--force"]).output().unwrap();
+    let o = command().args(["quantize", "-m", s, "--precision", "int8", "--out", s, "--force"]).output().unwrap();
     fails_cleanly(&o, &["is the source"]);
     assert_eq!(std::fs::read(src.path().join("model.safetensors")).unwrap(), before);
     assert!(std::fs::read(src.path().join("config.json")).unwrap().len() > 100);
@@ -88,7 +81,7 @@ fn quantize_refuses_its_source_and_a_non_empty_output() {
     let out = tempfile::tempdir().unwrap();
     std::fs::write(out.path().join("notes"), "keep").unwrap();
     let q = |force: bool| {
-        let mut c = e5();
+        let mut c = command();
         c.args(["quantize", "-m", s, "--precision", "int8", "--out", out.path().to_str().unwrap()]);
         if force {
             c.arg("--force");
@@ -125,16 +118,16 @@ fn a_long_embed_survives_truncate_and_cp_over_its_model_file() {
     let weights = dir.path().join("model.safetensors");
     let lines = 20_000;
     let input: String = (0..lines).map(|i| format!("text number {}\n", i % 7)).collect();
-    let mut child = e5()
+    let mut child = command()
         .args(["embed", "-m", dir.path().to_str().unwrap(), "--residency", "copy"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    // Written from a thread: `e5 embed` streams, so it blocks on a full stdout until read.
     let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(input.as_bytes()).unwrap();
-    drop(stdin);
+    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut first = String::new();
     stdout.read_line(&mut first).unwrap();
@@ -146,6 +139,7 @@ fn a_long_embed_survives_truncate_and_cp_over_its_model_file() {
     let mut rest = String::new();
     stdout.read_to_string(&mut rest).unwrap();
     let o = child.wait_with_output().unwrap();
+    writer.join().unwrap().unwrap();
     assert!(o.status.success(), "{:?} {}", o.status, stderr(&o));
     let rows: Vec<&str> = std::iter::once(first.trim_end()).chain(rest.lines()).collect();
     assert_eq!(rows.len(), lines);
@@ -159,7 +153,7 @@ fn a_long_embed_survives_truncate_and_cp_over_its_model_file() {
 #[test]
 fn a_20_mb_line_is_embedded_in_bounded_memory() {
     let line = "lorem ipsum dolor sit amet, consectetur adipiscing elit. ".repeat(20 << 20 >> 6);
-    let mut child = e5()
+    let mut child = command()
         .args(["embed", "-m", &tiny(), "--kind", "passage"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

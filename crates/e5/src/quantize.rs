@@ -197,6 +197,9 @@ pub fn quantize_model(
                 .insert(scale_name, TensorEntry { dtype: "F32".into(), shape: vec![shape[0]], scales: None });
             (FloatType::I8, q)
         } else {
+            if precision == Precision::F16 {
+                check_f16_range(&name, &v)?;
+            }
             half(&v)
         };
         manifest_tensors
@@ -276,6 +279,17 @@ fn source_files(dir: &Path) -> Result<Vec<PathBuf>> {
         .collect();
     files.sort();
     Ok(files)
+}
+
+/// f16 stores at most ±65504: a larger (finite) f32 weight would become Inf.
+fn check_f16_range(name: &str, v: &[f32]) -> Result<()> {
+    match v.iter().position(|x| x.abs() > f16::MAX.to_f32()) {
+        Some(i) => Err(Error::TensorValue {
+            name: name.into(),
+            message: format!("value {} at element {i} exceeds f16's range ±65504: use bf16 or --keep-fp32", v[i]),
+        }),
+        None => Ok(()),
+    }
 }
 
 /// A JSON object of calibrated static int8 input scales per sub-layer

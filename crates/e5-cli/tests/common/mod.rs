@@ -7,15 +7,15 @@ pub fn tiny() -> String {
     format!("{}/../../tests/fixtures/tiny-xlmr", env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The `e5` binary under test, to be given its arguments and stdio.
+pub fn command() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_e5"))
+}
+
 /// Runs `e5 ARGS` with `stdin` as its input.
 pub fn e5(args: &[&str], stdin: &[u8]) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_e5"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child =
+        command().args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     // A child that fails before reading its input (bad flags) closes the pipe first.
     if let Err(e) = child.stdin.take().unwrap().write_all(stdin) {
         assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "{e}");
