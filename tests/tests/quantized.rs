@@ -139,8 +139,15 @@ fn bad_precision_requests() {
     assert_eq!(Precision::parse("Int4-G128"), Some(Precision::Int4G128));
     assert_eq!(Precision::parse("int4-g16"), None);
     // int4 is quantized at load; `quantize` says so instead of writing something else.
-    let e = quantize_model(&fixture("tiny-bert"), tempfile::tempdir().unwrap().path(), Precision::Int4G64, &[], None)
-        .unwrap_err();
+    let e = quantize_model(
+        &fixture("tiny-bert"),
+        tempfile::tempdir().unwrap().path(),
+        Precision::Int4G64,
+        &[],
+        None,
+        false,
+    )
+    .unwrap_err();
     assert!(e.to_string().contains("int4-g64 weights are quantized when the model loads"), "{e}");
 }
 
