@@ -12,7 +12,8 @@ seconds="${1:-60}"
 shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-  targets=(safetensors_checkpoint model_config tokenizer_json cli_text_reader quantization_files tokenizer_differential)
+  targets=(safetensors_checkpoint model_config tokenizer_json cli_text_reader quantization_files tokenizer_differential
+    server_request_body)
 fi
 if ! cargo fuzz --version >/dev/null 2>&1; then
   cargo install -q --locked cargo-fuzz --version 0.13.1

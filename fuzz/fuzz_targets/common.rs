@@ -1,4 +1,5 @@
 //! Shared by the targets: fixture paths and a scratch model directory per process.
+#![allow(dead_code)] // each target uses its own part
 
 use std::path::{Path, PathBuf};
 
