@@ -53,7 +53,7 @@ fn quantized_files_load_without_requantization() {
     let fp32 = embed(&dir, Precision::Fp32, &texts);
     for p in [Precision::Int8, Precision::F16] {
         let out = tempfile::tempdir().unwrap();
-        let m = quantize_model(&dir, out.path(), p, &["layer.11.ffn_down".into()], None, false).unwrap();
+        let m = quantize_model(&dir, out.path(), p, &["layer.11.ffn_down".into()], None, false, None).unwrap();
         assert_eq!(m.precision, p.name());
         assert_eq!(m.source.len(), 1, "source checkpoint hashed");
         assert_eq!(m.tensors["encoder.layer.11.output.dense.weight"].dtype, "F32", "kept in f32");
@@ -79,7 +79,7 @@ fn quantized_files_load_without_requantization() {
 #[test]
 fn inconsistent_quantized_files_are_clear_errors() {
     let out = tempfile::tempdir().unwrap();
-    quantize_model(&fixture("tiny-bert"), out.path(), Precision::Int8, &[], None, false).unwrap();
+    quantize_model(&fixture("tiny-bert"), out.path(), Precision::Int8, &[], None, false, None).unwrap();
     assert!(read_manifest(out.path()).unwrap().is_some());
     let ok = Model::load(out.path(), Options::default()).unwrap();
     let want = ok.embed(&[Input::raw("hello")]).unwrap();
@@ -126,9 +126,16 @@ fn inconsistent_quantized_files_are_clear_errors() {
 
 #[test]
 fn bad_precision_requests() {
-    let e =
-        quantize_model(&fixture("tiny-bert"), tempfile::tempdir().unwrap().path(), Precision::Fp32, &[], None, false)
-            .unwrap_err();
+    let e = quantize_model(
+        &fixture("tiny-bert"),
+        tempfile::tempdir().unwrap().path(),
+        Precision::Fp32,
+        &[],
+        None,
+        false,
+        None,
+    )
+    .unwrap_err();
     assert!(e.to_string().contains("other than fp32"));
     let e = Model::load(fixture("tiny-bert"), Options { keep_fp32: vec!["layer.9.qkv".into()], ..Options::default() })
         .err()
@@ -146,6 +153,7 @@ fn bad_precision_requests() {
         &[],
         None,
         false,
+        None,
     )
     .unwrap_err();
     assert!(e.to_string().contains("int4-g64 weights are quantized when the model loads"), "{e}");
@@ -185,7 +193,7 @@ fn static_int8_scales_load_from_options_and_files() {
     let (min, _) = cosines(&from_options, &reference);
     assert!(min > 0.98, "static int8 cosine {min}");
     let out = tempfile::tempdir().unwrap();
-    let m = quantize_model(&dir, out.path(), Precision::Int8, &[], Some(&scales), false).unwrap();
+    let m = quantize_model(&dir, out.path(), Precision::Int8, &[], Some(&scales), false, None).unwrap();
     assert!(m.scheme.activations.contains("static"));
     let from_file = Model::load(out.path(), Options::default()).unwrap().embed(&inputs).unwrap();
     let (min, _) = cosines(&from_file, &from_options);

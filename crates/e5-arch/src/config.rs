@@ -1,7 +1,7 @@
 //! The encoder's configuration, as `e5` reads it from `config.json` and the
 //! sentence-transformers files.
 
-use crate::{GeluKind, Pooling};
+use crate::{GeluKind, Head, Prompts};
 
 /// Encoder families e5 runs; they differ in where position ids start.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,11 +40,9 @@ pub struct ModelConfig {
     pub max_tokens: usize,
     /// Checkpoint dtype as declared (`torch_dtype` / `dtype`), for reports.
     pub dtype: String,
-    pub pooling: Pooling,
-    pub normalize: bool,
-    /// Texts prepended by `Input::query` / `Input::passage`.
-    pub query_prefix: String,
-    pub passage_prefix: String,
+    /// Pooling, Dense layers, normalization.
+    pub head: Head,
+    pub prompts: Prompts,
 }
 
 impl ModelConfig {

@@ -2,7 +2,7 @@
 //! writes vectors (JSONL, .npy or Parquet) as it goes; `--shard` and `--resume` split and
 //! continue corpus jobs.
 
-use crate::model_args::{ChunkOutputArg, KindArg, LongArg, LongArgs, ModelArgs};
+use crate::model_args::{ChunkOutputArg, KindArgs, LongArg, LongArgs, ModelArgs};
 use crate::output::Output;
 use crate::parquet_io::{ParquetSink, ParquetSource};
 use crate::parts::Parts;
@@ -21,9 +21,8 @@ pub struct EmbedArgs {
     model: ModelArgs,
     #[command(flatten)]
     long: LongArgs,
-    /// How texts are presented: raw (as is), query ("query: " prefix) or passage ("passage: ").
-    #[arg(long, value_enum, default_value_t = KindArg::Raw)]
-    kind: KindArg,
+    #[command(flatten)]
+    kind: KindArgs,
     /// Input file, `-` for stdin.
     #[arg(long, short, default_value = "-")]
     input: String,
@@ -234,7 +233,8 @@ fn job(a: &EmbedArgs) -> serde_json::Value {
         "text": if a.input_format == InputFormat::Parquet { &a.text_column } else { &a.text_field },
         "model": a.model.model,
         "precision": a.model.precision.name(),
-        "kind": format!("{:?}", a.kind.kind()),
+        "kind": a.kind.describe(),
+        "dimensions": a.model.dimensions,
         "long": format!("{:?}", a.long.long_inputs()),
         "normalize": !a.no_normalize,
         "format": format!("{:?}", a.format),
@@ -253,10 +253,10 @@ fn embed_chunk(
     progress: &Progress,
 ) -> Result<Embeddings> {
     let mut out = Embeddings { dim: model.dim(), ..Default::default() };
-    let kind = a.kind.kind();
+    let kind = a.kind.kind(model)?;
     for (b, batch) in chunk.texts.chunks(a.batch_size).enumerate() {
         let base = b * a.batch_size;
-        let inputs: Vec<Input> = batch.iter().map(|t| Input { kind, text: t.as_str().into() }).collect();
+        let inputs: Vec<Input> = batch.iter().map(|t| Input { kind: kind.clone(), text: t.as_str().into() }).collect();
         let emb = model.embed(&inputs).map_err(|e| match e {
             e5::Error::Input { index, message } => {
                 anyhow::anyhow!("{} {}: {message}", chunk.unit, chunk.lines[base + index])

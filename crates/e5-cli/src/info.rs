@@ -22,6 +22,7 @@ pub fn run(a: InfoArgs) -> Result<()> {
     model.embed(&[Input::query("how much protein should a female eat"), Input::raw(long)])?;
     let rss_embedding = memory::peak_resident_bytes();
     let i = model.info();
+    let p = &model.config().prompts;
     let mib =
         |b: Option<usize>| b.map(|b| format!("{:.1} MiB", b as f64 / (1 << 20) as f64)).unwrap_or_else(|| "n/a".into());
     let rows: Vec<(&str, String)> = vec![
@@ -32,7 +33,12 @@ pub fn run(a: InfoArgs) -> Result<()> {
         ("max tokens", i.max_tokens.to_string()),
         ("parameters", format!("{} ({:.1} M)", i.parameters, i.parameters as f64 / 1e6)),
         ("checkpoint dtype", i.dtype.clone()),
-        ("pooling", format!("{:?}{}", i.pooling, if i.normalize { " + L2 normalize" } else { "" })),
+        (
+            "output",
+            format!("{} ({}{}{})", i.dim, i.pooling, dense(i.dense), if i.normalize { " + L2 normalize" } else { "" }),
+        ),
+        ("query / passage prompts", format!("{:?} / {:?}", p.query, p.passage)),
+        ("prompts", prompts(&p.named, p.default.as_deref())),
         ("kernels", format!("{} (int8: {})", i.isa, i.int8_kernel)),
         ("dispatch", e5_kernels::Kernels::get(i.isa)?.dispatch_reason()),
         ("precision", i.precision.name().to_string()),
@@ -50,4 +56,20 @@ pub fn run(a: InfoArgs) -> Result<()> {
     } else {
         crate::print_stdout(&rows.into_iter().map(|(k, v)| format!("{k:>36}: {v}\n")).collect::<String>())
     }
+}
+
+fn dense(n: usize) -> String {
+    match n {
+        0 => String::new(),
+        n => format!(" + {n} Dense"),
+    }
+}
+
+/// `name = "text"` per declared prompt, the default marked.
+fn prompts(named: &std::collections::BTreeMap<String, String>, default: Option<&str>) -> String {
+    let items: Vec<String> = named
+        .iter()
+        .map(|(k, v)| format!("{k} = {v:?}{}", if Some(k.as_str()) == default { " (default)" } else { "" }))
+        .collect();
+    crate::model_args::list_or_none(&items.iter().map(|s| s.as_str()).collect::<Vec<_>>())
 }

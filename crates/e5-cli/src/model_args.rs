@@ -25,6 +25,12 @@ pub struct ModelArgs {
     /// Where the encoder runs: cpu, or cuda / cuda:N (needs a build with `--features cuda`).
     #[arg(long, default_value = "cpu", value_parser = parse_device)]
     pub device: Device,
+    /// Keep the first N components of each vector, renormalized (Matryoshka-trained models).
+    #[arg(long, value_name = "N")]
+    pub dimensions: Option<usize>,
+    /// A PEFT LoRA adapter directory, merged into the weights at load.
+    #[arg(long, value_name = "DIR")]
+    pub adapter: Option<std::path::PathBuf>,
 }
 
 fn parse_device(s: &str) -> Result<Device, String> {
@@ -86,13 +92,61 @@ pub enum KindArg {
     Passage,
 }
 
+/// How texts are presented: a kind, a declared prompt, or a prompt text.
+#[derive(Args, Clone)]
+pub struct KindArgs {
+    /// raw (as is), query or passage (the model's query / document prompt: "query: " /
+    /// "passage: " for E5). Default: the model's default prompt if it declares one, else raw.
+    #[arg(long, value_enum, conflicts_with_all = ["prompt_name", "prompt"])]
+    pub kind: Option<KindArg>,
+    /// A prompt the model declares (`e5 info` lists them).
+    #[arg(long, conflicts_with = "prompt")]
+    pub prompt_name: Option<String>,
+    /// A text prepended as the prompt, e.g. an instruction.
+    #[arg(long)]
+    pub prompt: Option<String>,
+}
+
+impl KindArgs {
+    /// The kind for `model`; an unknown prompt name is an error.
+    pub fn kind(&self, model: &Model) -> Result<InputKind> {
+        let prompts = &model.config().prompts;
+        Ok(match (&self.kind, &self.prompt_name, &self.prompt) {
+            (Some(k), ..) => k.value(),
+            (None, Some(name), _) => {
+                if !prompts.named.contains_key(name) {
+                    let known: Vec<&str> = prompts.named.keys().map(|k| k.as_str()).collect();
+                    anyhow::bail!("--prompt-name {name:?}: the model declares {}", list_or_none(&known));
+                }
+                InputKind::Prompt(name.clone())
+            }
+            (None, None, Some(text)) => InputKind::Prefix(text.clone()),
+            (None, None, None) => prompts.default.clone().map_or(InputKind::Raw, InputKind::Prompt),
+        })
+    }
+
+    /// The flags as given (for `--resume` job descriptions).
+    pub fn describe(&self) -> String {
+        let kind = self.kind.map(|k| format!("{:?}", k.value()));
+        format!("kind {kind:?}, prompt name {:?}, prompt {:?}", self.prompt_name, self.prompt)
+    }
+}
+
 impl KindArg {
-    pub fn kind(self) -> InputKind {
+    fn value(self) -> InputKind {
         match self {
             KindArg::Raw => InputKind::Raw,
             KindArg::Query => InputKind::Query,
             KindArg::Passage => InputKind::Passage,
         }
+    }
+}
+
+pub fn list_or_none(items: &[&str]) -> String {
+    if items.is_empty() {
+        "no prompts".into()
+    } else {
+        items.join(", ")
     }
 }
 
@@ -134,11 +188,18 @@ impl ModelArgs {
             precision: self.precision,
             keep_fp32: self.keep_fp32.clone(),
             device: self.device,
+            dimensions: self.dimensions,
+            adapter: self.adapter.clone(),
             ..Options::default()
         }
     }
 
+    /// Loads the model and prints its warnings on stderr.
     pub fn load(&self, options: Options) -> Result<Model> {
-        Model::load(&self.model, options).with_context(|| format!("loading model {}", self.model))
+        let model = Model::load(&self.model, options).with_context(|| format!("loading model {}", self.model))?;
+        for w in model.warnings() {
+            eprintln!("e5: warning: {w}");
+        }
+        Ok(model)
     }
 }

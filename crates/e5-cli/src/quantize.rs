@@ -28,12 +28,15 @@ pub struct QuantizeArgs {
     /// Replace an existing non-empty output directory (never the source model).
     #[arg(long)]
     force: bool,
+    /// A PEFT LoRA adapter directory, merged into the weights before quantizing.
+    #[arg(long, value_name = "DIR")]
+    adapter: Option<PathBuf>,
 }
 
 pub fn run(a: QuantizeArgs) -> Result<()> {
     let src = resolve_model(&a.model)?;
     let scales = a.activation_scales.as_deref().map(read_activation_scales).transpose()?;
-    let m = quantize_model(&src, &a.out, a.precision, &a.keep_fp32, scales.as_ref(), a.force)
+    let m = quantize_model(&src, &a.out, a.precision, &a.keep_fp32, scales.as_ref(), a.force, a.adapter.as_deref())
         .with_context(|| format!("quantizing {}", a.model))?;
     let bytes = std::fs::metadata(a.out.join("model.safetensors"))?.len();
     let _ = writeln!(

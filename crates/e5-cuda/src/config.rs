@@ -170,10 +170,8 @@ mod tests {
             position_offset: 2,
             max_tokens: 8,
             dtype: "float32".into(),
-            pooling: e5_arch::Pooling::Mean,
-            normalize: true,
-            query_prefix: String::new(),
-            passage_prefix: String::new(),
+            head: e5_arch::Head::default(),
+            prompts: e5_arch::Prompts::default(),
         }
     }
 

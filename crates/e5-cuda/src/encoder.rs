@@ -16,7 +16,7 @@ use crate::device;
 use crate::gemm::Gemm;
 use crate::kernels::Kernels;
 use crate::{CudaError, EncoderWeights, GpuPrecision};
-use e5_arch::{GeluKind, ModelConfig, Pooling};
+use e5_arch::{GeluKind, ModelConfig};
 
 /// Tokens the construction-time memory check reserves workspace for (16 × 512).
 const WORKSPACE_ESTIMATE_TOKENS: usize = 16 * 512;
@@ -136,7 +136,7 @@ impl CudaEncoder {
     }
 
     /// Token ids of all sequences concatenated; `seq_offsets` holds n+1 prefix
-    /// offsets. Returns `[n, H]` pooled (and L2-normalized if `cfg.normalize`) f32.
+    /// offsets. Returns `[n, H]` pooled (and L2-normalized if `cfg.head.normalize`) f32.
     pub fn embed(&self, token_ids: &[u32], seq_offsets: &[usize]) -> Result<Vec<f32>, CudaError> {
         let n = validate_batch(&self.cfg, self.vocab, token_ids, seq_offsets)?;
         if n == 0 {
@@ -282,8 +282,9 @@ impl CudaEncoder {
             gemm.linear(&ws.up_h, &l.down_w, &mut ws.tmp, t, h, i)?;
             self.residual_layernorm(ws, &l.down_b, &l.ln2_g, &l.ln2_b, rows)?;
         }
-        let cls = i32::from(c.pooling == Pooling::Cls);
-        let normalize = i32::from(c.normalize);
+        // The caller checks that the head is a fused mean or CLS pooling (`Pooling::fused`).
+        let cls = i32::from(c.head.pooling.modes == [e5_arch::PoolingMode::Cls]);
+        let normalize = i32::from(c.head.normalize);
         unsafe {
             s.launch_builder(&k.pool_normalize)
                 .arg(&ws.x)

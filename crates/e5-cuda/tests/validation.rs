@@ -1,12 +1,12 @@
 //! Pure-CPU tests: run everywhere, no GPU or CUDA libraries needed.
 mod common;
 
-use e5_arch::{GeluKind, Pooling};
+use e5_arch::{GeluKind, Pooling, PoolingMode};
 use e5_cuda::{probe, CudaEncoder, CudaError, GpuPrecision};
 
 #[test]
 fn wrong_slice_length_names_the_tensor() {
-    let mut model = common::Model::new(common::config(GeluKind::Erf, Pooling::Mean));
+    let mut model = common::Model::new(common::config(GeluKind::Erf, Pooling::single(PoolingMode::Mean)));
     model.layers[1].t[7].pop(); // ffn_up_bias
     let err = CudaEncoder::new(model.cfg.clone(), &model.weights(), GpuPrecision::F16, 0).err().expect("shape error");
     match err {
@@ -20,7 +20,7 @@ fn wrong_slice_length_names_the_tensor() {
 
 #[test]
 fn wrong_layer_count_and_bad_config_are_rejected() {
-    let model = common::Model::new(common::config(GeluKind::Erf, Pooling::Mean));
+    let model = common::Model::new(common::config(GeluKind::Erf, Pooling::single(PoolingMode::Mean)));
     let mut w = model.weights();
     w.layers.pop();
     let err = CudaEncoder::new(model.cfg.clone(), &w, GpuPrecision::F16, 0).err();

@@ -134,7 +134,8 @@ impl Model {
             let base = b * batch_size;
             let emb = py.detach(|| {
                 guarded(|| {
-                    let inputs: Vec<Input> = batch.iter().map(|t| Input { kind, text: t.as_str().into() }).collect();
+                    let inputs: Vec<Input> =
+                        batch.iter().map(|t| Input { kind: kind.clone(), text: t.as_str().into() }).collect();
                     self.inner.embed(&inputs).map_err(|e| to_py(e, base))
                 })
             })?;
@@ -204,7 +205,8 @@ impl Model {
         d.set_item("isa", i.isa.to_string())?;
         d.set_item("int8_kernel", i.int8_kernel)?;
         d.set_item("precision", i.precision.name())?;
-        d.set_item("pooling", format!("{:?}", i.pooling))?;
+        d.set_item("pooling", i.pooling.to_string())?;
+        d.set_item("dim", i.dim)?;
         d.set_item("normalize", i.normalize)?;
         d.set_item("mapped_bytes", i.mapped_bytes)?;
         d.set_item("owned_bytes", i.owned_bytes)?;

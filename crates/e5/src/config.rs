@@ -1,10 +1,9 @@
 //! A model directory's configuration: HF `config.json` plus the optional
-//! sentence-transformers files (`modules.json`, `1_Pooling/config.json`,
-//! `sentence_bert_config.json`, `config_sentence_transformers.json`).
+//! sentence-transformers files ([`crate::st_config`]).
 
 use crate::error::{Error, Result};
 use crate::validate::{self, bounded};
-use e5_arch::{Architecture, GeluKind, ModelConfig, Pooling};
+use e5_arch::{Architecture, GeluKind, ModelConfig};
 use serde::Deserialize;
 use std::path::Path;
 
@@ -28,46 +27,12 @@ struct HfConfig {
     dtype: Option<String>,
 }
 
-#[derive(Deserialize)]
-struct StModule {
-    #[serde(rename = "type")]
-    kind: String,
-    path: String,
-}
-
-#[derive(Deserialize)]
-struct StPooling {
-    #[serde(default)]
-    pooling_mode_cls_token: bool,
-    #[serde(default)]
-    pooling_mode_mean_tokens: bool,
-    #[serde(default)]
-    pooling_mode_max_tokens: bool,
-    #[serde(default)]
-    pooling_mode_mean_sqrt_len_tokens: bool,
-    #[serde(default)]
-    pooling_mode_weightedmean_tokens: bool,
-    #[serde(default)]
-    pooling_mode_lasttoken: bool,
-}
-
-#[derive(Deserialize)]
-struct StBertConfig {
-    max_seq_length: Option<usize>,
-}
-
-#[derive(Deserialize)]
-struct StPrompts {
-    #[serde(default)]
-    prompts: std::collections::HashMap<String, String>,
-}
-
-fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
+pub(crate) fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
     let text = validate::read_text(path)?;
     serde_json::from_str(&text).map_err(|e| Error::config(path, format!("malformed JSON: {e}")))
 }
 
-fn read_optional<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>> {
+pub(crate) fn read_optional<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>> {
     if validate::present(path) {
         read_json(path).map(Some)
     } else {
@@ -127,7 +92,7 @@ impl FromDir for ModelConfig {
         if hf.max_position_embeddings <= position_offset + 2 {
             return Err(Error::config(&path, "max_position_embeddings leaves no room for a sequence"));
         }
-        let st = read_sentence_transformers(dir)?;
+        let st = crate::st_config::read(dir, hf.hidden_size)?;
         let max_tokens = (hf.max_position_embeddings - position_offset).min(st.max_seq_length.unwrap_or(usize::MAX));
         Ok(ModelConfig {
             architecture,
@@ -143,10 +108,8 @@ impl FromDir for ModelConfig {
             position_offset,
             max_tokens,
             dtype: hf.torch_dtype.or(hf.dtype).unwrap_or_else(|| "float32".into()),
-            pooling: st.pooling,
-            normalize: st.normalize,
-            query_prefix: st.query_prefix,
-            passage_prefix: st.passage_prefix,
+            head: st.head,
+            prompts: st.prompts,
         })
     }
 }
@@ -175,71 +138,4 @@ fn layer_norm_eps(path: &Path, eps: Option<f64>) -> Result<f32> {
         return Err(Error::config(path, format!("layer_norm_eps {eps:e} must be positive, at most 1 and above 1e-38")));
     }
     Ok(e)
-}
-
-struct SentenceTransformers {
-    pooling: Pooling,
-    normalize: bool,
-    max_seq_length: Option<usize>,
-    query_prefix: String,
-    passage_prefix: String,
-}
-
-/// Mean pooling, normalized, E5 prefixes: the e5 defaults when a file is absent.
-fn read_sentence_transformers(dir: &Path) -> Result<SentenceTransformers> {
-    let mut st = SentenceTransformers {
-        pooling: Pooling::Mean,
-        normalize: true,
-        max_seq_length: None,
-        query_prefix: "query: ".into(),
-        passage_prefix: "passage: ".into(),
-    };
-    if let Some(modules) = read_optional::<Vec<StModule>>(&dir.join("modules.json"))? {
-        st.normalize = modules.iter().any(|m| m.kind.ends_with("Normalize"));
-        if let Some(m) = modules.iter().find(|m| m.kind.ends_with("Pooling")) {
-            if Path::new(&m.path).components().any(|c| !matches!(c, std::path::Component::Normal(_))) {
-                let path = dir.join("modules.json");
-                return Err(Error::config(
-                    path,
-                    format!("module path {:?} must lie inside the model directory", m.path),
-                ));
-            }
-            let path = dir.join(&m.path).join("config.json");
-            if let Some(p) = read_optional::<StPooling>(&path)? {
-                st.pooling = match (p.pooling_mode_cls_token, p.pooling_mode_mean_tokens) {
-                    (true, false) => Pooling::Cls,
-                    (false, true) => Pooling::Mean,
-                    _ => {
-                        return Err(Error::config(
-                            &path,
-                            "exactly one of pooling_mode_cls_token / pooling_mode_mean_tokens must be set",
-                        ))
-                    }
-                };
-                if p.pooling_mode_max_tokens
-                    || p.pooling_mode_mean_sqrt_len_tokens
-                    || p.pooling_mode_weightedmean_tokens
-                    || p.pooling_mode_lasttoken
-                {
-                    return Err(Error::config(&path, "only mean and CLS pooling are supported"));
-                }
-            }
-        }
-    }
-    let path = dir.join("sentence_bert_config.json");
-    if let Some(c) = read_optional::<StBertConfig>(&path)? {
-        if c.max_seq_length == Some(0) {
-            return Err(Error::config(&path, "max_seq_length must be positive"));
-        }
-        st.max_seq_length = c.max_seq_length;
-    }
-    if let Some(p) = read_optional::<StPrompts>(&dir.join("config_sentence_transformers.json"))? {
-        if let Some(q) = p.prompts.get("query") {
-            st.query_prefix = q.clone();
-        }
-        if let Some(q) = p.prompts.get("passage").or(p.prompts.get("document")) {
-            st.passage_prefix = q.clone();
-        }
-    }
-    Ok(st)
 }

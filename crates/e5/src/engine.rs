@@ -10,6 +10,7 @@ use crate::backend::cpu::{CpuBackend, LinearFormats};
 use crate::backend::Backend;
 use crate::config::FromDir;
 use crate::error::{Error, Result};
+use crate::head::OutputHead;
 use crate::info::ModelInfo;
 use crate::input::*;
 use crate::model::Tap;
@@ -40,6 +41,9 @@ pub struct Model {
     pool: Option<rayon::ThreadPool>,
     options: Options,
     normalize: bool,
+    /// What the caller should know about the options (`Options::dimensions` on a model
+    /// without Matryoshka training).
+    warnings: Vec<String>,
     load_time: Duration,
 }
 
@@ -69,18 +73,32 @@ impl Model {
         let pool = thread_pool(options.threads)?;
         let cfg = ModelConfig::from_dir(&dir)?;
         let tokenizer = TextTokenizer::open(&dir)?;
-        let checkpoint = Checkpoint::open(&dir)?;
+        let mut checkpoint = Checkpoint::open(&dir)?;
         crate::validate::check_layer_count(&dir, &checkpoint, cfg.layers)?;
         if tokenizer.vocab_size() > cfg.vocab_size {
             return Err(Error::VocabMismatch { tokenizer: tokenizer.vocab_size(), embeddings: cfg.vocab_size });
         }
         let mut options = options;
         let (keep_fp32, scales) = stored_format(&dir, &checkpoint, &mut options)?;
-        let normalize = options.normalize.unwrap_or(cfg.normalize);
+        let normalize = options.normalize.unwrap_or(cfg.head.normalize);
+        let mut warnings = dimension_warnings(&cfg, options.dimensions)?;
+        if let Some(adapter) = &options.adapter {
+            if crate::quantize::read_manifest(&dir)?.is_some() {
+                let msg = format!(
+                    "{} is quantized: merge the adapter into the float model (e5 quantize --adapter)",
+                    dir.display()
+                );
+                return Err(Error::Options(msg));
+            }
+            let merged = crate::adapter::merge(adapter, &checkpoint, &dir)?;
+            checkpoint.set_overrides(merged.tensors);
+            warnings.extend(merged.warnings);
+        }
         let (backend, backend_name): (Box<dyn Backend>, _) = match options.device {
             Device::Cpu => {
                 let formats = LinearFormats { keep_fp32: &keep_fp32, activation_scales: scales.as_deref() };
-                let load = || CpuBackend::load(&dir, &checkpoint, &cfg, kern, &options, formats, normalize);
+                let head = OutputHead::load(&dir, &cfg, normalize)?;
+                let load = || CpuBackend::load(&dir, &checkpoint, &cfg, kern, &options, formats, head);
                 (Box::new(install(&pool, load)?), "cpu")
             }
             #[cfg(feature = "cuda")]
@@ -103,6 +121,7 @@ impl Model {
             pool,
             options,
             normalize,
+            warnings,
             load_time: start.elapsed(),
         })
     }
@@ -111,9 +130,31 @@ impl Model {
         &self.cfg
     }
 
-    /// Embedding width.
+    /// Embedding width: `Options::dimensions`, else the model's output width.
     pub fn dim(&self) -> usize {
-        self.cfg.hidden
+        self.options.dimensions.unwrap_or(self.cfg.head.width(self.cfg.hidden))
+    }
+
+    /// Warnings about the options as applied to this model, for the caller to show.
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    /// `rows` (`[n, width]`) cut to [`Model::dim`] components, renormalized when the model
+    /// normalizes.
+    fn truncate(&self, rows: Vec<f32>) -> Vec<f32> {
+        let (width, dim) = (self.cfg.head.width(self.cfg.hidden), self.dim());
+        if dim == width {
+            return rows;
+        }
+        let mut out: Vec<f32> = rows.chunks_exact(width).flat_map(|r| &r[..dim]).copied().collect();
+        if self.normalize {
+            for v in out.chunks_exact_mut(dim) {
+                let norm = self.kern.dot(v, v).sqrt();
+                self.kern.scale(v, 1.0 / norm.max(1e-12));
+            }
+        }
+        out
     }
 
     pub fn info(&self) -> ModelInfo {
@@ -133,7 +174,9 @@ impl Model {
             isa: self.kern.isa,
             int8_kernel: self.kern.int8_kernel(),
             precision: self.options.precision,
-            pooling: c.pooling,
+            dim: self.dim(),
+            pooling: c.head.pooling.clone(),
+            dense: c.head.dense.len(),
             normalize: self.normalize,
             mapped_bytes: self.mapped_bytes,
             embedding_table_bytes: memory.embedding_table_bytes,
@@ -150,19 +193,39 @@ impl Model {
         self.backend.evict().map_err(|e| Error::io(&self.dir, e))
     }
 
-    /// The tokenizer's text for `input` and the shift back to the caller's offsets.
-    fn compose(&self, input: &Input<'_>) -> (String, isize) {
-        let prefix = match input.kind {
-            InputKind::Query => self.cfg.query_prefix.as_str(),
-            InputKind::Passage => self.cfg.passage_prefix.as_str(),
+    /// The prompt prepended to input `index`.
+    fn prompt<'s>(&'s self, index: usize, input: &'s Input<'_>) -> Result<&'s str> {
+        let p = &self.cfg.prompts;
+        Ok(match &input.kind {
+            InputKind::Query => &p.query,
+            InputKind::Passage => &p.passage,
             InputKind::Raw => "",
-        };
-        plan::compose(prefix, &input.text)
+            InputKind::Prefix(text) => text,
+            InputKind::Prompt(name) => p.named.get(name).ok_or_else(|| {
+                let known: Vec<&str> = p.named.keys().map(|k| k.as_str()).collect();
+                let known = if known.is_empty() { "none".to_string() } else { known.join(", ") };
+                Error::Input {
+                    index,
+                    message: format!("the model declares no prompt named {name:?} (it declares {known})"),
+                }
+            })?,
+        })
+    }
+
+    /// Leading tokens of a sequence that starts with `prompt` left out of pooling: none
+    /// unless the model pools with `include_prompt: false`; then, as sentence-transformers
+    /// counts them, the tokens of the prompt alone without its trailing special token.
+    fn prompt_tokens(&self, prompt: &str) -> Result<usize> {
+        if self.cfg.head.pooling.include_prompt || prompt.is_empty() {
+            return Ok(0);
+        }
+        let enc = self.tokenizer.encode(&plan::compose(prompt, "").0, usize::MAX)?;
+        Ok(enc.ids.len() - usize::from(enc.suffix > 0))
     }
 
     /// Tokens of one input, before any truncation.
     pub fn tokenize(&self, input: &Input<'_>) -> Result<Tokens> {
-        let enc = self.tokenizer.encode(&self.compose(input).0, usize::MAX)?;
+        let enc = self.tokenizer.encode(&plan::compose(self.prompt(0, input)?, &input.text).0, usize::MAX)?;
         Ok(Tokens { untruncated: enc.total, ids: enc.ids, tokens: enc.tokens, offsets: enc.offsets })
     }
 
@@ -181,7 +244,7 @@ impl Model {
             let plans: Vec<Vec<Piece>> =
                 inputs.par_iter().enumerate().map(|(i, input)| self.plan(i, input)).collect::<Result<_>>()?;
             let pieces: Vec<Piece> = plans.into_iter().flatten().collect();
-            let vectors = self.backend.run(&pieces)?;
+            let vectors = self.truncate(self.backend.run(&pieces)?);
             let out =
                 plan::assemble(self.kern, self.dim(), pieces, vectors, self.planner.merges_chunks(), self.normalize);
             crate::validate::check_rows_finite(&out)?;
@@ -191,14 +254,20 @@ impl Model {
 
     /// The sequences the encoder runs for one input, per [`LongInputs`].
     fn plan(&self, index: usize, input: &Input<'_>) -> Result<Vec<Piece>> {
-        let (text, shift) = self.compose(input);
+        let prompt = self.prompt(index, input)?;
+        let (text, shift) = plan::compose(prompt, &input.text);
         // Truncation keeps at most `max_tokens` content tokens; chunking needs them all.
         let keep = match self.planner.long_inputs {
             LongInputs::Truncate => self.planner.max_tokens,
             LongInputs::Chunk { .. } => usize::MAX,
         };
         let enc = self.tokenizer.encode(&text, keep)?;
-        self.planner.plan(index, &enc, shift, input.text.chars().count())
+        let mut pieces = self.planner.plan(index, &enc, shift, input.text.chars().count())?;
+        // The prompt opens the first piece only.
+        if let Some(first) = pieces.first_mut() {
+            first.skip = self.prompt_tokens(prompt)?;
+        }
+        Ok(pieces)
     }
 
     /// Runs `inputs` (truncated to the model's limit) through the encoder as one
@@ -215,9 +284,31 @@ impl Model {
             .flat_map(|p| p.into_iter().take(1))
             .collect();
         let (ids, seqs) = plan::pack(pieces.iter().map(|p| p.ids.as_slice()));
-        install(&self.pool, || self.backend.trace(&ids, &seqs, tap))?;
+        let skips: Vec<usize> = pieces.iter().map(|p| p.skip).collect();
+        install(&self.pool, || self.backend.trace(&ids, &seqs, &skips, tap))?;
         Ok((ids, seqs))
     }
+}
+
+/// Checks `dimensions` against the model's output width; warns when the model declares no
+/// Matryoshka training for it.
+fn dimension_warnings(cfg: &ModelConfig, dimensions: Option<usize>) -> Result<Vec<String>> {
+    let Some(d) = dimensions else { return Ok(Vec::new()) };
+    let width = cfg.head.width(cfg.hidden);
+    if d == 0 || d > width {
+        return Err(Error::Options(format!("dimensions {d} must be between 1 and the model's output width {width}")));
+    }
+    Ok(match &cfg.head.matryoshka_dims {
+        _ if d == width => Vec::new(),
+        None => vec![format!(
+            "the model declares no Matryoshka training (no matryoshka_dims in its README.md): \
+             its vectors cut to {d} of {width} dimensions may lose much of their quality"
+        )],
+        Some(dims) if !dims.contains(&d) => {
+            vec![format!("{d} is not one of the dimensions the model was trained to be cut to ({dims:?})")]
+        }
+        Some(_) => Vec::new(),
+    })
 }
 
 /// `f` on `pool`, or on the caller's pool without one.

@@ -48,6 +48,9 @@ pub enum Error {
     #[error("invalid option: {0}")]
     Options(String),
 
+    #[error("adapter: {0}")]
+    Adapter(String),
+
     /// An option the chosen backend cannot honour (e.g. int8 on CUDA), or a build without it.
     #[error("{backend} does not support {option}")]
     Unsupported { backend: String, option: String },

@@ -23,7 +23,11 @@ pub struct ModelInfo {
     /// The int8 micro-kernel in use (`avx512-vnni`, `avx2-madd16`, …).
     pub int8_kernel: &'static str,
     pub precision: Precision,
-    pub pooling: e5_kernels::Pooling,
+    /// Output width (after pooling and the Dense layers).
+    pub dim: usize,
+    pub pooling: e5_arch::Pooling,
+    /// Dense layers after pooling.
+    pub dense: usize,
     pub normalize: bool,
     /// Bytes of the memory-mapped checkpoint files.
     pub mapped_bytes: usize,

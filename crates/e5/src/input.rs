@@ -4,15 +4,22 @@ use std::borrow::Cow;
 use std::ops::Range;
 
 /// How a text is presented to the model. E5 models were trained with `"query: "` and
-/// `"passage: "` prefixes; using the right one is worth several points of retrieval quality.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// `"passage: "` prefixes, other models with the prompts their
+/// `config_sentence_transformers.json` declares; using the right one is worth several points
+/// of retrieval quality.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum InputKind {
-    /// A search query: the model's query prefix (`"query: "` for E5) is prepended.
+    /// A search query: the model's `query` prompt (`"query: "` for E5) is prepended.
     Query,
-    /// A document to be retrieved: the passage prefix (`"passage: "`) is prepended.
+    /// A document to be retrieved: the `document` (or `passage`) prompt (`"passage: "` for
+    /// E5) is prepended.
     Passage,
     /// Embedded exactly as given.
     Raw,
+    /// The model's prompt of this name is prepended (an unknown name is an error).
+    Prompt(String),
+    /// This text is prepended, as a prompt.
+    Prefix(String),
 }
 
 /// One text to embed, with its kind made explicit.
@@ -31,6 +38,16 @@ impl<'a> Input<'a> {
     }
     pub fn raw(text: impl Into<Cow<'a, str>>) -> Self {
         Input { kind: InputKind::Raw, text: text.into() }
+    }
+    /// The same text, presented with the model's prompt `name`
+    /// (`Input::raw(t).with_prompt("web_search_query")`).
+    pub fn with_prompt(self, name: impl Into<String>) -> Self {
+        Input { kind: InputKind::Prompt(name.into()), ..self }
+    }
+    /// The same text, presented after `prefix` (an instruction such as
+    /// `"Instruct: {task}\nQuery: "`), which counts as a prompt.
+    pub fn with_prefix(self, prefix: impl Into<String>) -> Self {
+        Input { kind: InputKind::Prefix(prefix.into()), ..self }
     }
 }
 
@@ -169,6 +186,12 @@ pub struct Options {
     /// keyed like `keep_fp32`; sub-layers without one quantize activations per token.
     pub activation_scales: Option<std::sync::Arc<std::collections::BTreeMap<String, f32>>>,
     pub device: Device,
+    /// Keep the first `n` components of each vector (L2-renormalized when the model
+    /// normalizes), for Matryoshka-trained models.
+    pub dimensions: Option<usize>,
+    /// A PEFT LoRA adapter directory (`adapter_config.json` + `adapter_model.safetensors`),
+    /// merged into the weights at load.
+    pub adapter: Option<std::path::PathBuf>,
 }
 
 impl Default for Options {
@@ -184,6 +207,8 @@ impl Default for Options {
             keep_fp32: Vec::new(),
             activation_scales: None,
             device: Device::Cpu,
+            dimensions: None,
+            adapter: None,
         }
     }
 }

@@ -30,11 +30,13 @@
 //! [`LinearId`], the tensor-name table); `Model::load` picks one backend, which declares
 //! what it supports: an option it cannot honour is [`Error::Unsupported`].
 
+mod adapter;
 mod backend;
 mod config;
 mod engine;
 mod error;
 mod file_watch;
+mod head;
 mod info;
 mod input;
 mod lanes;
@@ -43,6 +45,7 @@ mod model;
 mod plan;
 pub mod quantize;
 mod source;
+mod st_config;
 mod tokenize;
 /// The compact XLM-R (SentencePiece Unigram) tokenizer e5 runs, public as an API: it reproduces
 /// `tokenizers` exactly in a fraction of the memory (`tests/unigram_parity.rs` holds it to that).
@@ -50,7 +53,9 @@ pub mod unigram;
 mod validate;
 mod weights;
 
-pub use e5_arch::{Architecture, GeluKind, LinearId, ModelConfig, Pooling, SubLayer};
+pub use e5_arch::{
+    Activation, Architecture, DenseSpec, GeluKind, Head, LinearId, ModelConfig, Pooling, PoolingMode, Prompts, SubLayer,
+};
 pub use e5_kernels::Isa;
 pub use engine::Model;
 pub use error::{Error, Result};

@@ -14,6 +14,8 @@ use std::ops::Range;
 pub(crate) struct Piece {
     pub ids: Vec<u32>,
     pub row: RowInfo,
+    /// Leading tokens left out of pooling (the prompt, under `include_prompt: false`).
+    pub skip: usize,
 }
 
 /// What planning needs to know of the model and the options.
@@ -65,7 +67,11 @@ impl Planner {
         let piece = |a: usize, b: usize, truncated: bool, chars: Range<usize>| {
             let ids: Vec<u32> =
                 enc.ids[..enc.prefix].iter().chain(&enc.ids[a..b]).chain(&enc.ids[content.end..]).copied().collect();
-            Piece { row: RowInfo { input: index, tokens: ids.len(), input_tokens: total, truncated, chars }, ids }
+            Piece {
+                row: RowInfo { input: index, tokens: ids.len(), input_tokens: total, truncated, chars },
+                ids,
+                skip: 0,
+            }
         };
         if total <= max {
             return Ok(vec![piece(content.start, content.end, false, 0..text_chars)]);

@@ -103,8 +103,9 @@ fn sha256_file(path: &Path) -> Result<String> {
     Ok(format!("{:x}", h.finalize()))
 }
 
-/// Files copied verbatim from the source directory.
-const COPIED: [&str; 9] = [
+/// Files copied verbatim from the source directory (with the sentence-transformers module
+/// directories `modules.json` names, and the model card, which may declare Matryoshka dims).
+const COPIED: [&str; 8] = [
     "config.json",
     "tokenizer.json",
     "tokenizer_config.json",
@@ -112,9 +113,34 @@ const COPIED: [&str; 9] = [
     "modules.json",
     "sentence_bert_config.json",
     "config_sentence_transformers.json",
-    "1_Pooling/config.json",
-    "2_Normalize/config.json",
+    "README.md",
 ];
+
+/// The files of every module directory `modules.json` names (`1_Pooling`, `2_Dense`, …).
+fn module_files(src: &Path) -> Result<Vec<PathBuf>> {
+    #[derive(serde::Deserialize)]
+    struct Module {
+        #[serde(default)]
+        path: String,
+    }
+    let Some(modules) = crate::config::read_optional::<Vec<Module>>(&src.join("modules.json"))? else {
+        return Ok(Vec::new());
+    };
+    let mut files = Vec::new();
+    for m in modules.iter().filter(|m| !m.path.is_empty() && !m.path.contains("..")) {
+        let dir = src.join(&m.path);
+        if !dir.is_dir() {
+            continue; // a Normalize module has no files
+        }
+        for e in std::fs::read_dir(&dir).map_err(|e| Error::io(&dir, e))? {
+            let p = e.map_err(|e| Error::io(&dir, e))?.path();
+            if p.is_file() {
+                files.push(PathBuf::from(&m.path).join(p.file_name().unwrap()));
+            }
+        }
+    }
+    Ok(files)
+}
 
 /// Writes `dst` from the model at `src` in `precision`, keeping `keep_fp32` sub-layers f32.
 /// With `activation_scales` (int8 only), the calibrated per-tensor input scales are stored
@@ -123,6 +149,7 @@ const COPIED: [&str; 9] = [
 /// `dst` may not be `src`, contain it or lie inside it; an existing non-empty `dst` is
 /// replaced only with `overwrite`. Everything is written to a temporary directory beside
 /// `dst` and renamed into place at the end, so a failure leaves no half-written model.
+/// An `adapter` (PEFT LoRA) is merged into the weights first.
 pub fn quantize_model(
     src: &Path,
     dst: &Path,
@@ -130,6 +157,7 @@ pub fn quantize_model(
     keep_fp32: &[String],
     activation_scales: Option<&BTreeMap<String, f32>>,
     overwrite: bool,
+    adapter: Option<&Path>,
 ) -> Result<Manifest> {
     if precision == Precision::Fp32 {
         return Err(Error::Options("quantize needs a precision other than fp32 (int8, f16 or bf16)".into()));
@@ -143,10 +171,13 @@ pub fn quantize_model(
     }
     output::check_destination(src, dst, overwrite)?;
     let cfg = ModelConfig::from_dir(src)?;
-    let ck = Checkpoint::open(src)?;
+    let mut ck = Checkpoint::open(src)?;
     crate::validate::check_layer_count(src, &ck, cfg.layers)?;
     if let Some(m) = read_manifest(src)? {
         return Err(Error::Options(format!("{} is already quantized ({})", src.display(), m.precision)));
+    }
+    if let Some(a) = adapter {
+        ck.set_overrides(crate::adapter::merge(a, &ck, src)?.tensors);
     }
     let parse = |what: &str, name: &str| {
         LinearId::parse_in(name, cfg.layers).map_err(|e| Error::Options(format!("{what} {e}")))
@@ -213,10 +244,10 @@ pub fn quantize_model(
     }
     let staging = output::Staging::new(dst)?;
     let dst = staging.path();
-    for f in COPIED {
-        let from = src.join(f);
+    for f in COPIED.iter().map(PathBuf::from).chain(module_files(src)?) {
+        let from = src.join(&f);
         if from.exists() {
-            let to = dst.join(f);
+            let to = dst.join(&f);
             std::fs::create_dir_all(to.parent().unwrap()).map_err(|e| Error::io(&to, e))?;
             std::fs::copy(&from, &to).map_err(|e| Error::io(&to, e))?;
         }
@@ -239,6 +270,11 @@ pub fn quantize_model(
     let mut source = BTreeMap::new();
     for f in source_files(src)? {
         source.insert(f.file_name().unwrap().to_string_lossy().into_owned(), sha256_file(&f)?);
+    }
+    for name in
+        adapter.map(|a| ["adapter_config.json", "adapter_model.safetensors"].map(|f| a.join(f))).into_iter().flatten()
+    {
+        source.insert(format!("adapter/{}", name.file_name().unwrap().to_string_lossy()), sha256_file(&name)?);
     }
     let manifest = Manifest {
         format: FORMAT.into(),

@@ -53,6 +53,8 @@ pub(crate) struct Checkpoint {
     integer: HashMap<String, String>,
     /// `""`, `"bert."`, `"roberta."`: the prefix under which the encoder's names live.
     prefix: String,
+    /// f32 tensors that replace the file's, by name without the prefix (a merged adapter).
+    overrides: HashMap<String, Vec<f32>>,
 }
 
 /// Names a checkpoint may nest the encoder under (task heads save it this way).
@@ -121,7 +123,7 @@ impl Checkpoint {
                 path: maps[0].0.clone(),
                 name: "embeddings.word_embeddings.weight".into(),
             })?;
-        Ok(Checkpoint { maps, files: watched, tensors, integer, prefix })
+        Ok(Checkpoint { maps, files: watched, tensors, integer, prefix, overrides: HashMap::new() })
     }
 
     /// Looks a tensor up under the checkpoint's prefix; old BERT checkpoints name
@@ -147,9 +149,22 @@ impl Checkpoint {
         &self.maps[t.file].1[t.start..t.end]
     }
 
+    /// Replaces tensors (by name without the prefix; the caller checked their shapes).
+    pub fn set_overrides(&mut self, overrides: HashMap<String, Vec<f32>>) {
+        self.overrides = overrides;
+    }
+
+    /// Shape of a tensor, if present.
+    pub fn shape(&self, name: &str) -> Option<Vec<usize>> {
+        self.tensors.get(&format!("{}{name}", self.prefix)).map(|t| t.shape.clone())
+    }
+
     /// The tensor converted to f32, checked against `shape`.
     pub fn f32(&self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
         let (t, full) = self.find(name, shape)?;
+        if let Some(v) = self.overrides.get(name) {
+            return Ok(v.clone());
+        }
         if t.dtype == FloatType::I8 {
             return Err(Error::TensorDtype { name: full, dtype: "I8".into(), expected: "F32, F16 or BF16" });
         }
@@ -170,6 +185,9 @@ impl Checkpoint {
 
     /// Element type of a tensor, if present.
     pub fn dtype(&self, name: &str) -> Option<FloatType> {
+        if self.overrides.contains_key(name) {
+            return Some(FloatType::F32);
+        }
         self.tensors.get(&format!("{}{name}", self.prefix)).map(|t| t.dtype)
     }
 
@@ -277,6 +295,30 @@ impl ShardIndex {
             None => Ok(()),
         }
     }
+}
+
+/// Tensor `name` of an in-memory safetensors file (`path`, for errors) as f32, checked
+/// against `shape`.
+pub(crate) fn f32_tensor(st: &SafeTensors<'_>, path: &Path, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
+    let t = st.tensor(name).map_err(|_| Error::MissingTensor { path: path.to_path_buf(), name: name.into() })?;
+    if t.shape() != shape {
+        return Err(Error::TensorShape { name: name.into(), expected: shape.to_vec(), found: t.shape().to_vec() });
+    }
+    let dtype = match t.dtype() {
+        Dtype::F32 => FloatType::F32,
+        Dtype::F16 => FloatType::F16,
+        Dtype::BF16 => FloatType::Bf16,
+        other => {
+            return Err(Error::TensorDtype {
+                name: name.into(),
+                dtype: format!("{other:?}"),
+                expected: "F32, F16 or BF16",
+            })
+        }
+    };
+    let mut out = vec![0.0; shape.iter().product()];
+    convert(t.data(), dtype, &mut out);
+    Ok(out)
 }
 
 /// Quantization scales must be finite and non-negative.

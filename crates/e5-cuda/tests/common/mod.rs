@@ -1,7 +1,7 @@
 //! Tiny random encoder weights for the validation tests. (The GPU encoder is tested against
 //! the CPU `Model` in `tests/tests/gpu.rs`.)
 
-use e5_arch::{Architecture, GeluKind, ModelConfig, Pooling};
+use e5_arch::{Architecture, GeluKind, Head, ModelConfig, Pooling, Prompts};
 use e5_cuda::{EncoderWeights, LayerWeights};
 
 pub const VOCAB: usize = 1000;
@@ -21,10 +21,8 @@ pub fn config(gelu: GeluKind, pooling: Pooling) -> ModelConfig {
         position_offset: 2,
         max_tokens: 512,
         dtype: "float32".into(),
-        pooling,
-        normalize: true,
-        query_prefix: String::new(),
-        passage_prefix: String::new(),
+        head: Head { pooling, ..Head::default() },
+        prompts: Prompts::default(),
     }
 }
 

@@ -3,6 +3,7 @@
 
 use super::{Backend, Memory, Supports};
 use crate::error::{Error, Result};
+use crate::head::OutputHead;
 use crate::input::{Options, Precision, Residency};
 use crate::lanes::Lanes;
 use crate::model::{Encoder, Site, Tap};
@@ -26,7 +27,7 @@ pub(crate) struct CpuBackend {
     /// Per-thread lanes for large batches (`None` with one thread).
     lanes: Option<Lanes>,
     max_batch_tokens: usize,
-    normalize: bool,
+    head: OutputHead,
 }
 
 /// How the linear layers are stored: the options' precision, with the sub-layers kept in
@@ -45,7 +46,7 @@ impl CpuBackend {
         kern: &'static Kernels,
         options: &Options,
         formats: LinearFormats<'_>,
-        normalize: bool,
+        head: OutputHead,
     ) -> Result<Self> {
         SUPPORTS.check(options)?;
         let (keep, scales) = (formats.keep_fp32, formats.activation_scales);
@@ -70,28 +71,23 @@ impl CpuBackend {
         }
         let threads = options.threads.unwrap_or_else(rayon::current_num_threads);
         let lanes = if threads >= 2 { Some(Lanes::new(threads)?) } else { None };
-        Ok(CpuBackend { encoder, lanes, max_batch_tokens: options.max_batch_tokens, normalize })
+        Ok(CpuBackend { encoder, lanes, max_batch_tokens: options.max_batch_tokens, head })
     }
 
     /// Vectors of `pieces[group]`, in group order, in sub-batches of at most `max_tokens`.
     fn run_group(&self, pieces: &[Piece], group: &[usize], max_tokens: usize) -> Vec<f32> {
-        let h = self.encoder.cfg.hidden;
+        let h = self.head.width();
         let mut out = vec![0.0; group.len() * h];
         let mut done = 0;
         for batch in sub_batches(pieces, group, max_tokens) {
             let (ids, seqs) = pack(batch.iter().map(|&i| pieces[i].ids.as_slice()));
             let hidden = self.encoder.forward(&ids, &seqs, &mut |_, _| {});
             let rows = &mut out[done * h..(done + batch.len()) * h];
-            self.pool(&hidden, &seqs, rows);
+            let skips: Vec<usize> = batch.iter().map(|&i| pieces[i].skip).collect();
+            self.head.apply(self.encoder.kern, &hidden, &seqs, &skips, rows);
             done += batch.len();
         }
         out
-    }
-
-    /// `hidden`: `[T, H]` → `rows`: `[n, H]`, per the model's pooling and normalization.
-    fn pool(&self, hidden: &[f32], seqs: &[usize], rows: &mut [f32]) {
-        let cfg = &self.encoder.cfg;
-        self.encoder.kern.pool(hidden, cfg.hidden, seqs, cfg.pooling, self.normalize, rows);
     }
 }
 
@@ -108,7 +104,7 @@ impl Backend for CpuBackend {
         };
         // Lanes share the token budget, so peak activation memory stays that of one batch.
         let budget = (self.max_batch_tokens / groups.len()).max(1);
-        let h = self.encoder.cfg.hidden;
+        let h = self.head.width();
         let mut out = vec![0.0; pieces.len() * h];
         for (group, vectors) in groups.iter().zip(lanes.run(&groups, |g| self.run_group(pieces, g, budget))) {
             for (&i, v) in group.iter().zip(vectors.chunks_exact(h)) {
@@ -118,10 +114,10 @@ impl Backend for CpuBackend {
         Ok(out)
     }
 
-    fn trace(&self, ids: &[u32], seqs: &[usize], tap: &mut Tap<'_>) -> Result<()> {
+    fn trace(&self, ids: &[u32], seqs: &[usize], skips: &[usize], tap: &mut Tap<'_>) -> Result<()> {
         let hidden = self.encoder.forward(ids, seqs, tap);
-        let mut rows = vec![0.0; seqs.len().saturating_sub(1) * self.encoder.cfg.hidden];
-        self.pool(&hidden, seqs, &mut rows);
+        let mut rows = vec![0.0; seqs.len().saturating_sub(1) * self.head.width()];
+        self.head.apply(self.encoder.kern, &hidden, seqs, skips, &mut rows);
         tap(Site::Pooled, &rows);
         Ok(())
     }

@@ -37,6 +37,14 @@ impl CudaBackend {
         ordinal: usize,
     ) -> Result<Self> {
         SUPPORTS.check(options)?;
+        if cfg.head.pooling.fused().is_none() || !cfg.head.dense.is_empty() {
+            let option = format!(
+                "pooling {} with {} Dense layers (it runs mean or CLS pooling)",
+                cfg.head.pooling,
+                cfg.head.dense.len()
+            );
+            return Err(Error::Unsupported { backend: SUPPORTS.name.into(), option });
+        }
         let bf16 = options.precision == Precision::Bf16;
         let gpu = upload(ck, cfg, normalize, bf16, ordinal)?;
         Ok(CudaBackend { gpu, ordinal, max_batch_tokens: options.max_batch_tokens })
@@ -54,7 +62,7 @@ impl Backend for CudaBackend {
         Ok(out)
     }
 
-    fn trace(&self, _: &[u32], _: &[usize], _: &mut Tap<'_>) -> Result<()> {
+    fn trace(&self, _: &[u32], _: &[usize], _: &[usize], _: &mut Tap<'_>) -> Result<()> {
         Err(Error::Unsupported { backend: SUPPORTS.name.into(), option: "trace (intermediate activations)".into() })
     }
 
@@ -122,7 +130,8 @@ fn upload(ck: &Checkpoint, cfg: &ModelConfig, normalize: bool, bf16: bool, ordin
             })
             .collect(),
     };
-    let config = ModelConfig { normalize, ..cfg.clone() };
+    let mut config = cfg.clone();
+    config.head.normalize = normalize;
     let precision = if bf16 { GpuPrecision::Bf16 } else { GpuPrecision::F16 };
     CudaEncoder::new(config, &weights, precision, ordinal).map_err(|e| device_error(ordinal, e))
 }

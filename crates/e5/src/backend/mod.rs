@@ -21,12 +21,14 @@ use crate::plan::Piece;
 
 /// Runs packed sequences through an encoder and pools them.
 pub(crate) trait Backend: Send + Sync {
-    /// Pooled (and, per the model, L2-normalized) rows of `pieces`, `[pieces, H]` in order.
+    /// The model's output rows of `pieces` (pooled, through its Dense layers and, per the
+    /// model, L2-normalized), `[pieces, width]` in order.
     fn run(&self, pieces: &[Piece]) -> Result<Vec<f32>>;
 
-    /// Runs one padding-free batch (`ids`, `n + 1` offsets `seqs`), showing every
-    /// intermediate activation and the pooled rows to `tap`.
-    fn trace(&self, ids: &[u32], seqs: &[usize], tap: &mut Tap<'_>) -> Result<()>;
+    /// Runs one padding-free batch (`ids`, `n + 1` offsets `seqs`, `skips[s]` leading tokens
+    /// of sequence `s` left out of pooling), showing every intermediate activation and the
+    /// output rows to `tap`.
+    fn trace(&self, ids: &[u32], seqs: &[usize], skips: &[usize], tap: &mut Tap<'_>) -> Result<()>;
 
     /// Bytes of the embedding table read in place, and bytes the backend holds itself.
     fn memory(&self) -> Memory;

@@ -36,7 +36,8 @@ pub enum Site {
     /// The input rows of a linear map, as its GEMM reads them (`[T, k]`, see
     /// [`SubLayer::input_width`](e5_arch::SubLayer::input_width)).
     LinearInput(LinearId),
-    /// The pooled (and, per the model, normalized) rows of the sequences (`[n, H]`).
+    /// The model's output rows of the sequences: pooled, through its Dense layers and, per
+    /// the model, normalized (`[n, width]`).
     Pooled,
 }
 
@@ -47,13 +48,13 @@ impl Site {
             Site::Qkv(_) => 3 * cfg.hidden,
             Site::FfnUp(_) => cfg.intermediate,
             Site::LinearInput(id) => id.sub.input_width(cfg),
+            Site::Pooled => cfg.head.width(cfg.hidden),
             Site::Embeddings
             | Site::Attention(_)
             | Site::AttnOut(_)
             | Site::AttentionNorm(_)
             | Site::FfnDown(_)
-            | Site::Output(_)
-            | Site::Pooled => cfg.hidden,
+            | Site::Output(_) => cfg.hidden,
         }
     }
 }

@@ -114,6 +114,7 @@ fn piece(input: usize, tokens: usize) -> Piece {
     Piece {
         ids: vec![1; tokens],
         row: RowInfo { input, tokens, input_tokens: tokens, truncated: false, chars: 10 * input..10 * input + tokens },
+        skip: 0,
     }
 }
 
