@@ -133,7 +133,7 @@ impl KindArgs {
 }
 
 impl KindArg {
-    fn value(self) -> InputKind {
+    pub fn value(self) -> InputKind {
         match self {
             KindArg::Raw => InputKind::Raw,
             KindArg::Query => InputKind::Query,

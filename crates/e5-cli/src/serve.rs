@@ -58,7 +58,7 @@ pub fn run(a: ServeArgs) -> Result<()> {
         max_queue: a.max_queue,
         max_client_batch: a.max_client_batch,
         payload_limit: a.payload_limit,
-        default_kind: a.default_kind.kind(),
+        default_kind: a.default_kind.value(),
         truncate: a.truncate || !a.no_truncate,
         api_key: a.api_key,
         request_timeout: std::time::Duration::from_secs(a.request_timeout),

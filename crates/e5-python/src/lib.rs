@@ -194,7 +194,8 @@ impl Model {
         let d = PyDict::new(py);
         d.set_item("dir", i.dir.display().to_string())?;
         d.set_item("architecture", i.architecture)?;
-        d.set_item("dim", i.hidden)?;
+        d.set_item("dim", i.dim)?;
+        d.set_item("hidden", i.hidden)?;
         d.set_item("layers", i.layers)?;
         d.set_item("heads", i.heads)?;
         d.set_item("intermediate", i.intermediate)?;
@@ -206,7 +207,6 @@ impl Model {
         d.set_item("int8_kernel", i.int8_kernel)?;
         d.set_item("precision", i.precision.name())?;
         d.set_item("pooling", i.pooling.to_string())?;
-        d.set_item("dim", i.dim)?;
         d.set_item("normalize", i.normalize)?;
         d.set_item("mapped_bytes", i.mapped_bytes)?;
         d.set_item("owned_bytes", i.owned_bytes)?;

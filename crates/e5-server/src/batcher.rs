@@ -184,7 +184,7 @@ impl Worker {
             for (k, item) in items.iter().enumerate() {
                 match item {
                     Item::Text(t) => {
-                        texts.push(Input { kind: t.kind, text: std::borrow::Cow::Borrowed(&t.text) });
+                        texts.push(Input { kind: t.kind.clone(), text: std::borrow::Cow::Borrowed(&t.text) });
                         text_at.push(k);
                     }
                     Item::Ids(ids) => {

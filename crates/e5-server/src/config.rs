@@ -103,11 +103,13 @@ impl ServerConfig {
     }
 }
 
-pub fn kind_name(kind: InputKind) -> &'static str {
+pub fn kind_name(kind: &InputKind) -> &'static str {
     match kind {
         InputKind::Query => "query",
         InputKind::Passage => "passage",
         InputKind::Raw => "raw",
+        InputKind::Prompt(_) => "prompt",
+        InputKind::Prefix(_) => "prefix",
     }
 }
 

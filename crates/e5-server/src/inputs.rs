@@ -118,7 +118,7 @@ pub async fn embed(
             (seqs.into_iter().map(Item::Ids).collect(), costs)
         }
         EmbeddingInput::Texts(texts) => {
-            let (texts, counts) = token_counts(served, texts, kind).await?;
+            let (texts, counts) = token_counts(served, texts, kind.clone()).await?;
             if !truncate {
                 if let Some((i, &c)) = counts.iter().enumerate().find(|&(_, &c)| c > max) {
                     return Err(ApiError::unprocessable(
@@ -128,10 +128,10 @@ pub async fn embed(
                     ));
                 }
             }
-            m::inputs(&served.name, kind_name(kind), n, counts.iter().map(|&c| c.min(max)).sum());
+            m::inputs(&served.name, kind_name(&kind), n, counts.iter().map(|&c| c.min(max)).sum());
             if kind == InputKind::Raw {
                 let cfg = served.model().config();
-                let prefixes = [cfg.query_prefix.as_str(), cfg.passage_prefix.as_str()];
+                let prefixes = [cfg.prompts.query.as_str(), cfg.prompts.passage.as_str()];
                 if prefixes.iter().all(|p| !p.is_empty()) {
                     m::unprefixed(
                         &served.name,
@@ -140,7 +140,7 @@ pub async fn embed(
                 }
             }
             let costs = counts.iter().map(|&c| c.min(max)).collect();
-            (texts.into_iter().map(|t| Item::Text(Input { kind, text: t.into() })).collect(), costs)
+            (texts.into_iter().map(|t| Item::Text(Input { kind: kind.clone(), text: t.into() })).collect(), costs)
         }
     };
     let embeddings = served.batcher.embed(items, costs).await.map_err(|e| match e {
@@ -204,7 +204,7 @@ async fn token_counts(
             .map(|(i, t)| {
                 encoder
                     .model()
-                    .tokenize(&Input { kind, text: t.as_str().into() })
+                    .tokenize(&Input { kind: kind.clone(), text: t.as_str().into() })
                     .map(|t| t.untruncated)
                     .map_err(|e| ApiError::bad_request("input", format!("input[{i}]: {e}")))
             })

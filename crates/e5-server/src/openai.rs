@@ -98,17 +98,17 @@ pub async fn embeddings(
     ApiJson(req): ApiJson<EmbeddingRequest, false>,
 ) -> Result<Json<EmbeddingResponse>, ApiError> {
     let served = state.model(req.model.as_deref())?;
-    if let Some(d) = req.dimensions.filter(|&d| d != served.info.hidden as u64) {
+    if let Some(d) = req.dimensions.filter(|&d| d != served.info.dim as u64) {
         return Err(ApiError::bad_request(
             "dimensions",
             format!(
                 "model {} makes {}-dimensional vectors and is not Matryoshka-trained: dimensions={d} cannot be honoured",
-                served.name, served.info.hidden
+                served.name, served.info.dim
             ),
         ));
     }
     let kind = match (&req.input_type, &req.input) {
-        (None, _) => state.config.default_kind,
+        (None, _) => state.config.default_kind.clone(),
         (Some(_), EmbeddingInput::Ids(_)) => {
             return Err(ApiError::bad_request(
                 "input_type",

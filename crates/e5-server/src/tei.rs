@@ -116,7 +116,7 @@ pub async fn embed_route(
             format!("truncation_direction {d:?}: only Right"),
         )));
     }
-    let kind = kind_of(req.prompt_name.as_deref(), state.config.default_kind).map_err(tei)?;
+    let kind = kind_of(req.prompt_name.as_deref(), state.config.default_kind.clone()).map_err(tei)?;
     let c = &state.config;
     let out =
         embed(served, req.inputs, kind, req.truncate.unwrap_or(c.truncate), c.max_client_batch).await.map_err(tei)?;
@@ -136,7 +136,7 @@ pub async fn tokenize(
 ) -> Result<Json<Vec<Vec<SimpleToken>>>, ApiError> {
     let tei = |e: ApiError| e.flavor(Flavor::Tei);
     let served = state.model(req.model.as_deref()).map_err(tei)?;
-    let kind = kind_of(req.prompt_name.as_deref(), state.config.default_kind).map_err(tei)?;
+    let kind = kind_of(req.prompt_name.as_deref(), state.config.default_kind.clone()).map_err(tei)?;
     let EmbeddingInput::Texts(texts) = req.inputs else {
         return Err(tei(ApiError::bad_request("inputs", "/tokenize takes texts, not token ids")));
     };
@@ -153,7 +153,7 @@ pub async fn tokenize(
             .map(|(i, t)| {
                 let toks = encoder
                     .model()
-                    .tokenize(&Input { kind, text: t.as_str().into() })
+                    .tokenize(&Input { kind: kind.clone(), text: t.as_str().into() })
                     .map_err(|e| ApiError::bad_request("inputs", format!("inputs[{i}]: {e}")))?;
                 Ok(toks
                     .ids
@@ -192,7 +192,7 @@ pub async fn info(State(state): State<Arc<AppState>>) -> Result<Json<Info>, ApiE
         max_batch_tokens: c.max_batch_tokens,
         max_client_batch_size: c.max_client_batch,
         max_queue: c.max_queue,
-        default_kind: kind_name(c.default_kind),
+        default_kind: kind_name(&c.default_kind),
         truncate: c.truncate,
         version: env!("CARGO_PKG_VERSION"),
         models: models.iter().map(describe).collect(),
@@ -204,14 +204,14 @@ fn describe(m: &ServedModel) -> ModelDescription {
     ModelDescription {
         name: m.name.clone(),
         architecture: m.info.architecture,
-        dimension: m.info.hidden,
+        dimension: m.info.dim,
         precision: m.info.precision.name(),
         isa: m.info.isa.name(),
         max_tokens: m.info.max_tokens,
         layers: m.info.layers,
         parameters: m.info.parameters,
-        query_prefix: cfg.query_prefix.clone(),
-        passage_prefix: cfg.passage_prefix.clone(),
+        query_prefix: cfg.prompts.query.clone(),
+        passage_prefix: cfg.prompts.passage.clone(),
         normalize: m.info.normalize,
     }
 }

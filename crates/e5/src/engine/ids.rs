@@ -29,10 +29,10 @@ impl Model {
             }
             let row =
                 RowInfo { input: index, tokens: ids.len(), input_tokens: ids.len(), truncated: false, chars: 0..0 };
-            pieces.push(Piece { ids: ids.to_vec(), row });
+            pieces.push(Piece { ids: ids.to_vec(), row, skip: 0 });
         }
         install(&self.pool, || {
-            let vectors = self.backend.run(&pieces)?;
+            let vectors = self.truncate(self.backend.run(&pieces)?);
             Ok(Embeddings { dim: self.dim(), data: vectors, rows: pieces.into_iter().map(|p| p.row).collect() })
         })
     }
