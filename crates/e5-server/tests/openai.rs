@@ -33,7 +33,8 @@ async fn texts_and_ids_embed_like_the_library_alone() {
         let (status, body) =
             s.post("/v1/embeddings", json!({"input": texts, "model": "tiny", "input_type": name})).await;
         assert_eq!(status, 200, "{body}");
-        let want: Vec<Vec<f32>> = texts.iter().map(|t| alone(Input { kind, text: (*t).into() })).collect();
+        let want: Vec<Vec<f32>> =
+            texts.iter().map(|t| alone(Input { kind: kind.clone(), text: (*t).into() })).collect();
         assert_eq!(vectors(&body), want, "input_type {name}");
         let indices: Vec<u64> = body["data"].as_array().unwrap().iter().map(|d| d["index"].as_u64().unwrap()).collect();
         assert_eq!(indices, [0, 1, 2]);
