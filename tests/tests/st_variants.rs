@@ -142,6 +142,12 @@ fn normalize_follows_modules_json() {
     assert!((norm("legacy-cls") - 1.0).abs() > 1e-2, "legacy-cls has no Normalize module");
 }
 
+/// Files written over a variant: (path, contents).
+type Files<'a> = &'a [(&'a str, &'a str)];
+
+/// An edit of `adapter_config.json`.
+type ConfigEdit = Box<dyn Fn(&mut serde_json::Value)>;
+
 /// A copy of variant `base` with `files` (path, contents) written over it.
 fn variant_with(base: &str, files: &[(&str, &str)]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
@@ -177,7 +183,7 @@ fn load_error(dir: &Path) -> String {
 #[test]
 fn configurations_e5_cannot_honour_are_clear_errors() {
     let pooling = "1_Pooling/config.json";
-    let cases: &[(&str, &[(&str, &str)], &str)] = &[
+    let cases: &[(&str, Files, &str)] = &[
         (
             "mean",
             &[(pooling, r#"{"embedding_dimension": 32, "pooling_mode": "median"}"#)],
@@ -281,7 +287,7 @@ fn adapters_that_do_not_fit_the_model_are_clear_errors() {
         Err(e) => e.to_string(),
     };
     let tiny = fixture("tiny-bert");
-    let cases: Vec<(Box<dyn Fn(&mut serde_json::Value)>, &str)> = vec![
+    let cases: Vec<(ConfigEdit, &str)> = vec![
         (Box::new(|c| c["r"] = 8.into()), "expected shape [8, 32]"),
         (Box::new(|c| c["target_modules"] = serde_json::json!(["query", "value"])), "target_modules does not name it"),
         (Box::new(|c| c["use_dora"] = true.into()), "DoRA"),

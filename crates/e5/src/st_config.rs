@@ -95,7 +95,7 @@ pub(crate) fn read(dir: &Path, hidden: usize) -> Result<SentenceTransformers> {
         Some(StBertConfig { max_seq_length: Some(n) }) => Some(n),
         _ => read_optional::<TokenizerConfig>(&dir.join("tokenizer_config.json"))?
             .and_then(|t| t.model_max_length)
-            .filter(|&n| n >= 1.0 && n < 1e9)
+            .filter(|n| (1.0..1e9).contains(n))
             .map(|n| n as usize),
     };
     let mut prompts = Prompts::default();
