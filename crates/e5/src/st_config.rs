@@ -90,7 +90,7 @@ pub(crate) fn read(dir: &Path, hidden: usize) -> Result<SentenceTransformers> {
     head.matryoshka_dims = matryoshka_dims(dir);
     let max_seq_length = match read_optional::<StBertConfig>(&dir.join("sentence_bert_config.json"))? {
         Some(StBertConfig { max_seq_length: Some(0) }) => {
-            return Err(Error::config(&dir.join("sentence_bert_config.json"), "max_seq_length must be positive"))
+            return Err(Error::config(dir.join("sentence_bert_config.json"), "max_seq_length must be positive"))
         }
         Some(StBertConfig { max_seq_length: Some(n) }) => Some(n),
         _ => read_optional::<TokenizerConfig>(&dir.join("tokenizer_config.json"))?
