@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{command, e5, tiny};
+use common::{command, e5, spawn, tiny};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -118,13 +118,7 @@ fn a_long_embed_survives_truncate_and_cp_over_its_model_file() {
     let weights = dir.path().join("model.safetensors");
     let lines = 20_000;
     let input: String = (0..lines).map(|i| format!("text number {}\n", i % 7)).collect();
-    let mut child = command()
-        .args(["embed", "-m", dir.path().to_str().unwrap(), "--residency", "copy"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn(&["embed", "-m", dir.path().to_str().unwrap(), "--residency", "copy"]);
     // Written from a thread: `e5 embed` streams, so it blocks on a full stdout until read.
     let mut stdin = child.stdin.take().unwrap();
     let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
@@ -153,13 +147,7 @@ fn a_long_embed_survives_truncate_and_cp_over_its_model_file() {
 #[test]
 fn a_20_mb_line_is_embedded_in_bounded_memory() {
     let line = "lorem ipsum dolor sit amet, consectetur adipiscing elit. ".repeat(20 << 20 >> 6);
-    let mut child = command()
-        .args(["embed", "-m", &tiny(), "--kind", "passage"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn(&["embed", "-m", &tiny(), "--kind", "passage"]);
     let mut stdin = child.stdin.take().unwrap();
     let writer = std::thread::spawn(move || stdin.write_all(line.as_bytes()));
     let o = child.wait_with_output().unwrap();
