@@ -34,3 +34,6 @@ command -v chromium >/dev/null || {
   apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium
 }
 (cd crates/e5-server/tests/clients && python3 -m pytest -q -p no:cacheprovider test_clients.py)
+# Fuzz smoke (issue 18): every cargo-fuzz target in fuzz/ for 5 s from the committed seeds
+# (cargo-fuzz 0.13.1 installed if missing; RUSTC_BOOTSTRAP=1 on the stable toolchain).
+bash tools/fuzz.sh 5
