@@ -205,20 +205,8 @@ fn resume_after_a_kill_gives_the_uninterrupted_output() {
     for format in ["jsonl", "npy"] {
         let out = dir.path().join(format!("v.{format}"));
         let parts = dir.path().join(format!("v.{format}.parts"));
-        let args = [
-            "embed",
-            "-m",
-            &tiny(),
-            "--input-format",
-            "jsonl",
-            "--format",
-            format,
-            "-o",
-            out.to_str().unwrap(),
-            "--resume",
-            "--part-records",
-            "20",
-        ];
+        let model = tiny();
+        let args = resumable_embed(&model, format, &out);
         // 105 records: parts 0..4 complete, part 5 half done when the run is killed.
         let head: String = input.lines().take(105).map(|l| format!("{l}\n")).collect();
         killed_run(&args, head.as_bytes(), &parts, 5);
@@ -235,22 +223,31 @@ fn resume_after_a_kill_gives_the_uninterrupted_output() {
     }
     // A rerun with other flags does not mix its rows into the parts.
     let out = dir.path().join("w.jsonl");
-    let args = [
-        "embed",
-        "-m",
-        &tiny(),
-        "--input-format",
-        "jsonl",
-        "-o",
-        out.to_str().unwrap(),
-        "--resume",
-        "--part-records",
-        "20",
-    ];
+    let model = tiny();
+    let args = resumable_embed(&model, "jsonl", &out);
     killed_run(&args, corpus(45).as_bytes(), &dir.path().join("w.jsonl.parts"), 2);
     let mut other = args.to_vec();
     other.extend(["--kind", "query"]);
     assert!(failed(&e5(&other, corpus(45).as_bytes())).contains("job.json"));
+}
+
+/// `e5 embed` of JSONL records into `out`, resumable, in parts of 20 records.
+fn resumable_embed<'a>(model: &'a str, format: &'a str, out: &'a Path) -> Vec<&'a str> {
+    let out = out.to_str().unwrap();
+    vec![
+        "embed",
+        "-m",
+        model,
+        "--input-format",
+        "jsonl",
+        "--format",
+        format,
+        "-o",
+        out,
+        "--resume",
+        "--part-records",
+        "20",
+    ]
 }
 
 fn write_parquet(path: &Path, n: usize) -> Vec<String> {
