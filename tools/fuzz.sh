@@ -40,6 +40,7 @@ for t in "${targets[@]}"; do
     echo "fuzz target $t failed" >&2
     exit 1
   fi
-  grep -E "stat::number_of_executed_units|Done [0-9]+ runs" "$log" | tail -n 2
+  # Executions, run time, final coverage (cov / ft / corpus) and peak memory.
+  grep -E "stat::(number_of_executed_units|peak_rss_mb)|Done [0-9]+ runs|DONE +cov" "$log" | tail -n 4
   rm -f "$log"
 done
