@@ -73,6 +73,17 @@ pub enum ResidencyArg {
     Copy,
 }
 
+impl ResidencyArg {
+    pub fn value(self) -> Residency {
+        match self {
+            ResidencyArg::Lazy => Residency::Lazy,
+            ResidencyArg::Prefetch => Residency::Prefetch,
+            ResidencyArg::Lock => Residency::Lock,
+            ResidencyArg::Copy => Residency::Copy,
+        }
+    }
+}
+
 #[derive(ValueEnum, Clone, Copy, PartialEq, Eq)]
 pub enum LongArg {
     Truncate,
@@ -179,12 +190,7 @@ impl ModelArgs {
     pub fn options(&self) -> Options {
         Options {
             threads: self.threads,
-            residency: match self.residency {
-                ResidencyArg::Lazy => Residency::Lazy,
-                ResidencyArg::Prefetch => Residency::Prefetch,
-                ResidencyArg::Lock => Residency::Lock,
-                ResidencyArg::Copy => Residency::Copy,
-            },
+            residency: self.residency.value(),
             precision: self.precision,
             keep_fp32: self.keep_fp32.clone(),
             device: self.device,

@@ -4,7 +4,7 @@ use anyhow::{anyhow, Result};
 use clap::Args;
 use e5_server::{ModelSpec, ServerConfig};
 
-use crate::model_args::KindArg;
+use crate::model_args::{KindArg, ResidencyArg};
 
 #[derive(Args)]
 pub struct ServeArgs {
@@ -49,6 +49,11 @@ pub struct ServeArgs {
     /// Connections served at once.
     #[arg(long, default_value_t = ServerConfig::default().max_connections)]
     max_connections: usize,
+    /// How the embedding tables are held: `copy` (the default) reads them into private memory,
+    /// so the server survives its model files being truncated or rewritten in place; `lazy`,
+    /// `prefetch` and `lock` map the file (less memory; a changed file fails requests cleanly).
+    #[arg(long, value_enum, default_value_t = ResidencyArg::Copy)]
+    residency: ResidencyArg,
 }
 
 pub fn run(a: ServeArgs) -> Result<()> {
@@ -63,6 +68,7 @@ pub fn run(a: ServeArgs) -> Result<()> {
         api_key: a.api_key,
         request_timeout: std::time::Duration::from_secs(a.request_timeout),
         max_connections: a.max_connections,
+        residency: a.residency.value(),
         ..ServerConfig::default()
     };
     e5_server::run(a.model, config, &a.host, a.port).map_err(|e| anyhow!(e))

@@ -1,6 +1,6 @@
 //! What `e5 serve` is told: the models to load and the server's limits.
 
-use e5::{InputKind, Precision};
+use e5::{InputKind, Precision, Residency};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -65,6 +65,9 @@ pub struct ServerConfig {
     pub header_timeout: Duration,
     /// Connections served at once; further clients wait in the kernel's backlog.
     pub max_connections: usize,
+    /// How each model's embedding table is held. `Copy` by default: a long-lived server must
+    /// survive its model file being truncated or rewritten in place (docs/robustness.md).
+    pub residency: Residency,
 }
 
 impl Default for ServerConfig {
@@ -81,6 +84,7 @@ impl Default for ServerConfig {
             request_timeout: Duration::from_secs(60),
             header_timeout: Duration::from_secs(10),
             max_connections: 1024,
+            residency: Residency::Copy,
         }
     }
 }

@@ -109,6 +109,7 @@ pub fn load_models(specs: &[ModelSpec], config: &ServerConfig) -> Result<Vec<Nam
                 threads: config.threads,
                 precision: s.precision,
                 max_batch_tokens: config.max_batch_tokens,
+                residency: config.residency,
                 ..Options::default()
             };
             let model = Model::load(&s.dir, options).map_err(|e| format!("loading model {:?}: {e}", s.name))?;

@@ -3,7 +3,8 @@
 mod common;
 
 use common::*;
-use e5_server::{Encoder, ServerConfig};
+use e5::Precision;
+use e5_server::{load_models, Encoder, ModelSpec, ServerConfig};
 use serde_json::json;
 use std::io::{Read, Write};
 use std::sync::Arc;
@@ -82,4 +83,32 @@ async fn a_request_whose_compute_outlasts_the_timeout_is_answered() {
     probe.open();
     assert_eq!(answer.await.unwrap().unwrap(), 200);
     s.stop().await;
+}
+
+/// The server's default residency copies the embedding table at load, so a model file
+/// truncated, then rewritten in place with other bytes (`cp` over it) changes no answer.
+/// (With a mapped residency the same requests fail cleanly: the file changed on disk.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_default_residency_survives_the_model_file_rewritten_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    for f in ["config.json", "tokenizer.json", "model.safetensors"] {
+        std::fs::copy(root().join("tests/fixtures/tiny-xlmr").join(f), dir.path().join(f)).unwrap();
+    }
+    let spec = ModelSpec { name: "m".into(), dir: dir.path().into(), precision: Precision::Fp32 };
+    let config = ServerConfig::default();
+    let models = load_models(&[spec], &config).unwrap();
+    let server = Server::start_encoders(config, models.iter().map(|(n, e)| (n.as_str(), e.clone())).collect()).await;
+    let request = json!({"input": ["a text to embed", "another one"], "model": "m"});
+    let (status, before) = server.post("/v1/embeddings", request.clone()).await;
+    assert_eq!(status, 200, "{before}");
+
+    let weights = dir.path().join("model.safetensors");
+    let len = std::fs::metadata(&weights).unwrap().len();
+    std::fs::OpenOptions::new().write(true).open(&weights).unwrap().set_len(0).unwrap();
+    let (status, after_truncate) = server.post("/v1/embeddings", request.clone()).await;
+    assert_eq!((status, vectors(&after_truncate)), (200, vectors(&before)));
+    std::fs::write(&weights, vec![0x5a; len as usize]).unwrap();
+    let (status, after_rewrite) = server.post("/v1/embeddings", request).await;
+    assert_eq!((status, vectors(&after_rewrite)), (200, vectors(&before)));
+    server.stop().await;
 }
