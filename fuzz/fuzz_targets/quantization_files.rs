@@ -20,7 +20,7 @@ fuzz_target!(|data: &[u8]| {
     }
     let dir = DIR.get_or_init(|| {
         let d = tempfile::tempdir().unwrap();
-        quantize_model(&common::fixture("tiny-bert"), d.path(), Precision::Int8, &[], None, false).unwrap();
+        quantize_model(&common::fixture("tiny-bert"), d.path(), Precision::Int8, &[], None, false, None).unwrap();
         d
     });
     std::fs::write(dir.path().join(MANIFEST), data).unwrap();
