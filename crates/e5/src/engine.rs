@@ -14,6 +14,7 @@ use crate::head::OutputHead;
 use crate::info::ModelInfo;
 use crate::input::*;
 use crate::model::Tap;
+use crate::output::{OutputPrecision, OutputRanges, OutputVectors};
 use crate::plan::{self, Piece, Planner};
 use crate::source::resolve_model;
 use crate::tokenize::TextTokenizer;
@@ -22,6 +23,7 @@ use e5_arch::ModelConfig;
 use e5_kernels::Kernels;
 use rayon::prelude::*;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 mod ids;
@@ -45,6 +47,8 @@ pub struct Model {
     /// without Matryoshka training).
     warnings: Vec<String>,
     load_time: Duration,
+    /// [`OutputRanges::FILE`], read on the first int8 / uint8 [`Model::quantize`].
+    output_ranges: OnceLock<OutputRanges>,
 }
 
 impl Model {
@@ -123,6 +127,7 @@ impl Model {
             normalize,
             warnings,
             load_time: start.elapsed(),
+            output_ranges: OnceLock::new(),
         })
     }
 
@@ -268,6 +273,26 @@ impl Model {
             first.skip = self.prompt_tokens(prompt)?;
         }
         Ok(pieces)
+    }
+
+    /// The per-dimension ranges of int8 / uint8 output vectors stored beside the model
+    /// ([`OutputRanges::FILE`], written by `e5 calibrate-output`), read once; a missing file, or
+    /// ranges calibrated for other dimensions or normalization, is an error naming the file.
+    pub fn output_ranges(&self) -> Result<&OutputRanges> {
+        if let Some(r) = self.output_ranges.get() {
+            return Ok(r);
+        }
+        let r = OutputRanges::load(&self.dir)?;
+        r.check_fits(self.dim(), self.normalize, &self.dir)?;
+        Ok(self.output_ranges.get_or_init(|| r))
+    }
+
+    /// `vectors` as [`Model::embed`] returns them (`[n, dim]`) in `precision`, exactly as
+    /// sentence-transformers' `quantize_embeddings` writes them ([`crate::output`]); int8 /
+    /// uint8 use [`Model::output_ranges`]. Each row depends on its own vector only.
+    pub fn quantize(&self, vectors: Vec<f32>, precision: OutputPrecision) -> Result<OutputVectors> {
+        let ranges = if precision.needs_ranges() { Some(self.output_ranges()?) } else { None };
+        crate::output::quantize(vectors, self.dim(), precision, ranges)
     }
 
     /// Runs `inputs` (truncated to the model's limit) through the encoder as one

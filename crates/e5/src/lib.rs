@@ -42,6 +42,7 @@ mod input;
 mod lanes;
 pub mod memory;
 mod model;
+pub mod output;
 mod plan;
 pub mod quantize;
 mod source;
@@ -65,4 +66,5 @@ pub use input::{
 };
 pub use lanes::Lanes;
 pub use model::{Site, Tap};
+pub use output::{OutputPrecision, OutputRanges, OutputVectors, VectorData};
 pub use source::resolve_model;
