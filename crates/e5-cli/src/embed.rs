@@ -12,7 +12,7 @@ use crate::sinks::{JsonlSink, NpySink, Sink};
 use anyhow::{bail, Context, Result};
 use arrow_schema::Schema;
 use clap::{Args, ValueEnum};
-use e5::{Embeddings, Input, Model};
+use e5::{Embeddings, Input, Model, OutputPrecision};
 use std::path::Path;
 
 #[derive(Args)]
@@ -39,6 +39,11 @@ pub struct EmbedArgs {
     output: String,
     #[arg(long, value_enum, default_value_t = OutputFormat::Jsonl)]
     format: OutputFormat,
+    /// float32, or sentence-transformers' compact forms: int8 / uint8 (one byte per dimension,
+    /// from the ranges `e5 calibrate-output` stores beside the model), binary / ubinary (sign
+    /// bits packed 8 per byte; binary is ubinary − 128 as int8).
+    #[arg(long, default_value = "float32", value_parser = parse_output_precision)]
+    output_precision: OutputPrecision,
     /// Texts per call to the encoder.
     #[arg(long, default_value_t = 32)]
     batch_size: usize,
@@ -84,6 +89,9 @@ pub fn run(a: EmbedArgs) -> Result<()> {
     }
     let model = a.model.load(options)?;
     check_chunking(&model, &a.long)?;
+    if a.output_precision.needs_ranges() {
+        model.output_ranges().with_context(|| format!("--output-precision {}", a.output_precision.name()))?;
+    }
     let (index, count) = a.shard.unwrap_or((0, 1));
     let mut select = Selection { index, count, skip: 0 };
     let mut stats = Stats::default();
@@ -94,7 +102,7 @@ pub fn run(a: EmbedArgs) -> Result<()> {
         let mut progress = Progress::new(chunks.source.as_ref());
         while let Some(chunk) = chunks.next(CHUNK_RECORDS)? {
             let emb = embed_chunk(&model, &a, &chunk, &mut stats, &progress)?;
-            sink.write(&chunk, &emb)?;
+            sink.write(&chunk, &emb.rows, &model.quantize(emb.data, a.output_precision)?)?;
             progress.update(chunks.source.as_ref(), &stats);
         }
         progress.finish();
@@ -102,7 +110,7 @@ pub fn run(a: EmbedArgs) -> Result<()> {
         return stats.report();
     }
     let out = Path::new(&a.output);
-    let parts = Parts::open(out, extension(a.format), &job(&a))?;
+    let parts = Parts::open(out, extension(a.format, a.output_precision), &job(&a))?;
     select.skip = parts.done * a.part_records;
     let (source, passthrough) = open_source(&a, select, CHUNK_RECORDS.min(a.part_records))?;
     let mut chunks = Chunker::new(source);
@@ -114,7 +122,7 @@ pub fn run(a: EmbedArgs) -> Result<()> {
         loop {
             left -= chunk.texts.len();
             let emb = embed_chunk(&model, &a, &chunk, &mut stats, &progress)?;
-            sink.write(&chunk, &emb)?;
+            sink.write(&chunk, &emb.rows, &model.quantize(emb.data, a.output_precision)?)?;
             progress.update(chunks.source.as_ref(), &stats);
             if left == 0 {
                 break;
@@ -130,12 +138,17 @@ pub fn run(a: EmbedArgs) -> Result<()> {
     match a.format {
         OutputFormat::Jsonl => parts.concatenate(out, b"")?,
         OutputFormat::Npy => {
-            let rows = parts.bytes()? as usize / (4 * model.dim());
-            parts.concatenate(out, &crate::io::npy_header(rows, model.dim()))?
+            let p = a.output_precision;
+            let rows = parts.bytes()? as usize / p.bytes_per_vector(model.dim());
+            parts.concatenate(out, &crate::io::npy_header(p, rows, p.width(model.dim())))?
         }
-        OutputFormat::Parquet => {
-            crate::parquet_io::join(&parts.all(), Output::open(&a.output)?, &passthrough, model.dim())?
-        }
+        OutputFormat::Parquet => crate::parquet_io::join(
+            &parts.all(),
+            Output::open(&a.output)?,
+            &passthrough,
+            a.output_precision,
+            model.dim(),
+        )?,
     }
     parts.remove()?;
     stats.report()
@@ -209,17 +222,25 @@ fn open_sink(a: &EmbedArgs, out: Output, passthrough: &Schema, dim: usize, heade
     let per_chunk = a.long.long == LongArg::Chunk && a.long.chunk_output == ChunkOutputArg::Chunk;
     Ok(match a.format {
         OutputFormat::Jsonl => Box::new(JsonlSink { out, per_chunk }),
-        OutputFormat::Npy => Box::new(NpySink::new(out, dim, header)?),
-        OutputFormat::Parquet => Box::new(ParquetSink::new(out, passthrough, dim)?),
+        OutputFormat::Npy => Box::new(NpySink::new(out, a.output_precision, a.output_precision.width(dim), header)?),
+        OutputFormat::Parquet => Box::new(ParquetSink::new(out, passthrough, a.output_precision, dim)?),
     })
 }
 
-fn extension(f: OutputFormat) -> &'static str {
-    match f {
-        OutputFormat::Jsonl => "jsonl",
-        OutputFormat::Npy => "f32",
-        OutputFormat::Parquet => "parquet",
+/// The file extension of `--resume` parts (`.npy` parts are raw rows).
+fn extension(f: OutputFormat, p: OutputPrecision) -> &'static str {
+    match (f, p) {
+        (OutputFormat::Jsonl, _) => "jsonl",
+        (OutputFormat::Npy, OutputPrecision::Float32) => "f32",
+        (OutputFormat::Npy, OutputPrecision::Int8 | OutputPrecision::Binary) => "i8",
+        (OutputFormat::Npy, OutputPrecision::Uint8 | OutputPrecision::Ubinary) => "u8",
+        (OutputFormat::Parquet, _) => "parquet",
     }
+}
+
+fn parse_output_precision(s: &str) -> Result<OutputPrecision, String> {
+    OutputPrecision::parse(s)
+        .ok_or_else(|| format!("unknown output precision {s:?} (expected one of {})", OutputPrecision::names()))
 }
 
 /// What a `--resume` run must share with the run that wrote the parts.
@@ -238,6 +259,7 @@ fn job(a: &EmbedArgs) -> serde_json::Value {
         "long": format!("{:?}", a.long.long_inputs()),
         "normalize": !a.no_normalize,
         "format": format!("{:?}", a.format),
+        "output_precision": a.output_precision.name(),
         "shard": a.shard,
         "part_records": a.part_records,
     })

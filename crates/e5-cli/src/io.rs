@@ -2,6 +2,7 @@
 
 use crate::records::{LineSource, Selection, Source};
 use anyhow::{Context, Result};
+use e5::OutputPrecision;
 use std::io::{Read, Write};
 
 /// Reads all of `path` (`-`: stdin) as bytes.
@@ -51,10 +52,16 @@ pub fn open_output(path: &str) -> Result<Box<dyn Write>> {
     })
 }
 
-/// The header of a version-1.0 `.npy` file holding little-endian float32 `[rows, cols]`.
-/// Always 128 bytes, whatever the shape, so a streamed file's row count can be filled in last.
-pub fn npy_header(rows: usize, cols: usize) -> Vec<u8> {
-    let dict = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({rows}, {cols}), }}");
+/// The header of a version-1.0 `.npy` file holding `[rows, cols]` elements of `precision`
+/// (little-endian float32, int8 or uint8). Always 128 bytes, whatever the shape, so a
+/// streamed file's row count can be filled in last.
+pub fn npy_header(precision: OutputPrecision, rows: usize, cols: usize) -> Vec<u8> {
+    let descr = match precision {
+        OutputPrecision::Float32 => "<f4",
+        OutputPrecision::Int8 | OutputPrecision::Binary => "|i1",
+        OutputPrecision::Uint8 | OutputPrecision::Ubinary => "|u1",
+    };
+    let dict = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': ({rows}, {cols}), }}");
     // Magic (6) + version (2) + length (2) + dict (at most ~100 bytes), spaces and a newline.
     let len = 128 - 10;
     let mut h = b"\x93NUMPY\x01\x00".to_vec();
@@ -93,10 +100,16 @@ mod tests {
 
     #[test]
     fn npy_header_is_aligned_and_describes_the_shape() {
-        let h = npy_header(3, 384);
+        let h = npy_header(OutputPrecision::Float32, 3, 384);
         assert_eq!(h.len(), 128);
-        assert_eq!(npy_header(usize::MAX, usize::MAX).len(), 128);
-        assert!(std::str::from_utf8(&h[10..]).unwrap().contains("'shape': (3, 384)"));
+        assert_eq!(npy_header(OutputPrecision::Float32, usize::MAX, usize::MAX).len(), 128);
+        assert!(std::str::from_utf8(&h[10..])
+            .unwrap()
+            .contains("'descr': '<f4', 'fortran_order': False, 'shape': (3, 384)"));
+        let h = npy_header(OutputPrecision::Ubinary, 3, 48);
+        assert!(std::str::from_utf8(&h[10..])
+            .unwrap()
+            .contains("'descr': '|u1', 'fortran_order': False, 'shape': (3, 48)"));
         assert_eq!(*h.last().unwrap(), b'\n');
         assert_eq!(u16::from_le_bytes([h[8], h[9]]) as usize, h.len() - 10);
     }

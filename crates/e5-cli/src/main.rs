@@ -1,6 +1,7 @@
 //! `e5`: embed text with multilingual-e5 (or any BERT / XLM-R encoder) from the command line.
 
 mod bench;
+mod calibrate_output;
 mod embed;
 mod info;
 mod io;
@@ -42,6 +43,9 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Write an int8 / f16 / bf16 copy of a model that loads with no re-quantization.
     Quantize(quantize::QuantizeArgs),
+    /// Store the per-dimension ranges of the model's vectors over calibration texts, for
+    /// `embed --output-precision int8|uint8`.
+    CalibrateOutput(calibrate_output::CalibrateOutputArgs),
     /// Measure what quantization does to embeddings, layer by layer.
     QuantEval(quant_eval::QuantEvalArgs),
     /// Serve embeddings over HTTP (OpenAI- and TEI-compatible).
@@ -56,6 +60,7 @@ fn main() {
         Command::Info(a) => info::run(a),
         Command::Bench(a) => bench::run(a),
         Command::Quantize(a) => quantize::run(a),
+        Command::CalibrateOutput(a) => calibrate_output::run(a),
         Command::QuantEval(a) => quant_eval::run(a),
         Command::Serve(a) => serve::run(a),
     };

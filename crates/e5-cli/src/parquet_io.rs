@@ -1,14 +1,19 @@
 //! Parquet in and out for `e5 embed`: texts from a string column, every other column passed
-//! through, and the vectors as a `FixedSizeList<float32>[dim]` column named `embedding`.
+//! through, and the vectors as a column named `embedding`: `FixedSizeList<float32>[dim]`, or
+//! for the compact output precisions `FixedSizeList<int8 | uint8>[dim]` (int8, uint8),
+//! `FixedSizeList<int8>[dim/8]` (binary) and `FixedSizeBinary(dim/8)` (ubinary).
 
 use crate::output::Output;
 use crate::records::{Chunk, Extra, Selection, Source};
 use crate::sinks::Sink;
 use anyhow::{bail, Context, Result};
 use arrow_array::cast::AsArray;
-use arrow_array::{Array, ArrayRef, BooleanArray, FixedSizeListArray, Float32Array, RecordBatch, RecordBatchReader};
+use arrow_array::{
+    Array, ArrayRef, BooleanArray, FixedSizeBinaryArray, FixedSizeListArray, Float32Array, Int8Array, RecordBatch,
+    RecordBatchReader, UInt8Array,
+};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
-use e5::Embeddings;
+use e5::{OutputPrecision, OutputVectors, RowInfo, VectorData};
 use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
 use parquet::arrow::ArrowWriter;
 use std::sync::Arc;
@@ -97,32 +102,62 @@ fn strings(col: &ArrayRef, rows: &[usize], name: &str) -> Result<Vec<String>> {
 pub struct ParquetSink {
     writer: ArrowWriter<Output>,
     schema: SchemaRef,
-    item: Arc<Field>,
-    dim: usize,
 }
 
 impl ParquetSink {
-    pub fn new(out: Output, passthrough: &Schema, dim: usize) -> Result<Self> {
-        let schema = output_schema(passthrough, dim)?;
-        let item = Arc::new(Field::new("item", DataType::Float32, false));
-        Ok(ParquetSink { writer: ArrowWriter::try_new(out, schema.clone(), None)?, schema, item, dim })
+    pub fn new(out: Output, passthrough: &Schema, precision: OutputPrecision, dim: usize) -> Result<Self> {
+        let schema = output_schema(passthrough, precision, dim)?;
+        Ok(ParquetSink { writer: ArrowWriter::try_new(out, schema.clone(), None)?, schema })
     }
 }
 
-/// The passed-through columns plus `embedding: FixedSizeList<float32>[dim]`.
-fn output_schema(passthrough: &Schema, dim: usize) -> Result<SchemaRef> {
+/// The Arrow type of the `embedding` column of `dim`-component vectors in `precision`.
+fn vector_type(precision: OutputPrecision, dim: usize) -> DataType {
+    let width = precision.width(dim) as i32;
+    let list = |item: DataType| DataType::FixedSizeList(Arc::new(Field::new("item", item, false)), width);
+    match precision {
+        OutputPrecision::Float32 => list(DataType::Float32),
+        OutputPrecision::Int8 | OutputPrecision::Binary => list(DataType::Int8),
+        OutputPrecision::Uint8 => list(DataType::UInt8),
+        OutputPrecision::Ubinary => DataType::FixedSizeBinary(width),
+    }
+}
+
+/// The passed-through columns plus `embedding` ([`vector_type`]).
+fn output_schema(passthrough: &Schema, precision: OutputPrecision, dim: usize) -> Result<SchemaRef> {
     if passthrough.index_of("embedding").is_ok() {
         bail!("the input already has a column \"embedding\", which the output would overwrite");
     }
-    let item = Arc::new(Field::new("item", DataType::Float32, false));
     let mut fields: Vec<_> = passthrough.fields().iter().cloned().collect();
-    fields.push(Arc::new(Field::new("embedding", DataType::FixedSizeList(item, dim as i32), false)));
+    fields.push(Arc::new(Field::new("embedding", vector_type(precision, dim), false)));
     Ok(Arc::new(Schema::new(fields)))
 }
 
+/// The `embedding` column of `vectors`, of the type `field` declares.
+fn vector_column(field: &Field, vectors: &OutputVectors) -> Result<ArrayRef> {
+    let width = vectors.width as i32;
+    if let DataType::FixedSizeBinary(_) = field.data_type() {
+        let VectorData::U8(v) = &vectors.data else { bail!("ubinary vectors are bytes") };
+        return Ok(Arc::new(FixedSizeBinaryArray::try_new(width, v.clone().into(), None)?));
+    }
+    let DataType::FixedSizeList(item, _) = field.data_type() else { bail!("embedding is a list or binary column") };
+    let values: ArrayRef = match &vectors.data {
+        VectorData::F32(v) => Arc::new(Float32Array::from(v.clone())),
+        VectorData::I8(v) => Arc::new(Int8Array::from(v.clone())),
+        VectorData::U8(v) => Arc::new(UInt8Array::from(v.clone())),
+    };
+    Ok(Arc::new(FixedSizeListArray::try_new(item.clone(), width, values, None)?))
+}
+
 /// Joins the Parquet files `parts` (written by [`ParquetSink`]) into one, batch by batch.
-pub fn join(parts: &[std::path::PathBuf], out: Output, passthrough: &Schema, dim: usize) -> Result<()> {
-    let mut writer = ArrowWriter::try_new(out, output_schema(passthrough, dim)?, None)?;
+pub fn join(
+    parts: &[std::path::PathBuf],
+    out: Output,
+    passthrough: &Schema,
+    precision: OutputPrecision,
+    dim: usize,
+) -> Result<()> {
+    let mut writer = ArrowWriter::try_new(out, output_schema(passthrough, precision, dim)?, None)?;
     for p in parts {
         let file = std::fs::File::open(p).with_context(|| format!("reading {}", p.display()))?;
         for batch in ParquetRecordBatchReaderBuilder::try_new(file)?.build()? {
@@ -133,18 +168,14 @@ pub fn join(parts: &[std::path::PathBuf], out: Output, passthrough: &Schema, dim
 }
 
 impl Sink for ParquetSink {
-    fn write(&mut self, chunk: &Chunk, emb: &Embeddings) -> Result<()> {
-        anyhow::ensure!(
-            emb.rows.len() == chunk.texts.len(),
-            "Parquet output has one row per input (--chunk-output input)"
-        );
-        let values = Arc::new(Float32Array::from(emb.data.clone()));
-        let vectors = FixedSizeListArray::try_new(self.item.clone(), self.dim as i32, values, None)?;
+    fn write(&mut self, chunk: &Chunk, rows: &[RowInfo], vectors: &OutputVectors) -> Result<()> {
+        anyhow::ensure!(rows.len() == chunk.texts.len(), "Parquet output has one row per input (--chunk-output input)");
         let mut columns: Vec<ArrayRef> = match &chunk.extra {
             Extra::Arrow(b) => b.columns().to_vec(),
             _ => Vec::new(),
         };
-        columns.push(Arc::new(vectors));
+        let field = self.schema.fields().last().expect("the schema ends with embedding");
+        columns.push(vector_column(field, vectors)?);
         self.writer.write(&RecordBatch::try_new(self.schema.clone(), columns)?)?;
         Ok(())
     }

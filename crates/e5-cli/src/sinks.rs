@@ -1,16 +1,18 @@
 //! Vector writers of `e5 embed`: JSONL (bare arrays for text input; the input object's other
-//! fields plus `"embedding"` for JSONL input) and `.npy` (float32 `[rows, dim]`).
+//! fields plus `"embedding"` for JSONL input; numbers, or integers for the compact output
+//! precisions) and `.npy` (`[rows, width]` float32, int8 or uint8).
 
 use crate::io::npy_header;
 use crate::output::Output;
 use crate::records::{Chunk, Extra};
 use anyhow::{bail, Result};
-use e5::Embeddings;
+use e5::{OutputPrecision, OutputVectors, RowInfo, VectorData};
 use std::io::Write;
 
-/// Receives the vectors of consecutive chunks; `emb.rows[k].input` indexes `chunk.texts`.
+/// Receives the vectors of consecutive chunks: row `k` of `vectors` is the vector of
+/// `rows[k]`, and `rows[k].input` indexes `chunk.texts`.
 pub trait Sink {
-    fn write(&mut self, chunk: &Chunk, emb: &Embeddings) -> Result<()>;
+    fn write(&mut self, chunk: &Chunk, rows: &[RowInfo], vectors: &OutputVectors) -> Result<()>;
     /// Completes the output (a file is renamed into place).
     fn finish(self: Box<Self>) -> Result<()>;
 }
@@ -22,9 +24,10 @@ pub struct JsonlSink {
 }
 
 impl Sink for JsonlSink {
-    fn write(&mut self, chunk: &Chunk, emb: &Embeddings) -> Result<()> {
+    fn write(&mut self, chunk: &Chunk, rows: &[RowInfo], vectors: &OutputVectors) -> Result<()> {
         let w = self.out.writer();
-        for (row, v) in emb.rows.iter().zip(emb.vectors()) {
+        for (k, row) in rows.iter().enumerate() {
+            let v = Row { vectors, k };
             let line = chunk.lines[row.input];
             let mut obj = match &chunk.extra {
                 Extra::Json(fields) => fields[row.input].clone().unwrap_or_default(),
@@ -60,45 +63,57 @@ impl Sink for JsonlSink {
     }
 }
 
-fn write_vector(w: &mut dyn Write, v: &[f32]) -> Result<()> {
-    serde_json::to_writer(&mut *w, v)?;
+/// Row `k` of `vectors`.
+#[derive(Clone, Copy)]
+struct Row<'a> {
+    vectors: &'a OutputVectors,
+    k: usize,
+}
+
+/// A JSON array: f32 in shortest round-trip form, or integers.
+fn write_vector(w: &mut dyn Write, v: Row) -> Result<()> {
+    let span = v.k * v.vectors.width..(v.k + 1) * v.vectors.width;
+    match &v.vectors.data {
+        VectorData::F32(x) => serde_json::to_writer(&mut *w, &x[span])?,
+        VectorData::I8(x) => serde_json::to_writer(&mut *w, &x[span])?,
+        VectorData::U8(x) => serde_json::to_writer(&mut *w, &x[span])?,
+    }
     Ok(())
 }
 
-/// Float32 rows; with `header`, a `.npy` header whose row count is filled in at the end (it
-/// has a fixed size), so the rows stream. Without, raw rows (a `--resume` part).
+/// Rows of `width` elements of `precision`; with `header`, a `.npy` header whose row count is
+/// filled in at the end (it has a fixed size), so the rows stream. Without, raw rows (a
+/// `--resume` part).
 pub struct NpySink {
     pub out: Output,
-    pub dim: usize,
+    pub precision: OutputPrecision,
+    pub width: usize,
     pub rows: usize,
     pub header: bool,
 }
 
 impl NpySink {
-    pub fn new(mut out: Output, dim: usize, header: bool) -> Result<Self> {
+    pub fn new(mut out: Output, precision: OutputPrecision, width: usize, header: bool) -> Result<Self> {
         if header {
             if matches!(out, Output::Stdout(_)) {
                 bail!("--format npy needs a file (-o FILE): its header holds the row count, known only at the end");
             }
-            out.writer().write_all(&npy_header(0, dim))?;
+            out.writer().write_all(&npy_header(precision, 0, width))?;
         }
-        Ok(NpySink { out, dim, rows: 0, header })
+        Ok(NpySink { out, precision, width, rows: 0, header })
     }
 }
 
 impl Sink for NpySink {
-    fn write(&mut self, _chunk: &Chunk, emb: &Embeddings) -> Result<()> {
-        let w = self.out.writer();
-        for x in &emb.data {
-            w.write_all(&x.to_le_bytes())?;
-        }
-        self.rows += emb.rows.len();
+    fn write(&mut self, _chunk: &Chunk, rows: &[RowInfo], vectors: &OutputVectors) -> Result<()> {
+        self.out.writer().write_all(&vectors.le_bytes())?;
+        self.rows += rows.len();
         Ok(())
     }
 
     fn finish(mut self: Box<Self>) -> Result<()> {
         if self.header {
-            self.out.rewrite_start(&npy_header(self.rows, self.dim))?;
+            self.out.rewrite_start(&npy_header(self.precision, self.rows, self.width))?;
         }
         self.out.finish()
     }

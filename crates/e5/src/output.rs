@@ -262,7 +262,7 @@ impl OutputVectors {
 }
 
 fn check_block(len: usize, dim: usize) -> Result<()> {
-    if dim == 0 || len % dim != 0 {
+    if dim == 0 || !len.is_multiple_of(dim) {
         return Err(Error::Options(format!("{len} values are no whole number of {dim}-component vectors")));
     }
     Ok(())
@@ -353,7 +353,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let e = OutputRanges::load(dir.path()).unwrap_err().to_string();
         assert!(e.contains(OutputRanges::FILE) && e.contains("e5 calibrate-output"), "{e}");
-        let r = OutputRanges::calibrate(&[0.1, -3.0, 0.7, 1e-3, 0.30000001, 2.5], 2, true).unwrap();
+        let r = OutputRanges::calibrate(&[0.1, -3.0, 0.7, 1e-3, 0.3, 2.5], 2, true).unwrap();
         assert_eq!((r.min.clone(), r.max.clone(), r.vectors), (vec![0.1, -3.0], vec![0.7, 2.5], 3));
         r.save(dir.path()).unwrap();
         assert_eq!(OutputRanges::load(dir.path()).unwrap(), r);
