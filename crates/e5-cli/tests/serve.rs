@@ -5,6 +5,8 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+mod common;
+
 fn root() -> String {
     format!("{}/../..", env!("CARGO_MANIFEST_DIR"))
 }
@@ -46,7 +48,7 @@ fn wait_ready(url: &str) {
 
 #[test]
 fn two_aliases_of_one_model_and_a_bad_flag() {
-    let tiny = format!("{}/tests/fixtures/tiny-xlmr", root());
+    let tiny = common::tiny();
     let a = format!("small={tiny}");
     let b = format!("small-f16={tiny}:f16");
     let (mut child, url, drain) = serve(&["--model", &a, "--model", &b, "--default-kind", "query", "--no-truncate"]);
@@ -66,6 +68,43 @@ fn two_aliases_of_one_model_and_a_bad_flag() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--max-queue"), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// The JSONL vectors `e5 embed ARGS` prints for `texts`.
+fn cli_vectors(args: &[&str], texts: &[&str]) -> Vec<Vec<f32>> {
+    let o = common::e5(&[&["embed"], args].concat(), texts.join("\n").as_bytes());
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+#[test]
+fn prompts_and_dimensions_serve_the_vectors_of_e5_embed() {
+    let st = |name: &str| format!("{}/tests/fixtures/st/{name}", root());
+    let (prompts, mean) = (st("prompts"), st("mean"));
+    let (mut child, url, drain) =
+        serve(&["--model", &format!("prompts={prompts}"), "--model", &format!("mean={mean}")]);
+    wait_ready(&url);
+    let texts = ["how much protein should a female eat", "multiple     spaces"];
+    let post = |path: &str, body: Value| {
+        let r = client().post(format!("{url}{path}")).json(&body).send().unwrap();
+        assert_eq!(r.status(), 200);
+        let warning = r.headers().get("x-e5-warning").map(|v| v.to_str().unwrap().to_string());
+        (warning, r.json::<Value>().unwrap())
+    };
+    let floats = |v: &Value| -> Vec<Vec<f32>> { serde_json::from_value(v.clone()).unwrap() };
+
+    let (_, tei) =
+        post("/embed", json!({"inputs": texts, "model": "prompts", "prompt_name": "classify", "dimensions": 96}));
+    assert_eq!(floats(&tei), cli_vectors(&["-m", &prompts, "--prompt-name", "classify", "--dimensions", "96"], &texts));
+    let (_, openai) = post("/v1/embeddings", json!({"input": texts, "model": "prompts", "input_type": "document"}));
+    let data: Vec<Value> = openai["data"].as_array().unwrap().iter().map(|d| d["embedding"].clone()).collect();
+    assert_eq!(floats(&Value::Array(data)), cli_vectors(&["-m", &prompts, "--prompt-name", "document"], &texts));
+    let (warning, tei) = post("/embed", json!({"inputs": texts, "model": "mean", "dimensions": 16}));
+    assert_eq!(floats(&tei), cli_vectors(&["-m", &mean, "--dimensions", "16"], &texts));
+    assert!(warning.unwrap().contains("no Matryoshka training"), "the CLI's warning, as a header");
+    Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(child.wait().unwrap().success());
+    drain.join().unwrap();
 }
 
 #[test]

@@ -116,12 +116,3 @@ pub fn kind_name(kind: &InputKind) -> &'static str {
         InputKind::Prefix(_) => "prefix",
     }
 }
-
-pub fn parse_kind(s: &str) -> Option<InputKind> {
-    match s {
-        "query" => Some(InputKind::Query),
-        "passage" => Some(InputKind::Passage),
-        "raw" => Some(InputKind::Raw),
-        _ => None,
-    }
-}

@@ -6,7 +6,7 @@ use crate::config::kind_name;
 use crate::error::ApiError;
 use crate::metrics as m;
 use crate::state::ServedModel;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use e5::{Embeddings, Input, InputKind};
 use serde::Deserialize;
 use serde_json::Value;
@@ -84,20 +84,47 @@ impl EmbeddingInput {
     }
 }
 
-/// A request's embeddings and the inputs that were truncated.
+/// A request's embeddings, the inputs that were truncated, and what the caller should know
+/// about the request's `dimensions`.
 pub struct Embedded {
     pub embeddings: Embeddings,
     pub truncated: Vec<usize>,
+    pub warnings: Vec<String>,
 }
 
-/// Checks `input`, queues it on `served`'s batcher and waits for its rows (request order).
+impl Embedded {
+    /// `X-Truncated-Inputs`, and one `X-E5-Warning` per warning.
+    pub fn headers(&self) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-truncated-inputs", self.truncated.len().into());
+        for w in &self.warnings {
+            // Library warnings are ASCII; a header cannot carry anything else.
+            if let Ok(v) = HeaderValue::from_str(w) {
+                headers.append("x-e5-warning", v);
+            }
+        }
+        headers
+    }
+}
+
+/// Checks `input`, queues it on `served`'s batcher and waits for its rows (request order),
+/// cut to `dimensions` when the request asks.
 pub async fn embed(
     served: &ServedModel,
     input: EmbeddingInput,
     kind: InputKind,
     truncate: bool,
     max_client_batch: usize,
+    dimensions: Option<u64>,
 ) -> Result<Embedded, ApiError> {
+    // Checked before anything is queued; the batcher runs every request at the model's width.
+    let dimensions = dimensions.map(|d| usize::try_from(d).unwrap_or(usize::MAX));
+    let warnings = match dimensions {
+        Some(d) => {
+            served.model().check_dimensions(d).map_err(|e| ApiError::bad_request("dimensions", e.to_string()))?
+        }
+        None => Vec::new(),
+    };
     let n = input.len();
     if n == 0 {
         return Err(ApiError::bad_request("input", "input is empty: send at least one text or token sequence"));
@@ -160,7 +187,14 @@ pub async fn embed(
     })?;
     let truncated: Vec<usize> = embeddings.truncated().collect();
     m::truncated(&served.name, truncated.len());
-    Ok(Embedded { embeddings, truncated })
+    let embeddings = match dimensions {
+        Some(d) => served.model().cut(embeddings, d).map_err(|e| ApiError::internal(e.to_string()))?,
+        None => embeddings,
+    };
+    if let Some(d) = dimensions.filter(|_| !warnings.is_empty()) {
+        served.warn_dimensions(d, &warnings);
+    }
+    Ok(Embedded { embeddings, truncated, warnings })
 }
 
 /// Token sequences must be non-empty, fit the model and use its vocabulary.

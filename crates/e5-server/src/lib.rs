@@ -19,6 +19,7 @@ mod openai;
 mod openapi;
 mod playground;
 mod probes;
+mod prompt;
 mod serve;
 mod state;
 mod tei;

@@ -58,6 +58,11 @@ pub fn unprefixed(model: &str, n: usize) {
     }
 }
 
+/// Requests cut to `dimensions` the model declares no Matryoshka training for.
+pub fn dimension_warning(model: &str) {
+    counter!("e5_dimension_warnings_total", "model" => model.to_string()).increment(1);
+}
+
 pub fn rejected(model: &str, reason: &'static str) {
     counter!("e5_rejected_requests_total", "model" => model.to_string(), "reason" => reason).increment(1);
 }

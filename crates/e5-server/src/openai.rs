@@ -1,10 +1,11 @@
 //! OpenAI's embeddings API: `POST /v1/embeddings`, `GET /v1/models`.
 
-use crate::config::parse_kind;
 use crate::error::{ApiError, ApiJson};
 use crate::inputs::{embed, EmbeddingInput};
+use crate::prompt;
 use crate::state::AppState;
 use axum::extract::State;
+use axum::http::HeaderMap;
 use axum::Json;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
@@ -18,10 +19,14 @@ pub struct EmbeddingRequest {
     pub model: Option<String>,
     #[serde(default)]
     pub encoding_format: EncodingFormat,
-    /// Only the model's own width: e5 models are not Matryoshka-trained.
+    /// Keep the first `dimensions` components of each vector, L2-renormalized when the model
+    /// normalizes (1 to the model's width). For a model that declares no Matryoshka
+    /// training for this width the answer carries an `X-E5-Warning` header.
     pub dimensions: Option<u64>,
-    /// e5 extension: `query` / `passage` prepend the model's prefixes, `raw` embeds as
-    /// given; the server's `--default-kind` when absent. Text inputs only.
+    /// A prompt the model declares (`GET /info` lists them), or `query`, `passage` /
+    /// `document` (the model's query / document prompt, E5's `"query: "` / `"passage: "`
+    /// when it declares none) or `raw` (as given); the server's `--default-kind` when
+    /// absent. Text inputs only.
     pub input_type: Option<String>,
 }
 
@@ -83,8 +88,10 @@ pub struct ModelCard {
 
 /// Embeds text or token ids, OpenAI-style.
 #[utoipa::path(post, path = "/v1/embeddings", request_body = EmbeddingRequest, responses(
-    (status = 200, body = EmbeddingResponse),
-    (status = 400, description = "malformed request", body = crate::error::OpenAiError),
+    (status = 200, body = EmbeddingResponse, headers(
+        ("x-e5-warning" = String, description = "a `dimensions` the model was not trained for"),
+    )),
+    (status = 400, description = "malformed request, unknown input_type, dimensions out of range", body = crate::error::OpenAiError),
     (status = 401, description = "bad or missing API key", body = crate::error::OpenAiError),
     (status = 404, description = "unknown model", body = crate::error::OpenAiError),
     (status = 413, description = "body over --payload-limit", body = crate::error::OpenAiError),
@@ -96,31 +103,15 @@ pub struct ModelCard {
 pub async fn embeddings(
     State(state): State<Arc<AppState>>,
     ApiJson(req): ApiJson<EmbeddingRequest, false>,
-) -> Result<Json<EmbeddingResponse>, ApiError> {
+) -> Result<(HeaderMap, Json<EmbeddingResponse>), ApiError> {
     let served = state.model(req.model.as_deref())?;
-    if let Some(d) = req.dimensions.filter(|&d| d != served.info.dim as u64) {
-        return Err(ApiError::bad_request(
-            "dimensions",
-            format!(
-                "model {} makes {}-dimensional vectors and is not Matryoshka-trained: dimensions={d} cannot be honoured",
-                served.name, served.info.dim
-            ),
-        ));
+    if let (Some(_), EmbeddingInput::Ids(_)) = (&req.input_type, &req.input) {
+        let msg = "input_type applies to text; token ids are embedded exactly as given";
+        return Err(ApiError::bad_request("input_type", msg));
     }
-    let kind = match (&req.input_type, &req.input) {
-        (None, _) => state.config.default_kind.clone(),
-        (Some(_), EmbeddingInput::Ids(_)) => {
-            return Err(ApiError::bad_request(
-                "input_type",
-                "input_type applies to text; token ids are embedded exactly as given",
-            ))
-        }
-        (Some(t), _) => parse_kind(t).ok_or_else(|| {
-            ApiError::bad_request("input_type", format!("input_type {t:?} is not one of query, passage, raw"))
-        })?,
-    };
+    let kind = prompt::resolve(served.model(), "input_type", req.input_type.as_deref(), &state.config.default_kind)?;
     let c = &state.config;
-    let out = embed(served, req.input, kind, c.truncate, c.max_client_batch).await?;
+    let out = embed(served, req.input, kind, c.truncate, c.max_client_batch, req.dimensions).await?;
     let tokens: usize = out.embeddings.rows.iter().map(|r| r.tokens).sum();
     let data = out
         .embeddings
@@ -138,13 +129,14 @@ pub async fn embeddings(
             },
         })
         .collect();
-    Ok(Json(EmbeddingResponse {
+    let response = EmbeddingResponse {
         object: "list",
         data,
         model: served.name.clone(),
         usage: Usage { prompt_tokens: tokens, total_tokens: tokens },
         truncated_inputs: out.truncated.len(),
-    }))
+    };
+    Ok((out.headers(), Json(response)))
 }
 
 /// The served models, OpenAI-style.

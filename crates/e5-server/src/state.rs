@@ -6,8 +6,9 @@ use crate::config::{ModelSpec, ServerConfig};
 use crate::error::ApiError;
 use axum::http::StatusCode;
 use e5::{Model, ModelInfo, Options};
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// A model's alias and the encoder behind it.
 pub type NamedEncoder = (String, Arc<dyn Encoder>);
@@ -18,11 +19,23 @@ pub struct ServedModel {
     pub encoder: Arc<dyn Encoder>,
     pub batcher: Batcher,
     pub info: ModelInfo,
+    /// `dimensions` whose warnings have been logged (once each).
+    warned: Mutex<BTreeSet<usize>>,
 }
 
 impl ServedModel {
     pub fn model(&self) -> &Model {
         self.encoder.model()
+    }
+
+    /// Counts a request served at `dimensions` despite `warnings`; logs them the first time.
+    pub fn warn_dimensions(&self, dimensions: usize, warnings: &[String]) {
+        crate::metrics::dimension_warning(&self.name);
+        if self.warned.lock().unwrap_or_else(|e| e.into_inner()).insert(dimensions) {
+            for w in warnings {
+                eprintln!("e5 serve: warning: model {}, dimensions={dimensions}: {w}", self.name);
+            }
+        }
     }
 }
 
@@ -57,6 +70,7 @@ impl AppState {
                 batcher: Batcher::start(encoder.clone(), name.clone(), c.max_batch_tokens, c.max_queue),
                 name,
                 encoder,
+                warned: Mutex::default(),
             })
             .collect();
         self.models.set(served).map_err(|_| "models are already set".to_string())

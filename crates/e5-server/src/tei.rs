@@ -1,14 +1,16 @@
 //! Hugging Face text-embeddings-inference's API: `POST /embed`, `POST /tokenize`, `GET /info`.
 
-use crate::config::{kind_name, parse_kind};
+use crate::config::kind_name;
 use crate::error::{ApiError, ApiJson, Flavor};
 use crate::inputs::{embed, EmbeddingInput};
+use crate::prompt;
 use crate::state::{AppState, ServedModel};
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::Json;
-use e5::{Input, InputKind};
+use e5::Input;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use utoipa::ToSchema;
 
@@ -22,8 +24,13 @@ pub struct EmbedRequest {
     pub truncate: Option<bool>,
     /// Only `Right` (the start of a text is kept).
     pub truncation_direction: Option<String>,
-    /// `query`, `passage` or `raw`: the model's prefix (default: the server's `--default-kind`).
+    /// A prompt the model declares (`/info` lists them), or `query`, `passage` /
+    /// `document` (the model's query / document prompt, E5's prefixes when it declares
+    /// none) or `raw` (default: the server's `--default-kind`).
     pub prompt_name: Option<String>,
+    /// Keep the first `dimensions` components of each vector, renormalized (1 to the
+    /// model's width); `X-E5-Warning` when the model was not trained for it.
+    pub dimensions: Option<u64>,
     /// e5 extension: a served model's alias (default: the first).
     pub model: Option<String>,
 }
@@ -79,20 +86,17 @@ pub struct ModelDescription {
     pub parameters: usize,
     pub query_prefix: String,
     pub passage_prefix: String,
+    /// The prompts the model declares (`config_sentence_transformers.json`), by name.
+    pub prompts: BTreeMap<String, String>,
+    /// The declared prompt sentence-transformers applies when none is named.
+    pub default_prompt_name: Option<String>,
+    /// Every `prompt_name` / `input_type` this model takes.
+    pub prompt_names: Vec<String>,
     pub normalize: bool,
 }
 
-fn kind_of(prompt_name: Option<&str>, default: InputKind) -> Result<InputKind, ApiError> {
-    match prompt_name {
-        None => Ok(default),
-        Some(p) => parse_kind(p).ok_or_else(|| {
-            ApiError::bad_request("prompt_name", format!("prompt_name {p:?} is not one of query, passage, raw"))
-        }),
-    }
-}
-
 /// Embeds texts, TEI-style: a JSON array of vectors. `X-Truncated-Inputs` counts the inputs
-/// that were truncated.
+/// that were truncated; `X-E5-Warning` says when `dimensions` is not a trained width.
 #[utoipa::path(post, path = "/embed", request_body = EmbedRequest, responses(
     (status = 200, body = Vec<Vec<f32>>),
     (status = 400, body = crate::error::TeiError), (status = 401, body = crate::error::TeiError),
@@ -116,13 +120,12 @@ pub async fn embed_route(
             format!("truncation_direction {d:?}: only Right"),
         )));
     }
-    let kind = kind_of(req.prompt_name.as_deref(), state.config.default_kind.clone()).map_err(tei)?;
+    let kind = prompt::resolve(served.model(), "prompt_name", req.prompt_name.as_deref(), &state.config.default_kind)
+        .map_err(tei)?;
     let c = &state.config;
-    let out =
-        embed(served, req.inputs, kind, req.truncate.unwrap_or(c.truncate), c.max_client_batch).await.map_err(tei)?;
-    let mut headers = HeaderMap::new();
-    headers.insert("x-truncated-inputs", out.truncated.len().into());
-    Ok((headers, Json(out.embeddings.vectors().map(<[f32]>::to_vec).collect())))
+    let truncate = req.truncate.unwrap_or(c.truncate);
+    let out = embed(served, req.inputs, kind, truncate, c.max_client_batch, req.dimensions).await.map_err(tei)?;
+    Ok((out.headers(), Json(out.embeddings.vectors().map(<[f32]>::to_vec).collect())))
 }
 
 /// Tokens of each text as the model sees it (prefix included).
@@ -136,7 +139,8 @@ pub async fn tokenize(
 ) -> Result<Json<Vec<Vec<SimpleToken>>>, ApiError> {
     let tei = |e: ApiError| e.flavor(Flavor::Tei);
     let served = state.model(req.model.as_deref()).map_err(tei)?;
-    let kind = kind_of(req.prompt_name.as_deref(), state.config.default_kind.clone()).map_err(tei)?;
+    let kind = prompt::resolve(served.model(), "prompt_name", req.prompt_name.as_deref(), &state.config.default_kind)
+        .map_err(tei)?;
     let EmbeddingInput::Texts(texts) = req.inputs else {
         return Err(tei(ApiError::bad_request("inputs", "/tokenize takes texts, not token ids")));
     };
@@ -212,6 +216,9 @@ fn describe(m: &ServedModel) -> ModelDescription {
         parameters: m.info.parameters,
         query_prefix: cfg.prompts.query.clone(),
         passage_prefix: cfg.prompts.passage.clone(),
+        prompts: cfg.prompts.named.clone(),
+        default_prompt_name: cfg.prompts.default.clone(),
+        prompt_names: prompt::accepted(m.model()),
         normalize: m.info.normalize,
     }
 }

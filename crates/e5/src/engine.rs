@@ -148,18 +148,27 @@ impl Model {
     /// `rows` (`[n, width]`) cut to [`Model::dim`] components, renormalized when the model
     /// normalizes.
     fn truncate(&self, rows: Vec<f32>) -> Vec<f32> {
-        let (width, dim) = (self.cfg.head.width(self.cfg.hidden), self.dim());
-        if dim == width {
-            return rows;
+        cut_rows(self.kern, rows, self.cfg.head.width(self.cfg.hidden), self.dim(), self.normalize)
+    }
+
+    /// Checks a per-call output width for this model, as `Options::dimensions` is checked at
+    /// load: an error outside 1..=the model's output width, and the warnings to show where
+    /// the model declares no Matryoshka training for it.
+    pub fn check_dimensions(&self, dimensions: usize) -> Result<Vec<String>> {
+        dimension_warnings(&self.cfg, Some(dimensions))
+    }
+
+    /// `embeddings` cut to their first `dimensions` components, renormalized when the model
+    /// normalizes: per call, without reloading. Bit-identical to loading with
+    /// `Options::dimensions` for every row that is not a merge of chunks
+    /// (`ChunkOutput::PerInput` cuts each chunk before merging).
+    pub fn cut(&self, embeddings: Embeddings, dimensions: usize) -> Result<Embeddings> {
+        if dimensions == 0 || dimensions > embeddings.dim {
+            let msg = format!("dimensions {dimensions} must be between 1 and the vectors' width {}", embeddings.dim);
+            return Err(Error::Options(msg));
         }
-        let mut out: Vec<f32> = rows.chunks_exact(width).flat_map(|r| &r[..dim]).copied().collect();
-        if self.normalize {
-            for v in out.chunks_exact_mut(dim) {
-                let norm = self.kern.dot(v, v).sqrt();
-                self.kern.scale(v, 1.0 / norm.max(1e-12));
-            }
-        }
-        out
+        let data = cut_rows(self.kern, embeddings.data, embeddings.dim, dimensions, self.normalize);
+        Ok(Embeddings { dim: dimensions, data, rows: embeddings.rows })
     }
 
     pub fn info(&self) -> ModelInfo {
@@ -313,6 +322,22 @@ impl Model {
         install(&self.pool, || self.backend.trace(&ids, &seqs, &skips, tap))?;
         Ok((ids, seqs))
     }
+}
+
+/// `rows` (`[n, width]`) cut to their first `dim` components, each L2-renormalized when
+/// `normalize`.
+fn cut_rows(kern: &Kernels, rows: Vec<f32>, width: usize, dim: usize, normalize: bool) -> Vec<f32> {
+    if dim == width {
+        return rows;
+    }
+    let mut out: Vec<f32> = rows.chunks_exact(width).flat_map(|r| &r[..dim]).copied().collect();
+    if normalize {
+        for v in out.chunks_exact_mut(dim) {
+            let norm = kern.dot(v, v).sqrt();
+            kern.scale(v, 1.0 / norm.max(1e-12));
+        }
+    }
+    out
 }
 
 /// Checks `dimensions` against the model's output width; warns when the model declares no

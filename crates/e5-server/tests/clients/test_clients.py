@@ -27,13 +27,14 @@ def server():
         yield s
 
 
-def e5_embed(kind):
+def e5_embed(kind, *flags):
     with tempfile.TemporaryDirectory() as d:
         src, out = os.path.join(d, "in.txt"), os.path.join(d, "out.npy")
         with open(src, "w") as f:
             f.write("\n".join(TEXTS) + "\n")
         subprocess.run(
-            [E5, "embed", "--model", E5_SMALL, "--kind", kind, "-i", src, "-o", out, "--format", "npy"], check=True
+            [E5, "embed", "--model", E5_SMALL, "--kind", kind, "-i", src, "-o", out, "--format", "npy", *flags],
+            check=True,
         )
         return np.load(out)
 
@@ -58,8 +59,21 @@ def test_openai_client_sees_openai_errors(server):
     with pytest.raises(openai.NotFoundError) as e:
         client.embeddings.create(model="text-embedding-3-small", input="x")
     assert e.value.code == "model_not_found"
-    with pytest.raises(openai.BadRequestError):
-        client.embeddings.create(model="e5", input="x", dimensions=256)
+    with pytest.raises(openai.BadRequestError) as e:
+        client.embeddings.create(model="e5", input="x", dimensions=385)
+    assert e.value.param == "dimensions"
+
+
+def test_openai_client_dimensions_are_e5_embed_dimensions_with_a_warning(server):
+    client = openai.OpenAI(base_url=server.url + "/v1", api_key="unused", max_retries=0)
+    raw = client.embeddings.with_raw_response.create(
+        model="e5", input=TEXTS, dimensions=256, extra_body={"input_type": "query"}
+    )
+    assert "no Matryoshka training" in raw.headers["x-e5-warning"]
+    vectors = np.array([d.embedding for d in raw.parse().data], dtype=np.float32)
+    want = e5_embed("query", "--dimensions", "256")
+    assert vectors.shape == want.shape == (len(TEXTS), 256)
+    assert vectors.tobytes() == want.tobytes()
 
 
 def test_schemathesis_finds_no_server_error(server):
