@@ -6,9 +6,11 @@
 
 mod errors;
 
-use e5::{ChunkOutput, Device, Input, InputKind, LongInputs, Options, Precision};
+use e5::{
+    ChunkOutput, Device, Input, InputKind, LongInputs, Options, OutputPrecision, OutputRanges, Precision, VectorData,
+};
 use errors::{options_error, to_py, E5Error, InputError, ModelError, OptionsError};
-use numpy::{PyArray1, PyArray2, PyArrayMethods};
+use numpy::{PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray2, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use std::sync::Mutex;
@@ -188,6 +190,14 @@ impl Model {
         Ok(d)
     }
 
+    /// The per-dimension ranges stored beside the model (`output_ranges.safetensors`, written by
+    /// `e5 calibrate-output`) as a float32 `(2, dim)` array; a missing file is a ModelError
+    /// naming it.
+    fn output_ranges<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyArray2<f32>>> {
+        let r = self.inner.output_ranges().map_err(|e| to_py(e, 0))?;
+        ranges_array(py, r)
+    }
+
     /// Architecture, sizes, precision, kernels and memory, as a dict.
     fn info<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let i = self.inner.info();
@@ -215,10 +225,72 @@ impl Model {
     }
 }
 
+fn ranges_array<'py>(py: Python<'py>, r: &OutputRanges) -> PyResult<Bound<'py, PyArray2<f32>>> {
+    PyArray1::from_vec(py, [r.min.as_slice(), r.max.as_slice()].concat()).reshape([2, r.dim()])
+}
+
+/// The row-major values of a float32 `(n, dim)` array (copied when not C-contiguous).
+fn rows_of(a: &PyReadonlyArray2<'_, f32>) -> Vec<f32> {
+    match a.as_slice() {
+        Ok(s) => s.to_vec(),
+        Err(_) => a.as_array().iter().copied().collect(),
+    }
+}
+
+/// float32 `(n, dim)` vectors in `precision` (sentence-transformers' `quantize_embeddings`,
+/// computed by the library): an int8 / uint8 `(n, dim)` or `(n, ceil(dim/8))` array, or the
+/// vectors unchanged. int8 / uint8 need `ranges`, float32 `(2, dim)`.
+#[pyfunction]
+#[pyo3(signature = (vectors, precision, ranges=None))]
+fn quantize<'py>(
+    py: Python<'py>,
+    vectors: PyReadonlyArray2<'py, f32>,
+    precision: &str,
+    ranges: Option<PyReadonlyArray2<'py, f32>>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let precision = OutputPrecision::parse(precision).ok_or_else(|| {
+        options_error(format!("unknown output precision {precision:?} (expected one of {})", OutputPrecision::names()))
+    })?;
+    let (n, dim) = (vectors.shape()[0], vectors.shape()[1]);
+    let ranges = match ranges {
+        None => None,
+        Some(r) if r.shape() == [2, dim] => {
+            let v = rows_of(&r);
+            Some(OutputRanges::from_bounds(v[..dim].to_vec(), v[dim..].to_vec(), true).map_err(|e| to_py(e, 0))?)
+        }
+        Some(r) => return Err(options_error(format!("ranges must have shape (2, {dim}), got {:?}", r.shape()))),
+    };
+    if dim == 0 {
+        return Err(options_error("vectors have no dimensions".into()));
+    }
+    let data = rows_of(&vectors);
+    let q = py.detach(|| e5::output::quantize(data, dim, precision, ranges.as_ref())).map_err(|e| to_py(e, 0))?;
+    let shape = [n, q.width];
+    Ok(match q.data {
+        VectorData::F32(v) => PyArray1::from_vec(py, v).reshape(shape)?.into_any(),
+        VectorData::I8(v) => PyArray1::from_vec(py, v).reshape(shape)?.into_any(),
+        VectorData::U8(v) => PyArray1::from_vec(py, v).reshape(shape)?.into_any(),
+    })
+}
+
+/// The per-dimension `(2, dim)` ranges of float32 `(n, dim)` calibration vectors (the
+/// minima, then the maxima), as the library computes them for `e5 calibrate-output`.
+#[pyfunction]
+fn calibrate_ranges<'py>(py: Python<'py>, vectors: PyReadonlyArray2<'py, f32>) -> PyResult<Bound<'py, PyArray2<f32>>> {
+    let dim = vectors.shape()[1];
+    if vectors.shape()[0] == 0 || dim == 0 {
+        return Err(options_error(format!("no calibration vectors (shape {:?})", vectors.shape())));
+    }
+    let r = OutputRanges::calibrate(&rows_of(&vectors), dim, true).map_err(|e| to_py(e, 0))?;
+    ranges_array(py, &r)
+}
+
 #[pymodule]
 fn _e5(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     m.add_class::<Model>()?;
+    m.add_function(wrap_pyfunction!(quantize, m)?)?;
+    m.add_function(wrap_pyfunction!(calibrate_ranges, m)?)?;
     m.add("E5Error", py.get_type::<E5Error>())?;
     m.add("ModelError", py.get_type::<ModelError>())?;
     m.add("InputError", py.get_type::<InputError>())?;

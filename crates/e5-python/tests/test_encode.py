@@ -1,6 +1,7 @@
 """encode / encode_query / encode_document, bit-identical to `e5 embed`; compact outputs."""
 
 import json
+import shutil
 import subprocess
 import warnings
 
@@ -85,24 +86,60 @@ def test_chunked_long_inputs_give_one_vector_each(tiny):
     assert v.shape == (2, m.dim) and m.last_report()["truncated"] == []
 
 
+def st_levels(v, ranges):
+    """sentence-transformers' quantize_embeddings int8/uint8 levels, as its source computes them."""
+    starts = ranges[0]
+    steps = (ranges[1] - starts) / 255
+    steps = np.where(steps == 0, 1, steps)
+    return np.clip(np.floor((v - starts) / steps), 0, 255)
+
+
 def test_compact_outputs_follow_sentence_transformers(tiny, texts):
     m = e5.Model(tiny)
     v = m.encode(texts)
-    ub = m.encode(texts, output="ubinary")
+    ub = m.encode(texts, output_precision="ubinary")
     assert ub.dtype == np.uint8 and np.array_equal(ub, np.packbits(v > 0, axis=-1))
-    b = m.encode(texts, output="binary")
+    b = m.encode(texts, output_precision="binary")
     assert b.dtype == np.int8 and np.array_equal(b.astype(np.int16), ub.astype(np.int16) - 128)
-    with pytest.raises(e5.OptionsError, match="ranges"):
-        m.encode(texts, output="int8")
-    ranges = np.vstack((v.min(axis=0), v.max(axis=0)))
-    q = m.encode(texts, output="uint8", ranges=ranges)
-    expected = ((v - ranges[0]) / ((ranges[1] - ranges[0]) / 255)).clip(0, 255).astype(np.uint8)
-    assert q.dtype == np.uint8 and np.array_equal(q, expected)
-    i8 = m.encode(texts[:3], output="int8", calibration_embeddings=v)
-    expected = ((v[:3] - ranges[0]) / ((ranges[1] - ranges[0]) / 255) - 128).clip(-128, 127).astype(np.int8)
-    assert i8.dtype == np.int8 and np.array_equal(i8, expected)
-    with pytest.raises(e5.OptionsError, match="unknown output"):
-        m.encode(texts, output="float16")
+    # The tiny model has no stored ranges: the error names the file.
+    with pytest.raises(e5.ModelError, match="output_ranges.safetensors"):
+        m.encode(texts, output_precision="int8")
+    # Ranges from half the texts: the other half falls partly outside them (levels clip, and
+    # floor, not truncation, rounds the negative ones).
+    ranges = np.vstack((v[::2].min(axis=0), v[::2].max(axis=0)))
+    q = m.encode(texts, output_precision="uint8", ranges=ranges)
+    assert q.dtype == np.uint8 and np.array_equal(q, st_levels(v, ranges).astype(np.uint8))
+    i8 = m.encode(texts, output_precision="int8", calibration_embeddings=v[::2])
+    assert i8.dtype == np.int8 and np.array_equal(i8, (st_levels(v, ranges) - 128).astype(np.int8))
+    assert np.array_equal(e5.quantize(v, "int8", ranges=ranges), i8)
+    with pytest.raises(e5.OptionsError, match="unknown output precision"):
+        m.encode(texts, output_precision="float16")
+    with pytest.raises(e5.OptionsError, match="shape"):
+        e5.quantize(v, "int8", ranges=ranges[:, :5])
+    with pytest.raises(e5.OptionsError, match="finite"):
+        e5.quantize(v, "uint8", ranges=ranges[::-1] * 2 + 1)
+
+
+def test_stored_ranges_match_the_cli(tiny, e5_bin, texts, tmp_path):
+    model = tmp_path / "model"
+    shutil.copytree(tiny, model)
+    corpus = tmp_path / "texts.jsonl"
+    corpus.write_text("".join(json.dumps(t) + "\n" for t in texts))
+    subprocess.run([e5_bin, "calibrate-output", "-m", str(model), "--kind", "passage", "--jsonl", "--texts",
+                    str(corpus)], check=True, capture_output=True)
+    m = e5.Model(model)
+    ranges = m.output_ranges()
+    v = m.encode_document(texts)
+    assert ranges.shape == (2, m.dim) and np.array_equal(ranges, np.vstack((v.min(axis=0), v.max(axis=0))))
+    for precision in ["int8", "uint8", "binary", "ubinary"]:
+        ours = m.encode_document(texts, output_precision=precision)
+        out = tmp_path / f"{precision}.npy"
+        subprocess.run([e5_bin, "embed", "-m", str(model), "--kind", "passage", "--input-format", "jsonl", "-i",
+                        str(corpus), "--format", "npy", "-o", str(out), "--output-precision", precision], check=True)
+        cli = np.load(out)
+        assert ours.dtype == cli.dtype and ours.shape == cli.shape and ours.tobytes() == cli.tobytes(), precision
+    assert np.array_equal(m.encode_document(texts[3], output_precision="int8"),
+                          m.encode_document(texts, output_precision="int8")[3])
 
 
 def test_tokenize_and_info(e5_small):

@@ -88,7 +88,7 @@ impl OutputPrecision {
 pub struct OutputRanges {
     pub min: Vec<f32>,
     pub max: Vec<f32>,
-    /// Vectors observed.
+    /// Vectors observed (0 for ranges given as bounds).
     pub vectors: usize,
     /// Whether the vectors were L2-normalized (ranges of raw pooled vectors fit no normalized
     /// vector, and the reverse).
@@ -106,6 +106,25 @@ impl OutputRanges {
     /// Ranges that have seen nothing yet; [`OutputRanges::observe`] widens them.
     pub fn empty(dim: usize, normalized: bool) -> OutputRanges {
         OutputRanges { min: vec![f32::INFINITY; dim], max: vec![f32::NEG_INFINITY; dim], vectors: 0, normalized }
+    }
+
+    /// Ranges given as bounds (sentence-transformers' `ranges` argument): finite, `min ≤ max`.
+    pub fn from_bounds(min: Vec<f32>, max: Vec<f32>, normalized: bool) -> Result<OutputRanges> {
+        let r = OutputRanges { min, max, vectors: 0, normalized };
+        r.check_bounds().map_err(Error::Options)?;
+        Ok(r)
+    }
+
+    /// Every dimension a finite interval, and at least one dimension.
+    fn check_bounds(&self) -> std::result::Result<(), String> {
+        let (min, max) = (&self.min, &self.max);
+        if min.is_empty() || min.len() != max.len() {
+            return Err(format!("ranges of {} minima and {} maxima", min.len(), max.len()));
+        }
+        match (0..min.len()).find(|&j| !(min[j].is_finite() && max[j].is_finite() && min[j] <= max[j])) {
+            Some(j) => Err(format!("dimension {j}: range [{}, {}] is not a finite interval", min[j], max[j])),
+            None => Ok(()),
+        }
     }
 
     /// The ranges of `vectors` (`[n, dim]`, row-major).
@@ -139,7 +158,7 @@ impl OutputRanges {
     /// Writes `dir/`[`OutputRanges::FILE`] (through a temporary file renamed into place).
     pub fn save(&self, dir: &Path) -> Result<PathBuf> {
         if self.vectors == 0 {
-            return Err(Error::Options("no calibration vectors: the ranges are empty".into()));
+            return Err(Error::Options("no calibration vectors: only calibrated ranges are stored".into()));
         }
         let path = dir.join(Self::FILE);
         let bytes: Vec<u8> = self.min.iter().chain(&self.max).flat_map(|x| x.to_le_bytes()).collect();
@@ -193,14 +212,12 @@ impl OutputRanges {
             s => return Err(bad(format!("tensor \"ranges\" is {:?} {s:?}, expected F32 [2, dim]", t.dtype()))),
         };
         let v: Vec<f32> = t.data().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect();
-        let (min, max) = v.split_at(dim);
-        if let Some(j) = (0..dim).find(|&j| !(min[j].is_finite() && max[j].is_finite() && min[j] <= max[j])) {
-            return Err(bad(format!("dimension {j}: range [{}, {}] is not a finite interval", min[j], max[j])));
-        }
         if vectors == 0 {
             return Err(bad("metadata vectors is missing or 0".into()));
         }
-        Ok(OutputRanges { min: min.to_vec(), max: max.to_vec(), vectors, normalized })
+        let r = OutputRanges { min: v[..dim].to_vec(), max: v[dim..].to_vec(), vectors, normalized };
+        r.check_bounds().map_err(bad)?;
+        Ok(r)
     }
 
     /// The ranges must fit vectors of `dim` components, normalized or not.
@@ -285,7 +302,8 @@ pub fn quantize(
         let r = ranges.ok_or_else(|| {
             Error::Options(format!("{} output needs per-dimension ranges (OutputRanges)", precision.name()))
         })?;
-        if r.dim() != dim || r.vectors == 0 {
+        r.check_bounds().map_err(Error::Options)?;
+        if r.dim() != dim {
             return Err(Error::Options(format!("ranges of {} dimensions for {dim}-component vectors", r.dim())));
         }
         Ok(levels(&vectors, r))
@@ -372,5 +390,12 @@ mod tests {
         let r = OutputRanges::calibrate(&[0.0, 0.0, 1.0], 3, true).unwrap();
         assert!(quantize(vec![0.5; 4], 2, OutputPrecision::Uint8, Some(&r)).is_err());
         assert!(quantize(vec![0.5; 5], 2, OutputPrecision::Binary, None).is_err());
+        assert!(quantize(vec![0.5, f32::NAN], 2, OutputPrecision::Binary, None).is_err());
+        assert!(quantize(vec![0.5; 2], 2, OutputPrecision::Int8, Some(&OutputRanges::empty(2, true))).is_err());
+        assert!(OutputRanges::from_bounds(vec![0.0, 1.0], vec![1.0, 0.5], true).is_err());
+        assert!(OutputRanges::from_bounds(vec![0.0], vec![f32::INFINITY], true).is_err());
+        let r = OutputRanges::from_bounds(vec![-1.0, 0.0], vec![1.0, 0.0], true).unwrap();
+        let q = quantize(vec![0.0, 0.0, 0.5, 3.0], 2, OutputPrecision::Uint8, Some(&r)).unwrap();
+        assert_eq!(q.data, VectorData::U8(vec![127, 0, 191, 3]), "step (2/255), a constant dimension's step 1");
     }
 }

@@ -51,19 +51,20 @@ class Model:
         """Embedding width."""
         return self._m.dim
 
-    def encode(self, texts, batch_size=32, kind="raw", normalize=True, show_progress_bar=False, output="float32",
-               ranges=None, calibration_embeddings=None):
+    def encode(self, texts, batch_size=32, kind="raw", normalize=True, show_progress_bar=False,
+               output_precision="float32", ranges=None, calibration_embeddings=None):
         """Embeds `texts` (a str, a list of str, or a pyarrow string array / chunked array / table
         column) into a numpy `(n, dim)` array (a 1-D vector for a single str).
 
         kind: "query" / "passage" add the e5 prefixes ("query: ", "passage: "); "raw" embeds as is.
         normalize: must match the model's setting (pass `normalize=` to Model to change it);
             it is checked rather than applied so that vectors stay bit-identical to `e5 embed`.
-        output: "float32", or the compact forms of sentence-transformers' `precision=`:
-            "int8" / "uint8" (per-dimension ranges: give `ranges`, shape (2, dim), or
-            `calibration_embeddings`; they are never taken from the call's own texts, so a
-            vector never depends on its batch-mates), "binary" (packed sign bits as int8, − 128)
-            and "ubinary" (packed sign bits as uint8).
+        output_precision: "float32", or the compact forms of sentence-transformers'
+            `precision=`, bit for bit: "int8" / "uint8" (one byte per dimension from
+            per-dimension ranges: `ranges`, shape (2, dim), or `calibration_embeddings`, or else
+            the ranges `e5 calibrate-output` stored beside the model (`output_ranges()`); never
+            the call's own vectors, so a vector does not depend on its batch-mates), "binary"
+            (packed sign bits as int8, − 128) and "ubinary" (packed sign bits as uint8).
         """
         if kind not in _KINDS:
             raise OptionsError(f"unknown kind {kind!r} (expected 'query', 'passage' or 'raw')")
@@ -88,7 +89,9 @@ class Model:
                 f"{len(truncated)} input(s) longer than the model's limit were truncated (indices {truncated[:10]}"
                 f"{'…' if len(truncated) > 10 else ''}); use long_inputs='chunk' to embed all of them",
                 TruncationWarning, stacklevel=2)
-        out = quantize(vectors, output, ranges=ranges, calibration_embeddings=calibration_embeddings)
+        if output_precision in ("int8", "uint8") and ranges is None and calibration_embeddings is None:
+            ranges = self._m.output_ranges()
+        out = quantize(vectors, output_precision, ranges=ranges, calibration_embeddings=calibration_embeddings)
         return out[0] if single else out
 
     def encode_query(self, texts, **kwargs):
@@ -111,6 +114,11 @@ class Model:
         """Token ids, tokens and character offsets of `text` as the model sees it (prefix
         included), and `over_limit`: how many tokens truncation would drop."""
         return self._m.tokenize(text, kind)
+
+    def output_ranges(self):
+        """The (2, dim) float32 int8 / uint8 ranges stored beside the model by
+        `e5 calibrate-output` (sentence-transformers' `ranges`); ModelError when there are none."""
+        return self._m.output_ranges()
 
     def info(self):
         """Architecture, sizes, precision, kernels and memory, as a dict."""
@@ -153,31 +161,24 @@ def _is_utf8(text):
         return False
 
 
-def quantize(vectors, output="float32", ranges=None, calibration_embeddings=None):
+def quantize(vectors, output_precision="float32", ranges=None, calibration_embeddings=None):
     """float32 `(n, dim)` vectors in the compact forms of sentence-transformers'
-    `quantize_embeddings` (see Model.encode); "float32" returns them unchanged."""
-    if output == "float32":
+    `quantize_embeddings`, bit for bit (computed by the library; see Model.encode): "int8" /
+    "uint8" need `ranges` (2, dim) or `calibration_embeddings`; "float32" returns the vectors."""
+    if output_precision == "float32":
         return vectors
-    if output in ("binary", "ubinary"):
-        bits = np.packbits(vectors > 0, axis=-1)
-        return bits if output == "ubinary" else (bits.astype(np.int16) - 128).astype(np.int8)
-    if output not in ("int8", "uint8"):
-        raise OptionsError(f"unknown output {output!r} (expected float32, int8, uint8, binary or ubinary)")
-    if ranges is None:
+    vectors = np.asarray(vectors, dtype=np.float32)
+    if vectors.ndim != 2:
+        raise OptionsError(f"expected (n, dim) vectors, got shape {vectors.shape}")
+    if output_precision in ("int8", "uint8") and ranges is None:
         if calibration_embeddings is None:
             raise OptionsError(
-                f"output={output!r} needs ranges=(2, dim) or calibration_embeddings: ranges taken from the "
-                "call's own texts would make each vector depend on the others")
-        calibration_embeddings = np.asarray(calibration_embeddings, dtype=np.float32)
-        ranges = np.vstack((calibration_embeddings.min(axis=0), calibration_embeddings.max(axis=0)))
-    ranges = np.asarray(ranges, dtype=np.float32)
-    if ranges.shape != (2, vectors.shape[-1]):
-        raise OptionsError(f"ranges must have shape (2, {vectors.shape[-1]}), got {ranges.shape}")
-    starts = ranges[0]
-    steps = (ranges[1] - ranges[0]) / 255
-    steps[steps == 0] = 1  # a constant dimension maps to its start
-    levels = np.clip((vectors - starts) / steps, 0, 255)  # out-of-range values saturate
-    return levels.astype(np.uint8) if output == "uint8" else (levels - 128).astype(np.int8)
+                f"output_precision={output_precision!r} needs ranges=(2, dim) or calibration_embeddings: "
+                "ranges taken from the call's own texts would make each vector depend on the others")
+        ranges = _e5.calibrate_ranges(np.asarray(calibration_embeddings, dtype=np.float32))
+    if ranges is not None:
+        ranges = np.asarray(ranges, dtype=np.float32)
+    return _e5.quantize(vectors, output_precision, ranges)
 
 
 class _StderrBar:
