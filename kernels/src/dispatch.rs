@@ -173,10 +173,9 @@ impl Kernels {
         filled(m * w.n(), |c| f32gemm::gemm(self, a, w.k(), m, w, post, c, w.n(), true))
     }
 
-    /// [`Kernels::gemm_i8`] (or [`Kernels::gemm_i8_static`] given an activation scale) into
-    /// a new `[m, n]` vector, with no zero-fill pass.
-    pub fn gemm_i8_to_vec(&self, a: &[f32], m: usize, w: &PackedI8, scale: Option<f32>, post: Post<'_>) -> Vec<f32> {
-        let act = scale.map_or(ActQuant::Dynamic, ActQuant::Static);
+    /// [`Kernels::gemm_i8`] with activations quantized as `act` (per row, static per tensor,
+    /// or static with per-channel smoothing) into a new `[m, n]` vector, with no zero-fill pass.
+    pub fn gemm_i8_to_vec(&self, a: &[f32], m: usize, w: &PackedI8, act: ActQuant<'_>, post: Post<'_>) -> Vec<f32> {
         filled(m * w.n(), |c| i8gemm::gemm(self, a, w.k(), m, w, act, post, c, w.n(), true))
     }
 

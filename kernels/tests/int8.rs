@@ -4,7 +4,7 @@
 mod common;
 use common::*;
 use e5_kernels::i8gemm::quantize_row;
-use e5_kernels::{GeluKind, PackedI8, Post};
+use e5_kernels::{ActQuant, GeluKind, PackedI8, Post};
 use proptest::prelude::*;
 
 /// Integer-valued activations whose rows each reach ±127, so per-row quantization is the
@@ -38,7 +38,7 @@ fn exact_check(m: usize, n: usize, k: usize, extreme: bool, seed: u64) {
         kern.gemm_i8(&a, m, &w, Post::None, &mut c);
         assert_eq!(c, want, "{} ({}) m={m} n={n} k={k} extreme={extreme}", kern.isa, kern.int8_kernel());
         // Into a fresh vector (no zero fill): every element written, the same bits.
-        assert_eq!(kern.gemm_i8_to_vec(&a, m, &w, None, Post::None), want, "{} to_vec", kern.isa);
+        assert_eq!(kern.gemm_i8_to_vec(&a, m, &w, ActQuant::Dynamic, Post::None), want, "{} to_vec", kern.isa);
     }
 }
 
@@ -95,8 +95,8 @@ proptest! {
         let res = rand_vec(seed + 3, m * n, 1.0);
         for kern in tables() {
             let q = PackedI8::quantize(kern, &w, n, k, Some(&bias));
-            let plain = kern.gemm_i8_to_vec(&a, m, &q, None, Post::None);
-            let fused = kern.gemm_i8_to_vec(&a, m, &q, None, Post::Residual(&res));
+            let plain = kern.gemm_i8_to_vec(&a, m, &q, ActQuant::Dynamic, Post::None);
+            let fused = kern.gemm_i8_to_vec(&a, m, &q, ActQuant::Dynamic, Post::Residual(&res));
             for ((f, p), r) in fused.iter().zip(&plain).zip(&res) {
                 prop_assert_eq!(f.to_bits(), (p + r).to_bits(), "{}", kern.isa);
             }
@@ -190,6 +190,29 @@ fn static_scale_quantizes_and_clips_per_tensor() {
             for j in 0..n {
                 let want: i64 = (0..k).map(|c| (a[i * k + c].clamp(-127.0, 127.0) as i64) * q[j * k + c] as i64).sum();
                 assert_eq!(c[i * n + j], want as f32, "{}", kern.int8_kernel());
+            }
+        }
+    }
+}
+
+#[test]
+fn smoothed_static_scale_divides_each_channel_before_rounding() {
+    let (m, n, k) = (70, 19, 40);
+    // Channel j carries the smoothing factor s[j] = 2^(j mod 5) and the tensor scale 0.5:
+    // x = v·s·scale with integer v, so x·inv is v again (exactly); one v of 500 clips to 127.
+    let (scale, s): (f32, Vec<f32>) = (0.5, (0..k).map(|j| (1 << (j % 5)) as f32).collect());
+    let mut v: Vec<f32> = rand_vec(23, m * k, 60.0).iter().map(|v| v.round()).collect();
+    v[7] = 500.0;
+    let a: Vec<f32> = v.iter().enumerate().map(|(i, v)| v * s[i % k] * scale).collect();
+    let inv: Vec<f32> = s.iter().map(|s| 1.0 / (s * scale)).collect();
+    let q = int_weights(24, n, k, false);
+    for kern in tables() {
+        let w = PackedI8::from_quantized(kern, &q, &vec![1.0; n], n, k, None);
+        let c = kern.gemm_i8_to_vec(&a, m, &w, ActQuant::Smoothed { scale, inv: &inv }, Post::None);
+        for i in 0..m {
+            for j in 0..n {
+                let dot: i64 = (0..k).map(|c| (v[i * k + c].clamp(-127.0, 127.0) as i64) * q[j * k + c] as i64).sum();
+                assert_eq!(c[i * n + j], dot as f32 * scale, "{} ({i}, {j})", kern.int8_kernel());
             }
         }
     }

@@ -136,11 +136,15 @@ fn quantize_with_scale_with(v: &crate::vector::VectorKernels, x: &[f32], scale: 
 
 /// How activations are quantized.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub enum ActQuant {
+pub enum ActQuant<'a> {
     /// One scale per row (token), from its max |x|, computed at run time.
     Dynamic,
     /// One calibrated scale for the whole tensor; values beyond `127·scale` clip.
     Static(f32),
+    /// Static with per-channel smoothing (SmoothQuant): `x[j] ≈ q[j]·scale·s[j]`, where the
+    /// weights' input column `j` was multiplied by `s[j]` before they were quantized.
+    /// `inv[j] = 1 / (s[j]·scale)` (`[k]`); `x[j]·inv[j]` is rounded and clipped to ±127.
+    Smoothed { scale: f32, inv: &'a [f32] },
 }
 
 impl PackedI8 {
@@ -214,9 +218,12 @@ fn quantize_pack_a(
     lda: usize,
     m: usize,
     k: usize,
-    act: ActQuant,
+    act: ActQuant<'_>,
     parallel: bool,
 ) -> (Vec<i8>, Vec<f32>) {
+    if let ActQuant::Smoothed { inv, .. } = act {
+        assert_eq!(inv.len(), k, "smoothing multipliers do not match k = {k}");
+    }
     let ik = &kern.i8_gemm;
     let (mr, groups, ab) = (ik.mr, k.div_ceil(4), ik.layout.a_group_bytes());
     let strips = m.div_ceil(mr);
@@ -226,6 +233,9 @@ fn quantize_pack_a(
     let work = |(s, (strip, sc)): (usize, (&mut [i8], &mut [f32]))| {
         let mut q = vec![0i8; groups * 4];
         let mut wide = vec![0i16; if ik.layout == Layout::Pairs { groups * 4 } else { 0 }];
+        // The smoothed row, in L1: scaling channel-wise here costs one pass over `k` values,
+        // against the two (max |x|, then quantize) of per-row dynamic scales.
+        let mut smoothed = vec![0f32; if matches!(act, ActQuant::Smoothed { .. }) { k } else { 0 }];
         for r in 0..mr.min(m - s * mr) {
             let row = &a[(s * mr + r) * lda..][..k];
             sc[r] = match act {
@@ -233,6 +243,11 @@ fn quantize_pack_a(
                 ActQuant::Static(s) => {
                     quantize_with_scale_with(kern.vector, row, s, &mut q[..k]);
                     s
+                }
+                ActQuant::Smoothed { scale, inv } => {
+                    smoothed.iter_mut().zip(row.iter().zip(inv)).for_each(|(y, (x, i))| *y = x * i);
+                    quantize_with_scale_with(kern.vector, &smoothed, 1.0, &mut q[..k]);
+                    scale
                 }
             };
             let dst = strip[r * ab..].chunks_mut(mr * ab);
@@ -278,7 +293,7 @@ pub(crate) fn gemm(
     lda: usize,
     m: usize,
     w: &PackedI8,
-    act: ActQuant,
+    act: ActQuant<'_>,
     post: Post<'_>,
     c: &mut [MaybeUninit<f32>],
     ldc: usize,
