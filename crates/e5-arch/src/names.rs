@@ -1,8 +1,9 @@
 //! The Hugging Face tensor names of a BERT / XLM-R encoder: the one place they are spelled.
 //!
 //! Names are relative to the encoder; a checkpoint that nests it (`bert.`, `roberta.`) is
-//! the loader's business. The quantized format written by `e5 quantize` adds two names of
-//! its own, also spelled here: `{weight}_scale` and `{linear id}.input_scale`.
+//! the loader's business. The quantized format written by `e5 quantize` adds names of its
+//! own, also spelled here: `{weight}_scale`, `{linear id}.input_scale` and
+//! `{linear id}.input_smoothing`.
 
 use crate::{LinearId, SubLayer};
 
@@ -111,6 +112,16 @@ pub fn linear_of_input_scale(name: &str) -> Option<LinearId> {
     name.strip_suffix(".input_scale")?.parse().ok()
 }
 
+/// The smoothing factors of `id`'s input channels (smoothed static int8), `[k]`.
+pub fn input_smoothing(id: LinearId) -> String {
+    format!("{id}.input_smoothing")
+}
+
+/// The linear map whose smoothing factors `name` are, if they are.
+pub fn linear_of_input_smoothing(name: &str) -> Option<LinearId> {
+    name.strip_suffix(".input_smoothing")?.parse().ok()
+}
+
 /// The name old BERT checkpoints use for a LayerNorm parameter (`gamma` / `beta`).
 pub fn legacy_alias(name: &str) -> String {
     name.replace("LayerNorm.weight", "LayerNorm.gamma").replace("LayerNorm.bias", "LayerNorm.beta")
@@ -129,6 +140,7 @@ mod tests {
                 assert!(is_encoder_tensor(&t.weight));
             }
             assert_eq!(linear_of_input_scale(&input_scale(id)), Some(id));
+            assert_eq!(linear_of_input_smoothing(&input_smoothing(id)), Some(id));
         }
         assert_eq!(linear(LinearId::new(0, SubLayer::Qkv)).len(), 3);
         assert_eq!(linear_of_weight(WORD_EMBEDDINGS), None);

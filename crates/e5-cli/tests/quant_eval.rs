@@ -170,3 +170,36 @@ fn missing_and_malformed_pairs_files_are_clear_errors() {
     let o = run(&["--model", &tiny(), "--texts", &texts, "--out", out.to_str().unwrap(), "--pairs", &bad]);
     assert!(stderr(&o).contains("line 2: malformed JSON"), "{}", stderr(&o));
 }
+
+#[test]
+fn smoothed_static_int8_reports_its_alpha_per_sub_layer() {
+    let dir = tempfile::tempdir().unwrap();
+    let texts = write(dir.path(), "texts.jsonl", TEXTS);
+    let out = dir.path().join("out");
+    let o = run(&[
+        "--model",
+        &tiny(),
+        "--texts",
+        &texts,
+        "--out",
+        out.to_str().unwrap(),
+        "--precisions",
+        "fp32,int8-static-smooth",
+        "--calibration-texts",
+        "3",
+        "--mixed-k",
+        "0",
+        "--bench-seconds",
+        "0",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let rep: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    let sites = rep["calibration"]["smooth"]["sites"].as_object().unwrap();
+    assert_eq!(sites.len(), 8, "4 sub-layers of both layers");
+    for (name, s) in sites {
+        assert!(s["alpha"].is_number() || s["alpha"].is_null(), "{name}: {s}");
+        assert!(s["error"].as_f64().unwrap() <= s["error_unsmoothed"].as_f64().unwrap(), "{name}: {s}");
+    }
+    assert_eq!(rep["calibration"]["int8-static-smooth"].as_object().unwrap().len(), 8, "its scales");
+    assert!(rep["final"]["int8-static-smooth"]["min"].as_f64().unwrap() > 0.98);
+}

@@ -6,14 +6,14 @@
 //! [`crate::plan`] turns inputs into sequences and sub-batches, a [`Backend`] (CPU or CUDA,
 //! chosen here at load) runs and pools them, and the planner assembles the rows.
 
-use crate::backend::cpu::{CpuBackend, LinearFormats};
+use crate::backend::cpu::CpuBackend;
 use crate::backend::Backend;
 use crate::config::FromDir;
 use crate::error::{Error, Result};
 use crate::head::OutputHead;
 use crate::info::ModelInfo;
 use crate::input::*;
-use crate::model::Tap;
+use crate::model::{LinearFormats, Tap};
 use crate::output::{OutputPrecision, OutputRanges, OutputVectors};
 use crate::plan::{self, Piece, Planner};
 use crate::source::resolve_model;
@@ -22,8 +22,9 @@ use crate::weights::Checkpoint;
 use e5_arch::ModelConfig;
 use e5_kernels::Kernels;
 use rayon::prelude::*;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 mod ids;
@@ -83,7 +84,7 @@ impl Model {
             return Err(Error::VocabMismatch { tokenizer: tokenizer.vocab_size(), embeddings: cfg.vocab_size });
         }
         let mut options = options;
-        let (keep_fp32, scales) = stored_format(&dir, &checkpoint, &mut options)?;
+        let stored = stored_format(&dir, &checkpoint, &mut options)?;
         let normalize = options.normalize.unwrap_or(cfg.head.normalize);
         let mut warnings = dimension_warnings(&cfg, options.dimensions)?;
         if let Some(adapter) = &options.adapter {
@@ -100,7 +101,11 @@ impl Model {
         }
         let (backend, backend_name): (Box<dyn Backend>, _) = match options.device {
             Device::Cpu => {
-                let formats = LinearFormats { keep_fp32: &keep_fp32, activation_scales: scales.as_deref() };
+                let formats = LinearFormats {
+                    keep_fp32: &stored.keep_fp32,
+                    activation_scales: stored.scales.as_deref(),
+                    smoothing: stored.smoothing.as_deref(),
+                };
                 let head = OutputHead::load(&dir, &cfg, normalize)?;
                 let load = || CpuBackend::load(&dir, &checkpoint, &cfg, kern, &options, formats, head);
                 (Box::new(install(&pool, load)?), "cpu")
@@ -129,6 +134,20 @@ impl Model {
             load_time: start.elapsed(),
             output_ranges: OnceLock::new(),
         })
+    }
+
+    /// The model directory.
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The options it was loaded with (precision as run).
+    pub(crate) fn options(&self) -> &Options {
+        &self.options
+    }
+
+    pub(crate) fn kernels(&self) -> &'static Kernels {
+        self.kern
     }
 
     pub fn config(&self) -> &ModelConfig {
@@ -387,21 +406,38 @@ fn thread_pool(threads: Option<usize>) -> Result<Option<rayon::ThreadPool>> {
     }
 }
 
-/// The sub-layers kept in f32 and the static int8 input scales by sub-layer.
-type StoredFormat = (Vec<String>, Option<std::sync::Arc<std::collections::BTreeMap<String, f32>>>);
+/// How a model directory's linear layers are stored, or the options' choice for a float one.
+struct StoredFormat {
+    keep_fp32: Vec<String>,
+    /// Static int8 input scales by sub-layer.
+    scales: Option<Arc<BTreeMap<String, f32>>>,
+    /// Static int8 smoothing factors by sub-layer.
+    smoothing: Option<Arc<BTreeMap<String, Vec<f32>>>>,
+}
 
 /// A directory written by `e5 quantize` runs in its stored precision (sets
-/// `options.precision`); returns the sub-layers kept in f32 and the static activation scales.
+/// `options.precision`), with the sub-layers it kept in f32, its static activation scales
+/// (else the options') and its smoothing factors.
 fn stored_format(dir: &Path, checkpoint: &Checkpoint, options: &mut Options) -> Result<StoredFormat> {
     let Some(m) = crate::quantize::read_manifest(dir)? else {
-        return Ok((options.keep_fp32.clone(), options.activation_scales.clone()));
+        return Ok(StoredFormat {
+            keep_fp32: options.keep_fp32.clone(),
+            scales: options.activation_scales.clone(),
+            smoothing: options.smoothing.clone(),
+        });
     };
     let stored = crate::quantize::verify(&m, checkpoint)?;
     if options.precision != Precision::Fp32 && options.precision != stored {
         let (name, want) = (stored.name(), options.precision.name());
         return Err(Error::Options(format!("{} is quantized as {name}; it cannot run as {want}", dir.display())));
     }
+    if options.smoothing.is_some() {
+        let msg =
+            format!("{} is quantized: smoothing is applied when quantizing (e5 quantize --smooth)", dir.display());
+        return Err(Error::Options(msg));
+    }
     options.precision = stored;
     let scales = crate::quantize::activation_scales(&m, checkpoint)?.or(options.activation_scales.clone());
-    Ok((m.keep_fp32, scales))
+    let smoothing = crate::quantize::stored_smoothing(&m, checkpoint)?;
+    Ok(StoredFormat { keep_fp32: m.keep_fp32, scales, smoothing })
 }

@@ -185,6 +185,11 @@ pub struct Options {
     /// Static int8: a calibrated input scale per sub-layer (`x ≈ q·s`, `q ∈ [-127, 127]`),
     /// keyed like `keep_fp32`; sub-layers without one quantize activations per token.
     pub activation_scales: Option<std::sync::Arc<std::collections::BTreeMap<String, f32>>>,
+    /// Smoothed static int8 (SmoothQuant): per-input-channel factors `s` of a sub-layer
+    /// (`[k]`, keyed like `keep_fp32`; each needs its activation scale, which is then the
+    /// scale of `x / s`). The sub-layer's weight columns are multiplied by `s` before they
+    /// are quantized. [`crate::quantize::smooth::calibrate`] finds both.
+    pub smoothing: Option<std::sync::Arc<std::collections::BTreeMap<String, Vec<f32>>>>,
     pub device: Device,
     /// Keep the first `n` components of each vector (L2-renormalized when the model
     /// normalizes), for Matryoshka-trained models.
@@ -206,6 +211,7 @@ impl Default for Options {
             precision: Precision::Fp32,
             keep_fp32: Vec::new(),
             activation_scales: None,
+            smoothing: None,
             device: Device::Cpu,
             dimensions: None,
             adapter: None,

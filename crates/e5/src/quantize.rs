@@ -20,8 +20,10 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 mod output;
+pub mod smooth;
 
 /// File name of the manifest beside the quantized `model.safetensors`.
 pub const MANIFEST: &str = "e5-quantization.json";
@@ -408,6 +410,18 @@ pub(crate) fn verify(m: &Manifest, ck: &Checkpoint) -> Result<Precision> {
         }
     }
     Ok(precision)
+}
+
+/// The smoothing factors stored in a quantized model (`{sub_layer}.input_smoothing`), whose
+/// int8 weights were smoothed when they were written.
+pub(crate) fn stored_smoothing(m: &Manifest, ck: &Checkpoint) -> Result<Option<Arc<BTreeMap<String, Vec<f32>>>>> {
+    let mut out = BTreeMap::new();
+    for (name, entry) in &m.tensors {
+        if let Some(id) = names::linear_of_input_smoothing(name) {
+            out.insert(id.to_string(), ck.f32(name, &entry.shape)?);
+        }
+    }
+    Ok((!out.is_empty()).then(|| Arc::new(out)))
 }
 
 /// The calibrated input scales stored in a quantized model (`{sub_layer}.input_scale`).

@@ -16,6 +16,8 @@ const MAX_JSON_BYTES: u64 = 256 << 20;
 /// Calibrated static int8 input scales outside this range fit no real activation range
 /// (`|x| ≤ 127·s`); values near 0 or `f32::MAX` overflow `1 / s` or `127·s`.
 pub(crate) const INPUT_SCALE_RANGE: (f32, f32) = (1e-12, 1e12);
+/// Smoothing factors (static int8): `1 / (s·scale)` must stay a normal f32.
+pub(crate) const SMOOTHING_RANGE: (f32, f32) = (1e-6, 1e6);
 
 /// Whether anything (even a dangling or looping symlink) is at `path`: such a name is
 /// then opened and its error reported, instead of being taken for an absent file.
@@ -126,6 +128,22 @@ pub(crate) fn check_input_scale(sub_layer: &str, s: f32) -> Result<()> {
         Ok(())
     } else {
         Err(Error::Quantized(format!("{sub_layer}: activation scale {s} is outside {lo:e}..={hi:e}")))
+    }
+}
+
+/// Smoothing factors of a sub-layer: one per input channel, finite and within
+/// [`SMOOTHING_RANGE`].
+pub(crate) fn check_smoothing(sub_layer: &str, s: &[f32], k: usize) -> Result<()> {
+    let (lo, hi) = SMOOTHING_RANGE;
+    if s.len() != k {
+        return Err(Error::Quantized(format!("{sub_layer}: {} smoothing factors for {k} input channels", s.len())));
+    }
+    match s.iter().position(|v| !(v.is_finite() && (lo..=hi).contains(v))) {
+        Some(j) => Err(Error::Quantized(format!(
+            "{sub_layer}: smoothing factor {} of channel {j} is outside {lo:e}..={hi:e}",
+            s[j]
+        ))),
+        None => Ok(()),
     }
 }
 

@@ -45,6 +45,9 @@ pub struct Calibration {
     pub max_abs: BTreeMap<String, f32>,
     #[serde(skip)]
     pub tokens: usize,
+    /// int8-static-smooth: per sub-layer α (null: no smoothing), clip, scale and errors.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub smooth: Option<e5::quantize::smooth::Calibration>,
 }
 
 /// Calibrates `statics` (name, method) on the corpus's calibration texts with the fp32 `model`.
@@ -54,6 +57,7 @@ pub fn stage(model: &Model, corpus: &Corpus, statics: &[(String, Method)]) -> Re
         scales: statics.iter().map(|(name, m)| (name.clone(), stats.scales(*m))).collect(),
         max_abs: stats.names.iter().cloned().zip(stats.max.iter().copied()).collect(),
         tokens: stats.tokens,
+        smooth: None,
     })
 }
 

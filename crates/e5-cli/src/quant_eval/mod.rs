@@ -35,7 +35,8 @@ pub struct QuantEvalArgs {
     /// Model directory (HF layout, fp32 weights).
     #[arg(long, short)]
     model: String,
-    /// Precisions to compare with fp32: fp32, f16, bf16, int8 (dynamic), int8-static-<minmax|pN|mse>.
+    /// Precisions to compare with fp32: fp32, f16, bf16, int8 (dynamic), int8-static-<minmax|pN|mse>,
+    /// int8-static-smooth (SmoothQuant factors and clip searched per sub-layer).
     #[arg(long, value_delimiter = ',', default_value = DEFAULT_PRECISIONS)]
     precisions: Vec<String>,
     /// JSONL texts {"text", "lang", "kind"} (repeat or comma-separate for several files). kind
@@ -83,9 +84,17 @@ pub struct QuantEvalArgs {
 enum Spec {
     Plain(Precision),
     Static(Method),
+    /// Static int8 with smoothing (`e5::quantize::smooth`).
+    Smooth,
 }
 
+/// The smoothed static int8 precision.
+const SMOOTH: &str = "int8-static-smooth";
+
 fn parse_spec(name: &str) -> Result<Spec> {
+    if name == SMOOTH {
+        return Ok(Spec::Smooth);
+    }
     if let Some(m) = name.strip_prefix("int8-static-") {
         if let Some(m) = Method::parse(m) {
             return Ok(Spec::Static(m));
@@ -94,7 +103,7 @@ fn parse_spec(name: &str) -> Result<Spec> {
         return Ok(Spec::Plain(p));
     }
     bail!(
-        "unknown precision {name:?}; valid: {DEFAULT_PRECISIONS}, int4-g32, int4-g64, int4-g128 (static percentiles: int8-static-p<N>, 0 < N <= 100)"
+        "unknown precision {name:?}; valid: {DEFAULT_PRECISIONS}, {SMOOTH}, int4-g32, int4-g64, int4-g128 (static percentiles: int8-static-p<N>, 0 < N <= 100)"
     )
 }
 
@@ -117,7 +126,7 @@ impl Specs {
         let base = a.mixed_base.trim().to_ascii_lowercase();
         let spec = parse_spec(&base)?;
         ensure!(
-            matches!(spec, Spec::Static(_) | Spec::Plain(Precision::Int8))
+            matches!(spec, Spec::Static(_) | Spec::Smooth | Spec::Plain(Precision::Int8))
                 || matches!(spec, Spec::Plain(p) if p.int4_group().is_some()),
             "--mixed-base must be an int8 or int4 precision, not {base:?}"
         );
@@ -126,8 +135,14 @@ impl Specs {
 
     /// Whether any precision needs calibrated scales.
     fn needs_calibration(&self, mixed_search: bool) -> bool {
-        self.list.iter().any(|(_, s)| matches!(s, Spec::Static(_)))
-            || (mixed_search && matches!(self.mixed_base.1, Spec::Static(_)))
+        self.list.iter().any(|(_, s)| matches!(s, Spec::Static(_) | Spec::Smooth))
+            || (mixed_search && matches!(self.mixed_base.1, Spec::Static(_) | Spec::Smooth))
+    }
+
+    /// Whether any precision is smoothed static int8.
+    fn needs_smoothing(&self, mixed_search: bool) -> bool {
+        self.list.iter().any(|(_, s)| matches!(s, Spec::Smooth))
+            || (mixed_search && matches!(self.mixed_base.1, Spec::Smooth))
     }
 
     /// The static int8 precisions, by name (the mixed base included).
@@ -157,6 +172,7 @@ fn load(dir: &str, (name, spec): (&str, &Spec), keep: Vec<String>, cal: &Calibra
             o.precision = Precision::Int8;
             o.activation_scales = Some(Arc::new(cal.scales.get(name).context("internal: no calibration")?.clone()));
         }
+        Spec::Smooth => o = cal.smooth.as_ref().context("internal: no smoothing calibration")?.options(o),
     }
     Model::load(dir, o).with_context(|| format!("loading {dir} as {name}"))
 }
@@ -173,6 +189,12 @@ pub fn run(a: QuantEvalArgs) -> Result<()> {
         ensure!(!corpus.calibration.is_empty(), "static int8 needs --calibration-texts > 0");
         cal = calibrate::stage(&reference, &corpus, &specs.statics())?;
         log(format!("calibrated on {} texts ({} tokens)", corpus.calibration.len(), cal.tokens));
+    }
+    if specs.needs_smoothing(a.mixed_k > 0) {
+        let smooth = e5::quantize::smooth::calibrate(&reference, &corpus.calibration_inputs, &Default::default())?;
+        log(format!("smoothing calibrated on {} rows per sub-layer", smooth.sampled_rows));
+        cal.scales.insert(SMOOTH.into(), smooth.activation_scales());
+        cal.smooth = Some(smooth);
     }
     let configs: Vec<Config> = specs
         .list

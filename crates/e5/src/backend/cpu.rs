@@ -6,12 +6,11 @@ use crate::error::{Error, Result};
 use crate::head::OutputHead;
 use crate::input::{Options, Precision, Residency};
 use crate::lanes::Lanes;
-use crate::model::{Encoder, Site, Tap};
+use crate::model::{Encoder, LinearFormats, Site, Tap};
 use crate::plan::{pack, sub_batches, Piece};
 use crate::weights::Checkpoint;
 use e5_arch::ModelConfig;
 use e5_kernels::Kernels;
-use std::collections::BTreeMap;
 use std::path::Path;
 
 pub(crate) const SUPPORTS: Supports = Supports {
@@ -30,13 +29,6 @@ pub(crate) struct CpuBackend {
     head: OutputHead,
 }
 
-/// How the linear layers are stored: the options' precision, with the sub-layers kept in
-/// f32 and the static int8 input scales (from the options or a quantized directory).
-pub(crate) struct LinearFormats<'a> {
-    pub keep_fp32: &'a [String],
-    pub activation_scales: Option<&'a BTreeMap<String, f32>>,
-}
-
 impl CpuBackend {
     /// Packs every layer (call it on the model's thread pool: packing is parallel).
     pub fn load(
@@ -49,8 +41,7 @@ impl CpuBackend {
         head: OutputHead,
     ) -> Result<Self> {
         SUPPORTS.check(options)?;
-        let (keep, scales) = (formats.keep_fp32, formats.activation_scales);
-        let mut encoder = Encoder::load(ck, cfg.clone(), kern, options.precision, keep, scales)?;
+        let mut encoder = Encoder::load(ck, cfg.clone(), kern, options.precision, &formats)?;
         if options.residency == Residency::Copy {
             encoder.embeddings.words.copy_to_memory()?;
         }

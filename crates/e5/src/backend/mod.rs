@@ -57,7 +57,7 @@ pub(crate) struct Supports {
     pub precisions: &'static [Precision],
     /// `keep_fp32`: sub-layers left in f32 (mixed precision).
     pub keep_fp32: bool,
-    /// Static int8 activation scales.
+    /// Static int8 activation scales (and their smoothing factors).
     pub activation_scales: bool,
     /// `Residency::Prefetch` / `Lock` of a mapped embedding table.
     pub residency: bool,
@@ -74,7 +74,7 @@ impl Supports {
         if !self.keep_fp32 && !options.keep_fp32.is_empty() {
             return unsupported(format!("keep_fp32 {:?} (mixed precision)", options.keep_fp32));
         }
-        if !self.activation_scales && options.activation_scales.is_some() {
+        if !self.activation_scales && (options.activation_scales.is_some() || options.smoothing.is_some()) {
             return unsupported("activation scales (static int8)".into());
         }
         if !self.residency && options.residency != Residency::Lazy {

@@ -22,12 +22,12 @@ pub(crate) struct Layer {
 
 impl Layer {
     /// `format(id)` gives each linear map's format.
-    pub fn load(
+    pub fn load<'a>(
         ck: &Checkpoint,
         kern: &Kernels,
         cfg: &ModelConfig,
         i: usize,
-        format: &dyn Fn(LinearId) -> LinearFormat,
+        format: &dyn Fn(LinearId) -> LinearFormat<'a>,
     ) -> Result<Self> {
         let (h, eps) = (cfg.hidden, cfg.layer_norm_eps);
         let linear = |sub| {

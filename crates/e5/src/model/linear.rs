@@ -6,7 +6,7 @@ use crate::input::Precision;
 use crate::weights::{check_scales, Checkpoint, FloatType};
 use e5_arch::names::{self, NormId};
 use e5_arch::{LinearId, ModelConfig};
-use e5_kernels::{Kernels, PackedF32, PackedI4, PackedI8, Post, Storage};
+use e5_kernels::{ActQuant, Kernels, PackedF32, PackedI4, PackedI8, Post, Storage};
 
 /// Packed weights in the layer's precision.
 enum Weights {
@@ -23,13 +23,19 @@ pub(crate) struct Linear {
     weight: Weights,
     /// Calibrated input scale (static int8); `None`: per-token scales at run time.
     input_scale: Option<f32>,
+    /// Smoothed static int8: `1 / (s[j]·input_scale)` per input channel (`[k]`); the
+    /// weights' input columns were multiplied by `s` before quantization.
+    smoothed_inv: Option<Vec<f32>>,
 }
 
 /// How one linear map is stored and run.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub(crate) struct LinearFormat {
+pub(crate) struct LinearFormat<'a> {
     pub precision: Precision,
     pub input_scale: Option<f32>,
+    /// Per-input-channel smoothing factors `s` (`[k]`, static int8 only): `x·Wᵀ` runs as
+    /// `(x / s)·(W·diag(s))ᵀ`, which moves activation outliers into the weights.
+    pub smoothing: Option<&'a [f32]>,
 }
 
 impl Linear {
@@ -41,7 +47,7 @@ impl Linear {
         kern: &Kernels,
         id: LinearId,
         cfg: &ModelConfig,
-        format: LinearFormat,
+        format: LinearFormat<'_>,
     ) -> Result<Self> {
         let (precision, input_scale) = (format.precision, format.input_scale);
         let modules = names::linear(id);
@@ -49,13 +55,24 @@ impl Linear {
         if let Some(s) = input_scale {
             crate::validate::check_input_scale(&id.to_string(), s)?;
         }
+        let smoothed_inv = match (format.smoothing, input_scale) {
+            (None, _) => None,
+            (Some(_), None) => {
+                return Err(Error::Options(format!("smoothing for {id} needs its static int8 input scale")))
+            }
+            (Some(s), Some(scale)) => {
+                crate::validate::check_smoothing(&id.to_string(), s, k)?;
+                Some(s.iter().map(|s| 1.0 / (s * scale)).collect::<Vec<f32>>())
+            }
+        };
         let n = modules.len() * n_each;
         let mut b = Vec::with_capacity(n);
         for m in &modules {
             b.extend(ck.f32(&m.bias, &[n_each])?);
         }
         if ck.dtype(&modules[0].weight) == Some(FloatType::I8) {
-            // Written by `e5 quantize`: int8 per output channel, used without re-quantization.
+            // Written by `e5 quantize`: int8 per output channel, used without re-quantization
+            // (smoothed there when the file stores smoothing factors).
             let (mut q, mut scales) = (Vec::with_capacity(n * k), Vec::with_capacity(n));
             for m in &modules {
                 q.extend(ck.i8(&m.weight, &[n_each, k])?);
@@ -73,11 +90,15 @@ impl Linear {
                 id,
                 weight: Weights::Int8(PackedI8::from_quantized(kern, &q, &scales, n, k, Some(&b))),
                 input_scale,
+                smoothed_inv,
             });
         }
         let mut w = Vec::with_capacity(n * k);
         for m in &modules {
             w.extend(ck.f32(&m.weight, &[n_each, k])?);
+        }
+        if let Some(s) = format.smoothing {
+            crate::quantize::smooth::scale_columns(&mut w, s);
         }
         let float = |s: Storage| Weights::Float(PackedF32::from_rows(kern, &w, n, k, k, Some(&b)).stored_as(s));
         let weight = match precision {
@@ -93,7 +114,16 @@ impl Linear {
         for m in &modules {
             ck.release(&m.weight);
         }
-        Ok(Linear { id, weight, input_scale })
+        Ok(Linear { id, weight, input_scale, smoothed_inv })
+    }
+
+    /// How the int8 GEMM quantizes this map's input.
+    fn activations(&self) -> ActQuant<'_> {
+        match (self.input_scale, &self.smoothed_inv) {
+            (Some(scale), Some(inv)) => ActQuant::Smoothed { scale, inv },
+            (Some(scale), None) => ActQuant::Static(scale),
+            (None, _) => ActQuant::Dynamic,
+        }
     }
 
     /// `x`: `[t, k]` → `[t, n]`, with `post` fused into the GEMM's store; `tap` sees `x`.
@@ -101,7 +131,7 @@ impl Linear {
         tap(Site::LinearInput(self.id), x);
         match &self.weight {
             Weights::Float(w) => kern.gemm_to_vec(x, t, w, post),
-            Weights::Int8(w) => kern.gemm_i8_to_vec(x, t, w, self.input_scale, post),
+            Weights::Int8(w) => kern.gemm_i8_to_vec(x, t, w, self.activations(), post),
             Weights::Int4(w) => kern.gemm_i4_to_vec(x, t, w, post),
         }
     }

@@ -64,6 +64,15 @@ impl Site {
 /// rows, or `n` sequence rows at [`Site::Pooled`].
 pub type Tap<'a> = dyn FnMut(Site, &[f32]) + Send + 'a;
 
+/// How the linear layers are stored: the options' precision, with the sub-layers kept in
+/// f32, the static int8 input scales and the smoothing factors (from the options or a
+/// quantized directory), all keyed `layer.{i}.{sub_layer}`.
+pub(crate) struct LinearFormats<'a> {
+    pub keep_fp32: &'a [String],
+    pub activation_scales: Option<&'a BTreeMap<String, f32>>,
+    pub smoothing: Option<&'a BTreeMap<String, Vec<f32>>>,
+}
+
 pub(crate) struct Encoder {
     pub cfg: ModelConfig,
     pub embeddings: TokenEmbeddings,
@@ -79,17 +88,23 @@ impl Encoder {
         cfg: ModelConfig,
         kern: &'static Kernels,
         precision: Precision,
-        keep_fp32: &[String],
-        activation_scales: Option<&BTreeMap<String, f32>>,
+        formats: &LinearFormats<'_>,
     ) -> Result<Self> {
         let parse = |what: &str, name: &str| {
             LinearId::parse_in(name, cfg.layers).map_err(|e| Error::Options(format!("{what} {e}")))
         };
-        let keep: Vec<LinearId> = keep_fp32.iter().map(|k| parse("keep-fp32", k)).collect::<Result<_>>()?;
-        let scales: BTreeMap<LinearId, f32> = activation_scales
+        let keep: Vec<LinearId> = formats.keep_fp32.iter().map(|k| parse("keep-fp32", k)).collect::<Result<_>>()?;
+        let scales: BTreeMap<LinearId, f32> = formats
+            .activation_scales
             .into_iter()
             .flatten()
             .map(|(k, &s)| Ok((parse("activation scale for", k)?, s)))
+            .collect::<Result<_>>()?;
+        let smoothing: BTreeMap<LinearId, &[f32]> = formats
+            .smoothing
+            .into_iter()
+            .flatten()
+            .map(|(k, s)| Ok((parse("smoothing for", k)?, s.as_slice())))
             .collect::<Result<_>>()?;
         if !scales.is_empty() && precision != Precision::Int8 {
             return Err(Error::Options("activation scales (static int8) need int8 precision".into()));
@@ -98,8 +113,12 @@ impl Encoder {
         let layers = (0..cfg.layers)
             .map(|i| {
                 let format = |id: LinearId| match keep.contains(&id) {
-                    true => LinearFormat { precision: Precision::Fp32, input_scale: None },
-                    false => LinearFormat { precision, input_scale: scales.get(&id).copied() },
+                    true => LinearFormat { precision: Precision::Fp32, input_scale: None, smoothing: None },
+                    false => LinearFormat {
+                        precision,
+                        input_scale: scales.get(&id).copied(),
+                        smoothing: smoothing.get(&id).copied(),
+                    },
                 };
                 Layer::load(ck, kern, &cfg, i, &format)
             })
