@@ -414,7 +414,7 @@ pub(crate) fn verify(m: &Manifest, ck: &Checkpoint) -> Result<Precision> {
 
 /// The smoothing factors stored in a quantized model (`{sub_layer}.input_smoothing`), whose
 /// int8 weights were smoothed when they were written.
-pub(crate) fn stored_smoothing(m: &Manifest, ck: &Checkpoint) -> Result<Option<Arc<BTreeMap<String, Vec<f32>>>>> {
+pub(crate) fn stored_smoothing(m: &Manifest, ck: &Checkpoint) -> Result<Option<Arc<smooth::Factors>>> {
     let mut out = BTreeMap::new();
     for (name, entry) in &m.tensors {
         if let Some(id) = names::linear_of_input_smoothing(name) {

@@ -27,6 +27,9 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+/// Smoothing factors `s` (`[k]`) by sub-layer name (`layer.{i}.{sub_layer}`).
+pub type Factors = BTreeMap<String, Vec<f32>>;
+
 /// What [`calibrate`] tries.
 #[derive(Clone, Debug)]
 pub struct Search {
@@ -87,7 +90,7 @@ impl Calibration {
         self.sites.iter().map(|(n, c)| (n.clone(), c.scale)).collect()
     }
 
-    pub fn smoothing(&self) -> BTreeMap<String, Vec<f32>> {
+    pub fn smoothing(&self) -> Factors {
         self.sites.iter().filter_map(|(n, c)| Some((n.clone(), c.factors.clone()?))).collect()
     }
 
