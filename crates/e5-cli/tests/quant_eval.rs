@@ -104,6 +104,19 @@ fn report_covers_every_sub_layer_of_every_layer_for_every_precision() {
         }
         assert!(r["by_lang"]["ru_Cyrl"]["acc1"].is_number());
         assert!(rep["speed"][p]["texts_per_s"].as_f64().unwrap() > 0.0);
+        assert!(rep["weights_bytes"][p].as_u64().unwrap() > 0);
+        // Compact document vectors: fp32, int8 (two ways), binary, binary rescored ×1, 2, 4, 10
+        // against int8 and fp32; float vectors of these weights are their own reference.
+        let v = rep["vectors"][p].as_array().unwrap();
+        assert_eq!(v.len(), 12, "{p}");
+        assert_eq!((v[0]["method"].as_str(), v[0]["index_bytes"].as_u64()), (Some("fp32"), Some(128)));
+        assert_eq!(v[0]["tau"], 1.0);
+        assert_eq!((v[3]["method"].as_str(), v[3]["index_bytes"].as_u64()), (Some("binary"), Some(4)));
+        assert_eq!(v[1]["index_bytes"], 32);
+        for m in v {
+            assert!(m["ndcg10"].as_f64().is_some_and(|x| (0.0..=1.0).contains(&x)), "{p} {}", m["method"]);
+            assert!(m["by_lang"]["ru_Cyrl"]["acc1"].is_number());
+        }
     }
     assert_eq!(rep["final"]["fp32"]["min"], 1.0);
     assert_eq!(rep["retrieval"]["fp32"]["tau"], 1.0);
@@ -113,11 +126,16 @@ fn report_covers_every_sub_layer_of_every_layer_for_every_precision() {
     assert_eq!(rep["mixed"]["configs"].as_array().unwrap().len(), 3);
     assert!(rep["pareto"].as_array().is_some_and(|a| !a.is_empty()));
     assert!(std::fs::read(out.join("report.md")).unwrap().len() > 100);
-    for chart in ["sqnr_by_depth", "sqnr_all_sites", "sqnr_by_script", "pareto"] {
+    let md = String::from_utf8(std::fs::read(out.join("report.md")).unwrap()).unwrap();
+    assert!(md.contains("## Compact output vectors") && md.contains("| binary → int8 ×4 | 4 + 32 |"), "{md}");
+    for chart in ["sqnr_by_depth", "sqnr_all_sites", "sqnr_by_script", "pareto", "deployments"] {
         let png = std::fs::read(out.join(format!("{chart}.png"))).unwrap();
         assert_eq!(&png[1..4], b"PNG", "{chart}");
         let svg = std::fs::read_to_string(out.join(format!("{chart}.svg"))).unwrap();
         assert!(svg.starts_with("<svg") && (svg.contains("SQNR") || svg.contains("cosine")), "{chart}");
+        if chart == "deployments" {
+            assert!(svg.contains("nDCG@10") && svg.contains("binary → int8 ×4"), "both panels");
+        }
     }
 }
 

@@ -16,6 +16,7 @@ mod plots;
 mod report;
 mod retrieval;
 mod timing;
+mod vectors;
 
 use anyhow::{bail, ensure, Context, Result};
 use calibrate::{Calibration, Method};
@@ -43,7 +44,8 @@ pub struct QuantEvalArgs {
     /// query/short → embedded as a query, anything else as a passage.
     #[arg(long, value_delimiter = ',', required = true)]
     texts: Vec<String>,
-    /// Parallel retrieval set: JSONL {"query", "passage", "lang"}.
+    /// Parallel retrieval set: JSONL {"query", "passage", "lang"}. Also measures int8 and
+    /// binary document vectors, with rescoring (ranges from the calibration texts).
     #[arg(long)]
     pairs: Option<String>,
     /// Output directory (report.json, report.md, *.png, *.svg).
@@ -246,6 +248,8 @@ pub fn run(a: QuantEvalArgs) -> Result<()> {
         finals: m.final_cos,
         layers: &m.traced.errors,
         retrieval: m.retrieval,
+        vectors: m.vectors,
+        weights_bytes: m.weights_bytes,
         speed: m.speed,
         mixed,
     };
@@ -277,6 +281,10 @@ struct Measured {
     finals: finals::Finals,
     final_cos: BTreeMap<String, finals::CosSummary>,
     retrieval: BTreeMap<String, retrieval::Retrieval>,
+    /// Per configuration, its retrieval with compact document vectors.
+    vectors: BTreeMap<String, Vec<vectors::VectorScores>>,
+    /// Per configuration, the bytes e5 holds for it (packed weights, norms, position table).
+    weights_bytes: BTreeMap<String, usize>,
     speed_idx: Vec<usize>,
     speed: BTreeMap<String, timing::Speed>,
 }
@@ -295,11 +303,22 @@ fn measure(
     log(format!("per-layer comparison on {} texts ({} tokens)", traced.idx.len(), traced.tokens));
     let finals = finals::stage(reference, configs, corpus, &traced)?;
     log(format!("final embeddings of {} texts ({} embedded)", corpus.inputs.len(), finals.embedded));
-    let retrieval = match pairs {
-        Some(p) => retrieval::stage(configs, p)?,
-        None => BTreeMap::new(),
-    };
+    let (mut retrieval, mut vectors) = (BTreeMap::new(), BTreeMap::new());
+    if let Some(p) = pairs {
+        let pv: Vec<_> = configs.iter().map(|c| retrieval::embed_pairs(&c.model, p)).collect::<Result<_>>()?;
+        retrieval = retrieval::stage(configs, p, &pv);
+        // Documents calibrate the int8 ranges: the calibration texts, embedded as passages.
+        let cal: Vec<e5::Input> =
+            corpus.calibration_inputs.iter().map(|x| e5::Input::passage(x.text.clone())).collect();
+        if !cal.is_empty() {
+            for (c, v) in configs.iter().zip(&pv) {
+                let cal = finals::embed_all(&c.model, &cal)?;
+                vectors.insert(c.name.clone(), vectors::evaluate_methods(p, v, &cal)?);
+            }
+        }
+    }
     log(format!("retrieval on {} pairs", pairs.map_or(0, <[_]>::len)));
+    let weights_bytes = configs.iter().map(|c| (c.name.clone(), c.model.info().owned_bytes)).collect();
     let speed_idx = spread(corpus.inputs.len(), a.speed_texts);
     let (inputs, tokens) = corpus.subset(&speed_idx);
     let speed = match a.bench_seconds > 0.0 {
@@ -308,7 +327,7 @@ fn measure(
     };
     log("speed measured".into());
     let final_cos = finals::cosines(&finals, configs, corpus);
-    Ok(Measured { traced, finals, final_cos, retrieval, speed_idx, speed })
+    Ok(Measured { traced, finals, final_cos, retrieval, vectors, weights_bytes, speed_idx, speed })
 }
 
 /// Evaluated texts `idx` with their inputs.

@@ -6,6 +6,8 @@
 //! whatever fonts it has.
 
 use anyhow::{anyhow, Result};
+use plotters::chart::MeshStyle;
+use plotters::coord::ranged1d::{Ranged, ValueFormatter};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use std::path::Path;
@@ -108,6 +110,24 @@ fn finite_runs(ys: &[f64]) -> Vec<Vec<(i32, f64)>> {
     runs
 }
 
+/// The mesh every chart draws: axis descriptions in the bundled font, after `custom` (a
+/// chart's own settings).
+fn mesh<'a, 'b, DB, X, Y>(
+    chart: &'b mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
+    xlabel: &str,
+    ylabel: &str,
+    custom: impl FnOnce(&mut MeshStyle<'a, 'b, X, Y, DB>),
+) -> Result<()>
+where
+    DB: DrawingBackend,
+    X: Ranged + ValueFormatter<X::ValueType>,
+    Y: Ranged + ValueFormatter<Y::ValueType>,
+{
+    let mut m = chart.configure_mesh();
+    custom(&mut m);
+    m.x_desc(xlabel).y_desc(ylabel).label_style((FONT, 13)).axis_desc_style((FONT, 14)).draw().map_err(err)
+}
+
 struct Lines<'a> {
     title: &'a str,
     xlabel: &'a str,
@@ -133,17 +153,9 @@ impl Chart for Lines<'_> {
         let label = |x: &i32| {
             self.xticks.iter().find(|(t, _)| (t - *x as f64).abs() < 0.5).map(|t| t.1.clone()).unwrap_or_default()
         };
-        chart
-            .configure_mesh()
-            .disable_x_mesh()
-            .x_labels(n as usize + 2)
-            .x_label_formatter(&label)
-            .x_desc(self.xlabel)
-            .y_desc(self.ylabel)
-            .label_style((FONT, 13))
-            .axis_desc_style((FONT, 14))
-            .draw()
-            .map_err(err)?;
+        mesh(&mut chart, self.xlabel, self.ylabel, |m| {
+            m.disable_x_mesh().x_labels(n as usize + 2).x_label_formatter(&label);
+        })?;
         for (k, (_, ys)) in self.series.iter().enumerate() {
             let color = PALETTE[k % PALETTE.len()];
             for run in finite_runs(ys) {
@@ -168,12 +180,13 @@ pub fn line_chart(
     save(&Lines { title, xlabel, ylabel, xticks, series }, stem)
 }
 
-struct Scatter<'a> {
-    title: &'a str,
-    xlabel: &'a str,
-    ylabel: &'a str,
-    points: &'a [(String, f64, f64)],
-    front: &'a [usize],
+/// Labelled points; the indices in `front` are joined by a line and starred in the legend.
+pub struct Scatter<'a> {
+    pub title: &'a str,
+    pub xlabel: &'a str,
+    pub ylabel: &'a str,
+    pub points: &'a [(String, f64, f64)],
+    pub front: &'a [usize],
 }
 
 impl Chart for Scatter<'_> {
@@ -189,14 +202,7 @@ impl Chart for Scatter<'_> {
             .y_label_area_size(72)
             .build_cartesian_2d(x0..x1, y0..y1)
             .map_err(err)?;
-        chart
-            .configure_mesh()
-            .x_desc(self.xlabel)
-            .y_desc(self.ylabel)
-            .label_style((FONT, 13))
-            .axis_desc_style((FONT, 14))
-            .draw()
-            .map_err(err)?;
+        mesh(&mut chart, self.xlabel, self.ylabel, |_| {})?;
         let mut front: Vec<(f64, f64)> = self.front.iter().map(|&k| (self.points[k].1, self.points[k].2)).collect();
         front.retain(|p| p.0.is_finite() && p.1.is_finite());
         front.sort_by(|a, b| a.0.total_cmp(&b.0));
@@ -212,6 +218,23 @@ impl Chart for Scatter<'_> {
         });
         legend(&key, names)
     }
+}
+
+/// Two scatters side by side.
+struct Side<'a>(Scatter<'a>, Scatter<'a>);
+
+impl Chart for Side<'_> {
+    const SIZE: (u32, u32) = (2000, 600);
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()> {
+        let (left, right) = root.split_horizontally(Scatter::SIZE.0);
+        self.0.draw(&left)?;
+        self.1.draw(&right)
+    }
+}
+
+/// Two scatters side by side, written as `STEM.png` and `STEM.svg`.
+pub fn scatter_pair(stem: &Path, left: Scatter, right: Scatter) -> Result<()> {
+    save(&Side(left, right), stem)
 }
 
 /// Labelled points, written as `STEM.png` and `STEM.svg`; the indices in `front` are joined

@@ -8,6 +8,7 @@ use super::mixed::Mixed;
 use super::plots;
 use super::retrieval::Retrieval;
 use super::timing::Speed;
+use super::vectors::VectorScores;
 use anyhow::Result;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -50,6 +51,10 @@ pub struct Report<'a> {
     /// precision → site → error.
     pub layers: &'a BTreeMap<String, BTreeMap<String, SiteError>>,
     pub retrieval: BTreeMap<String, Retrieval>,
+    /// precision → retrieval with compact document vectors.
+    pub vectors: BTreeMap<String, Vec<VectorScores>>,
+    /// precision → bytes e5 holds (packed weights, norms, position table).
+    pub weights_bytes: BTreeMap<String, usize>,
     pub speed: BTreeMap<String, Speed>,
     pub mixed: Option<Mixed>,
 }
@@ -83,15 +88,8 @@ struct Written<'r, 'a> {
 /// Writes report.json, report.md and the plots (PNG and SVG) into `out`.
 pub fn write(report: &Report, out: &Path, elapsed_s: f64) -> Result<()> {
     let points = points(report);
-    let dominated = |p: &Point| {
-        points.iter().any(|q| {
-            q.texts_per_s >= p.texts_per_s
-                && q.cos_min >= p.cos_min
-                && q.cos_mean >= p.cos_mean
-                && (q.texts_per_s > p.texts_per_s || q.cos_min > p.cos_min || q.cos_mean > p.cos_mean)
-        })
-    };
-    let pareto: Vec<Point> = points.iter().filter(|p| !dominated(p)).cloned().collect();
+    let keys: Vec<Vec<f64>> = points.iter().map(|p| vec![p.texts_per_s, p.cos_min, p.cos_mean]).collect();
+    let pareto: Vec<Point> = front(&keys).into_iter().map(|i| points[i].clone()).collect();
     let recommended = points
         .iter()
         .filter(|p| p.cos_min >= MIN_COS && p.cos_mean >= MEAN_COS)
@@ -105,6 +103,53 @@ pub fn write(report: &Report, out: &Path, elapsed_s: f64) -> Result<()> {
     plot_all(&w, &points, out)?;
     std::fs::write(out.join("report.md"), markdown(&w))?;
     Ok(())
+}
+
+/// The indices of the points no other point dominates (at least as good in every key, better
+/// in one); every key is higher-is-better.
+fn front(keys: &[Vec<f64>]) -> Vec<usize> {
+    let dominates = |q: &[f64], p: &[f64]| q.iter().zip(p).all(|(a, b)| a >= b) && q.iter().zip(p).any(|(a, b)| a > b);
+    (0..keys.len()).filter(|&i| !keys.iter().any(|q| dominates(q, &keys[i]))).collect()
+}
+
+/// The deployment picture: weight precisions by memory, speed and accuracy (left), and
+/// document vectors by bytes and retrieval (right).
+fn plot_deployments(r: &Report, out: &Path) -> Result<()> {
+    let mut left = Vec::new();
+    for p in &r.precisions {
+        let (Some(speed), Some(cos), Some(bytes)) = (r.speed.get(p), r.finals.get(p), r.weights_bytes.get(p)) else {
+            continue;
+        };
+        let mib = *bytes as f64 / (1u64 << 20) as f64;
+        left.push((format!("{p} · {:.0} texts/s", speed.texts_per_s), mib, cos.min, speed.texts_per_s));
+    }
+    let left_front = front(&left.iter().map(|p| vec![-p.1, p.2, p.3]).collect::<Vec<_>>());
+    let left: Vec<(String, f64, f64)> = left.into_iter().map(|p| (p.0, p.1, p.2)).collect();
+    let methods = r.vectors.get("fp32").map(Vec::as_slice).unwrap_or_default();
+    let right: Vec<(String, f64, f64)> =
+        methods.iter().map(|m| (m.method.clone(), m.index_bytes as f64, m.retrieval.overall.ndcg10)).collect();
+    let keys: Vec<Vec<f64>> = methods
+        .iter()
+        .map(|m| vec![-(m.index_bytes as f64), -(m.rescore_bytes as f64), m.retrieval.overall.ndcg10])
+        .collect();
+    if left.is_empty() && right.is_empty() {
+        return Ok(());
+    }
+    let weights = plots::Scatter {
+        title: "Weights: memory, speed, accuracy (* = Pareto front)",
+        xlabel: "weights held by e5 (MiB)",
+        ylabel: "min cosine to fp32",
+        points: &left,
+        front: &left_front,
+    };
+    let vectors = plots::Scatter {
+        title: "Document vectors, fp32 weights (* = Pareto front)",
+        xlabel: "bytes per vector in the index",
+        ylabel: "nDCG@10, parallel set",
+        points: &right,
+        front: &front(&keys),
+    };
+    plots::scatter_pair(&out.join("deployments"), weights, vectors)
 }
 
 /// Every configuration with a speed: the precisions, then the mixed configurations.
@@ -191,7 +236,7 @@ fn plot_all(w: &Written, points: &[Point], out: &Path) -> Result<()> {
         let title = "Speed vs accuracy (* = Pareto front)";
         plots::scatter(&out.join("pareto"), title, "texts/s (batch 32)", "min cosine to fp32", &xy, &front)?;
     }
-    Ok(())
+    plot_deployments(r, out)
 }
 
 /// 4 or 6 decimals; a dash for a missing value.
@@ -227,6 +272,7 @@ fn markdown(w: &Written) -> String {
     per_layer(&mut m, w.report);
     by_script(&mut m, w.report);
     retrieval_by_language(&mut m, w.report);
+    super::vectors::markdown(&mut m, &w.report.vectors, &w.report.precisions);
     mixed_precision(&mut m, w.report);
     speed_vs_accuracy(&mut m, w);
     m
@@ -366,7 +412,7 @@ fn mixed_precision(m: &mut String, r: &Report) {
 
 /// The Pareto front and the recommendation.
 fn speed_vs_accuracy(m: &mut String, w: &Written) {
-    let _ = writeln!(m, "\n## Speed vs accuracy\n\n![Pareto](pareto.png)\n\nPareto front (no other configuration is at least as fast with at least as high min and mean cosine):\n");
+    let _ = writeln!(m, "\n## Speed vs accuracy\n\n![Pareto](pareto.png)\n\n![Deployments: weights by memory, speed and accuracy; document vectors by bytes and retrieval](deployments.png)\n\nPareto front (no other configuration is at least as fast with at least as high min and mean cosine):\n");
     let _ = writeln!(m, "| config | texts/s | cos min | cos mean |\n|---|---|---|---|");
     for p in &w.pareto {
         let _ = writeln!(m, "| {} | {:.1} | {} | {} |", p.config, p.texts_per_s, n6(p.cos_min), n6(p.cos_mean));

@@ -9,7 +9,7 @@ use super::finals::embed_all;
 use super::metrics::{kendall_tau_b, ndcg_at};
 use super::Config;
 use anyhow::{bail, Result};
-use e5::Input;
+use e5::{Input, Model};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -96,27 +96,33 @@ pub fn evaluate(pairs: &[Pair], sim: &[Vec<f64>], reference: &[Vec<f64>]) -> Ret
     Retrieval { overall: all, by_lang: groups }
 }
 
-/// Every configuration's retrieval scores on `pairs`, with fp32 (the first) as reference.
-pub fn stage(configs: &[Config], pairs: &[Pair]) -> Result<BTreeMap<String, Retrieval>> {
+/// The float vectors of a parallel set: line i's query, and passage i.
+pub struct PairVectors {
+    pub queries: Vec<Vec<f32>>,
+    pub passages: Vec<Vec<f32>>,
+}
+
+/// `pairs` embedded by `model` (each distinct query once).
+pub fn embed_pairs(model: &Model, pairs: &[Pair]) -> Result<PairVectors> {
     let mut queries: Vec<&str> = pairs.iter().map(|p| p.query.as_str()).collect();
     queries.sort();
     queries.dedup();
     let q_inputs: Vec<Input> = queries.iter().map(|q| Input::query(*q)).collect();
     let p_inputs: Vec<Input> = pairs.iter().map(|p| Input::passage(p.passage.as_str())).collect();
-    let mut sims: Vec<Vec<Vec<f64>>> = Vec::new();
-    for c in configs {
-        let q = embed_all(&c.model, &q_inputs)?;
-        let p = embed_all(&c.model, &p_inputs)?;
-        let s: Vec<Vec<f64>> = pairs
-            .iter()
-            .map(|pr| {
-                let qi = queries.binary_search(&pr.query.as_str()).expect("every query is listed");
-                p.iter().map(|pv| pv.iter().zip(&q[qi]).map(|(a, b)| (*a as f64) * (*b as f64)).sum()).collect()
-            })
-            .collect();
-        sims.push(s);
-    }
-    Ok(configs.iter().zip(&sims).map(|(c, s)| (c.name.clone(), evaluate(pairs, s, &sims[0]))).collect())
+    let q = embed_all(model, &q_inputs)?;
+    let by_line = pairs.iter().map(|p| q[queries.binary_search(&p.query.as_str()).expect("listed")].clone());
+    Ok(PairVectors { queries: by_line.collect(), passages: embed_all(model, &p_inputs)? })
+}
+
+/// Every configuration's retrieval scores on `pairs` from its vectors, with fp32 (the first)
+/// as reference.
+pub fn stage(configs: &[Config], pairs: &[Pair], vectors: &[PairVectors]) -> BTreeMap<String, Retrieval> {
+    let dot = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| (*x as f64) * (*y as f64)).sum::<f64>();
+    let sims: Vec<Vec<Vec<f64>>> = vectors
+        .iter()
+        .map(|v| v.queries.iter().map(|q| v.passages.iter().map(|p| dot(p, q)).collect()).collect())
+        .collect();
+    configs.iter().zip(&sims).map(|(c, s)| (c.name.clone(), evaluate(pairs, s, &sims[0]))).collect()
 }
 
 #[cfg(test)]
