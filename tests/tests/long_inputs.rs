@@ -44,6 +44,22 @@ fn chunks_cover_the_text_with_overlap_and_char_spans() {
 }
 
 #[test]
+fn every_chunk_of_a_query_is_presented_as_a_query() {
+    let text = "Everyone has the right to life, liberty and security of person. ".repeat(20);
+    let m = tiny(LongInputs::Chunk { window: 40, overlap: 8, output: ChunkOutput::PerChunk });
+    let out = m.embed(&[Input::query(text.as_str())]).unwrap();
+    // Each chunk holds the prefix's tokens besides its 40-token window and the specials.
+    let prefix = m.tokenize(&Input::query("")).unwrap().ids.len() - 2;
+    assert!(prefix > 0 && out.len() > 3);
+    assert!(out.rows[..out.len() - 1].iter().all(|r| r.tokens == 40 + 2 + prefix), "{:?}", out.rows);
+    // A later chunk embeds like its span alone as a query.
+    let c = &out.rows[2];
+    let span: String = text.chars().skip(c.chars.start).take(c.chars.end - c.chars.start).collect();
+    let alone = tiny(LongInputs::Truncate).embed(&[Input::query(span.as_str())]).unwrap();
+    assert!(cosine(alone.vector(0), out.vector(2)) > 0.999, "chunk 2 vs its span embedded alone as a query");
+}
+
+#[test]
 fn per_input_chunking_is_the_weighted_mean_of_chunks() {
     let text = "All human beings are born free and equal in dignity and rights. ".repeat(15);
     let per_chunk = tiny(LongInputs::Chunk { window: 30, overlap: 5, output: ChunkOutput::PerChunk })

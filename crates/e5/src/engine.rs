@@ -245,11 +245,11 @@ impl Model {
         })
     }
 
-    /// Leading tokens of a sequence that starts with `prompt` left out of pooling: none
-    /// unless the model pools with `include_prompt: false`; then, as sentence-transformers
-    /// counts them, the tokens of the prompt alone without its trailing special token.
+    /// Leading tokens of a sequence that starts with `prompt` that belong to it, as
+    /// sentence-transformers counts them for `include_prompt: false`: the tokens of the
+    /// prompt alone, leading special tokens included, without its trailing special token.
     fn prompt_tokens(&self, prompt: &str) -> Result<usize> {
-        if self.cfg.head.pooling.include_prompt || prompt.is_empty() {
+        if prompt.is_empty() {
             return Ok(0);
         }
         let enc = self.tokenizer.encode(&plan::compose(prompt, "").0, usize::MAX)?;
@@ -295,11 +295,16 @@ impl Model {
             LongInputs::Chunk { .. } => usize::MAX,
         };
         let enc = self.tokenizer.encode(&text, keep)?;
-        let mut pieces = self.planner.plan(index, &enc, shift, input.text.chars().count())?;
-        // The prompt opens the first piece only.
-        if let Some(first) = pieces.first_mut() {
-            first.skip = self.prompt_tokens(prompt)?;
-        }
+        // The prompt opens every piece (each chunk is presented as the input is), and is
+        // left out of pooling under `include_prompt: false`. Tokenizing it alone costs a
+        // little: only where pooling or chunking needs it.
+        let include = self.cfg.head.pooling.include_prompt;
+        let chunked = keep == usize::MAX && enc.total > self.planner.max_tokens;
+        let lead = if include && !chunked { 0 } else { self.prompt_tokens(prompt)? };
+        let chars = input.text.chars().count();
+        let mut pieces = self.planner.plan(index, &enc, shift, chars, lead.saturating_sub(enc.prefix))?;
+        let skip = if include { 0 } else { lead };
+        pieces.iter_mut().for_each(|p| p.skip = skip);
         Ok(pieces)
     }
 

@@ -56,8 +56,10 @@ impl<'a> Input<'a> {
 pub enum LongInputs {
     /// Keep the first tokens that fit and report the input as truncated.
     Truncate,
-    /// Split into windows of `window` content tokens (0: as many as fit) overlapping by
-    /// `overlap` tokens, and embed each.
+    /// Split the text into windows of `window` tokens (0: as many as fit) overlapping by
+    /// `overlap` tokens, and embed each. Every window opens with the input's prompt
+    /// (`"query: "`, a declared prompt…), as the whole input would, and under
+    /// `include_prompt: false` the prompt is left out of every window's pooling.
     Chunk { window: usize, overlap: usize, output: ChunkOutput },
 }
 

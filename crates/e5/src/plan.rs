@@ -40,10 +40,18 @@ pub(crate) fn compose(prefix: &str, text: &str) -> (String, isize) {
 }
 
 impl Planner {
-    /// Splits input `index` (tokenized as `enc`; `shift` from [`compose`]; `text_chars`
-    /// characters in the caller's text) into the sequences the encoder runs, per
-    /// [`LongInputs`].
-    pub fn plan(&self, index: usize, enc: &Encoded, shift: isize, text_chars: usize) -> Result<Vec<Piece>> {
+    /// Splits input `index` (tokenized as `enc`, whose first `prompt` content tokens are
+    /// its prompt; `shift` from [`compose`]; `text_chars` characters in the caller's text)
+    /// into the sequences the encoder runs, per [`LongInputs`]. The prompt opens every
+    /// piece: each chunk of a query or passage is presented as one.
+    pub fn plan(
+        &self,
+        index: usize,
+        enc: &Encoded,
+        shift: isize,
+        text_chars: usize,
+        prompt: usize,
+    ) -> Result<Vec<Piece>> {
         let vocab = self.vocab;
         if let Some(bad) = enc.ids.iter().find(|&&id| id as usize >= vocab) {
             return Err(Error::Input {
@@ -53,9 +61,12 @@ impl Planner {
         }
         let max = self.max_tokens;
         let (total, content) = (enc.total, enc.content());
-        let room = max.checked_sub(enc.prefix + enc.suffix).filter(|&r| r > 0).ok_or_else(|| Error::Input {
-            index,
-            message: format!("the model's limit of {max} tokens leaves no room for text"),
+        // Content is `[prompt | text]`; pieces cut the text only.
+        let prompt = content.start..(content.start + prompt).min(content.end);
+        let text_start = prompt.end;
+        let room = max.checked_sub(enc.prefix + prompt.len() + enc.suffix).filter(|&r| r > 0).ok_or_else(|| {
+            let after = if prompt.is_empty() { "" } else { " after the prompt" };
+            Error::Input { index, message: format!("the model's limit of {max} tokens leaves no room for text{after}") }
         })?;
         let to_caller = |c: usize| (c as isize + shift).max(0) as usize;
         let chars = |a: usize, b: usize| -> Range<usize> {
@@ -65,8 +76,13 @@ impl Planner {
             to_caller(enc.offsets[a].0)..to_caller(enc.offsets[b - 1].1)
         };
         let piece = |a: usize, b: usize, truncated: bool, chars: Range<usize>| {
-            let ids: Vec<u32> =
-                enc.ids[..enc.prefix].iter().chain(&enc.ids[a..b]).chain(&enc.ids[content.end..]).copied().collect();
+            let ids: Vec<u32> = enc.ids[..enc.prefix]
+                .iter()
+                .chain(&enc.ids[prompt.clone()])
+                .chain(&enc.ids[a..b])
+                .chain(&enc.ids[content.end..])
+                .copied()
+                .collect();
             Piece {
                 row: RowInfo { input: index, tokens: ids.len(), input_tokens: total, truncated, chars },
                 ids,
@@ -74,12 +90,12 @@ impl Planner {
             }
         };
         if total <= max {
-            return Ok(vec![piece(content.start, content.end, false, 0..text_chars)]);
+            return Ok(vec![piece(text_start, content.end, false, 0..text_chars)]);
         }
         match self.long_inputs {
             LongInputs::Truncate => {
-                let end = content.start + room;
-                Ok(vec![piece(content.start, end, true, chars(content.start, end))])
+                let end = text_start + room;
+                Ok(vec![piece(text_start, end, true, chars(text_start, end))])
             }
             LongInputs::Chunk { window, overlap, .. } => {
                 let w = if window == 0 { room } else { window.min(room) };
@@ -87,7 +103,7 @@ impl Planner {
                     return Err(Error::Options(format!("chunk overlap {overlap} must be smaller than the window {w}")));
                 }
                 let mut out = Vec::new();
-                let mut a = content.start;
+                let mut a = text_start;
                 loop {
                     let b = (a + w).min(content.end);
                     out.push(piece(a, b, false, chars(a, b)));

@@ -39,7 +39,7 @@ fn compose_prefixes_strips_and_shifts_offsets_to_the_callers_text() {
 
 #[test]
 fn an_input_that_fits_is_one_whole_piece() {
-    let pieces = planner(10, LongInputs::Truncate).plan(3, &encoded(5), 0, 9).unwrap();
+    let pieces = planner(10, LongInputs::Truncate).plan(3, &encoded(5), 0, 9, 0).unwrap();
     assert_eq!(pieces.len(), 1);
     let p = &pieces[0];
     assert_eq!(p.ids, encoded(5).ids);
@@ -48,7 +48,7 @@ fn an_input_that_fits_is_one_whole_piece() {
 
 #[test]
 fn truncation_keeps_the_specials_and_reports_the_span() {
-    let pieces = planner(10, LongInputs::Truncate).plan(0, &encoded(20), -7, 40).unwrap();
+    let pieces = planner(10, LongInputs::Truncate).plan(0, &encoded(20), -7, 40, 0).unwrap();
     assert_eq!(pieces.len(), 1);
     let p = &pieces[0];
     assert_eq!(p.ids.len(), 10);
@@ -62,7 +62,7 @@ fn truncation_keeps_the_specials_and_reports_the_span() {
 #[test]
 fn chunks_are_overlapping_windows_that_cover_every_token() {
     let enc = encoded(20);
-    let pieces = planner(10, chunk(5, 2)).plan(1, &enc, 0, 40).unwrap();
+    let pieces = planner(10, chunk(5, 2)).plan(1, &enc, 0, 40, 0).unwrap();
     // Windows start every 5 - 2 = 3 content tokens: 0, 3, …, 15 (the last ends at 20).
     let starts: Vec<usize> = (0..6).map(|k| 3 * k).collect();
     assert_eq!(pieces.len(), starts.len());
@@ -74,24 +74,47 @@ fn chunks_are_overlapping_windows_that_cover_every_token() {
         assert_eq!((p.row.input, p.row.input_tokens, p.row.truncated), (1, 22, false));
     }
     // Window 0: as many content tokens as fit (10 - 2 specials).
-    let pieces = planner(10, chunk(0, 0)).plan(0, &enc, 0, 40).unwrap();
+    let pieces = planner(10, chunk(0, 0)).plan(0, &enc, 0, 40, 0).unwrap();
     assert_eq!(pieces.iter().map(|p| p.ids.len() - 2).collect::<Vec<_>>(), vec![8, 8, 4]);
 }
 
 #[test]
+fn the_prompt_opens_every_chunk_and_only_the_text_is_cut() {
+    // Content tokens 0..3 are the prompt "p: " (characters 0..5, shift -6 to the caller's text).
+    let enc = encoded(23);
+    let pieces = planner(10, chunk(0, 2)).plan(0, &enc, -6, 40, 3).unwrap();
+    // 10 - 2 specials - 3 prompt tokens: windows of 5 text tokens starting every 3.
+    let starts = [3, 6, 9, 12, 15, 18];
+    assert_eq!(pieces.len(), starts.len());
+    for (p, &a) in pieces.iter().zip(&starts) {
+        let b = (a + 5).min(23);
+        let want: Vec<u32> =
+            [CLS].iter().chain(&enc.ids[1..4]).chain(&enc.ids[1 + a..1 + b]).chain(&[SEP]).copied().collect();
+        assert_eq!(p.ids, want);
+        assert_eq!(p.row.chars, 2 * a - 6..2 * (b - 1) + 1 - 6, "the span is the chunk's text, not its prompt");
+    }
+    // Truncation keeps the prompt and the text's start, as before.
+    let t = planner(10, LongInputs::Truncate).plan(0, &enc, -6, 40, 3).unwrap();
+    assert_eq!(t[0].ids[..9], enc.ids[..9]);
+    // A prompt that leaves no room for text is an error, not a piece of prompt alone.
+    let e = planner(6, chunk(0, 0)).plan(4, &enc, 0, 40, 4).err().unwrap();
+    assert!(e.to_string().contains("no room for text after the prompt"), "{e}");
+}
+
+#[test]
 fn bad_plans_are_errors() {
-    let e = planner(10, chunk(4, 4)).plan(0, &encoded(20), 0, 40).err().unwrap();
+    let e = planner(10, chunk(4, 4)).plan(0, &encoded(20), 0, 40, 0).err().unwrap();
     assert!(e.to_string().contains("overlap 4 must be smaller than the window 4"), "{e}");
-    let e = planner(2, LongInputs::Truncate).plan(5, &encoded(3), 0, 6).err().unwrap();
+    let e = planner(2, LongInputs::Truncate).plan(5, &encoded(3), 0, 6, 0).err().unwrap();
     assert!(matches!(e, Error::Input { index: 5, .. }) && e.to_string().contains("no room"), "{e}");
     let p = Planner { vocab: 12, ..planner(10, LongInputs::Truncate) };
-    let e = p.plan(2, &encoded(5), 0, 9).err().unwrap();
+    let e = p.plan(2, &encoded(5), 0, 9, 0).err().unwrap();
     assert!(e.to_string().contains("token id 12 is outside the embedding table (12 rows)"), "{e}");
 }
 
 #[test]
 fn an_empty_input_is_its_specials() {
-    let pieces = planner(512, chunk(0, 0)).plan(0, &encoded(0), 0, 0).unwrap();
+    let pieces = planner(512, chunk(0, 0)).plan(0, &encoded(0), 0, 0, 0).unwrap();
     assert_eq!(pieces.len(), 1);
     assert_eq!(pieces[0].ids, vec![CLS, SEP]);
     assert_eq!(pieces[0].row.chars, 0..0);
@@ -102,9 +125,9 @@ fn a_megabyte_input_is_truncated_once_or_chunked_completely() {
     // About what 1 MB of text tokenizes to.
     let n = 300_000;
     let enc = encoded(n);
-    let truncated = planner(512, LongInputs::Truncate).plan(0, &enc, 0, 2 * n).unwrap();
+    let truncated = planner(512, LongInputs::Truncate).plan(0, &enc, 0, 2 * n, 0).unwrap();
     assert_eq!((truncated.len(), truncated[0].ids.len(), truncated[0].row.input_tokens), (1, 512, n + 2));
-    let chunks = planner(512, chunk(0, 0)).plan(0, &enc, 0, 2 * n).unwrap();
+    let chunks = planner(512, chunk(0, 0)).plan(0, &enc, 0, 2 * n, 0).unwrap();
     assert_eq!(chunks.len(), n.div_ceil(510));
     assert_eq!(chunks.iter().map(|p| p.ids.len() - 2).sum::<usize>(), n);
     assert_eq!(chunks.last().unwrap().row.chars.end, 2 * (n - 1) + 1);
