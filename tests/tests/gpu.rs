@@ -97,5 +97,17 @@ fn cuda_refuses_what_it_cannot_honour() {
     refused(Options::default(), "precision fp32");
     let f16 = Options { precision: Precision::F16, ..Options::default() };
     refused(Options { keep_fp32: vec!["layer.0.qkv".into()], ..f16.clone() }, "keep_fp32");
-    refused(Options { residency: e5::Residency::Lock, ..f16 }, "residency");
+    refused(Options { residency: e5::Residency::Lock, ..f16.clone() }, "residency");
+    // Heads other than one mean or CLS pooling over every token are refused at load, by name
+    // (before any device is touched, so this runs without a GPU too).
+    let st = |name: &str| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/st").join(name);
+    for (model, what) in [
+        ("max", "pooling max with 0 Dense layers"),
+        ("last-token", "pooling lasttoken"),
+        ("dense", "with 2 Dense layers"),
+        ("prompts", "(prompt excluded)"),
+    ] {
+        let e = Model::load(st(model), Options { device: Device::Cuda(0), ..f16.clone() }).err().expect("an error");
+        assert!(matches!(e, Error::Unsupported { .. }) && e.to_string().contains(what), "{model}: {e}");
+    }
 }

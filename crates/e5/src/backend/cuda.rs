@@ -39,7 +39,7 @@ impl CudaBackend {
         SUPPORTS.check(options)?;
         if cfg.head.pooling.fused().is_none() || !cfg.head.dense.is_empty() {
             let option = format!(
-                "pooling {} with {} Dense layers (it runs mean or CLS pooling)",
+                "pooling {} with {} Dense layers (it runs one mean or CLS pooling over every token, and no Dense layer)",
                 cfg.head.pooling,
                 cfg.head.dense.len()
             );
