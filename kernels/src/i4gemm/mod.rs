@@ -98,16 +98,32 @@ pub fn quantize_group(x: &[f32], q: &mut [i8]) -> f32 {
         return if amax == 0.0 { 0.0 } else { f32::NAN };
     }
     let level = |v: f32, scale: f32| if v.is_nan() { 0.0 } else { (v / scale).round_ties_even().clamp(-7.0, 7.0) };
-    let error = |scale: f32| -> f64 {
-        x.iter().filter(|v| !v.is_nan()).map(|&v| (v as f64 - (level(v, scale) * scale) as f64).powi(2)).sum()
+    // Each candidate's levels are computed once: the best one's are kept, not recomputed.
+    // Groups (at most 128 values) use a stack buffer: the search runs once per group at load.
+    let (mut stack, mut heap) = ([0i8; 128], Vec::new());
+    let levels: &mut [i8] = if x.len() <= stack.len() {
+        &mut stack[..x.len()]
+    } else {
+        heap.resize(x.len(), 0);
+        &mut heap
     };
-    let candidates = (0..=16).map(|i| amax / (7.0 + 0.125 * i as f32));
-    let (scale, _) =
-        candidates.map(|s| (s, error(s))).fold((0.0, f64::INFINITY), |best, c| if c.1 < best.1 { c } else { best });
-    for (q, &v) in q.iter_mut().zip(x) {
-        *q = level(v, scale) as i8;
+    let mut best = (0.0f32, f64::INFINITY);
+    for i in 0..=16 {
+        let scale = amax / (7.0 + 0.125 * i as f32);
+        let mut error = 0.0f64;
+        for (l, &v) in levels.iter_mut().zip(x) {
+            let lv = level(v, scale);
+            *l = lv as i8;
+            if !v.is_nan() {
+                error += (v as f64 - (lv * scale) as f64).powi(2);
+            }
+        }
+        if error < best.1 {
+            best = (scale, error);
+            q.iter_mut().zip(levels.iter()).for_each(|(q, &l)| *q = l);
+        }
     }
-    scale
+    best.0
 }
 
 impl PackedI4 {
