@@ -32,12 +32,34 @@ struct Report {
     seconds: f64,
 }
 
-fn parse_kind(kind: &str) -> PyResult<InputKind> {
-    match kind {
-        "raw" => Ok(InputKind::Raw),
-        "query" => Ok(InputKind::Query),
-        "passage" | "document" => Ok(InputKind::Passage),
-        _ => Err(options_error(format!("unknown kind {kind:?} (expected \"query\", \"passage\" or \"raw\")"))),
+/// How texts are presented, as `e5 embed` takes it: a kind (`query`, `passage` /
+/// `document`, `raw`), a prompt the model declares, or a prompt text; at most one. None of
+/// them: the model's default prompt if it declares one, else raw.
+fn parse_kind(
+    model: &e5::Model,
+    kind: Option<&str>,
+    prompt_name: Option<&str>,
+    prompt: Option<&str>,
+) -> PyResult<InputKind> {
+    let prompts = &model.config().prompts;
+    match (kind, prompt_name, prompt) {
+        (Some(_), Some(_), _) | (Some(_), _, Some(_)) | (_, Some(_), Some(_)) => {
+            Err(options_error("give at most one of kind, prompt_name and prompt".into()))
+        }
+        (Some("raw"), ..) => Ok(InputKind::Raw),
+        (Some("query"), ..) => Ok(InputKind::Query),
+        (Some("passage" | "document"), ..) => Ok(InputKind::Passage),
+        (Some(kind), ..) => Err(options_error(format!(
+            "unknown kind {kind:?} (expected \"query\", \"passage\" or \"raw\"; prompt_name= for declared prompts)"
+        ))),
+        (None, Some(name), _) if prompts.named.contains_key(name) => Ok(InputKind::Prompt(name.to_string())),
+        (None, Some(name), _) => {
+            let known: Vec<&str> = prompts.named.keys().map(String::as_str).collect();
+            let known = if known.is_empty() { "no prompts".to_string() } else { known.join(", ") };
+            Err(options_error(format!("unknown prompt_name {name:?}: the model declares {known}")))
+        }
+        (None, None, Some(text)) => Ok(InputKind::Prefix(text.to_string())),
+        (None, None, None) => Ok(prompts.default.clone().map_or(InputKind::Raw, InputKind::Prompt)),
     }
 }
 
@@ -71,7 +93,7 @@ fn guarded<T>(f: impl FnOnce() -> PyResult<T>) -> PyResult<T> {
 #[pymethods]
 impl Model {
     #[new]
-    #[pyo3(signature = (path, precision="fp32", threads=None, device="cpu", long_inputs="truncate", normalize=None, chunk_window=0, chunk_overlap=64))]
+    #[pyo3(signature = (path, precision="fp32", threads=None, device="cpu", long_inputs="truncate", normalize=None, chunk_window=0, chunk_overlap=64, dimensions=None, adapter=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -83,6 +105,8 @@ impl Model {
         normalize: Option<bool>,
         chunk_window: usize,
         chunk_overlap: usize,
+        dimensions: Option<usize>,
+        adapter: Option<std::path::PathBuf>,
     ) -> PyResult<Self> {
         let precision = Precision::parse(precision).ok_or_else(|| {
             options_error(format!("unknown precision {precision:?} (expected one of {})", Precision::names()))
@@ -93,6 +117,8 @@ impl Model {
             device: parse_device(device)?,
             long_inputs: parse_long(long_inputs, chunk_window, chunk_overlap, false)?,
             normalize,
+            dimensions,
+            adapter,
             ..Options::default()
         };
         let path = path.to_string();
@@ -106,6 +132,13 @@ impl Model {
         self.inner.dim()
     }
 
+    /// What the caller should know about the options as applied to this model (`dimensions`
+    /// the model was not trained for, an adapter's unused tensors).
+    #[getter]
+    fn warnings(&self) -> Vec<String> {
+        self.inner.warnings().to_vec()
+    }
+
     /// Whether vectors are L2-normalized (the model's setting, or the constructor's).
     #[getter]
     fn normalize(&self) -> bool {
@@ -115,16 +148,19 @@ impl Model {
     /// Embeds `texts` in batches of `batch_size`, calling `progress(done, total)` after each
     /// batch; returns a C-contiguous float32 `(len(texts), dim)` array that owns the buffer
     /// the library filled (no copy into numpy).
-    #[pyo3(signature = (texts, kind, batch_size=32, progress=None))]
+    #[pyo3(signature = (texts, kind=None, batch_size=32, progress=None, prompt_name=None, prompt=None))]
+    #[allow(clippy::too_many_arguments)]
     fn embed<'py>(
         &self,
         py: Python<'py>,
         texts: Vec<String>,
-        kind: &str,
+        kind: Option<&str>,
         batch_size: usize,
         progress: Option<Bound<'py, PyAny>>,
+        prompt_name: Option<&str>,
+        prompt: Option<&str>,
     ) -> PyResult<Bound<'py, PyArray2<f32>>> {
-        let kind = parse_kind(kind)?;
+        let kind = parse_kind(&self.inner, kind, prompt_name, prompt)?;
         if batch_size == 0 {
             return Err(options_error("batch_size must be positive".into()));
         }
@@ -177,9 +213,16 @@ impl Model {
     }
 
     /// Tokens of one text as the model sees it (prefix included), before truncation.
-    #[pyo3(signature = (text, kind="raw"))]
-    fn tokenize<'py>(&self, py: Python<'py>, text: String, kind: &str) -> PyResult<Bound<'py, PyDict>> {
-        let kind = parse_kind(kind)?;
+    #[pyo3(signature = (text, kind=None, prompt_name=None, prompt=None))]
+    fn tokenize<'py>(
+        &self,
+        py: Python<'py>,
+        text: String,
+        kind: Option<&str>,
+        prompt_name: Option<&str>,
+        prompt: Option<&str>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let kind = parse_kind(&self.inner, kind, prompt_name, prompt)?;
         let t =
             py.detach(|| guarded(|| self.inner.tokenize(&Input { kind, text: text.into() }).map_err(|e| to_py(e, 0))))?;
         let d = PyDict::new(py);
@@ -218,6 +261,9 @@ impl Model {
         d.set_item("precision", i.precision.name())?;
         d.set_item("pooling", i.pooling.to_string())?;
         d.set_item("normalize", i.normalize)?;
+        let prompts = &self.inner.config().prompts;
+        d.set_item("prompts", prompts.named.clone())?;
+        d.set_item("default_prompt_name", prompts.default.clone())?;
         d.set_item("mapped_bytes", i.mapped_bytes)?;
         d.set_item("owned_bytes", i.owned_bytes)?;
         d.set_item("load_seconds", i.load_time.as_secs_f64())?;

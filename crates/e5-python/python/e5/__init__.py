@@ -21,8 +21,6 @@ from ._e5 import E5Error, InputError, ModelError, OptionsError
 
 __all__ = ["Model", "E5Error", "ModelError", "InputError", "OptionsError", "TruncationWarning", "quantize"]
 
-_KINDS = ("query", "passage", "raw")
-
 
 class TruncationWarning(UserWarning):
     """Some inputs were longer than the model's limit; only their first tokens were embedded."""
@@ -38,25 +36,41 @@ class Model:
     long_inputs: "truncate" (reported: `last_report()["truncated"]` and a TruncationWarning) or
         "chunk" (the token-weighted mean of overlapping windows; `chunk_window`, `chunk_overlap`).
     normalize: L2-normalize outputs; None follows the model (sentence-transformers modules.json).
+    dimensions: keep the first `dimensions` components of each vector, renormalized (Matryoshka
+        models; `e5 embed --dimensions`). A width the model was not trained for warns.
+    adapter: a PEFT LoRA adapter directory, merged into the weights at load (`e5 embed --adapter`).
     """
 
     def __init__(self, path_or_hf_id, precision="fp32", threads=None, device="cpu", long_inputs="truncate",
-                 normalize=None, chunk_window=0, chunk_overlap=64):
+                 normalize=None, chunk_window=0, chunk_overlap=64, dimensions=None, adapter=None):
         self._m = _e5.Model(str(path_or_hf_id), precision=precision, threads=threads, device=device,
                             long_inputs=long_inputs, normalize=normalize, chunk_window=chunk_window,
-                            chunk_overlap=chunk_overlap)
+                            chunk_overlap=chunk_overlap, dimensions=dimensions,
+                            adapter=None if adapter is None else str(adapter))
+        for w in self._m.warnings:
+            warnings.warn(w, UserWarning, stacklevel=2)
 
     @property
     def dim(self):
         """Embedding width."""
         return self._m.dim
 
-    def encode(self, texts, batch_size=32, kind="raw", normalize=True, show_progress_bar=False,
-               output_precision="float32", ranges=None, calibration_embeddings=None):
+    @property
+    def warnings(self):
+        """What e5 warned about the options at load (each also raised as a UserWarning)."""
+        return self._m.warnings
+
+    def encode(self, texts, batch_size=32, kind=None, normalize=True, show_progress_bar=False,
+               output_precision="float32", ranges=None, calibration_embeddings=None, prompt_name=None, prompt=None):
         """Embeds `texts` (a str, a list of str, or a pyarrow string array / chunked array / table
         column) into a numpy `(n, dim)` array (a 1-D vector for a single str).
 
-        kind: "query" / "passage" add the e5 prefixes ("query: ", "passage: "); "raw" embeds as is.
+        kind: "query" / "passage" (or "document") add the model's query / document prompt (E5's
+            "query: ", "passage: "); "raw" embeds as is.
+        prompt_name: a prompt the model declares (`info()["prompts"]`), as `e5 embed --prompt-name`.
+        prompt: a text prepended as the prompt (an instruction), as `e5 embed --prompt`.
+            At most one of kind, prompt_name and prompt; none: the model's default prompt if it
+            declares one (`default_prompt_name`), else raw.
         normalize: must match the model's setting (pass `normalize=` to Model to change it);
             it is checked rather than applied so that vectors stay bit-identical to `e5 embed`.
         output_precision: "float32", or the compact forms of sentence-transformers'
@@ -66,8 +80,6 @@ class Model:
             the call's own vectors, so a vector does not depend on its batch-mates), "binary"
             (packed sign bits as int8, − 128) and "ubinary" (packed sign bits as uint8).
         """
-        if kind not in _KINDS:
-            raise OptionsError(f"unknown kind {kind!r} (expected 'query', 'passage' or 'raw')")
         if normalize is not None and bool(normalize) != self._m.normalize:
             raise OptionsError(
                 f"this model was loaded with normalize={self._m.normalize}; "
@@ -76,7 +88,7 @@ class Model:
         batch = [texts] if single else _as_str_list(texts)
         progress = _progress_bar(len(batch)) if show_progress_bar else None
         try:
-            vectors = self._m.embed(batch, kind, batch_size, progress)
+            vectors = self._m.embed(batch, kind, batch_size, progress, prompt_name, prompt)
         except UnicodeEncodeError as e:  # a lone surrogate has no UTF-8 form
             bad = next(i for i, t in enumerate(batch) if not _is_utf8(t))
             raise InputError(f"input {bad}: {e.reason} (not encodable as UTF-8)") from None
@@ -102,18 +114,18 @@ class Model:
         """`encode(texts, kind="passage")`: documents to retrieve, with the "passage: " prefix."""
         return self.encode(texts, kind="passage", **kwargs)
 
-    def encode_arrow(self, texts, kind="raw", batch_size=32):
+    def encode_arrow(self, texts, kind=None, batch_size=32, prompt_name=None, prompt=None):
         """Embeds a pyarrow string array (or chunked array / table column) into a pyarrow
         `FixedSizeList<float32>[dim]` array, sharing the numpy buffer (no copy)."""
         import pyarrow as pa
 
-        vectors = self.encode(texts, batch_size=batch_size, kind=kind)
+        vectors = self.encode(texts, batch_size=batch_size, kind=kind, prompt_name=prompt_name, prompt=prompt)
         return pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), self.dim)
 
-    def tokenize(self, text, kind="raw"):
-        """Token ids, tokens and character offsets of `text` as the model sees it (prefix
-        included), and `over_limit`: how many tokens truncation would drop."""
-        return self._m.tokenize(text, kind)
+    def tokenize(self, text, kind=None, prompt_name=None, prompt=None):
+        """Token ids, tokens and character offsets of `text` as the model sees it (prompt
+        included, chosen as in `encode`), and `over_limit`: how many tokens truncation would drop."""
+        return self._m.tokenize(text, kind, prompt_name, prompt)
 
     def output_ranges(self):
         """The (2, dim) float32 int8 / uint8 ranges stored beside the model by
