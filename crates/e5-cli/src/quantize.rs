@@ -2,7 +2,7 @@
 
 use anyhow::{Context, Result};
 use clap::Args;
-use e5::quantize::{quantize_model, read_activation_scales};
+use e5::quantize::{quantize_model, read_activation_scales, smooth};
 use e5::{resolve_model, Precision};
 use std::io::Write;
 use std::path::PathBuf;
@@ -31,13 +31,26 @@ pub struct QuantizeArgs {
     /// A PEFT LoRA adapter directory, merged into the weights before quantizing.
     #[arg(long, value_name = "DIR")]
     adapter: Option<PathBuf>,
+    /// Smoothed static int8 (SmoothQuant): calibrate per-channel smoothing factors and input
+    /// scales on --calibration-texts, and store them with the smoothed int8 weights.
+    #[arg(long, requires = "calibration_texts", conflicts_with_all = ["activation_scales", "keep_fp32", "adapter"])]
+    smooth: bool,
+    /// JSONL texts for --smooth, as `e5 quant-eval --texts` reads them ({"text", "kind"}:
+    /// kind query/short → `query: ` prefix, else `passage: `).
+    #[arg(long, value_name = "FILE", requires = "smooth")]
+    calibration_texts: Option<String>,
 }
 
 pub fn run(a: QuantizeArgs) -> Result<()> {
     let src = resolve_model(&a.model)?;
-    let scales = a.activation_scales.as_deref().map(read_activation_scales).transpose()?;
-    let m = quantize_model(&src, &a.out, a.precision, &a.keep_fp32, scales.as_ref(), a.force, a.adapter.as_deref())
-        .with_context(|| format!("quantizing {}", a.model))?;
+    let m = match &a.calibration_texts {
+        Some(texts) => smoothed(&src, &a, texts),
+        None => {
+            let scales = a.activation_scales.as_deref().map(read_activation_scales).transpose()?;
+            quantize_model(&src, &a.out, a.precision, &a.keep_fp32, scales.as_ref(), a.force, a.adapter.as_deref())
+        }
+    }
+    .with_context(|| format!("quantizing {}", a.model))?;
     let bytes = std::fs::metadata(a.out.join("model.safetensors"))?.len();
     let _ = writeln!(
         std::io::stderr(),
@@ -49,4 +62,16 @@ pub fn run(a: QuantizeArgs) -> Result<()> {
         e5::quantize::MANIFEST
     );
     Ok(())
+}
+
+/// `--smooth`: calibrates on the fp32 model, then writes smoothed static int8.
+fn smoothed(src: &std::path::Path, a: &QuantizeArgs, texts: &str) -> Result<e5::quantize::Manifest, e5::Error> {
+    if a.precision != Precision::Int8 {
+        return Err(e5::Error::Options(format!("--smooth writes int8, not {}", a.precision.name())));
+    }
+    let texts = crate::quant_eval::corpus::read_texts(texts).map_err(|e| e5::Error::Options(format!("{e:#}")))?;
+    let inputs: Vec<e5::Input> = texts.iter().map(|t| t.input()).collect();
+    let model = e5::Model::load(src, e5::Options::default())?;
+    let cal = smooth::calibrate(&model, &inputs, &smooth::Search::default())?;
+    smooth::quantize_smoothed(src, &a.out, &cal, a.force)
 }

@@ -161,6 +161,22 @@ pub fn quantize_model(
     overwrite: bool,
     adapter: Option<&Path>,
 ) -> Result<Manifest> {
+    write_quantized(src, dst, precision, keep_fp32, activation_scales, None, overwrite, adapter)
+}
+
+/// [`quantize_model`], with the int8 weights of the sub-layers in `smoothing` smoothed
+/// (input columns multiplied by `s`) and `s` stored as `{sub_layer}.input_smoothing`.
+#[allow(clippy::too_many_arguments)]
+fn write_quantized(
+    src: &Path,
+    dst: &Path,
+    precision: Precision,
+    keep_fp32: &[String],
+    activation_scales: Option<&BTreeMap<String, f32>>,
+    smoothing: Option<&smooth::Factors>,
+    overwrite: bool,
+    adapter: Option<&Path>,
+) -> Result<Manifest> {
     if precision == Precision::Fp32 {
         return Err(Error::Options("quantize needs a precision other than fp32 (int8, f16 or bf16)".into()));
     }
@@ -193,6 +209,18 @@ pub fn quantize_model(
     for (sub_layer, s) in &scales {
         crate::validate::check_input_scale(sub_layer, *s)?;
     }
+    // Smoothing of the sub-layers that are quantized, each with its static scale.
+    let mut smoothed: BTreeMap<LinearId, &[f32]> = BTreeMap::new();
+    for (sub_layer, s) in smoothing.into_iter().flatten() {
+        let id = parse("smoothing for", sub_layer)?;
+        crate::validate::check_smoothing(sub_layer, s, id.sub.input_width(&cfg))?;
+        if !scales.contains_key(sub_layer) {
+            return Err(Error::Options(format!("smoothing for {sub_layer} needs its static int8 input scale")));
+        }
+        if !keep.contains(&id) {
+            smoothed.insert(id, s);
+        }
+    }
     let half = |v: &[f32]| -> (FloatType, Vec<u8>) {
         match precision {
             Precision::Bf16 => (FloatType::Bf16, v.iter().flat_map(|x| bf16::from_f32(*x).to_le_bytes()).collect()),
@@ -209,10 +237,13 @@ pub fn quantize_model(
     tensors.sort();
     for (name, shape) in tensors {
         crate::validate::check_tensor_shape(&cfg, &name, &shape)?;
-        let v = ck.f32(&name, &shape)?;
+        let mut v = ck.f32(&name, &shape)?;
         let is_table = name == names::WORD_EMBEDDINGS;
         let linear = names::linear_of_weight(&name);
         let quantize = is_table || linear.is_some_and(|l| !keep.contains(&l));
+        if let Some(s) = linear.and_then(|l| smoothed.get(&l)) {
+            smooth::scale_columns(&mut v, s);
+        }
         let mut scales = None;
         let (dtype, bytes) = if !quantize {
             (FloatType::F32, f32_bytes(&v))
@@ -243,6 +274,11 @@ pub fn quantize_model(
         let name = names::input_scale(id);
         outs.push(Out { name: name.clone(), dtype: FloatType::F32, shape: vec![1], bytes: f32_bytes(&[*s]) });
         manifest_tensors.insert(name, TensorEntry { dtype: "F32".into(), shape: vec![1], scales: None });
+    }
+    for (&id, s) in &smoothed {
+        let name = names::input_smoothing(id);
+        outs.push(Out { name: name.clone(), dtype: FloatType::F32, shape: vec![s.len()], bytes: f32_bytes(s) });
+        manifest_tensors.insert(name, TensorEntry { dtype: "F32".into(), shape: vec![s.len()], scales: None });
     }
     let staging = output::Staging::new(dst)?;
     let dst = staging.path();
@@ -288,6 +324,11 @@ pub fn quantize_model(
                 p => format!("{} storage, f32 arithmetic", p.name()),
             },
             activations: match precision {
+                Precision::Int8 if !smoothed.is_empty() => {
+                    "int8 symmetric per tensor, static (calibrated input_scale), \
+                    smoothed: inputs divided per channel by input_smoothing, weight columns multiplied"
+                        .into()
+                }
                 Precision::Int8 if !scales.is_empty() => {
                     "int8 symmetric per tensor, static (calibrated input_scale)".into()
                 }

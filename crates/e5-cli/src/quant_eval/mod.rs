@@ -7,7 +7,7 @@
 //! final embeddings → retrieval → timing → mixed-precision search → report.
 
 mod calibrate;
-mod corpus;
+pub(crate) mod corpus;
 mod finals;
 mod layers;
 pub mod metrics;

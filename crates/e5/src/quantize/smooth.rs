@@ -105,6 +105,20 @@ impl Calibration {
     }
 }
 
+/// `e5 quantize --smooth`: writes `dst` from the float model at `src` as smoothed static
+/// int8: int8 weights whose input columns were multiplied by `s`, with each sub-layer's
+/// `input_scale` and `input_smoothing`. It loads with no options and runs exactly as
+/// `cal.options(..)` does on `src` (the word table aside, which the file stores as int8).
+pub fn quantize_smoothed(
+    src: &std::path::Path,
+    dst: &std::path::Path,
+    cal: &Calibration,
+    overwrite: bool,
+) -> Result<super::Manifest> {
+    let (scales, factors) = (cal.activation_scales(), cal.smoothing());
+    super::write_quantized(src, dst, Precision::Int8, &[], Some(&scales), Some(&factors), overwrite, None)
+}
+
 /// `s_j = max|x_j|^α / max|W_j|^(1−α)`, 1 for a channel that is all zero on either side,
 /// clamped to the range the loader accepts.
 pub fn factors(act_max: &[f32], weight_max: &[f32], alpha: f32) -> Vec<f32> {
