@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Reference outputs of sentence-transformers' `quantize_embeddings` (run here only; CI never
 runs it: it needs torch). Writes tests/fixtures/reference/output_quantization.safetensors,
-which tests/tests/output_precision.rs holds e5's output precisions to, bit for bit.
+which tests/tests/output_vectors/mod.rs holds e5's output precisions to, bit for bit.
 
 Environment: tools/requirements-reference.txt (sentence-transformers 6.2.0, numpy 2.4.6).
 

@@ -5,6 +5,9 @@ use e5::quantize::{quantize_model, read_manifest, MANIFEST};
 use e5::{Error, Input, Model, Options, Precision};
 use e5_tests::*;
 
+/// Output precisions (a module of this test binary: one link fewer).
+mod output_vectors;
+
 /// Every real text we have: the reference set and the benchmark workload (≥ 256 texts).
 fn real_texts() -> Vec<String> {
     let mut t = Reference::load(&fixture("reference/e5-small.safetensors")).texts;

@@ -10,6 +10,7 @@ use std::process::{Output, Stdio};
 use std::sync::Arc;
 
 mod common;
+mod output_vectors;
 use common::{command, e5, tiny};
 
 fn ok(o: &Output) -> String {

@@ -1,5 +1,5 @@
 //! Compact output vectors, bit for bit sentence-transformers' `quantize_embeddings(precision=…)`
-//! (`tests/tests/output_precision.rs` holds them to its outputs), with the int8 / uint8 ranges
+//! (`tests/tests/output_vectors/mod.rs` holds them to its outputs), with the int8 / uint8 ranges
 //! calibrated once and stored beside the model.
 //!
 //! For a `[n, dim]` block of f32 vectors:

@@ -1,28 +1,17 @@
+//! (A module of the `corpus` test binary: one link fewer.)
 //! `e5 calibrate-output` and `e5 embed --output-precision`: every precision through JSONL,
 //! .npy and Parquet holds what the library's `e5::output::quantize` computes from the float32
-//! vectors (which tests/tests/output_precision.rs holds to sentence-transformers, bit for bit).
+//! vectors (which tests/tests/output_vectors/mod.rs holds to sentence-transformers, bit for bit).
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Int8Type, UInt8Type};
 use arrow_array::{Array, RecordBatch, StringArray};
 use e5::{OutputPrecision, OutputRanges, VectorData};
 use std::path::Path;
-use std::process::Output;
 use std::sync::Arc;
 
-mod common;
-use common::{e5, tiny};
-
-fn ok(o: &Output) -> String {
-    let err = String::from_utf8_lossy(&o.stderr).into_owned();
-    assert!(o.status.success(), "{err}");
-    err
-}
-
-fn failed(o: &Output) -> String {
-    assert!(!o.status.success(), "expected a failure");
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
+use super::common::{e5, tiny};
+use super::{failed, ok};
 
 /// A copy of the tiny model's directory (its ranges file is written into it).
 fn model_copy(to: &Path) -> String {

@@ -1,4 +1,4 @@
-//! Output precisions against sentence-transformers' `quantize_embeddings`, bit for bit
+//! (A module of the `quantized` test binary.) Output precisions against sentence-transformers' `quantize_embeddings`, bit for bit
 //! (`tests/fixtures/reference/output_quantization.safetensors`, written by
 //! `tools/make_output_quant_reference.py`), and the ranges file through `Model`.
 
