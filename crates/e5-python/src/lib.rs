@@ -7,7 +7,8 @@
 mod errors;
 
 use e5::{
-    ChunkOutput, Device, Input, InputKind, LongInputs, Options, OutputPrecision, OutputRanges, Precision, VectorData,
+    ChunkOutput, Device, Input, InputKind, LongInputs, Options, OutputPrecision, OutputRanges, Precision, Residency,
+    VectorData,
 };
 use errors::{options_error, to_py, E5Error, InputError, ModelError, OptionsError};
 use numpy::{PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray2, PyUntypedArrayMethods};
@@ -93,7 +94,7 @@ fn guarded<T>(f: impl FnOnce() -> PyResult<T>) -> PyResult<T> {
 #[pymethods]
 impl Model {
     #[new]
-    #[pyo3(signature = (path, precision="fp32", threads=None, device="cpu", long_inputs="truncate", normalize=None, chunk_window=0, chunk_overlap=64, dimensions=None, adapter=None))]
+    #[pyo3(signature = (path, precision="fp32", threads=None, device="cpu", long_inputs="truncate", normalize=None, chunk_window=0, chunk_overlap=64, dimensions=None, adapter=None, residency="copy"))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -107,7 +108,11 @@ impl Model {
         chunk_overlap: usize,
         dimensions: Option<usize>,
         adapter: Option<std::path::PathBuf>,
+        residency: &str,
     ) -> PyResult<Self> {
+        let residency = Residency::parse(residency).ok_or_else(|| {
+            options_error(format!("unknown residency {residency:?} (expected one of {})", Residency::names()))
+        })?;
         let precision = Precision::parse(precision).ok_or_else(|| {
             options_error(format!("unknown precision {precision:?} (expected one of {})", Precision::names()))
         })?;
@@ -119,6 +124,7 @@ impl Model {
             normalize,
             dimensions,
             adapter,
+            residency,
             ..Options::default()
         };
         let path = path.to_string();

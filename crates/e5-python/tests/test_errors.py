@@ -31,6 +31,7 @@ def test_missing_and_broken_models_are_model_errors(tiny, tmp_path):
     ({"device": "tpu"}, "unknown device"),
     ({"long_inputs": "drop"}, "unknown long_inputs"),
     ({"threads": 0}, "threads"),
+    ({"residency": "swap"}, "unknown residency"),
 ])
 def test_bad_options(tiny, kwargs, match):
     with pytest.raises(e5.OptionsError, match=match):
@@ -50,3 +51,24 @@ def test_bad_inputs(tiny):
     # A lone surrogate cannot be UTF-8: an InputError naming the input, not a panic.
     with pytest.raises(e5.InputError, match="input 1: .*surrogate"):
         m.encode(["ok", "\ud800"])
+
+
+def test_the_default_residency_survives_the_model_file_rewritten_in_place(tiny, tmp_path):
+    """A notebook or Ray actor outlives `cp new-weights model.safetensors`: the default
+    residency ("copy") keeps the table it loaded; a mapped one fails cleanly instead."""
+    texts = ["a text to embed", "another one"]
+    for residency in ("copy", "lazy"):
+        d = tmp_path / residency
+        shutil.copytree(tiny, d)
+        m = e5.Model(str(d), **({} if residency == "copy" else {"residency": residency}))
+        before = m.encode(texts)
+        weights = d / "model.safetensors"
+        size = weights.stat().st_size
+        with open(weights, "r+b") as f:
+            f.truncate(0)
+        weights.write_bytes(b"\x5a" * size)
+        if residency == "copy":
+            assert (m.encode(texts) == before).all()
+        else:
+            with pytest.raises(e5.E5Error, match="changed on disk"):
+                m.encode(texts)

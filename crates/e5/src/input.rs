@@ -87,6 +87,28 @@ pub enum Residency {
     Copy,
 }
 
+impl Residency {
+    pub const ALL: [Residency; 4] = [Residency::Lazy, Residency::Prefetch, Residency::Lock, Residency::Copy];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Residency::Lazy => "lazy",
+            Residency::Prefetch => "prefetch",
+            Residency::Lock => "lock",
+            Residency::Copy => "copy",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Residency> {
+        Residency::ALL.into_iter().find(|r| r.name() == s)
+    }
+
+    /// The names `parse` takes, for error messages.
+    pub fn names() -> String {
+        Residency::ALL.map(|r| r.name()).join(", ")
+    }
+}
+
 /// Numeric format of the encoder's linear layers. LayerNorm, softmax, the residual stream
 /// and pooling always stay in f32.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]

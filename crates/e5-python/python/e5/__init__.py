@@ -39,14 +39,19 @@ class Model:
     dimensions: keep the first `dimensions` components of each vector, renormalized (Matryoshka
         models; `e5 embed --dimensions`). A width the model was not trained for warns.
     adapter: a PEFT LoRA adapter directory, merged into the weights at load (`e5 embed --adapter`).
+    residency: how the embedding table is held. "copy" (the default) reads it into private memory,
+        so a long-lived process survives its model file being truncated or rewritten in place;
+        "lazy", "prefetch" and "lock" map the file (less memory: e5-small fp32 ~110 MiB against
+        ~475 MiB resident; a file changed in place then fails calls cleanly). docs/robustness.md.
     """
 
     def __init__(self, path_or_hf_id, precision="fp32", threads=None, device="cpu", long_inputs="truncate",
-                 normalize=None, chunk_window=0, chunk_overlap=64, dimensions=None, adapter=None):
+                 normalize=None, chunk_window=0, chunk_overlap=64, dimensions=None, adapter=None,
+                 residency="copy"):
         self._m = _e5.Model(str(path_or_hf_id), precision=precision, threads=threads, device=device,
                             long_inputs=long_inputs, normalize=normalize, chunk_window=chunk_window,
                             chunk_overlap=chunk_overlap, dimensions=dimensions,
-                            adapter=None if adapter is None else str(adapter))
+                            adapter=None if adapter is None else str(adapter), residency=residency)
         for w in self._m.warnings:
             warnings.warn(w, UserWarning, stacklevel=2)
 
