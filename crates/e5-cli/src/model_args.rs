@@ -132,7 +132,7 @@ impl KindArgs {
                 InputKind::Prompt(name.clone())
             }
             (None, None, Some(text)) => InputKind::Prefix(text.clone()),
-            (None, None, None) => prompts.default.clone().map_or(InputKind::Raw, InputKind::Prompt),
+            (None, None, None) => model.default_kind(),
         })
     }
 

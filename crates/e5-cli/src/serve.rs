@@ -32,8 +32,9 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = ServerConfig::default().payload_limit)]
     payload_limit: usize,
     /// Prefix when a request has no `input_type` / `prompt_name`.
-    #[arg(long, value_enum, default_value_t = KindArg::Raw)]
-    default_kind: KindArg,
+    /// (Default: the model's `default_prompt_name` when it declares one, else raw.)
+    #[arg(long, value_enum)]
+    default_kind: Option<KindArg>,
     /// Truncate inputs over the model's limit and report them (the default).
     #[arg(long, overrides_with = "no_truncate")]
     truncate: bool,
@@ -63,7 +64,7 @@ pub fn run(a: ServeArgs) -> Result<()> {
         max_queue: a.max_queue,
         max_client_batch: a.max_client_batch,
         payload_limit: a.payload_limit,
-        default_kind: a.default_kind.value(),
+        default_kind: a.default_kind.map(|k| k.value()),
         truncate: a.truncate || !a.no_truncate,
         api_key: a.api_key,
         request_timeout: std::time::Duration::from_secs(a.request_timeout),

@@ -60,7 +60,7 @@ fn parse_kind(
             Err(options_error(format!("unknown prompt_name {name:?}: the model declares {known}")))
         }
         (None, None, Some(text)) => Ok(InputKind::Prefix(text.to_string())),
-        (None, None, None) => Ok(prompts.default.clone().map_or(InputKind::Raw, InputKind::Prompt)),
+        (None, None, None) => Ok(model.default_kind()),
     }
 }
 

@@ -54,7 +54,8 @@ pub struct ServerConfig {
     /// Request body bytes (more: 413).
     pub payload_limit: usize,
     /// Prefix choice when a request does not say.
-    pub default_kind: InputKind,
+    /// `None`: the model's `default_prompt_name` when it declares one, else raw.
+    pub default_kind: Option<InputKind>,
     /// Inputs over the model's limit are truncated and reported (`false`: 422).
     pub truncate: bool,
     /// Required `Authorization: Bearer KEY` on the model routes.
@@ -78,7 +79,7 @@ impl Default for ServerConfig {
             max_queue: 8192,
             max_client_batch: 2048,
             payload_limit: 8 << 20,
-            default_kind: InputKind::Raw,
+            default_kind: None,
             truncate: true,
             api_key: None,
             request_timeout: Duration::from_secs(60),

@@ -109,7 +109,8 @@ pub async fn embeddings(
         let msg = "input_type applies to text; token ids are embedded exactly as given";
         return Err(ApiError::bad_request("input_type", msg));
     }
-    let kind = prompt::resolve(served.model(), "input_type", req.input_type.as_deref(), &state.config.default_kind)?;
+    let kind =
+        prompt::resolve(served.model(), "input_type", req.input_type.as_deref(), state.config.default_kind.as_ref())?;
     let c = &state.config;
     let out = embed(served, req.input, kind, c.truncate, c.max_client_batch, req.dimensions).await?;
     let tokens: usize = out.embeddings.rows.iter().map(|r| r.tokens).sum();

@@ -15,16 +15,17 @@ const KINDS: [(&str, InputKind); 4] = [
     ("raw", InputKind::Raw),
 ];
 
-/// The kind `name` asks of `model` (`default` when absent): a prompt the model declares by
-/// that name, else one of [`KINDS`]. Anything else is a 400 on `field` that lists what the
-/// model takes.
+/// The kind `name` asks of `model`: a prompt the model declares by that name, else one of
+/// [`KINDS`]. Anything else is a 400 on `field` that lists what the model takes. When the
+/// request names none: `default` (`--default-kind`), else the model's own default, as
+/// `e5 embed` without `--kind` does.
 pub fn resolve(
     model: &Model,
     field: &'static str,
     name: Option<&str>,
-    default: &InputKind,
+    default: Option<&InputKind>,
 ) -> Result<InputKind, ApiError> {
-    let Some(name) = name else { return Ok(default.clone()) };
+    let Some(name) = name else { return Ok(default.cloned().unwrap_or_else(|| model.default_kind())) };
     if model.config().prompts.named.contains_key(name) {
         return Ok(InputKind::Prompt(name.to_string()));
     }

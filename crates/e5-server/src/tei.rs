@@ -68,6 +68,7 @@ pub struct Info {
     pub max_batch_tokens: usize,
     pub max_client_batch_size: usize,
     pub max_queue: usize,
+    /// `--default-kind`, or `model_default`: each model's `default_prompt_name`, else raw.
     pub default_kind: &'static str,
     pub truncate: bool,
     pub version: &'static str,
@@ -120,8 +121,9 @@ pub async fn embed_route(
             format!("truncation_direction {d:?}: only Right"),
         )));
     }
-    let kind = prompt::resolve(served.model(), "prompt_name", req.prompt_name.as_deref(), &state.config.default_kind)
-        .map_err(tei)?;
+    let kind =
+        prompt::resolve(served.model(), "prompt_name", req.prompt_name.as_deref(), state.config.default_kind.as_ref())
+            .map_err(tei)?;
     let c = &state.config;
     let truncate = req.truncate.unwrap_or(c.truncate);
     let out = embed(served, req.inputs, kind, truncate, c.max_client_batch, req.dimensions).await.map_err(tei)?;
@@ -139,8 +141,9 @@ pub async fn tokenize(
 ) -> Result<Json<Vec<Vec<SimpleToken>>>, ApiError> {
     let tei = |e: ApiError| e.flavor(Flavor::Tei);
     let served = state.model(req.model.as_deref()).map_err(tei)?;
-    let kind = prompt::resolve(served.model(), "prompt_name", req.prompt_name.as_deref(), &state.config.default_kind)
-        .map_err(tei)?;
+    let kind =
+        prompt::resolve(served.model(), "prompt_name", req.prompt_name.as_deref(), state.config.default_kind.as_ref())
+            .map_err(tei)?;
     let EmbeddingInput::Texts(texts) = req.inputs else {
         return Err(tei(ApiError::bad_request("inputs", "/tokenize takes texts, not token ids")));
     };
@@ -196,7 +199,7 @@ pub async fn info(State(state): State<Arc<AppState>>) -> Result<Json<Info>, ApiE
         max_batch_tokens: c.max_batch_tokens,
         max_client_batch_size: c.max_client_batch,
         max_queue: c.max_queue,
-        default_kind: kind_name(&c.default_kind),
+        default_kind: c.default_kind.as_ref().map_or("model_default", kind_name),
         truncate: c.truncate,
         version: env!("CARGO_PKG_VERSION"),
         models: models.iter().map(describe).collect(),

@@ -154,3 +154,23 @@ where
     }
     out
 }
+
+/// A request that names no prompt gets the model's `default_prompt_name` ("classify" in the
+/// fixture), as `e5 embed` without `--kind` does, unless the server was given `--default-kind`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_prompt_named_means_the_models_default_prompt_unless_the_server_sets_one() {
+    let m = load("prompts", None);
+    let classify = library(&m, |t| Input::raw(t).with_prompt("classify"));
+    let s = Server::start(ServerConfig::default(), vec![("prompts", m.clone())]).await;
+    let (_, body) = s.post("/embed", json!({"inputs": TEXTS})).await;
+    assert_eq!(tei_vectors(body), classify);
+    let (_, body) = s.post("/v1/embeddings", json!({"input": TEXTS})).await;
+    assert_eq!(vectors(&body), classify);
+    s.stop().await;
+
+    let config = ServerConfig { default_kind: Some(e5::InputKind::Raw), ..ServerConfig::default() };
+    let s = Server::start(config, vec![("prompts", m.clone())]).await;
+    let (_, body) = s.post("/v1/embeddings", json!({"input": TEXTS})).await;
+    assert_eq!(vectors(&body), library(&m, Input::raw));
+    s.stop().await;
+}

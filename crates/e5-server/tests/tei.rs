@@ -62,7 +62,7 @@ async fn tokenize_and_info_describe_the_model() {
     let info: Value = serde_json::from_str(&info).unwrap();
     assert_eq!(info["model_id"], "tiny");
     assert_eq!(info["max_input_length"], model.info().max_tokens);
-    assert_eq!(info["default_kind"], "raw");
+    assert_eq!(info["default_kind"], "model_default");
     let m = &info["models"][0];
     assert_eq!((m["dimension"].as_u64(), m["precision"].as_str()), (Some(32), Some("fp32")));
     assert_eq!(m["query_prefix"], "query: ");

@@ -154,6 +154,12 @@ impl Model {
         &self.cfg
     }
 
+    /// What an input that names no prompt gets: the model's `default_prompt_name`
+    /// (config_sentence_transformers.json) when it declares one, else no prompt.
+    pub fn default_kind(&self) -> InputKind {
+        self.cfg.prompts.default.clone().map_or(InputKind::Raw, InputKind::Prompt)
+    }
+
     /// Embedding width: `Options::dimensions`, else the model's output width.
     pub fn dim(&self) -> usize {
         self.options.dimensions.unwrap_or(self.cfg.head.width(self.cfg.hidden))
