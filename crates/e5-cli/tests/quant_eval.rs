@@ -12,6 +12,15 @@ fn tiny() -> String {
     format!("{}/tests/fixtures/tiny-xlmr", root())
 }
 
+/// `e5 quant-eval` of the tiny model over `texts` into `out`, with `extra` flags.
+fn run_tiny(texts: &str, out: &std::path::Path, extra: &[&str]) -> Output {
+    let model = tiny();
+    let out = out.to_str().unwrap();
+    let mut args = vec!["--model", &model, "--texts", texts, "--out", out];
+    args.extend_from_slice(extra);
+    run(&args)
+}
+
 fn run(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_e5")).arg("quant-eval").args(args).output().unwrap()
 }
@@ -160,16 +169,7 @@ fn missing_and_malformed_pairs_files_are_clear_errors() {
     let texts = write(dir.path(), "texts.jsonl", TEXTS);
     let out = dir.path().join("out");
     let missing = dir.path().join("nope.jsonl");
-    let o = run(&[
-        "--model",
-        &tiny(),
-        "--texts",
-        &texts,
-        "--out",
-        out.to_str().unwrap(),
-        "--pairs",
-        missing.to_str().unwrap(),
-    ]);
+    let o = run_tiny(&texts, &out, &["--pairs", missing.to_str().unwrap()]);
     assert!(!o.status.success());
     let e = stderr(&o);
     assert!(e.contains("reading the pairs file") && e.contains("nope.jsonl"), "{e}");
@@ -179,13 +179,13 @@ fn missing_and_malformed_pairs_files_are_clear_errors() {
         "bad.jsonl",
         "{\"query\": \"a\", \"passage\": \"b\", \"lang\": \"de\"}\n{\"query\": \"only a query\", \"lang\": \"fr\"}\n",
     );
-    let o = run(&["--model", &tiny(), "--texts", &texts, "--out", out.to_str().unwrap(), "--pairs", &bad]);
+    let o = run_tiny(&texts, &out, &["--pairs", &bad]);
     assert!(!o.status.success());
     let e = stderr(&o);
     assert!(e.contains("line 2") && e.contains("\"passage\""), "{e}");
 
     let bad = write(dir.path(), "bad2.jsonl", "{\"query\": \"a\", \"passage\": \"b\"}\nnot json\n");
-    let o = run(&["--model", &tiny(), "--texts", &texts, "--out", out.to_str().unwrap(), "--pairs", &bad]);
+    let o = run_tiny(&texts, &out, &["--pairs", &bad]);
     assert!(stderr(&o).contains("line 2: malformed JSON"), "{}", stderr(&o));
 }
 
@@ -194,22 +194,20 @@ fn smoothed_static_int8_reports_its_alpha_per_sub_layer() {
     let dir = tempfile::tempdir().unwrap();
     let texts = write(dir.path(), "texts.jsonl", TEXTS);
     let out = dir.path().join("out");
-    let o = run(&[
-        "--model",
-        &tiny(),
-        "--texts",
+    let o = run_tiny(
         &texts,
-        "--out",
-        out.to_str().unwrap(),
-        "--precisions",
-        "fp32,int8-static-smooth",
-        "--calibration-texts",
-        "3",
-        "--mixed-k",
-        "0",
-        "--bench-seconds",
-        "0",
-    ]);
+        &out,
+        &[
+            "--precisions",
+            "fp32,int8-static-smooth",
+            "--calibration-texts",
+            "3",
+            "--mixed-k",
+            "0",
+            "--bench-seconds",
+            "0",
+        ],
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     let rep: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
     let sites = rep["calibration"]["smooth"]["sites"].as_object().unwrap();
