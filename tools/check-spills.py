@@ -8,8 +8,8 @@ regression is invisible to correctness tests, so this script reads the disassemb
 
 For every function named below it finds the loops (a branch back to an earlier address
 inside the function), keeps those that issue multiply-accumulate instructions (FMA,
-vpdpbusd, vpmaddwd), and reports any vector load or store addressed off %rsp / %rbp in
-them. Exit status 1 if one is found, so `tools/test.sh` fails on a spill.
+vpdpbusd, vpmaddwd, vdpbf16ps), and reports any vector load or store addressed off %rsp /
+%rbp in them. Exit status 1 if one is found, so `tools/test.sh` fails on a spill.
 
 usage: check-spills.py BINARY[,BINARY...] [FUNCTION_SUBSTRING ...]
 (a function is looked up in every binary given; kernels no binary links are an error)
@@ -26,11 +26,14 @@ DEFAULT_FUNCTIONS = [
     "e5_kernels::i8gemm::avx2::tile",
     "e5_kernels::i4gemm::avx512vnni::tile",
     "e5_kernels::i4gemm::avx2::tile",
+    "e5_kernels::bf16gemm::avx512bf16::tile",
 ]
 # The multiply-accumulate that makes a kernel's inner loop: FMA for f32 tiles; the integer
-# dot products for int8 / int4 tiles, whose FMAs only fold finished groups into f32.
+# dot products for int8 / int4 tiles, whose FMAs only fold finished groups into f32; the
+# bf16 pair dot product for bf16-dot tiles.
 F32_MAC = re.compile(r"\bvfmadd\w*\b")
 INT_MAC = re.compile(r"\b(vpdpbusd\w*|vpmaddwd|vpmaddubsw)\b")
+BF16_MAC = re.compile(r"\bvdpbf16ps\b")
 # AT&T order: a store names the register first, the stack slot last.
 STACK_STORE = re.compile(r"\bvmov\w*\s+%[xyz]mm\d+,\s*-?(0x[0-9a-f]+)?\((%rsp|%rbp)")
 BRANCH = re.compile(r"\bj\w+\s+([0-9a-f]+)\s+<")
@@ -87,7 +90,8 @@ def main():
     missing = [w for w in wanted if not any(w in name for name in funcs)]
     bad = 0
     for name, body in sorted(funcs.items()):
-        loops = loop_spills(body, F32_MAC if "f32gemm" in name else INT_MAC)
+        mac = F32_MAC if "f32gemm" in name else BF16_MAC if "bf16gemm" in name else INT_MAC
+        loops = loop_spills(body, mac)
         spilled = [lp for lp in loops if lp[3]]
         print(f"{name}: {len(loops)} multiply-accumulate loops, {len(spilled)} with stack traffic")
         for start, end, macs, spills in spilled:

@@ -8,6 +8,7 @@
 //! See `kernels/README.md` for tile shapes, packing and the determinism contract.
 
 pub mod attention;
+pub mod bf16gemm;
 pub mod cache;
 mod dispatch;
 pub mod f32gemm;
@@ -22,6 +23,7 @@ mod tiling;
 pub mod vector;
 
 pub use attention::AttentionShape;
+pub use bf16gemm::{Bf16Kernel, PackedBf16};
 pub use cache::CacheSizes;
 pub use dispatch::Kernels;
 pub use f32gemm::{Blocking, PackedF32, Post, Storage};

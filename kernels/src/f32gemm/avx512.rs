@@ -43,7 +43,7 @@ unsafe fn load16<const S: u8>(b: *const u8, i: usize) -> __m512 {
 
 /// Lane masks of the two 16-float halves of a row of `n ≤ 32` valid columns.
 #[inline]
-fn masks(n: usize) -> [__mmask16; 2] {
+pub(crate) fn masks(n: usize) -> [__mmask16; 2] {
     let m = if n >= 32 { u32::MAX } else { (1u32 << n) - 1 };
     [m as __mmask16, (m >> 16) as __mmask16]
 }
@@ -77,18 +77,19 @@ unsafe fn rows<const R: usize, const S: u8>(t: &Tile, b: *const u8) {
         a = a.add(t.k_stride);
         b = b.add(32 * size);
     }
-    unrolled!(R, |r| { finish_row(t, r, acc[r], k) });
+    unrolled!(R, |r| { finish_row(t.post, t.c, t.ldc, r, acc[r], k) });
 }
 
-/// Applies the epilogue to row `r` of a finished tile and stores its `t.nr` columns.
-/// Out of line: the row loop around it is unrolled so the accumulators stay in registers,
-/// and one call per row costs nothing beside the `k` loop.
+/// Applies the epilogue to row `r` of a finished 32-column tile at `c` (row stride `ldc`)
+/// and stores its valid columns (masks `k`). Out of line: the row loop around it is
+/// unrolled so the accumulators stay in registers, and one call per row costs nothing
+/// beside the `k` loop. Shared by the f32 and bf16-dot tiles.
 #[inline(never)]
 #[target_feature(enable = "avx512f")]
-unsafe fn finish_row(t: &Tile, r: usize, v: [__m512; 2], k: [__mmask16; 2]) {
-    let p = t.c.add(r * t.ldc);
-    post_store16(t.post, r, 0, k[0], p, v[0]);
-    post_store16(t.post, r, 1, k[1], p.add(16), v[1]);
+pub(crate) unsafe fn finish_row(post: TilePost, c: *mut f32, ldc: usize, r: usize, v: [__m512; 2], k: [__mmask16; 2]) {
+    let p = c.add(r * ldc);
+    post_store16(post, r, 0, k[0], p, v[0]);
+    post_store16(post, r, 1, k[1], p.add(16), v[1]);
 }
 
 /// The epilogue of every AVX-512 tile (f32, int8, int4), on 16 columns: `post` applied to

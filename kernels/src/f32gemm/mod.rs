@@ -333,16 +333,22 @@ impl Blocking {
     ///   Zen 4, 8 AVX2 strips (48 rows) ran up to 20% slower at M = 512 than 16; 16 and 32
     ///   AVX-512 strips alike.
     pub fn derive(mr: usize, caches: CacheSizes) -> Blocking {
-        let strip_kc = caches.l1d * 3 / 8 / (mr * 4);
+        Blocking::derive_for(mr, 4, caches)
+    }
+
+    /// [`Blocking::derive`] for a strip of `A` holding `a_bytes` per value (2 for bf16:
+    /// with 32 KiB of L1D, `KC` 512 for a 12-row tile).
+    pub fn derive_for(mr: usize, a_bytes: usize, caches: CacheSizes) -> Blocking {
+        let strip_kc = caches.l1d * 3 / 8 / (mr * a_bytes);
         let kc = (1usize << strip_kc.max(1).ilog2()).clamp(64, 1024);
-        let strips = (caches.l2 / 2 / (mr * kc * 4)).clamp(4, 16);
+        let strips = (caches.l2 / 2 / (mr * kc * a_bytes)).clamp(4, 16);
         Blocking { kc, mc: strips * mr }
     }
 
     /// Depth of the `K` slices for a `K`-deep product: one slice up to 1.5·`KC` (an uneven
     /// tail slice of under half `KC` would pay the `C` round trip and tile set-up for
     /// little work), else equal slices of at most `KC`.
-    fn k_slice(self, k: usize) -> usize {
+    pub(crate) fn k_slice(self, k: usize) -> usize {
         if 2 * k <= 3 * self.kc {
             k.max(1)
         } else {

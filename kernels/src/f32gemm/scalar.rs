@@ -35,12 +35,20 @@ pub unsafe fn tile(t: &Tile) {
     }
     for (r, acc) in acc.iter().enumerate().take(t.mr) {
         for (j, &v) in acc.iter().enumerate().take(t.nr) {
-            *t.c.add(r * t.ldc + j) = match t.post {
-                TilePost::None => v,
-                TilePost::Gelu(GeluKind::Erf) => gelu_erf_1(v),
-                TilePost::Gelu(GeluKind::Tanh) => gelu_tanh_1(v),
-                TilePost::Residual { r: res, ldr } => v + *res.add(r * ldr + j),
-            };
+            *t.c.add(r * t.ldc + j) = post_1(t.post, r, j, v);
         }
+    }
+}
+
+/// The epilogue of the scalar float tiles (f32, bf16-dot) on element `(r, j)` of a tile.
+///
+/// # Safety
+/// A residual pointer must cover `(r, j)`.
+pub(crate) unsafe fn post_1(post: TilePost, r: usize, j: usize, v: f32) -> f32 {
+    match post {
+        TilePost::None => v,
+        TilePost::Gelu(GeluKind::Erf) => gelu_erf_1(v),
+        TilePost::Gelu(GeluKind::Tanh) => gelu_tanh_1(v),
+        TilePost::Residual { r: res, ldr } => v + *res.add(r * ldr + j),
     }
 }

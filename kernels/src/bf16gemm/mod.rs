@@ -1,0 +1,272 @@
+//! bf16-dot GEMM: `C[M,N] = post(bf16(A)[M,K] · bf16(W)ᵀ + bias)`, f32 accumulation.
+//!
+//! - Weights: `W` (`[N, K]`) rounded to bfloat16 once at load and packed into panels of
+//!   `NR` columns with `K` pairs interleaved, the operand shape of `vdpbf16ps`:
+//!   `data[p][kp][j] = (W[p·NR+j][2kp], W[p·NR+j][2kp+1])`, one 32-bit lane per column
+//!   (even `k` in the low half), zero-padded past `N` and past an odd `K`.
+//! - Activations: each row of `A` rounded to bfloat16 (nearest even, as `vcvtneps2bf16`:
+//!   subnormals to signed zero) as it is packed into `MR`-row strips of pairs,
+//!   `strip[kp][r] = (A[r][2kp], A[r][2kp+1])`, which the kernel broadcasts.
+//! - Arithmetic: every product of two bf16 (8-bit significands) is exact in f32. Each
+//!   output element is one f32 chain started from its bias: for each pair, `+ a₁·w₁`
+//!   then `+ a₀·w₀`, each rounded to nearest (the order Intel's SDM gives for
+//!   `vdpbf16ps`; measured bit-identical on Zen 4). Between `KC` slices (always of even
+//!   depth, so pairs never straddle) the partial sum round-trips through `C` exactly. The
+//!   chain does not depend on `M`, the row's place in a tile or the thread count, so an
+//!   embedding stays bit-identical whatever its batch-mates.
+//!
+//! Where the SIMD and scalar sums may differ: `vdpbf16ps` treats subnormal inputs as zero
+//! and flushes subnormal results (DAZ/FTZ), the twin does neither. The packers never
+//! produce a subnormal bf16, so only a product or partial sum below 2⁻¹²⁶ in magnitude
+//! can differ, by less than 2⁻¹²⁶ per step.
+
+pub mod scalar;
+
+#[cfg(target_arch = "x86_64")]
+pub mod avx512bf16;
+
+use crate::cache::CacheSizes;
+use crate::f32gemm::{Blocking, Post, TilePost};
+use crate::sync_ptr::SyncPtr;
+use crate::tiling::{for_each_task, gemm_setup};
+use rayon::prelude::*;
+use std::mem::MaybeUninit;
+
+/// `x` rounded to bfloat16 bits the way `vcvtneps2bf16` does: nearest, ties to even;
+/// subnormals (DAZ) to a zero of their sign; NaN stays a (quiet) NaN.
+pub fn round_bf16(x: f32) -> u16 {
+    let b = x.to_bits();
+    if x.is_nan() {
+        return ((b >> 16) | 0x40) as u16;
+    }
+    if b & 0x7f80_0000 == 0 {
+        return ((b >> 16) & 0x8000) as u16;
+    }
+    ((b + 0x7fff + ((b >> 16) & 1)) >> 16) as u16
+}
+
+/// One micro-kernel call: `C[mr, nr] = post(start + A[mr, 2·pairs] · B[2·pairs, NR])`,
+/// where `start` is the bias (first `K` slice) or `C` itself (later slices).
+pub struct Bf16Tile {
+    /// `K` pairs in this slice.
+    pub pairs: usize,
+    /// Activation strip: `pairs × MR` lanes of two bf16.
+    pub a: *const u32,
+    /// Panel slice: `pairs × NR` lanes of two bf16.
+    pub b: *const u32,
+    /// `NR` floats (zeros when the layer has no bias).
+    pub bias: *const f32,
+    pub c: *mut f32,
+    pub ldc: usize,
+    /// Valid rows (1..=MR) and columns (1..=NR) of the tile.
+    pub mr: usize,
+    pub nr: usize,
+    /// Start from the partial sums in `C` instead of the bias.
+    pub accumulate: bool,
+    /// Applied only on the last `K` slice.
+    pub post: TilePost,
+}
+
+/// A bf16-dot micro-kernel with its tile shape and its activation rounding. Only
+/// [`variants`] and [`crate::Kernels::bf16_dot`] hand one out, after checking that the
+/// CPU runs it: that is what makes the safe methods sound.
+pub struct Bf16Kernel {
+    pub name: &'static str,
+    pub mr: usize,
+    pub nr: usize,
+    pub(crate) run: unsafe fn(&Bf16Tile),
+    /// `out[i] = round_bf16(x[i])`, same lengths.
+    pub(crate) round: unsafe fn(&[f32], &mut [u16]),
+}
+
+impl Bf16Kernel {
+    /// Runs the micro-kernel on one tile.
+    ///
+    /// # Safety
+    /// `t` must describe in-bounds memory for an `MR × NR` tile of this kernel.
+    pub unsafe fn tile(&self, t: &Bf16Tile) {
+        (self.run)(t)
+    }
+
+    /// `out[i] = round_bf16(x[i])` on this kernel's ISA (bit-identical to [`round_bf16`]).
+    pub fn round_row(&self, x: &[f32], out: &mut [u16]) {
+        assert_eq!(x.len(), out.len(), "round_row lengths");
+        // SAFETY: the kernel was handed out for a CPU that runs it; lengths checked.
+        unsafe { (self.round)(x, out) }
+    }
+
+    /// Cache blocking: the `MR × KC` strip of `A` holds 2 bytes per value.
+    pub fn blocking(&self) -> Blocking {
+        Blocking::derive_for(self.mr, 2, CacheSizes::get())
+    }
+}
+
+/// Every bf16-dot kernel this CPU can run, the scalar twin first.
+pub fn variants() -> Vec<&'static Bf16Kernel> {
+    #[allow(unused_mut)]
+    let mut out = vec![&scalar::KERNEL];
+    #[cfg(target_arch = "x86_64")]
+    if avx512bf16::supported() {
+        out.push(&avx512bf16::KERNEL);
+    }
+    out
+}
+
+/// `W[N, K]` rounded to bf16 and packed in pairs for one bf16-dot kernel.
+#[derive(Clone)]
+pub struct PackedBf16 {
+    n: usize,
+    k: usize,
+    kernel: &'static Bf16Kernel,
+    /// `panels × ⌈K/2⌉ × NR` lanes.
+    data: Vec<u32>,
+    bias: Vec<f32>,
+}
+
+impl PackedBf16 {
+    /// Packs `n` rows of `k` floats (row stride `ldw`), each rounded with [`round_bf16`].
+    pub fn from_rows(
+        kernel: &'static Bf16Kernel,
+        w: &[f32],
+        n: usize,
+        k: usize,
+        ldw: usize,
+        bias: Option<&[f32]>,
+    ) -> Self {
+        assert!(n == 0 || w.len() >= (n - 1) * ldw + k, "weight slice too short for [{n}, {k}]");
+        let (nr, pairs) = (kernel.nr, k.div_ceil(2));
+        let panels = n.div_ceil(nr);
+        let mut data = vec![0u32; panels * pairs * nr];
+        let mut row = vec![0u16; 2 * pairs];
+        for j in 0..n {
+            kernel.round_row(&w[j * ldw..j * ldw + k], &mut row[..k]);
+            let panel = &mut data[(j / nr) * pairs * nr..][..pairs * nr];
+            for (kp, pair) in row.chunks_exact(2).enumerate() {
+                panel[kp * nr + j % nr] = pair[0] as u32 | (pair[1] as u32) << 16;
+            }
+        }
+        let mut padded = vec![0.0; panels * nr];
+        if let Some(b) = bias {
+            assert_eq!(b.len(), n, "bias length");
+            padded[..n].copy_from_slice(b);
+        }
+        PackedBf16 { n, k, kernel, data, bias: padded }
+    }
+
+    pub fn n(&self) -> usize {
+        self.n
+    }
+    pub fn k(&self) -> usize {
+        self.k
+    }
+    /// The kernel the panels were packed for (and that runs them).
+    pub fn kernel(&self) -> &'static Bf16Kernel {
+        self.kernel
+    }
+    /// Bytes held by the packed weights and bias.
+    pub fn bytes(&self) -> usize {
+        4 * (self.data.len() + self.bias.len())
+    }
+
+    /// `C[m, n] = post(A[m, k] · Wᵀ + bias)`, contiguous rows, threaded over the rayon pool.
+    pub fn gemm(&self, a: &[f32], m: usize, post: Post<'_>, c: &mut [f32]) {
+        // SAFETY: same layout; the driver stores only finished values.
+        let c = unsafe { &mut *(c as *mut [f32] as *mut [MaybeUninit<f32>]) };
+        gemm(a, self.k, m, self, post, c, self.n, true);
+    }
+
+    /// [`PackedBf16::gemm`] into a new `[m, n]` vector, with no zero-fill pass.
+    pub fn gemm_to_vec(&self, a: &[f32], m: usize, post: Post<'_>) -> Vec<f32> {
+        crate::dispatch::filled(m * self.n, |c| gemm(a, self.k, m, self, post, c, self.n, true))
+    }
+}
+
+/// Below this many multiply-adds a GEMM runs on the calling thread.
+const PARALLEL_MIN_MACS: usize = 1 << 17;
+
+/// Rounds the rows of `A` to bf16 and packs them into `MR`-row strips of pairs,
+/// `strip[kp][r]` (rows past `m` and the odd-`K` pad are zero): strip `s`, pair `kp` is
+/// at `(s·⌈K/2⌉ + kp)·MR`.
+fn pack_a(kernel: &Bf16Kernel, a: &[f32], lda: usize, m: usize, k: usize, parallel: bool) -> Vec<u32> {
+    let (mr, pairs) = (kernel.mr, k.div_ceil(2));
+    let mut out = vec![0u32; m.div_ceil(mr) * pairs * mr];
+    let pack = |(s, strip): (usize, &mut [u32])| {
+        let mut row = vec![0u16; 2 * pairs];
+        for r in 0..mr.min(m - s * mr) {
+            kernel.round_row(&a[(s * mr + r) * lda..][..k], &mut row[..k]);
+            for (lane, pair) in strip[r..].iter_mut().step_by(mr).zip(row.chunks_exact(2)) {
+                *lane = pair[0] as u32 | (pair[1] as u32) << 16;
+            }
+        }
+    };
+    if parallel {
+        out.par_chunks_mut(pairs * mr).enumerate().for_each(pack);
+    } else {
+        out.chunks_mut(pairs * mr).enumerate().for_each(pack);
+    }
+    out
+}
+
+/// Depth of the `K` slices: [`Blocking`]'s, rounded up to whole pairs.
+fn k_slice(blocking: Blocking, k: usize) -> usize {
+    blocking.k_slice(k).next_multiple_of(2)
+}
+
+/// `C[m, n] = post(bf16(A)[m, k] · Wᵀ + bias)` with strides `lda`, `ldc`. Every element of
+/// `C[m, n]` is written (so `C` may start uninitialized); none is read before it is.
+///
+/// Order as in the f32 driver: per task (a block of at most `MC` rows × a group of
+/// panels), per `KC` slice, strip-outer (the strip stays in L1 across the task's panels);
+/// a task of at most 4 strips runs one slice, panel-outer (the strips sharing a panel run
+/// back to back while it streams in).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gemm(
+    a: &[f32],
+    lda: usize,
+    m: usize,
+    w: &PackedBf16,
+    post: Post<'_>,
+    c: &mut [MaybeUninit<f32>],
+    ldc: usize,
+    parallel: bool,
+) {
+    let (n, k, kernel) = (w.n, w.k, w.kernel);
+    let Some((post, threads)) = gemm_setup(a.len(), lda, m, k, c.len(), ldc, n, post, parallel, PARALLEL_MIN_MACS)
+    else {
+        return;
+    };
+    let (mr, nr, pairs) = (kernel.mr, kernel.nr, k.div_ceil(2));
+    let blocking = kernel.blocking();
+    let strips = pack_a(kernel, a, lda, m, k, threads > 1 && m > blocking.mc);
+    let cp = SyncPtr(c.as_mut_ptr().cast::<f32>());
+    for_each_task(m, blocking.mc, n.div_ceil(nr), threads, |rows, panels| {
+        let few_strips = rows.len() <= 4 * mr;
+        let kc_max = if few_strips { 2 * pairs.max(1) } else { k_slice(blocking, k) };
+        let k_slices = k.div_ceil(kc_max).max(1);
+        for ks in 0..k_slices {
+            let (p0, pc) = (ks * kc_max / 2, (kc_max / 2).min(pairs - ks * kc_max / 2));
+            let run = |p: usize, i: usize| {
+                let tile = Bf16Tile {
+                    pairs: pc,
+                    a: strips[((i / mr) * pairs + p0) * mr..].as_ptr(),
+                    b: w.data[(p * pairs + p0) * nr..].as_ptr(),
+                    bias: w.bias[p * nr..].as_ptr(),
+                    // SAFETY: tiles of distinct (rows, panel) never overlap; bounds asserted above.
+                    c: unsafe { cp.get().add(i * ldc + p * nr) },
+                    ldc,
+                    mr: mr.min(rows.end - i),
+                    nr: nr.min(n - p * nr),
+                    accumulate: ks > 0,
+                    post: if ks + 1 < k_slices { TilePost::None } else { post.at(i, p * nr) },
+                };
+                // SAFETY: the kernel was handed out for this CPU; the tile is in bounds.
+                unsafe { kernel.tile(&tile) };
+            };
+            if few_strips {
+                panels.clone().for_each(|p| rows.clone().step_by(mr).for_each(|i| run(p, i)));
+            } else {
+                rows.clone().step_by(mr).for_each(|i| panels.clone().for_each(|p| run(p, i)));
+            }
+        }
+    });
+}
