@@ -6,8 +6,8 @@
 #[path = "common.rs"]
 mod common;
 
-use e5::quantize::{parse_activation_scales, quantize_model, MANIFEST};
-use e5::{Input, Model, Options, Precision};
+use e5::quantize::{parse_activation_scales, quantize_model, QuantizeOptions, MANIFEST};
+use e5::{Input, Model, Options};
 use libfuzzer_sys::fuzz_target;
 use std::sync::OnceLock;
 
@@ -20,7 +20,7 @@ fuzz_target!(|data: &[u8]| {
     }
     let dir = DIR.get_or_init(|| {
         let d = tempfile::tempdir().unwrap();
-        quantize_model(&common::fixture("tiny-bert"), d.path(), Precision::Int8, &[], None, false, None).unwrap();
+        quantize_model(&common::fixture("tiny-bert"), d.path(), &QuantizeOptions::default()).unwrap();
         d
     });
     std::fs::write(dir.path().join(MANIFEST), data).unwrap();

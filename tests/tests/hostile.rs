@@ -4,7 +4,7 @@
 //! The CLI's families (stdout/stderr failures, flags, SIGBUS while embedding) are in
 //! crates/e5-cli/tests/hostile_cli.rs.
 
-use e5::quantize::{parse_activation_scales, quantize_model, MANIFEST};
+use e5::quantize::{parse_activation_scales, quantize_model, QuantizeOptions, MANIFEST};
 use e5::{Error, Input, Model, Options, Precision};
 use e5_tests::*;
 use safetensors::Dtype;
@@ -55,7 +55,9 @@ fn files_digest(dir: &Path) -> Vec<(String, Vec<u8>)> {
 fn quantize_never_writes_over_or_around_its_source() {
     let d = scratch_copy(&fixture("tiny-bert"));
     let before = files_digest(d.path());
-    let q = |dst: &Path, force: bool| quantize_model(d.path(), dst, Precision::Int8, &[], None, force, None);
+    let q = |dst: &Path, force: bool| {
+        quantize_model(d.path(), dst, &QuantizeOptions { overwrite: force, ..Default::default() })
+    };
     for (dst, why) in [(d.path().to_path_buf(), "is the source"), (d.path().join(".."), "contains the source")] {
         let e = q(&dst, true).unwrap_err().to_string();
         assert!(e.contains(why), "{e}");
@@ -80,7 +82,7 @@ fn a_failed_quantize_leaves_no_partial_output() {
     poke(d.path(), "encoder.layer.1.output.dense.weight", f32::NAN);
     let parent = tempfile::tempdir().unwrap();
     let dst = parent.path().join("q");
-    let e = quantize_model(d.path(), &dst, Precision::Int8, &[], None, false, None).unwrap_err().to_string();
+    let e = quantize_model(d.path(), &dst, &QuantizeOptions::default()).unwrap_err().to_string();
     assert!(e.contains("encoder.layer.1.output.dense.weight") && e.contains("not finite"), "{e}");
     assert_eq!(std::fs::read_dir(parent.path()).unwrap().count(), 0, "no output, no temporary directory");
 }
@@ -112,7 +114,7 @@ fn quantize_checks_shapes_against_the_config() {
             std::fs::rename(d.path().join("m2"), &p).unwrap();
         }
         let out = tempfile::tempdir().unwrap();
-        let e = quantize_model(d.path(), out.path(), Precision::Int8, &[], None, false, None).unwrap_err().to_string();
+        let e = quantize_model(d.path(), out.path(), &QuantizeOptions::default()).unwrap_err().to_string();
         assert!(e.contains(name), "{e}");
     }
 }
@@ -221,9 +223,20 @@ fn large_finite_weights_outside_layer_norm_load_and_refuse_only_f16() {
     let out = m.embed(&[Input::raw("hello world")]).unwrap();
     assert!(out.data.iter().all(|x| x.is_finite()));
     let out_dir = tempfile::tempdir().unwrap();
-    let e = quantize_model(d.path(), out_dir.path(), Precision::F16, &[], None, true, None).unwrap_err().to_string();
+    let e = quantize_model(
+        d.path(),
+        out_dir.path(),
+        &QuantizeOptions { precision: Precision::F16, overwrite: true, ..Default::default() },
+    )
+    .unwrap_err()
+    .to_string();
     assert!(e.contains(name) && e.contains("f16"), "{e}");
-    quantize_model(d.path(), out_dir.path(), Precision::Bf16, &[], None, true, None).unwrap();
+    quantize_model(
+        d.path(),
+        out_dir.path(),
+        &QuantizeOptions { precision: Precision::Bf16, overwrite: true, ..Default::default() },
+    )
+    .unwrap();
     Model::load(out_dir.path(), Options::default()).unwrap();
 }
 
@@ -253,7 +266,7 @@ fn layer_norm_eps_and_max_seq_length_are_validated() {
 fn huge_int8_scales_are_an_error_not_nan() {
     let d = scratch_copy(&fixture("tiny-bert"));
     let q = tempfile::tempdir().unwrap();
-    quantize_model(d.path(), q.path(), Precision::Int8, &[], None, false, None).unwrap();
+    quantize_model(d.path(), q.path(), &QuantizeOptions::default()).unwrap();
     edit_tensors(q.path(), |n, dt, s, b| {
         let b = if n == "encoder.layer.0.intermediate.dense.weight_scale" { bytes(&vec![3e38; s[0]]) } else { b };
         Some((dt, s, b))
@@ -304,7 +317,7 @@ fn special_token_ids_beyond_u32_are_refused() {
 #[test]
 fn a_manifest_that_misstates_the_precision_is_refused() {
     let q = tempfile::tempdir().unwrap();
-    quantize_model(&fixture("tiny-bert"), q.path(), Precision::Int8, &[], None, false, None).unwrap();
+    quantize_model(&fixture("tiny-bert"), q.path(), &QuantizeOptions::default()).unwrap();
     let p = q.path().join(MANIFEST);
     let mut m: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
     m["precision"] = "f16".into();
@@ -336,7 +349,11 @@ fn activation_scales_outside_any_real_range_are_refused() {
         assert!(e.contains("layer.0.qkv") && e.contains("activation scale"), "{s}: {e}");
         let scales = [("layer.0.qkv".to_string(), s.parse::<f32>().unwrap())].into_iter().collect();
         let out = tempfile::tempdir().unwrap();
-        let e = quantize_model(&fixture("tiny-bert"), out.path(), Precision::Int8, &[], Some(&scales), false, None);
+        let e = quantize_model(
+            &fixture("tiny-bert"),
+            out.path(),
+            &QuantizeOptions { activation_scales: Some(scales), ..Default::default() },
+        );
         assert!(e.unwrap_err().to_string().contains("activation scale"), "{s}");
     }
 }

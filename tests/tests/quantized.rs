@@ -1,7 +1,7 @@
 //! Precision modes and `e5 quantize` files: accuracy against fp32 on real multilingual
 //! text, loading with no re-quantization, and clear errors for inconsistent files.
 
-use e5::quantize::{quantize_model, read_manifest, MANIFEST};
+use e5::quantize::{quantize_model, read_manifest, QuantizeOptions, MANIFEST};
 use e5::{Error, Input, Model, Options, Precision};
 use e5_tests::*;
 
@@ -56,7 +56,12 @@ fn quantized_files_load_without_requantization() {
     let fp32 = embed(&dir, Precision::Fp32, &texts);
     for p in [Precision::Int8, Precision::F16] {
         let out = tempfile::tempdir().unwrap();
-        let m = quantize_model(&dir, out.path(), p, &["layer.11.ffn_down".into()], None, false, None).unwrap();
+        let m = quantize_model(
+            &dir,
+            out.path(),
+            &QuantizeOptions { precision: p, keep_fp32: vec!["layer.11.ffn_down".into()], ..Default::default() },
+        )
+        .unwrap();
         assert_eq!(m.precision, p.name());
         assert_eq!(m.source.len(), 1, "source checkpoint hashed");
         assert_eq!(m.tensors["encoder.layer.11.output.dense.weight"].dtype, "F32", "kept in f32");
@@ -82,7 +87,7 @@ fn quantized_files_load_without_requantization() {
 #[test]
 fn inconsistent_quantized_files_are_clear_errors() {
     let out = tempfile::tempdir().unwrap();
-    quantize_model(&fixture("tiny-bert"), out.path(), Precision::Int8, &[], None, false, None).unwrap();
+    quantize_model(&fixture("tiny-bert"), out.path(), &QuantizeOptions::default()).unwrap();
     assert!(read_manifest(out.path()).unwrap().is_some());
     let ok = Model::load(out.path(), Options::default()).unwrap();
     let want = ok.embed(&[Input::raw("hello")]).unwrap();
@@ -119,11 +124,7 @@ fn bad_precision_requests() {
     let e = quantize_model(
         &fixture("tiny-bert"),
         tempfile::tempdir().unwrap().path(),
-        Precision::Fp32,
-        &[],
-        None,
-        false,
-        None,
+        &QuantizeOptions { precision: Precision::Fp32, ..Default::default() },
     )
     .unwrap_err();
     assert!(e.to_string().contains("other than fp32"));
@@ -139,11 +140,7 @@ fn bad_precision_requests() {
     let e = quantize_model(
         &fixture("tiny-bert"),
         tempfile::tempdir().unwrap().path(),
-        Precision::Int4G64,
-        &[],
-        None,
-        false,
-        None,
+        &QuantizeOptions { precision: Precision::Int4G64, ..Default::default() },
     )
     .unwrap_err();
     assert!(e.to_string().contains("int4-g64 weights are quantized when the model loads"), "{e}");
@@ -183,7 +180,12 @@ fn static_int8_scales_load_from_options_and_files() {
     let (min, _) = cosines(&from_options, &reference);
     assert!(min > 0.98, "static int8 cosine {min}");
     let out = tempfile::tempdir().unwrap();
-    let m = quantize_model(&dir, out.path(), Precision::Int8, &[], Some(&scales), false, None).unwrap();
+    let m = quantize_model(
+        &dir,
+        out.path(),
+        &QuantizeOptions { activation_scales: Some(scales.clone()), ..Default::default() },
+    )
+    .unwrap();
     assert!(m.scheme.activations.contains("static"));
     let from_file = Model::load(out.path(), Options::default()).unwrap().embed(&inputs).unwrap();
     let (min, _) = cosines(&from_file, &from_options);

@@ -253,11 +253,7 @@ fn lora_adapters_merged_at_load_match_peft_merge_and_unload() {
     e5::quantize::quantize_model(
         &fixture("tiny-bert"),
         out.path(),
-        e5::Precision::Int8,
-        &[],
-        None,
-        false,
-        Some(&adapter),
+        &e5::quantize::QuantizeOptions { adapter: Some(adapter), ..Default::default() },
     )
     .unwrap();
     let q = load(out.path(), Options::default());

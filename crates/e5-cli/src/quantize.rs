@@ -2,7 +2,7 @@
 
 use anyhow::{Context, Result};
 use clap::Args;
-use e5::quantize::{quantize_model, read_activation_scales, smooth};
+use e5::quantize::{quantize_model, read_activation_scales, smooth, QuantizeOptions};
 use e5::{resolve_model, Precision};
 use std::io::Write;
 use std::path::PathBuf;
@@ -46,8 +46,15 @@ pub fn run(a: QuantizeArgs) -> Result<()> {
     let m = match &a.calibration_texts {
         Some(texts) => smoothed(&src, &a, texts),
         None => {
-            let scales = a.activation_scales.as_deref().map(read_activation_scales).transpose()?;
-            quantize_model(&src, &a.out, a.precision, &a.keep_fp32, scales.as_ref(), a.force, a.adapter.as_deref())
+            let options = QuantizeOptions {
+                precision: a.precision,
+                keep_fp32: a.keep_fp32.clone(),
+                activation_scales: a.activation_scales.as_deref().map(read_activation_scales).transpose()?,
+                overwrite: a.force,
+                adapter: a.adapter.clone(),
+                ..QuantizeOptions::default()
+            };
+            quantize_model(&src, &a.out, &options)
         }
     }
     .with_context(|| format!("quantizing {}", a.model))?;

@@ -106,8 +106,9 @@ fn sha256_file(path: &Path) -> Result<String> {
 }
 
 /// Files copied verbatim from the source directory (with the sentence-transformers module
-/// directories `modules.json` names, and the model card, which may declare Matryoshka dims).
-const COPIED: [&str; 8] = [
+/// directories `modules.json` names, the model card, which may declare Matryoshka dims, and
+/// the output ranges `e5 calibrate-output` stores for int8 / uint8 output vectors).
+const COPIED: [&str; 9] = [
     "config.json",
     "tokenizer.json",
     "tokenizer_config.json",
@@ -116,6 +117,7 @@ const COPIED: [&str; 8] = [
     "sentence_bert_config.json",
     "config_sentence_transformers.json",
     "README.md",
+    crate::output::OutputRanges::FILE,
 ];
 
 /// The files of every module directory `modules.json` names (`1_Pooling`, `2_Dense`, …).
@@ -144,39 +146,49 @@ fn module_files(src: &Path) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-/// Writes `dst` from the model at `src` in `precision`, keeping `keep_fp32` sub-layers f32.
-/// With `activation_scales` (int8 only), the calibrated per-tensor input scales are stored
-/// as `{sub_layer}.input_scale` and the model runs static int8.
-///
-/// `dst` may not be `src`, contain it or lie inside it; an existing non-empty `dst` is
-/// replaced only with `overwrite`. Everything is written to a temporary directory beside
-/// `dst` and renamed into place at the end, so a failure leaves no half-written model.
-/// An `adapter` (PEFT LoRA) is merged into the weights first.
-pub fn quantize_model(
-    src: &Path,
-    dst: &Path,
-    precision: Precision,
-    keep_fp32: &[String],
-    activation_scales: Option<&BTreeMap<String, f32>>,
-    overwrite: bool,
-    adapter: Option<&Path>,
-) -> Result<Manifest> {
-    write_quantized(src, dst, precision, keep_fp32, activation_scales, None, overwrite, adapter)
+/// What [`quantize_model`] writes.
+#[derive(Clone, Debug)]
+pub struct QuantizeOptions {
+    /// int8 (the default), f16 or bf16.
+    pub precision: Precision,
+    /// Sub-layers kept in f32, e.g. `layer.11.ffn_down`.
+    pub keep_fp32: Vec<String>,
+    /// Calibrated static int8 input scales by sub-layer, stored as `{sub_layer}.input_scale`:
+    /// the model runs static int8 (int8 only).
+    pub activation_scales: Option<BTreeMap<String, f32>>,
+    /// Smoothing factors `s` by sub-layer (smoothed static int8; each sub-layer needs its
+    /// input scale): the int8 weights' input columns are multiplied by `s`, and `s` is stored
+    /// as `{sub_layer}.input_smoothing`.
+    pub smoothing: Option<smooth::Factors>,
+    /// Replace an existing non-empty destination directory (never the source).
+    pub overwrite: bool,
+    /// A PEFT LoRA adapter directory, merged into the weights first.
+    pub adapter: Option<PathBuf>,
 }
 
-/// [`quantize_model`], with the int8 weights of the sub-layers in `smoothing` smoothed
-/// (input columns multiplied by `s`) and `s` stored as `{sub_layer}.input_smoothing`.
-#[allow(clippy::too_many_arguments)]
-fn write_quantized(
-    src: &Path,
-    dst: &Path,
-    precision: Precision,
-    keep_fp32: &[String],
-    activation_scales: Option<&BTreeMap<String, f32>>,
-    smoothing: Option<&smooth::Factors>,
-    overwrite: bool,
-    adapter: Option<&Path>,
-) -> Result<Manifest> {
+impl Default for QuantizeOptions {
+    fn default() -> Self {
+        QuantizeOptions {
+            precision: Precision::Int8,
+            keep_fp32: Vec::new(),
+            activation_scales: None,
+            smoothing: None,
+            overwrite: false,
+            adapter: None,
+        }
+    }
+}
+
+/// Writes `dst` from the model at `src` as `options` say.
+///
+/// `dst` may not be `src`, contain it or lie inside it; an existing non-empty `dst` is
+/// replaced only with `options.overwrite`. Everything is written to a temporary directory
+/// beside `dst` and renamed into place at the end, so a failure leaves no half-written model.
+/// The output ranges of `e5 calibrate-output` are copied with the tokenizer and config.
+pub fn quantize_model(src: &Path, dst: &Path, options: &QuantizeOptions) -> Result<Manifest> {
+    let QuantizeOptions { precision, ref keep_fp32, ref activation_scales, ref smoothing, overwrite, ref adapter } =
+        *options;
+    let adapter = adapter.as_deref();
     if precision == Precision::Fp32 {
         return Err(Error::Options("quantize needs a precision other than fp32 (int8, f16 or bf16)".into()));
     }
@@ -201,7 +213,7 @@ fn write_quantized(
         LinearId::parse_in(name, cfg.layers).map_err(|e| Error::Options(format!("{what} {e}")))
     };
     let keep: Vec<LinearId> = keep_fp32.iter().map(|k| parse("keep-fp32", k)).collect::<Result<_>>()?;
-    let scales = activation_scales.cloned().unwrap_or_default();
+    let scales = activation_scales.clone().unwrap_or_default();
     if !scales.is_empty() && precision != Precision::Int8 {
         return Err(Error::Options("activation scales (static int8) need --precision int8".into()));
     }
@@ -211,7 +223,7 @@ fn write_quantized(
     }
     // Smoothing of the sub-layers that are quantized, each with its static scale.
     let mut smoothed: BTreeMap<LinearId, &[f32]> = BTreeMap::new();
-    for (sub_layer, s) in smoothing.into_iter().flatten() {
+    for (sub_layer, s) in smoothing.iter().flatten() {
         let id = parse("smoothing for", sub_layer)?;
         crate::validate::check_smoothing(sub_layer, s, id.sub.input_width(&cfg))?;
         if !scales.contains_key(sub_layer) {
@@ -355,6 +367,7 @@ fn source_files(dir: &Path) -> Result<Vec<PathBuf>> {
         .map_err(|e| Error::io(dir, e))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "safetensors"))
+        .filter(|p| p.file_name().is_some_and(|n| n != crate::output::OutputRanges::FILE))
         .collect();
     files.sort();
     Ok(files)

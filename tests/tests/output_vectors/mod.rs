@@ -98,6 +98,15 @@ fn the_model_reads_its_ranges_file_and_says_when_it_is_missing() {
     let all = model.quantize(emb.data.clone(), OutputPrecision::Int8).unwrap();
     assert_eq!(one.le_bytes(), all.le_bytes()[2 * model.dim()..3 * model.dim()]);
 
+    // `e5 quantize` takes the ranges along (not as a hashed source weight file).
+    let out = tempfile::tempdir().unwrap();
+    let m = e5::quantize::quantize_model(dir.path(), out.path(), &Default::default()).unwrap();
+    assert!(m.source.contains_key("model.safetensors") && !m.source.contains_key(OutputRanges::FILE));
+    let copied = std::fs::read(out.path().join(OutputRanges::FILE)).unwrap();
+    assert_eq!(copied, std::fs::read(dir.path().join(OutputRanges::FILE)).unwrap());
+    let int8 = Model::load(out.path(), Options::default()).unwrap();
+    assert_eq!(int8.output_ranges().unwrap(), &ranges);
+
     // Ranges of other vectors are refused by name.
     let raw = Model::load(dir.path(), Options { normalize: Some(false), ..Options::default() }).unwrap();
     let e = raw.quantize(vec![0.0; raw.dim()], OutputPrecision::Int8).unwrap_err().to_string();

@@ -115,8 +115,14 @@ pub fn quantize_smoothed(
     cal: &Calibration,
     overwrite: bool,
 ) -> Result<super::Manifest> {
-    let (scales, factors) = (cal.activation_scales(), cal.smoothing());
-    super::write_quantized(src, dst, Precision::Int8, &[], Some(&scales), Some(&factors), overwrite, None)
+    let options = super::QuantizeOptions {
+        precision: Precision::Int8,
+        activation_scales: Some(cal.activation_scales()),
+        smoothing: Some(cal.smoothing()),
+        overwrite,
+        ..Default::default()
+    };
+    super::quantize_model(src, dst, &options)
 }
 
 /// `s_j = max|x_j|^α / max|W_j|^(1−α)`, 1 for a channel that is all zero on either side,
