@@ -66,7 +66,7 @@ cp benches/workload.jsonl "$WORK/bench.jsonl"
 for m in ${MODELS//,/ }; do
   dir="$WORK/models/$m"
   echo "== parity $m"
-  "$E5" embed --model "$dir" --device cuda --input "$WORK/parity.txt" --format npy --output "$WORK/$m.npy" \
+  "$E5" embed --model "$dir" --device cuda --precision f16 --input "$WORK/parity.txt" --format npy --output "$WORK/$m.npy" \
     || { echo "e5 embed failed on $m"; status=1; continue; }
   par="$(python3 tools/gpu/parity.py "$dir" "$WORK/parity.txt" "$WORK/$m.npy" | tail -1)"
   echo "$par"

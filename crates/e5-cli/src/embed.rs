@@ -253,7 +253,7 @@ fn job(a: &EmbedArgs) -> serde_json::Value {
         "input_format": format!("{:?}", a.input_format),
         "text": if a.input_format == InputFormat::Parquet { &a.text_column } else { &a.text_field },
         "model": a.model.model,
-        "precision": a.model.precision.name(),
+        "precision": a.model.precision().name(),
         "kind": a.kind.describe(),
         "dimensions": a.model.dimensions,
         "long": format!("{:?}", a.long.long_inputs()),

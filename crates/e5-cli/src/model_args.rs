@@ -16,9 +16,9 @@ pub struct ModelArgs {
     /// mapped file — or copy (private memory; survives the file being rewritten in place).
     #[arg(long, value_enum, default_value_t = ResidencyArg::Lazy)]
     pub residency: ResidencyArg,
-    /// Linear-layer format: fp32, f16, bf16 (half-width weights, f32 math), int8 (dynamic), or int4-g32 / int4-g64 / int4-g128 (group-wise 4-bit weights quantized at load; `int4` = int4-g32).
-    #[arg(long, default_value = "fp32", value_parser = parse_precision)]
-    pub precision: Precision,
+    /// Linear-layer format: fp32, f16, bf16 (half-width weights, f32 math), int8 (dynamic), or int4-g32 / int4-g64 / int4-g128 (group-wise 4-bit weights quantized at load; `int4` = int4-g32). Default: fp32 on the CPU, f16 on CUDA.
+    #[arg(long, value_parser = parse_precision)]
+    pub precision: Option<Precision>,
     /// Sub-layers kept in f32 (mixed precision), e.g. `layer.11.ffn_down`; repeat or comma-separate.
     #[arg(long, value_delimiter = ',')]
     pub keep_fp32: Vec<String>,
@@ -187,11 +187,20 @@ impl ModelArgs {
         }
     }
 
+    /// `--precision`, else the device's own default: the CPU computes in fp32, the CUDA
+    /// backend in f16 (it has no fp32 path, and refuses one rather than run another).
+    pub fn precision(&self) -> Precision {
+        self.precision.unwrap_or(match self.device {
+            Device::Cpu => Precision::Fp32,
+            Device::Cuda(_) => Precision::F16,
+        })
+    }
+
     pub fn options(&self) -> Options {
         Options {
             threads: self.threads,
             residency: self.residency.value(),
-            precision: self.precision,
+            precision: self.precision(),
             keep_fp32: self.keep_fp32.clone(),
             device: self.device,
             dimensions: self.dimensions,
@@ -207,5 +216,30 @@ impl ModelArgs {
             eprintln!("e5: warning: {w}");
         }
         Ok(model)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        model: ModelArgs,
+    }
+
+    fn precision(args: &[&str]) -> Precision {
+        Cli::try_parse_from([&["e5", "--model", "m"], args].concat()).unwrap().model.precision()
+    }
+
+    #[test]
+    fn the_default_precision_is_the_devices_own() {
+        assert_eq!(precision(&[]), Precision::Fp32);
+        assert_eq!(precision(&["--device", "cuda"]), Precision::F16);
+        assert_eq!(precision(&["--device", "cuda:1"]), Precision::F16);
+        assert_eq!(precision(&["--device", "cuda", "--precision", "bf16"]), Precision::Bf16);
+        assert_eq!(precision(&["--precision", "int8"]), Precision::Int8);
     }
 }
