@@ -92,6 +92,24 @@ fn bad_smoothing_is_refused() {
     assert!(calibrate(&fp32, &[], &small_search()).is_err());
     let bad_clip = Search { clips: vec![1.5], ..small_search() };
     assert!(calibrate(&fp32, &inputs(&tiny_texts()), &bad_clip).is_err());
+    for headroom in [0.5, f32::NAN, f32::INFINITY, 100.0] {
+        let e = calibrate(&fp32, &inputs(&tiny_texts()), &Search { headroom, ..small_search() }).unwrap_err();
+        assert!(e.to_string().contains("headroom"), "{e}");
+    }
+}
+
+#[test]
+fn headroom_widens_every_searched_scale_and_nothing_else() {
+    let fp32 = Model::load(fixture("tiny-bert"), Options::default()).unwrap();
+    let plain = calibrate(&fp32, &inputs(&tiny_texts()), &small_search()).unwrap();
+    let wide = calibrate(&fp32, &inputs(&tiny_texts()), &Search { headroom: 1.5, ..small_search() }).unwrap();
+    assert_eq!((plain.headroom, wide.headroom), (1.0, 1.5));
+    assert_eq!(plain.sites.len(), wide.sites.len());
+    for (name, p) in &plain.sites {
+        let w = &wide.sites[name];
+        assert_eq!((w.alpha, w.clip, &w.factors), (p.alpha, p.clip, &p.factors), "{name}: same search result");
+        assert_eq!(w.scale, p.scale * 1.5, "{name}");
+    }
 }
 
 /// The benchmark workload (300 real multilingual texts) with their E5 prefixes.
@@ -116,7 +134,8 @@ fn smoothing_lifts_e5_small_static_int8_on_real_texts() {
     let calibration: Vec<String> = texts.iter().step_by(6).cloned().collect();
     let evaluated: Vec<String> =
         texts.iter().enumerate().filter(|(i, _)| i % 6 != 0 && i % 4 == 1).map(|(_, t)| t.clone()).collect();
-    let search = Search { alphas: vec![0.6, 0.8, 0.9], clips: vec![1.0, 0.8, 0.6], sample_rows: 192, batch_texts: 16 };
+    let search =
+        Search { alphas: vec![0.6, 0.8, 0.9], clips: vec![1.0, 0.8, 0.6], sample_rows: 192, ..Search::default() };
     let cal = calibrate(&fp32, &inputs(&calibration), &search).unwrap();
     let want = fp32.embed(&inputs(&evaluated)).unwrap();
     let smoothed = Model::load(&dir, cal.options(Options::default())).unwrap();

@@ -22,6 +22,7 @@ use anyhow::{bail, ensure, Context, Result};
 use calibrate::{Calibration, Method};
 use clap::Args;
 use corpus::{spread, Corpus, Text};
+use e5::quantize::smooth;
 use e5::{Lanes, Model, Options, Precision};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -58,6 +59,10 @@ pub struct QuantEvalArgs {
     /// of the evaluation; all texts, overlapping, when there are no more than this).
     #[arg(long, default_value_t = 64)]
     calibration_texts: usize,
+    /// int8-static-smooth: multiplier (≥ 1) on every searched scale, room for inputs beyond
+    /// the calibration texts' range.
+    #[arg(long, default_value_t = 1.0)]
+    smooth_headroom: f32,
     /// Largest number of sub-layers kept in f32 in the mixed-precision search (0: no search).
     #[arg(long, default_value_t = 4)]
     mixed_k: usize,
@@ -193,7 +198,10 @@ pub fn run(a: QuantEvalArgs) -> Result<()> {
         log(format!("calibrated on {} texts ({} tokens)", corpus.calibration.len(), cal.tokens));
     }
     if specs.needs_smoothing(a.mixed_k > 0) {
-        let smooth = e5::quantize::smooth::calibrate(&reference, &corpus.calibration_inputs, &Default::default())?;
+        let smooth = {
+            let search = smooth::Search { headroom: a.smooth_headroom, ..Default::default() };
+            smooth::calibrate(&reference, &corpus.calibration_inputs, &search)?
+        };
         log(format!("smoothing calibrated on {} rows per sub-layer", smooth.sampled_rows));
         cal.scales.insert(SMOOTH.into(), smooth.activation_scales());
         cal.smooth = Some(smooth);

@@ -30,6 +30,10 @@ use std::sync::Arc;
 /// Smoothing factors `s` (`[k]`) by sub-layer name (`layer.{i}.{sub_layer}`).
 pub type Factors = BTreeMap<String, Vec<f32>>;
 
+/// Largest [`Search::headroom`]: beyond it the rounding step grows past what any measured
+/// input needed (docs/quantization.md: 2 already lowers the mean cosine).
+pub const MAX_HEADROOM: f32 = 8.0;
+
 /// What [`calibrate`] tries.
 #[derive(Clone, Debug)]
 pub struct Search {
@@ -43,6 +47,11 @@ pub struct Search {
     pub sample_rows: usize,
     /// Texts traced at once.
     pub batch_texts: usize,
+    /// Multiplier (≥ 1) on each chosen scale. The search ranks clips on the calibration rows,
+    /// where no value exceeds the calibrated range; an input outside it (digits, a script
+    /// the calibration texts lack) saturates at ±127. Headroom h lets values up to h × that
+    /// range through, at h × the rounding step.
+    pub headroom: f32,
 }
 
 impl Default for Search {
@@ -52,6 +61,7 @@ impl Default for Search {
             clips: vec![1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3],
             sample_rows: 512,
             batch_texts: 16,
+            headroom: 1.0,
         }
     }
 }
@@ -63,7 +73,7 @@ pub struct SiteCalibration {
     pub alpha: Option<f32>,
     /// The chosen clip (fraction of max |x / s|).
     pub clip: f32,
-    /// The static input scale of `x / s`.
+    /// The static input scale of `x / s`, headroom included.
     pub scale: f32,
     /// Relative error ‖ŷ − y‖ / ‖y‖ of the GEMM output on the sampled rows: chosen, and the
     /// best without smoothing (any clip).
@@ -83,6 +93,8 @@ pub struct Calibration {
     pub tokens: usize,
     /// Rows per sub-layer the errors were measured on.
     pub sampled_rows: usize,
+    /// [`Search::headroom`], applied to every scale.
+    pub headroom: f32,
 }
 
 impl Calibration {
@@ -161,6 +173,9 @@ pub fn calibrate(model: &Model, inputs: &[Input<'_>], search: &Search) -> Result
     if let Some(c) = search.clips.iter().find(|c| !(**c > 0.0 && **c <= 1.0)) {
         return Err(Error::Options(format!("clip {c} is outside (0, 1]")));
     }
+    if !(1.0..=MAX_HEADROOM).contains(&search.headroom) {
+        return Err(Error::Options(format!("headroom {} is outside [1, {MAX_HEADROOM}]", search.headroom)));
+    }
     let traces = Traces::collect(model, inputs, search)?;
     let ck = Checkpoint::open(model.dir())?;
     let kern = model.kernels();
@@ -170,7 +185,7 @@ pub fn calibrate(model: &Model, inputs: &[Input<'_>], search: &Search) -> Result
         let site = calibrate_site(&ck, kern, model, id, &traces.act_max[k], x, rows, search)?;
         sites.insert(id.to_string(), site);
     }
-    Ok(Calibration { sites, tokens: traces.tokens, sampled_rows: traces.rows })
+    Ok(Calibration { sites, tokens: traces.tokens, sampled_rows: traces.rows, headroom: search.headroom })
 }
 
 /// max |x_j| of every sub-layer input over all calibration tokens, and sampled input rows.
@@ -286,7 +301,8 @@ fn calibrate_site(
         }
     }
     let best = best.expect("at least one candidate");
-    Ok(SiteCalibration { error_unsmoothed, ..best })
+    let scale = (best.scale * search.headroom).min(crate::validate::INPUT_SCALE_RANGE.1);
+    Ok(SiteCalibration { error_unsmoothed, scale, ..best })
 }
 
 #[cfg(test)]
