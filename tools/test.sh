@@ -9,11 +9,10 @@ cargo fmt --all -- --check
 cargo clippy --release --workspace --all-targets -- -D warnings
 cargo test --workspace --release "$@"
 # Micro-kernel accumulators must stay in registers: fail on any stack store in an inner loop.
-# (int4 and bf16-dot tiles are linked only into their test binaries so far: the newest is read.)
+# (int4 tiles are linked only into their test binary so far: the newest one is read.)
 if [[ "$(uname -m)" == x86_64 ]]; then
   int4_tests="$(ls -t target/release/deps/int4-* | grep -v '\.d$' | head -n 1)"
-  bf16_tests="$(ls -t target/release/deps/bf16-* | grep -v '\.d$' | head -n 1)"
-  python3 tools/check-spills.py "target/release/e5,$int4_tests,$bf16_tests"
+  python3 tools/check-spills.py "target/release/e5,$int4_tests"
 fi
 bash tools/cross-test.sh # aarch64 NEON kernels (sdot and smull int8 paths) under qemu
 # The documented library example, end to end on the real model.

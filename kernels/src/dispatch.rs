@@ -1,5 +1,6 @@
 //! The dispatch table: one static set of kernels per ISA, chosen once at run time.
 
+use crate::bf16gemm::{self, Bf16Kernel};
 use crate::cache::CacheSizes;
 use crate::f32gemm::{self, Blocking, MicroKernel, PackedF32, Post, Storage};
 use crate::i4gemm::{self, I4MicroKernel, PackedI4};
@@ -140,7 +141,7 @@ impl Kernels {
         let caches = CacheSizes::get();
         let b = Blocking::derive(self.f32_gemm.mr, caches);
         format!(
-            "{} ({how}); f32 {}x{} tile, KC {} MC {} from L1D {} KiB / L2 {} KiB{}; int8 {}",
+            "{} ({how}); f32 {}x{} tile, KC {} MC {} from L1D {} KiB / L2 {} KiB{}; int8 {}; {}",
             self.isa,
             self.f32_gemm.mr,
             self.f32_gemm.nr,
@@ -150,7 +151,46 @@ impl Kernels {
             caches.l2 >> 10,
             if caches.detected { "" } else { " (not reported: assumed)" },
             self.i8_gemm.name,
+            self.bf16_reason(),
         )
+    }
+
+    /// How `--precision bf16` runs on this table: the bf16-dot kernel, or `None` for the
+    /// widening path (bf16 panels widened to f32 for the f32 GEMM). `E5_BF16` (`dot` or
+    /// `widen`) forces either, else the dot kernel wherever this table has one (AVX-512 on a
+    /// CPU with AVX512-BF16). Decided once per process and table.
+    pub fn bf16_dot(&self) -> Result<Option<&'static Bf16Kernel>, IsaError> {
+        let own = self.bf16_dot_kernel();
+        match bf16_env()? {
+            Some(Bf16Path::Widen) => Ok(None),
+            Some(Bf16Path::Dot) => own.map(Some).ok_or(IsaError::Bf16DotUnsupported(self.isa)),
+            None => Ok(own),
+        }
+    }
+
+    /// The bf16-dot kernel this table can run, whatever `E5_BF16` says.
+    fn bf16_dot_kernel(&self) -> Option<&'static Bf16Kernel> {
+        #[cfg(target_arch = "x86_64")]
+        if self.isa == Isa::Avx512 && bf16gemm::avx512bf16::supported() {
+            return Some(&bf16gemm::avx512bf16::KERNEL);
+        }
+        None
+    }
+
+    /// The bf16 part of [`Kernels::dispatch_reason`].
+    fn bf16_reason(&self) -> String {
+        let forced = bf16_env().is_ok_and(|p| p.is_some());
+        match (self.bf16_dot(), forced) {
+            (Ok(Some(k)), forced) => {
+                let b = k.blocking();
+                let why =
+                    if forced { format!("forced by {}", crate::BF16_ENV) } else { "the CPU has AVX512-BF16".into() };
+                format!("bf16 {}-dot {}x{} tile, KC {} MC {} ({why})", k.name, k.mr, k.nr, b.kc, b.mc)
+            }
+            (Ok(None), true) => format!("bf16 widened to f32 (forced by {})", crate::BF16_ENV),
+            (Ok(None), false) => format!("bf16 widened to f32 (no AVX512-BF16 kernel on the {} path)", self.isa),
+            (Err(e), _) => format!("bf16: {e}"),
+        }
     }
 
     /// The table's f32 and int8 micro-kernels, for benchmarks that time a single tile.
@@ -305,6 +345,26 @@ impl Kernels {
             None => rows.for_each(|x| unsafe { f(x, None, gamma, beta, eps) }),
         }
     }
+}
+
+/// A path `E5_BF16` forces.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Bf16Path {
+    Dot,
+    Widen,
+}
+
+/// `E5_BF16`, read once: `None` when unset or empty.
+fn bf16_env() -> Result<Option<Bf16Path>, IsaError> {
+    static CHOSEN: OnceLock<Result<Option<Bf16Path>, IsaError>> = OnceLock::new();
+    CHOSEN
+        .get_or_init(|| match std::env::var(crate::BF16_ENV) {
+            Ok(v) if v.trim().eq_ignore_ascii_case("dot") => Ok(Some(Bf16Path::Dot)),
+            Ok(v) if v.trim().eq_ignore_ascii_case("widen") => Ok(Some(Bf16Path::Widen)),
+            Ok(v) if !v.trim().is_empty() => Err(IsaError::UnknownBf16(v)),
+            _ => Ok(None),
+        })
+        .clone()
 }
 
 /// `c` seen as possibly uninitialized: the GEMM drivers only ever store finished values.

@@ -18,12 +18,20 @@ pub enum Isa {
 /// The variable that forces an instruction set: `scalar`, `avx2`, `avx512` or `neon`.
 pub const ISA_ENV: &str = "E5_ISA";
 
+/// The variable that forces how `--precision bf16` runs: `dot` (the AVX512-BF16 kernel)
+/// or `widen` (bf16 weights widened to f32 for the f32 GEMM).
+pub const BF16_ENV: &str = "E5_BF16";
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IsaError {
     /// The value is not an ISA name.
     Unknown(String),
     /// The ISA exists but this CPU lacks it.
     Unsupported(Isa),
+    /// `E5_BF16` is neither `dot` nor `widen`.
+    UnknownBf16(String),
+    /// `E5_BF16=dot` on a table without the bf16-dot kernel (no AVX512-BF16, or another ISA forced).
+    Bf16DotUnsupported(Isa),
 }
 
 impl fmt::Display for IsaError {
@@ -35,6 +43,12 @@ impl fmt::Display for IsaError {
             IsaError::Unsupported(isa) => {
                 write!(f, "{ISA_ENV}={isa} was requested but this CPU does not support it")
             }
+            IsaError::UnknownBf16(s) => write!(f, "{BF16_ENV}={s:?} is not a bf16 path (expected dot or widen)"),
+            IsaError::Bf16DotUnsupported(isa) => write!(
+                f,
+                "{BF16_ENV}=dot was requested but the {isa} kernels have no bf16-dot GEMM (it needs AVX-512 with \
+                 AVX512-BF16)"
+            ),
         }
     }
 }

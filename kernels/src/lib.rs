@@ -30,6 +30,6 @@ pub use f32gemm::{Blocking, PackedF32, Post, Storage};
 pub use hot::with_hot_workers;
 pub use i4gemm::PackedI4;
 pub use i8gemm::{ActQuant, PackedI8};
-pub use isa::{Isa, IsaError, ISA_ENV};
+pub use isa::{Isa, IsaError, BF16_ENV, ISA_ENV};
 pub use pool::Pooling;
 pub use vector::GeluKind;

@@ -25,8 +25,10 @@ fn alone_or_in_a_batch_of_32_with_1_or_2_threads_is_bit_identical() {
     let texts = texts();
     assert_eq!(texts.len(), 32);
     let inputs: Vec<Input> = texts.iter().map(|t| Input::raw(t.as_str())).collect();
-    // Quantized activations are per token, so the quantized paths keep the guarantee too.
-    for precision in [Precision::Fp32, Precision::Int8, Precision::Int4G32] {
+    // Quantized activations are per token, so the quantized paths keep the guarantee too;
+    // bf16 runs the bf16-dot kernel where the CPU has AVX512-BF16 (activations rounded per
+    // element), else the widening path.
+    for precision in [Precision::Fp32, Precision::Bf16, Precision::Int8, Precision::Int4G32] {
         let one = load_as(precision, 1, 16 * 1024);
         let two = load_as(precision, 2, 16 * 1024);
         let batch1 = one.embed(&inputs).unwrap();

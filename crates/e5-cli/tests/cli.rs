@@ -3,7 +3,7 @@
 use std::process::Output;
 
 mod common;
-use common::{e5, tiny};
+use common::{command, e5, tiny};
 
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
@@ -93,4 +93,36 @@ fn unknown_or_unavailable_devices_are_clear_errors() {
     assert!(!o.status.success(), "no GPU here");
     let err = stderr(&o);
     assert!(err.contains("CUDA"), "{err}");
+}
+
+/// `E5_BF16` forces how `--precision bf16` runs (the bf16-dot kernel or widening to f32),
+/// `e5 info` says which and why, and a bad value or a kernel this table lacks is an error.
+#[test]
+fn bf16_path_is_reported_and_forced() {
+    let info = |bf16: &str, isa: &str| {
+        let args = ["info", "-m", &tiny(), "--precision", "bf16", "--json"];
+        command().args(args).env("E5_BF16", bf16).env("E5_ISA", isa).output().unwrap()
+    };
+    let dispatch = |o: &Output| {
+        assert!(o.status.success(), "{}", stderr(o));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        v["dispatch"].as_str().unwrap().to_string()
+    };
+    assert!(dispatch(&info("widen", "")).contains("bf16 widened to f32 (forced by E5_BF16)"));
+    let dot = ["avx512f", "avx512bw", "avx512vl", "avx512_bf16"].iter().all(|f| cpu_has(f));
+    let default = dispatch(&info("", ""));
+    let want = if dot { "bf16 avx512-bf16-dot 12x32 tile" } else { "bf16 widened to f32 (no AVX512-BF16" };
+    assert!(default.contains(want), "{default}");
+    let o = info("bogus", "");
+    assert!(!o.status.success() && stderr(&o).contains("E5_BF16=\"bogus\" is not a bf16 path"), "{}", stderr(&o));
+    let o = info("dot", "scalar");
+    assert!(!o.status.success() && stderr(&o).contains("no bf16-dot GEMM"), "{}", stderr(&o));
+}
+
+/// Whether /proc/cpuinfo lists the flag (Linux spelling, `avx512_bf16`; false where there is
+/// no such file).
+fn cpu_has(flag: &str) -> bool {
+    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let flags = info.lines().find(|l| l.starts_with("flags")).unwrap_or("");
+    flags.split_whitespace().any(|f| f == flag)
 }

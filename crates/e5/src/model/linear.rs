@@ -6,12 +6,14 @@ use crate::input::Precision;
 use crate::weights::{check_scales, Checkpoint, FloatType};
 use e5_arch::names::{self, NormId};
 use e5_arch::{LinearId, ModelConfig};
-use e5_kernels::{ActQuant, Kernels, PackedF32, PackedI4, PackedI8, Post, Storage};
+use e5_kernels::{ActQuant, Kernels, PackedBf16, PackedF32, PackedI4, PackedI8, Post, Storage};
 
 /// Packed weights in the layer's precision.
 enum Weights {
     /// f32 arithmetic on f32, f16 or bf16 storage.
     Float(PackedF32),
+    /// bf16 weights and activations, f32 accumulation (`vdpbf16ps`).
+    Bf16Dot(PackedBf16),
     Int8(PackedI8),
     /// Group-wise int4, int8 activations per token.
     Int4(PackedI4),
@@ -104,7 +106,10 @@ impl Linear {
         let weight = match precision {
             Precision::Fp32 => float(Storage::F32),
             Precision::F16 => float(Storage::F16),
-            Precision::Bf16 => float(Storage::Bf16),
+            Precision::Bf16 => match kern.bf16_dot()? {
+                Some(dot) => Weights::Bf16Dot(PackedBf16::from_rows(dot, &w, n, k, k, Some(&b))),
+                None => float(Storage::Bf16),
+            },
             Precision::Int8 => Weights::Int8(PackedI8::quantize(kern, &w, n, k, Some(&b))),
             Precision::Int4G32 | Precision::Int4G64 | Precision::Int4G128 => {
                 let group = precision.int4_group().expect("an int4 precision");
@@ -131,6 +136,7 @@ impl Linear {
         tap(Site::LinearInput(self.id), x);
         match &self.weight {
             Weights::Float(w) => kern.gemm_to_vec(x, t, w, post),
+            Weights::Bf16Dot(w) => w.gemm_to_vec(x, t, post),
             Weights::Int8(w) => kern.gemm_i8_to_vec(x, t, w, self.activations(), post),
             Weights::Int4(w) => kern.gemm_i4_to_vec(x, t, w, post),
         }
@@ -139,6 +145,7 @@ impl Linear {
     pub fn bytes(&self) -> usize {
         match &self.weight {
             Weights::Float(w) => w.bytes(),
+            Weights::Bf16Dot(w) => w.bytes(),
             Weights::Int8(w) => w.bytes(),
             Weights::Int4(w) => w.bytes(),
         }
