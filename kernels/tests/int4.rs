@@ -1,6 +1,6 @@
 //! The group-wise int4 GEMM on every variant this CPU can run: exact integer results,
 //! bit-identical results across variants, the dequantized product against f64, group
-//! quantization, and rows independent of batch-mates and threads.
+//! quantization (scales storable as f16), and rows independent of batch-mates and threads.
 
 mod common;
 use common::*;
@@ -140,6 +140,23 @@ fn group_quantization_is_symmetric_nan_safe_and_least_squares() {
     let q_absmax: Vec<i8> = x.iter().map(|v| (v / absmax).round_ties_even().clamp(-7.0, 7.0) as i8).collect();
     assert!(s <= absmax && err(s, &q) <= err(absmax, &q_absmax), "scale {s}");
     assert!(q.iter().all(|q| (-7..=7).contains(q)));
+}
+
+#[test]
+fn scales_are_f16_values_inside_f16s_normal_range_and_f32_outside() {
+    use e5_kernels::i4gemm::storable_scale;
+    let f16_exact = |s: f32| half::f16::from_f32(s).to_f32() == s;
+    let mut q = vec![0i8; 32];
+    for (seed, magnitude) in [(1, 1.0), (2, 0.02), (3, 3e4), (4, 1e-6), (5, 1e7)] {
+        let x = rand_vec(seed, 32, magnitude);
+        let s = quantize_group(&x, &mut q);
+        let normal = (6.103_515_6e-5..=65504.0).contains(&s);
+        assert_eq!(f16_exact(s), normal, "scale {s} of values up to {magnitude}");
+    }
+    assert_eq!(storable_scale(1.0 / 3.0), half::f16::from_f32(1.0 / 3.0).to_f32());
+    assert_eq!(storable_scale(1e-6), 1e-6, "below f16's normal range: kept in f32");
+    assert_eq!(storable_scale(1e6), 1e6, "above f16's range: kept in f32");
+    assert_eq!(storable_scale(0.0), 0.0);
 }
 
 #[test]

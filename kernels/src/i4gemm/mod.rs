@@ -1,7 +1,8 @@
 //! Group-wise INT4 GEMM: `C[M,N] = post(sa·Σ_g ws[g]·(Aq · Wq)_g + bias)`.
 //!
 //! - Weights: symmetric 4-bit per group of `G` consecutive `K` values of one output
-//!   channel (`w ≈ q·ws[n][g]`, `q ∈ [-7, 7]`, ties to even), `G ∈ {32, 64, 128}`. Packed
+//!   channel (`w ≈ q·ws[n][g]`, `q ∈ [-7, 7]`, ties to even), `G ∈ {32, 64, 128}`; each
+//!   scale is an f16 value where it lies in f16's normal range ([`storable_scale`]). Packed
 //!   once into panels of `NR` columns (a multiple of 16), stored offset by 8 as nibbles
 //!   `u = q + 8 ∈ [1, 15]`. Within a group, each pair `t` of `K` quads (8 values) and each
 //!   block `h` of 16 columns is 64 bytes: byte `i` holds column `16h + i/4`, `k = 8t + i%4`
@@ -30,6 +31,7 @@ pub mod neon_dot;
 use crate::f32gemm::{Post, TilePost};
 use crate::sync_ptr::SyncPtr;
 use crate::tiling::{for_each_task, gemm_setup};
+use half::f16;
 use rayon::prelude::*;
 use std::mem::MaybeUninit;
 
@@ -83,10 +85,21 @@ pub struct PackedI4 {
     bias: Vec<f32>,
 }
 
+/// A scale as the search tries it and a file stores it: rounded to the nearest f16 when it
+/// lies in f16's normal range, so that 2 bytes store it and load back the very same f32;
+/// kept in f32 outside that range.
+pub fn storable_scale(s: f32) -> f32 {
+    match (f16::MIN_POSITIVE.to_f32()..=f16::MAX.to_f32()).contains(&s) {
+        true => f16::from_f32(s).to_f32(),
+        false => s,
+    }
+}
+
 /// Symmetric 4-bit quantization of one group: `x ≈ q·scale`, `q ∈ [-7, 7]`, ties to even,
 /// NaN → 0. Returns the scale (0 for an all-zero group).
 ///
-/// The scale is the one of `amax / d`, `d ∈ {7, 7.125, …, 9}`, with the least squared error
+/// The scale is the one of `amax / d`, `d ∈ {7, 7.125, …, 9}` (each made
+/// [`storable_scale`]), with the least squared error
 /// (the first on a tie): with only 15 levels, clipping the one or two largest values of a
 /// group often buys a finer step for all the others. On multilingual-e5-small (int4, groups
 /// of 32) this search lifts the SQNR of the last layer's output from 14.6 dB (absmax alone,
@@ -109,7 +122,7 @@ pub fn quantize_group(x: &[f32], q: &mut [i8]) -> f32 {
     };
     let mut best = (0.0f32, f64::INFINITY);
     for i in 0..=16 {
-        let scale = amax / (7.0 + 0.125 * i as f32);
+        let scale = storable_scale(amax / (7.0 + 0.125 * i as f32));
         let mut error = 0.0f64;
         for (l, &v) in levels.iter_mut().zip(x) {
             let lv = level(v, scale);
@@ -132,6 +145,17 @@ impl PackedI4 {
     /// # Panics
     /// If `group` is not one of [`GROUP_SIZES`] or a slice is too short.
     pub fn quantize(kern: &crate::Kernels, w: &[f32], n: usize, k: usize, group: usize, bias: Option<&[f32]>) -> Self {
+        let (q, scales) = Self::quantize_levels(w, n, k, group);
+        Self::from_quantized(kern, &q, &scales, n, k, group, bias)
+    }
+
+    /// The levels and scales [`PackedI4::quantize`] packs: `q` is `[n][groups·group]` (`K`
+    /// zero-padded to whole groups), `scales` is `[n][groups]` (NaN for a group holding a
+    /// non-finite value).
+    ///
+    /// # Panics
+    /// As [`PackedI4::quantize`].
+    pub fn quantize_levels(w: &[f32], n: usize, k: usize, group: usize) -> (Vec<i8>, Vec<f32>) {
         assert!(GROUP_SIZES.contains(&group), "int4 group size {group} (expected 32, 64 or 128)");
         assert!(w.len() >= n * k, "weight slice too short for [{n}, {k}]");
         let groups = k.div_ceil(group);
@@ -144,7 +168,7 @@ impl PackedI4 {
                 *scale = quantize_group(&w[j * k + lo..j * k + hi], &mut q[g * group..][..hi - lo]);
             }
         });
-        Self::from_quantized(kern, &q, &scales, n, k, group, bias)
+        (q, scales)
     }
 
     /// Packs quantized weights: `q` is `[n][groups·group]` (`K` zero-padded to whole groups,
