@@ -134,3 +134,23 @@ pub fn edit_tensors(
         .collect();
     safetensors::serialize_to_file(views, None, &p).unwrap();
 }
+
+/// A scratch copy of the float model `src` whose word table is the int8 table of the
+/// `e5 quantize` output `quantized`, dequantized exactly as the loader reads it (level · row
+/// scale): the model that, quantized in memory, runs as the file does.
+pub fn with_quantized_table(src: &Path, quantized: &Path) -> tempfile::TempDir {
+    let bytes = std::fs::read(quantized.join("model.safetensors")).unwrap();
+    let st = SafeTensors::deserialize(&bytes).unwrap();
+    let q = st.tensor("embeddings.word_embeddings.weight").unwrap();
+    assert_eq!(q.dtype(), safetensors::Dtype::I8, "an int8 word table");
+    let scales = f32s(st.tensor("embeddings.word_embeddings.weight_scale").unwrap().data());
+    let cols = q.shape()[1];
+    let table: Vec<u8> =
+        q.data().iter().enumerate().flat_map(|(i, &b)| (b as i8 as f32 * scales[i / cols]).to_le_bytes()).collect();
+    let copy = scratch_copy(src);
+    edit_tensors(copy.path(), |name, dtype, shape, data| match name.ends_with("embeddings.word_embeddings.weight") {
+        true => Some((safetensors::Dtype::F32, shape, table.clone())),
+        false => Some((dtype, shape, data)),
+    });
+    copy
+}

@@ -11,6 +11,9 @@ use safetensors::Dtype;
 use std::path::Path;
 use std::time::Duration;
 
+/// Hostile int4 files (a module of this test binary: one link fewer).
+mod int4_files;
+
 fn load_err(dir: &Path) -> String {
     match Model::load(dir, Options::default()) {
         Ok(_) => panic!("{} loaded but should not", dir.display()),

@@ -2,8 +2,9 @@
 //! text, loading with no re-quantization, and clear errors for inconsistent files.
 
 use e5::quantize::{quantize_model, read_manifest, QuantizeOptions, MANIFEST};
-use e5::{Error, Input, Model, Options, Precision};
+use e5::{Embeddings, Error, Input, Model, Options, Precision};
 use e5_tests::*;
+use std::path::Path;
 
 /// Output precisions (a module of this test binary: one link fewer).
 mod output_vectors;
@@ -136,14 +137,68 @@ fn bad_precision_requests() {
     assert_eq!(Precision::parse("int4"), Some(Precision::Int4G32));
     assert_eq!(Precision::parse("Int4-G128"), Some(Precision::Int4G128));
     assert_eq!(Precision::parse("int4-g16"), None);
-    // int4 is quantized at load; `quantize` says so instead of writing something else.
-    let e = quantize_model(
+}
+
+/// `dir` written as `precision` (int4) by `e5 quantize`, keeping `keep` in f32: the file runs
+/// bit for bit as the in-memory int4 model (given the file's int8 word table). Returns the
+/// file's vectors and size in bytes.
+fn int4_file_against_in_memory(dir: &Path, precision: Precision, keep: &[&str], texts: &[String]) -> (Embeddings, u64) {
+    let out = tempfile::tempdir().unwrap();
+    let keep_fp32: Vec<String> = keep.iter().map(|k| k.to_string()).collect();
+    let opts = QuantizeOptions { precision, keep_fp32: keep_fp32.clone(), ..Default::default() };
+    let m = quantize_model(dir, out.path(), &opts).unwrap();
+    assert_eq!((m.precision.as_str(), m.group_size), (precision.name(), precision.int4_group()));
+    let from_file = Model::load(out.path(), Options::default()).unwrap();
+    assert_eq!(from_file.info().precision, precision);
+    let e = Model::load(out.path(), Options { precision: Precision::Int8, ..Options::default() }).err().unwrap();
+    assert!(e.to_string().contains("cannot run as int8"), "{e}");
+    let inputs: Vec<Input> = texts.iter().map(|t| Input::raw(t.as_str())).collect();
+    let got = from_file.embed(&inputs).unwrap();
+    let twin = with_quantized_table(dir, out.path());
+    let in_memory = Model::load(twin.path(), Options { precision, keep_fp32, ..Options::default() }).unwrap();
+    assert!(got.data == in_memory.embed(&inputs).unwrap().data, "{}: file and in-memory int4 differ", dir.display());
+    (got, std::fs::metadata(out.path().join("model.safetensors")).unwrap().len())
+}
+
+#[test]
+fn int4_files_run_as_the_in_memory_int4_model_bit_for_bit() {
+    let texts: Vec<String> =
+        ["int4 weights", "Alle Menschen sind frei und gleich an Würde", "人人生而自由", ""].map(String::from).to_vec();
+    int4_file_against_in_memory(&fixture("tiny-bert"), Precision::Int4G32, &[], &texts);
+    int4_file_against_in_memory(&fixture("tiny-xlmr"), Precision::Int4G32, &["layer.1.ffn_down"], &texts);
+    let out = tempfile::tempdir().unwrap();
+    let m = quantize_model(
         &fixture("tiny-bert"),
-        tempfile::tempdir().unwrap().path(),
-        &QuantizeOptions { precision: Precision::Int4G64, ..Default::default() },
+        out.path(),
+        &QuantizeOptions { precision: Precision::Int4G32, ..Default::default() },
     )
-    .unwrap_err();
-    assert!(e.to_string().contains("int4-g64 weights are quantized when the model loads"), "{e}");
+    .unwrap();
+    let (w, s) = (
+        &m.tensors["encoder.layer.0.intermediate.dense.weight"],
+        &m.tensors["encoder.layer.0.intermediate.dense.weight_scale"],
+    );
+    assert_eq!((w.dtype.as_str(), w.shape.as_slice()), ("U8", [64, 16].as_slice()), "two levels a byte");
+    assert_eq!((s.dtype.as_str(), s.shape.as_slice()), ("F16", [64, 1].as_slice()), "one f16 scale a group");
+    assert_eq!(m.tensors["embeddings.word_embeddings.weight"].dtype, "I8");
+    // Groups of 64 do not divide the tiny model's hidden width, 32.
+    let opts = QuantizeOptions { precision: Precision::Int4G64, ..Default::default() };
+    let e = quantize_model(&fixture("tiny-bert"), tempfile::tempdir().unwrap().path(), &opts).unwrap_err().to_string();
+    assert!(e.contains("group size 64 does not divide its input width 32"), "{e}");
+}
+
+#[test]
+fn e5_small_int4_file_runs_as_the_in_memory_int4_model_bit_for_bit() {
+    let dir = built_model("multilingual-e5-small");
+    let texts: Vec<String> = real_texts().into_iter().step_by(5).collect();
+    let (got, size) = int4_file_against_in_memory(&dir, Precision::Int4G32, &[], &texts);
+    let (min, mean) = cosines(&got, &embed(&dir, Precision::Fp32, &texts));
+    eprintln!(
+        "int4-g32 file: {:.1} MiB, cosine to fp32 over {} texts: min {min:.6} mean {mean:.6}",
+        size as f64 / 1048576.0,
+        texts.len()
+    );
+    assert!(size < 110 << 20, "{size}");
+    assert!(min >= 0.975 && mean >= 0.996, "min {min} mean {mean}");
 }
 
 #[test]

@@ -164,26 +164,8 @@ fn smoothed_files_run_as_the_in_memory_smoothed_model_bit_for_bit() {
     let from_file = Model::load(out.path(), Options::default()).unwrap();
     assert_eq!(from_file.info().precision, Precision::Int8);
     let got = from_file.embed(&inputs(&texts)).unwrap();
-    // The file stores the word table as int8 rows: give the in-memory model the same table,
-    // dequantized exactly as the loader reads it (q · row scale).
-    let bytes = std::fs::read(out.path().join("model.safetensors")).unwrap();
-    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    let q = st.tensor("embeddings.word_embeddings.weight").unwrap();
-    let scales: Vec<f32> = st
-        .tensor("embeddings.word_embeddings.weight_scale")
-        .unwrap()
-        .data()
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
-        .collect();
-    let cols = q.shape()[1];
-    let table: Vec<u8> =
-        q.data().iter().enumerate().flat_map(|(i, &b)| (b as i8 as f32 * scales[i / cols]).to_le_bytes()).collect();
-    let src = scratch_copy(&dir);
-    edit_tensors(src.path(), |name, dtype, shape, data| match name.ends_with("embeddings.word_embeddings.weight") {
-        true => Some((safetensors::Dtype::F32, shape, table.clone())),
-        false => Some((dtype, shape, data)),
-    });
+    // The file stores the word table as int8 rows: give the in-memory model the same table.
+    let src = with_quantized_table(&dir, out.path());
     let in_memory = Model::load(src.path(), cal.options(Options::default())).unwrap();
     assert_eq!(got.data, in_memory.embed(&inputs(&texts)).unwrap().data);
     // Smoothing is applied when quantizing, not on top of a quantized file.

@@ -97,7 +97,8 @@ pub fn is_encoder_tensor(name: &str) -> bool {
     ENCODER_MODULES.iter().any(|m| name.starts_with(m))
 }
 
-/// Per-row scales of an int8 tensor written by `e5 quantize`, `[rows]`.
+/// Scales of a tensor written by `e5 quantize`: per row of an int8 tensor (`[rows]`), per
+/// group of an int4 one (`[rows, k/group]`).
 pub fn scale_of(tensor: &str) -> String {
     format!("{tensor}_scale")
 }

@@ -1,6 +1,6 @@
 //! `e5 quantize`.
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use clap::Args;
 use e5::quantize::{quantize_model, read_activation_scales, smooth, QuantizeOptions};
 use e5::{resolve_model, Precision};
@@ -12,9 +12,15 @@ pub struct QuantizeArgs {
     /// Source model directory (or Hugging Face id in the local cache).
     #[arg(long, short)]
     model: String,
-    /// int8 (per-channel weights, per-row embedding table), f16 or bf16.
-    #[arg(long, value_parser = |s: &str| Precision::parse(s).ok_or_else(|| format!("unknown precision {s:?}")))]
-    precision: Precision,
+    /// int8 (per-channel weights, per-row embedding table), f16, bf16, or int4 (group-wise
+    /// 4-bit weights, int8 embedding table; int4-g32 / int4-g64 / int4-g128, or int4 with
+    /// --group-size).
+    #[arg(long, value_parser = |s: &str| Precision::parse(s).map(|_| s.to_string()).ok_or_else(|| format!("unknown precision {s:?}")))]
+    precision: String,
+    /// int4: input values per weight scale (32, 64 or 128; default 32). It must divide the
+    /// input width of every quantized sub-layer.
+    #[arg(long, value_name = "N")]
+    group_size: Option<usize>,
     /// Output directory.
     #[arg(long)]
     out: PathBuf,
@@ -43,11 +49,12 @@ pub struct QuantizeArgs {
 
 pub fn run(a: QuantizeArgs) -> Result<()> {
     let src = resolve_model(&a.model)?;
+    let precision = precision(&a.precision, a.group_size)?;
     let m = match &a.calibration_texts {
-        Some(texts) => smoothed(&src, &a, texts),
+        Some(texts) => smoothed(&src, &a, precision, texts),
         None => {
             let options = QuantizeOptions {
-                precision: a.precision,
+                precision,
                 keep_fp32: a.keep_fp32.clone(),
                 activation_scales: a.activation_scales.as_deref().map(read_activation_scales).transpose()?,
                 overwrite: a.force,
@@ -71,10 +78,29 @@ pub fn run(a: QuantizeArgs) -> Result<()> {
     Ok(())
 }
 
+/// `--precision` with `--group-size`: `int4 --group-size N` is int4-gN; a group size that
+/// contradicts the precision (`int4-g64 --group-size 32`, `int8 --group-size 32`) is refused.
+fn precision(name: &str, group: Option<usize>) -> Result<Precision> {
+    let named = Precision::parse(name).with_context(|| format!("unknown precision {name:?}"))?;
+    let Some(group) = group else { return Ok(named) };
+    let int4 =
+        Precision::int4(group).with_context(|| format!("--group-size {group}: int4 groups are 32, 64 or 128"))?;
+    match named.int4_group() {
+        None => bail!("--group-size applies to int4, not {}", named.name()),
+        Some(_) if name.trim().eq_ignore_ascii_case("int4") || named == int4 => Ok(int4),
+        Some(_) => bail!("--group-size {group} contradicts --precision {name}"),
+    }
+}
+
 /// `--smooth`: calibrates on the fp32 model, then writes smoothed static int8.
-fn smoothed(src: &std::path::Path, a: &QuantizeArgs, texts: &str) -> Result<e5::quantize::Manifest, e5::Error> {
-    if a.precision != Precision::Int8 {
-        return Err(e5::Error::Options(format!("--smooth writes int8, not {}", a.precision.name())));
+fn smoothed(
+    src: &std::path::Path,
+    a: &QuantizeArgs,
+    precision: Precision,
+    texts: &str,
+) -> Result<e5::quantize::Manifest, e5::Error> {
+    if precision != Precision::Int8 {
+        return Err(e5::Error::Options(format!("--smooth writes int8, not {}", precision.name())));
     }
     let texts = crate::quant_eval::corpus::read_texts(texts).map_err(|e| e5::Error::Options(format!("{e:#}")))?;
     let inputs: Vec<e5::Input> = texts.iter().map(|t| t.input()).collect();

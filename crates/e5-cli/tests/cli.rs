@@ -64,6 +64,34 @@ fn truncation_is_reported_and_chunks_carry_spans() {
 }
 
 #[test]
+fn quantize_int4_with_a_group_size_embeds_with_no_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("int4");
+    let model = tiny();
+    let run = |extra: &[&str]| {
+        let mut args = vec!["quantize", "-m", model.as_str(), "--out", out.to_str().unwrap(), "--force"];
+        args.extend_from_slice(extra);
+        e5(&args, b"")
+    };
+    let o = run(&["--precision", "int4", "--group-size", "32"]);
+    assert!(o.status.success() && stderr(&o).contains("precision int4-g32"), "{}", stderr(&o));
+    let o = e5(&["embed", "-m", out.to_str().unwrap()], b"hello\n");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = e5(&["info", "-m", out.to_str().unwrap(), "--json"], b"");
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["precision"], "int4-g32", "{v}");
+    for (extra, why) in [
+        (["--precision", "int4-g64", "--group-size", "32"], "contradicts"),
+        (["--precision", "int8", "--group-size", "32"], "applies to int4"),
+        (["--precision", "int4", "--group-size", "16"], "32, 64 or 128"),
+        (["--precision", "int4", "--group-size", "64"], "does not divide its input width 32"),
+    ] {
+        let o = run(&extra);
+        assert!(!o.status.success() && stderr(&o).contains(why), "{extra:?}: {}", stderr(&o));
+    }
+}
+
+#[test]
 fn tokenize_and_info() {
     let o = e5(&["tokenize", "-m", &tiny(), "Hello world"], b"");
     assert!(o.status.success(), "{}", stderr(&o));

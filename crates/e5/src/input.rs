@@ -126,9 +126,10 @@ pub enum Precision {
     /// Dynamic quantization: int8 weights per output channel, activations per token at
     /// run time, exact i32 accumulation, f32 epilogue.
     Int8,
-    /// Group-wise int4 weights: symmetric 4-bit with one f32 scale per 32 (64, 128)
-    /// consecutive input values of an output channel; activations int8 per token at run time,
-    /// exact i32 accumulation per group. Quantized at load from f32, f16 or bf16 weights.
+    /// Group-wise int4 weights: symmetric 4-bit with one scale (an f16 value where it fits) per
+    /// 32 (64, 128) consecutive input values of an output channel; activations int8 per token
+    /// at run time, exact i32 accumulation per group. Quantized at load from f32, f16 or bf16
+    /// weights, or read as written by `e5 quantize --precision int4`.
     Int4G32,
     Int4G64,
     Int4G128,
@@ -169,6 +170,11 @@ impl Precision {
     pub fn names() -> String {
         let names: Vec<&str> = Precision::ALL.iter().map(|p| p.name()).collect();
         names.join(", ")
+    }
+
+    /// The int4 precision with `group` input values per weight scale (32, 64 or 128).
+    pub fn int4(group: usize) -> Option<Precision> {
+        Precision::ALL.into_iter().find(|p| p.int4_group() == Some(group))
     }
 
     /// Input values per weight scale of the int4 precisions.

@@ -1,11 +1,12 @@
-//! `e5 quantize`: write a model directory whose weights are already int8 / f16 / bf16,
+//! `e5 quantize`: write a model directory whose weights are already int8 / int4 / f16 / bf16,
 //! with a manifest, so it loads by mmap with no re-quantization.
 //!
 //! Layout of the written `model.safetensors` (names as in the source, prefix removed):
 //! - linear weights: `I8 [n, k]` + `F32 {name}_scale [n]` (symmetric per output channel),
-//!   or `F16`/`BF16`; sub-layers in `keep_fp32` stay `F32`;
-//! - `embeddings.word_embeddings.weight`: `I8 [V, H]` + `F32 …weight_scale [V]` (per row),
-//!   or `F16`/`BF16`;
+//!   or int4 `U8 [n, k/2]` + `F16`/`F32 {name}_scale [n, k/G]` (per group of `G`, see
+//!   quantize/int4.rs), or `F16`/`BF16`; sub-layers in `keep_fp32` stay `F32`;
+//! - `embeddings.word_embeddings.weight`: `I8 [V, H]` + `F32 …weight_scale [V]` (per row;
+//!   int8 and int4), or `F16`/`BF16`;
 //! - biases, LayerNorms, position and token-type tables: `F32`.
 
 use crate::config::FromDir;
@@ -20,6 +21,7 @@ use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+pub(crate) mod int4;
 mod manifest;
 mod output;
 pub mod smooth;
@@ -33,6 +35,21 @@ struct Out {
     dtype: FloatType,
     shape: Vec<usize>,
     bytes: Vec<u8>,
+}
+
+/// The tensors to write, and their manifest entries.
+#[derive(Default)]
+struct Written {
+    outs: Vec<Out>,
+    entries: BTreeMap<String, TensorEntry>,
+}
+
+impl Written {
+    fn add(&mut self, name: String, dtype: FloatType, shape: Vec<usize>, bytes: Vec<u8>, scales: Option<ScaleStats>) {
+        let entry = TensorEntry { dtype: dtype_name(dtype).into(), shape: shape.clone(), scales };
+        self.entries.insert(name.clone(), entry);
+        self.outs.push(Out { name, dtype, shape, bytes });
+    }
 }
 
 fn f32_bytes(v: &[f32]) -> Vec<u8> {
@@ -104,7 +121,8 @@ fn module_files(src: &Path) -> Result<Vec<PathBuf>> {
 /// What [`quantize_model`] writes.
 #[derive(Clone, Debug)]
 pub struct QuantizeOptions {
-    /// int8 (the default), f16 or bf16.
+    /// int8 (the default), f16, bf16 or int4-g32 / int4-g64 / int4-g128 (the group size must
+    /// divide every quantized sub-layer's input width).
     pub precision: Precision,
     /// Sub-layers kept in f32, e.g. `layer.11.ffn_down`.
     pub keep_fp32: Vec<String>,
@@ -145,14 +163,9 @@ pub fn quantize_model(src: &Path, dst: &Path, options: &QuantizeOptions) -> Resu
         *options;
     let adapter = adapter.as_deref();
     if precision == Precision::Fp32 {
-        return Err(Error::Options("quantize needs a precision other than fp32 (int8, f16 or bf16)".into()));
-    }
-    if precision.int4_group().is_some() {
-        return Err(Error::Options(format!(
-            "quantize writes int8, f16 or bf16; {} weights are quantized when the model loads \
-             (load the f32 model with precision {0})",
-            precision.name()
-        )));
+        return Err(Error::Options(
+            "quantize needs a precision other than fp32 (int8, f16, bf16, int4-g32, int4-g64 or int4-g128)".into(),
+        ));
     }
     output::check_destination(src, dst, overwrite)?;
     let cfg = ModelConfig::from_dir(src)?;
@@ -194,8 +207,7 @@ pub fn quantize_model(src: &Path, dst: &Path, options: &QuantizeOptions) -> Resu
             _ => (FloatType::F16, v.iter().flat_map(|x| f16::from_f32(*x).to_le_bytes()).collect()),
         }
     };
-    let mut outs = Vec::new();
-    let mut manifest_tensors = BTreeMap::new();
+    let mut out = Written::default();
     let mut tensors: Vec<(String, Vec<usize>)> = ck
         .inventory()
         .filter(|(n, _, _)| names::is_encoder_tensor(n))
@@ -211,41 +223,32 @@ pub fn quantize_model(src: &Path, dst: &Path, options: &QuantizeOptions) -> Resu
         if let Some(s) = linear.and_then(|l| smoothed.get(&l)) {
             smooth::scale_columns(&mut v, s);
         }
-        let mut scales = None;
-        let (dtype, bytes) = if !quantize {
-            (FloatType::F32, f32_bytes(&v))
-        } else if precision == Precision::Int8 {
+        let int4_group = precision.int4_group().filter(|_| !is_table);
+        if !quantize {
+            out.add(name, FloatType::F32, shape, f32_bytes(&v), None);
+        } else if let Some(group) = int4_group {
+            let (n, k) = (shape[0], shape[1]);
+            let e = int4::encode(&name, &v, n, k, group)?;
+            out.add(names::scale_of(&name), e.scale_dtype, vec![n, k / group], e.scale_bytes, None);
+            out.add(name, FloatType::U8, vec![n, k / 2], e.nibbles, Some(stats(&e.scales)));
+        } else if precision == Precision::Int8 || precision.int4_group().is_some() {
+            // int8 linear weights per output channel; the word table per row (with int4 too).
             let (q, s) = int8_rows(&v, shape[0], shape[1]);
-            let scale_name = names::scale_of(&name);
-            scales = Some(stats(&s));
-            outs.push(Out {
-                name: scale_name.clone(),
-                dtype: FloatType::F32,
-                shape: vec![shape[0]],
-                bytes: f32_bytes(&s),
-            });
-            manifest_tensors
-                .insert(scale_name, TensorEntry { dtype: "F32".into(), shape: vec![shape[0]], scales: None });
-            (FloatType::I8, q)
+            out.add(names::scale_of(&name), FloatType::F32, vec![shape[0]], f32_bytes(&s), None);
+            out.add(name, FloatType::I8, shape, q, Some(stats(&s)));
         } else {
             if precision == Precision::F16 {
                 check_f16_range(&name, &v)?;
             }
-            half(&v)
-        };
-        manifest_tensors
-            .insert(name.clone(), TensorEntry { dtype: dtype_name(dtype).into(), shape: shape.clone(), scales });
-        outs.push(Out { name, dtype, shape, bytes });
+            let (dtype, bytes) = half(&v);
+            out.add(name, dtype, shape, bytes, None);
+        }
     }
     for (&id, s) in scale_ids.iter().zip(scales.values()) {
-        let name = names::input_scale(id);
-        outs.push(Out { name: name.clone(), dtype: FloatType::F32, shape: vec![1], bytes: f32_bytes(&[*s]) });
-        manifest_tensors.insert(name, TensorEntry { dtype: "F32".into(), shape: vec![1], scales: None });
+        out.add(names::input_scale(id), FloatType::F32, vec![1], f32_bytes(&[*s]), None);
     }
     for (&id, s) in &smoothed {
-        let name = names::input_smoothing(id);
-        outs.push(Out { name: name.clone(), dtype: FloatType::F32, shape: vec![s.len()], bytes: f32_bytes(s) });
-        manifest_tensors.insert(name, TensorEntry { dtype: "F32".into(), shape: vec![s.len()], scales: None });
+        out.add(names::input_smoothing(id), FloatType::F32, vec![s.len()], f32_bytes(s), None);
     }
     let staging = output::Staging::new(dst)?;
     let dst = staging.path();
@@ -257,7 +260,8 @@ pub fn quantize_model(src: &Path, dst: &Path, options: &QuantizeOptions) -> Resu
             std::fs::copy(&from, &to).map_err(|e| Error::io(&to, e))?;
         }
     }
-    let views: Vec<(String, TensorView)> = outs
+    let views: Vec<(String, TensorView)> = out
+        .outs
         .iter()
         .map(|o| {
             let d = match o.dtype {
@@ -265,6 +269,7 @@ pub fn quantize_model(src: &Path, dst: &Path, options: &QuantizeOptions) -> Resu
                 FloatType::F16 => Dtype::F16,
                 FloatType::Bf16 => Dtype::BF16,
                 FloatType::I8 => Dtype::I8,
+                FloatType::U8 => Dtype::U8,
             };
             (o.name.clone(), TensorView::new(d, o.shape.clone(), &o.bytes).expect("shape matches bytes"))
         })
@@ -285,10 +290,17 @@ pub fn quantize_model(src: &Path, dst: &Path, options: &QuantizeOptions) -> Resu
         format: FORMAT.into(),
         tool: format!("e5 {}", env!("CARGO_PKG_VERSION")),
         precision: precision.name().into(),
+        group_size: precision.int4_group(),
         scheme: Scheme {
-            weights: match precision {
-                Precision::Int8 => "int8 symmetric per output channel, [-127, 127]".into(),
-                p => format!("{} storage, f32 arithmetic", p.name()),
+            weights: match (precision, precision.int4_group()) {
+                (Precision::Int8, _) => "int8 symmetric per output channel, [-127, 127]".into(),
+                (_, Some(g)) => format!(
+                    "int4 symmetric per group of {g} input values, [-7, 7]: U8 [n, k/2], k = 2j in the low \
+                     nibble of byte j and 2j+1 in the high one, each stored as level + 8; one scale per group \
+                     in {{name}}_scale [n, k/{g}], F16 (F32 where a scale is outside f16's normal range: \
+                     see the tensor's dtype)"
+                ),
+                (p, None) => format!("{} storage, f32 arithmetic", p.name()),
             },
             activations: match precision {
                 Precision::Int8 if !smoothed.is_empty() => {
@@ -300,16 +312,19 @@ pub fn quantize_model(src: &Path, dst: &Path, options: &QuantizeOptions) -> Resu
                     "int8 symmetric per tensor, static (calibrated input_scale)".into()
                 }
                 Precision::Int8 => "int8 symmetric per token, dynamic (computed at run time)".into(),
+                p if p.int4_group().is_some() => {
+                    "int8 symmetric per token, dynamic (computed at run time), exact i32 sums per group".into()
+                }
                 _ => "f32".into(),
             },
             embeddings: match precision {
-                Precision::Int8 => "int8 symmetric per row".into(),
+                p if p == Precision::Int8 || p.int4_group().is_some() => "int8 symmetric per row".into(),
                 p => p.name().into(),
             },
         },
         keep_fp32: keep_fp32.to_vec(),
         source,
-        tensors: manifest_tensors,
+        tensors: out.entries,
     };
     let json = serde_json::to_string_pretty(&manifest).expect("manifest serializes");
     std::fs::write(dst.join(MANIFEST), json).map_err(|e| Error::io(dst.join(MANIFEST), e))?;

@@ -15,20 +15,22 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-/// The element types e5 reads: float weights, and int8 from `e5 quantize`.
+/// The element types e5 reads: float weights, and int8 or packed int4 from `e5 quantize`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FloatType {
     F32,
     F16,
     Bf16,
     I8,
+    /// Bytes of two int4 levels each (`e5 quantize --precision int4`, see quantize/int4.rs).
+    U8,
 }
 
 impl FloatType {
     pub fn size(self) -> usize {
         match self {
             FloatType::F32 => 4,
-            FloatType::I8 => 1,
+            FloatType::I8 | FloatType::U8 => 1,
             _ => 2,
         }
     }
@@ -81,13 +83,14 @@ impl Checkpoint {
                     Dtype::F16 => FloatType::F16,
                     Dtype::BF16 => FloatType::Bf16,
                     Dtype::I8 => FloatType::I8,
+                    Dtype::U8 => FloatType::U8,
                     // Integer side tensors (e.g. `position_ids` buffers) are not weights.
-                    Dtype::I64 | Dtype::I32 | Dtype::U8 | Dtype::BOOL => {
+                    Dtype::I64 | Dtype::I32 | Dtype::BOOL => {
                         integer.insert(name, format!("{:?}", info.dtype));
                         continue;
                     }
                     other => {
-                        let expected = "F32, F16, BF16 or I8 (weights), or an integer side tensor";
+                        let expected = "F32, F16, BF16, I8 or U8 (weights), or an integer side tensor";
                         return Err(Error::TensorDtype { name, dtype: format!("{other:?}"), expected });
                     }
                 };
@@ -165,8 +168,9 @@ impl Checkpoint {
         if let Some(v) = self.overrides.get(name) {
             return Ok(v.clone());
         }
-        if t.dtype == FloatType::I8 {
-            return Err(Error::TensorDtype { name: full, dtype: "I8".into(), expected: "F32, F16 or BF16" });
+        if matches!(t.dtype, FloatType::I8 | FloatType::U8) {
+            let dtype = format!("{:?}", t.dtype).to_uppercase();
+            return Err(Error::TensorDtype { name: full, dtype, expected: "F32, F16 or BF16" });
         }
         let mut out = vec![0.0; shape.iter().product()];
         convert(self.bytes(t), t.dtype, &mut out);
@@ -181,6 +185,15 @@ impl Checkpoint {
             return Err(Error::TensorDtype { name: full, dtype: format!("{:?}", t.dtype), expected: "I8" });
         }
         Ok(self.bytes(t).iter().map(|&b| b as i8).collect())
+    }
+
+    /// The bytes of a `U8` tensor (packed int4 levels), checked against `shape`.
+    pub fn u8(&self, name: &str, shape: &[usize]) -> Result<&[u8]> {
+        let (t, full) = self.find(name, shape)?;
+        if t.dtype != FloatType::U8 {
+            return Err(Error::TensorDtype { name: full, dtype: format!("{:?}", t.dtype), expected: "U8" });
+        }
+        Ok(self.bytes(t))
     }
 
     /// Element type of a tensor, if present.
@@ -200,6 +213,9 @@ impl Checkpoint {
     /// also needs its per-row scales, `{name}_scale` (`[rows]`).
     pub fn mapped(&self, name: &str, shape: [usize; 2]) -> Result<MappedTensor> {
         let (t, full) = self.find(name, &shape)?;
+        if t.dtype == FloatType::U8 {
+            return Err(Error::TensorDtype { name: full, dtype: "U8".into(), expected: "F32, F16, BF16 or I8" });
+        }
         let row_scales = if t.dtype == FloatType::I8 {
             let scales = self.f32(&format!("{name}_scale"), &[shape[0]])?;
             check_scales(&full, &scales)?;
@@ -333,6 +349,7 @@ pub(crate) fn check_scales(name: &str, scales: &[f32]) -> Result<()> {
 fn convert(bytes: &[u8], dtype: FloatType, out: &mut [f32]) {
     match dtype {
         FloatType::I8 => bytes.iter().zip(out).for_each(|(&b, o)| *o = b as i8 as f32),
+        FloatType::U8 => bytes.iter().zip(out).for_each(|(&b, o)| *o = b as f32),
         FloatType::F32 => {
             bytes.chunks_exact(4).zip(out).for_each(|(b, o)| *o = f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
         }

@@ -95,6 +95,21 @@ impl Linear {
                 smoothed_inv,
             });
         }
+        if ck.dtype(&modules[0].weight) == Some(FloatType::U8) {
+            // Written by `e5 quantize --precision int4-g*`: the levels and scales the in-memory
+            // int4 path computes, packed without the scale search.
+            let group = precision.int4_group().ok_or_else(|| {
+                let w = &modules[0].weight;
+                Error::Quantized(format!("{w} holds packed int4 levels (U8), but the model does not run as int4"))
+            })?;
+            let (q, scales) = crate::quantize::int4::read(ck, &modules, n_each, k, group)?;
+            return Ok(Linear {
+                id,
+                weight: Weights::Int4(PackedI4::from_quantized(kern, &q, &scales, n, k, group, Some(&b))),
+                input_scale,
+                smoothed_inv,
+            });
+        }
         let mut w = Vec::with_capacity(n * k);
         for m in &modules {
             w.extend(ck.f32(&m.weight, &[n_each, k])?);

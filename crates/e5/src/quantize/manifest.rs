@@ -20,6 +20,9 @@ pub struct Manifest {
     pub format: String,
     pub tool: String,
     pub precision: String,
+    /// Input values per weight scale (int4 precisions only).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub group_size: Option<usize>,
     pub scheme: Scheme,
     pub keep_fp32: Vec<String>,
     /// sha256 of each source weight file.
@@ -38,7 +41,7 @@ pub struct Scheme {
 pub struct TensorEntry {
     pub dtype: String,
     pub shape: Vec<usize>,
-    /// Statistics of the quantization scales (int8 tensors).
+    /// Statistics of the quantization scales (int8 and int4 tensors).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub scales: Option<ScaleStats>,
 }
@@ -56,6 +59,7 @@ pub(super) fn dtype_name(d: FloatType) -> &'static str {
         FloatType::F16 => "F16",
         FloatType::Bf16 => "BF16",
         FloatType::I8 => "I8",
+        FloatType::U8 => "U8",
     }
 }
 
@@ -76,9 +80,16 @@ pub fn read_manifest(dir: &Path) -> Result<Option<Manifest>> {
 
 /// Checks that the weights are what the manifest says; returns the stored precision.
 pub(crate) fn verify(m: &Manifest, ck: &Checkpoint) -> Result<Precision> {
-    let precision = Precision::parse(&m.precision)
-        .filter(|p| *p != Precision::Fp32 && p.int4_group().is_none())
-        .ok_or_else(|| Error::Quantized(format!("manifest precision {:?} is not int8, f16 or bf16", m.precision)))?;
+    let precision = Precision::parse(&m.precision).filter(|p| *p != Precision::Fp32).ok_or_else(|| {
+        Error::Quantized(format!("manifest precision {:?} is not int8, f16, bf16 or int4-g32/64/128", m.precision))
+    })?;
+    if m.group_size != precision.int4_group() {
+        return Err(Error::Quantized(format!(
+            "manifest mismatch: precision {} but group_size {}",
+            m.precision,
+            m.group_size.map_or("absent".into(), |g| g.to_string())
+        )));
+    }
     let inventory: BTreeMap<&str, (FloatType, &[usize])> = ck.inventory().map(|(n, d, s)| (n, (d, s))).collect();
     for (name, entry) in &m.tensors {
         match inventory.get(name.as_str()) {
@@ -104,15 +115,18 @@ pub(crate) fn verify(m: &Manifest, ck: &Checkpoint) -> Result<Precision> {
     }
     // The stored dtype of every quantized tensor must be the precision the manifest states
     // (which `info` reports and the model runs in).
-    let stored = match precision {
+    // int4 stores its word table as int8 rows.
+    let stored = |table: bool| match precision {
         Precision::Int8 => "I8",
         Precision::Bf16 => "BF16",
-        _ => "F16",
+        Precision::F16 => "F16",
+        _ if table => "I8",
+        _ => "U8",
     };
     for (name, entry) in &m.tensors {
-        let quantized = name == names::WORD_EMBEDDINGS
-            || names::linear_of_weight(name).is_some_and(|l| !m.keep_fp32.contains(&l.to_string()));
-        if quantized && entry.dtype != stored {
+        let table = name == names::WORD_EMBEDDINGS;
+        let quantized = table || names::linear_of_weight(name).is_some_and(|l| !m.keep_fp32.contains(&l.to_string()));
+        if quantized && entry.dtype != stored(table) {
             return Err(Error::Quantized(format!(
                 "manifest mismatch: precision {} but tensor {name:?} is {}",
                 m.precision, entry.dtype
