@@ -45,6 +45,10 @@ pub struct QuantizeArgs {
     /// kind query/short → `query: ` prefix, else `passage: `).
     #[arg(long, value_name = "FILE", requires = "smooth")]
     calibration_texts: Option<String>,
+    /// With --smooth: multiplier (1 to 8) on every searched input scale, room for inputs
+    /// beyond the calibration texts' range (docs/quantization.md, Headroom).
+    #[arg(long, default_value_t = 1.0, requires = "smooth")]
+    headroom: f32,
 }
 
 pub fn run(a: QuantizeArgs) -> Result<()> {
@@ -105,6 +109,6 @@ fn smoothed(
     let texts = crate::quant_eval::corpus::read_texts(texts).map_err(|e| e5::Error::Options(format!("{e:#}")))?;
     let inputs: Vec<e5::Input> = texts.iter().map(|t| t.input()).collect();
     let model = e5::Model::load(src, e5::Options::default())?;
-    let cal = smooth::calibrate(&model, &inputs, &smooth::Search::default())?;
+    let cal = smooth::calibrate(&model, &inputs, &smooth::Search { headroom: a.headroom, ..Default::default() })?;
     smooth::quantize_smoothed(src, &a.out, &cal, a.force)
 }

@@ -92,6 +92,30 @@ fn quantize_int4_with_a_group_size_embeds_with_no_flag() {
 }
 
 #[test]
+fn quantize_smooth_takes_a_headroom_and_embeds_with_no_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let texts = dir.path().join("calibration.jsonl");
+    std::fs::write(&texts, "{\"text\": \"how are you\", \"kind\": \"query\"}\n{\"text\": \"fine, thanks\"}\n").unwrap();
+    let (model, out) = (tiny(), dir.path().join("smooth"));
+    let run = |extra: &[&str]| {
+        let mut args = vec!["quantize", "-m", model.as_str(), "--out", out.to_str().unwrap(), "--force", "--precision"];
+        args.extend_from_slice(&["int8", "--smooth", "--calibration-texts", texts.to_str().unwrap()]);
+        args.extend_from_slice(extra);
+        e5(&args, b"")
+    };
+    let o = run(&["--headroom", "1.5"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = e5(&["embed", "-m", out.to_str().unwrap()], b"hello\n");
+    assert!(o.status.success(), "{}", stderr(&o));
+    for bad in ["0.5", "9", "NaN"] {
+        let o = run(&["--headroom", bad]);
+        assert!(!o.status.success() && stderr(&o).contains("headroom"), "{bad}: {}", stderr(&o));
+    }
+    let o = e5(&["quantize", "-m", model.as_str(), "--out", out.to_str().unwrap(), "--headroom", "2"], b"");
+    assert!(!o.status.success() && stderr(&o).contains("--smooth"), "{}", stderr(&o));
+}
+
+#[test]
 fn tokenize_and_info() {
     let o = e5(&["tokenize", "-m", &tiny(), "Hello world"], b"");
     assert!(o.status.success(), "{}", stderr(&o));

@@ -212,6 +212,7 @@ fn smoothed_static_int8_reports_its_alpha_per_sub_layer() {
     let rep: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
     let sites = rep["calibration"]["smooth"]["sites"].as_object().unwrap();
     assert_eq!(sites.len(), 8, "4 sub-layers of both layers");
+    assert_eq!(rep["calibration"]["smooth"]["headroom"], 1.0, "no headroom unless asked");
     for (name, s) in sites {
         assert!(s["alpha"].is_number() || s["alpha"].is_null(), "{name}: {s}");
         assert!(s["error"].as_f64().unwrap() <= s["error_unsmoothed"].as_f64().unwrap(), "{name}: {s}");
