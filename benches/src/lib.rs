@@ -16,6 +16,17 @@ pub fn rand_vec(seed: u64, n: usize) -> Vec<f32> {
         .collect()
 }
 
+/// A report binary's arguments `[threads] [seconds-per-case] [M]` (defaults 2, 0.3, every
+/// M), with a pool of that many threads.
+pub fn report_args() -> (usize, f64, Option<usize>, rayon::ThreadPool) {
+    let mut args = std::env::args().skip(1);
+    let threads: usize = args.next().map(|s| s.parse().unwrap()).unwrap_or(2);
+    let secs: f64 = args.next().map(|s| s.parse().unwrap()).unwrap_or(0.3);
+    let filter: Option<usize> = args.next().map(|s| s.parse().unwrap());
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+    (threads, secs, filter, pool)
+}
+
 /// Median seconds of `f` over runs filling about `seconds` (at least 5 runs).
 pub fn median_secs(seconds: f64, mut f: impl FnMut()) -> f64 {
     f();

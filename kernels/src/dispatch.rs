@@ -368,7 +368,7 @@ fn bf16_env() -> Result<Option<Bf16Path>, IsaError> {
 }
 
 /// `c` seen as possibly uninitialized: the GEMM drivers only ever store finished values.
-fn as_uninit(c: &mut [f32]) -> &mut [MaybeUninit<f32>] {
+pub(crate) fn as_uninit(c: &mut [f32]) -> &mut [MaybeUninit<f32>] {
     // SAFETY: same layout; nothing writes an uninitialized value through the result.
     unsafe { &mut *(c as *mut [f32] as *mut [MaybeUninit<f32>]) }
 }

@@ -7,11 +7,7 @@ use e5_benches::*;
 use e5_kernels::{Kernels, PackedF32, PackedI4, PackedI8, Post};
 
 fn main() {
-    let mut args = std::env::args().skip(1);
-    let threads: usize = args.next().map(|s| s.parse().unwrap()).unwrap_or(2);
-    let secs: f64 = args.next().map(|s| s.parse().unwrap()).unwrap_or(0.3);
-    let filter: Option<usize> = args.next().map(|s| s.parse().unwrap());
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+    let (threads, secs, filter, pool) = report_args();
     let kern = Kernels::detect().unwrap();
     let peak = pool.install(|| kern.fma_peak_gflops(threads, 0.5));
     println!("isa {} | threads {threads} | FMA peak {peak:.1} GFLOP/s\n", kern.dispatch_reason());

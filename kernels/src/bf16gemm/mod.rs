@@ -170,9 +170,7 @@ impl PackedBf16 {
 
     /// `C[m, n] = post(A[m, k] · Wᵀ + bias)`, contiguous rows, threaded over the rayon pool.
     pub fn gemm(&self, a: &[f32], m: usize, post: Post<'_>, c: &mut [f32]) {
-        // SAFETY: same layout; the driver stores only finished values.
-        let c = unsafe { &mut *(c as *mut [f32] as *mut [MaybeUninit<f32>]) };
-        gemm(a, self.k, m, self, post, c, self.n, true);
+        gemm(a, self.k, m, self, post, crate::dispatch::as_uninit(c), self.n, true);
     }
 
     /// [`PackedBf16::gemm`] into a new `[m, n]` vector, with no zero-fill pass.
