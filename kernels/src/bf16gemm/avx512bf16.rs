@@ -4,7 +4,7 @@
 //! 24 FMAs per `k`, from half the weight bytes.
 
 use super::{round_bf16, Bf16Kernel, Bf16Tile};
-use crate::f32gemm::avx512::{finish_row, masks};
+use crate::f32gemm::avx512::{finish_row, masks, start_row};
 use crate::tiling::{by_rows, unrolled};
 use crate::Isa;
 use std::arch::x86_64::*;
@@ -30,14 +30,7 @@ unsafe fn tile(t: &Bf16Tile) {
 unsafe fn rows<const R: usize>(t: &Bf16Tile) {
     let k = masks(t.nr);
     let mut acc = [[_mm512_setzero_ps(); 2]; R];
-    unrolled!(R, |r| {
-        acc[r] = if t.accumulate {
-            let p = t.c.add(r * t.ldc);
-            [_mm512_maskz_loadu_ps(k[0], p), _mm512_maskz_loadu_ps(k[1], p.add(16))]
-        } else {
-            [_mm512_loadu_ps(t.bias), _mm512_loadu_ps(t.bias.add(16))]
-        };
-    });
+    unrolled!(R, |r| { acc[r] = start_row(t.accumulate, t.c, t.ldc, t.bias, r, k) });
     let (mut a, mut b) = (t.a, t.b);
     for _ in 0..t.pairs {
         let w0 = std::mem::transmute::<__m512i, __m512bh>(_mm512_loadu_si512(b.cast()));

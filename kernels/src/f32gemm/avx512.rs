@@ -53,14 +53,7 @@ pub(crate) fn masks(n: usize) -> [__mmask16; 2] {
 unsafe fn rows<const R: usize, const S: u8>(t: &Tile, b: *const u8) {
     let k = masks(t.nr);
     let mut acc = [[_mm512_setzero_ps(); 2]; R];
-    unrolled!(R, |r| {
-        acc[r] = if t.accumulate {
-            let p = t.c.add(r * t.ldc);
-            [_mm512_maskz_loadu_ps(k[0], p), _mm512_maskz_loadu_ps(k[1], p.add(16))]
-        } else {
-            [_mm512_loadu_ps(t.bias), _mm512_loadu_ps(t.bias.add(16))]
-        };
-    });
+    unrolled!(R, |r| { acc[r] = start_row(t.accumulate, t.c, t.ldc, t.bias, r, k) });
     let size = if S == F32 { 4 } else { 2 };
     // No software prefetch (`t.prefetch` unused): touching both lines of each 128-byte
     // panel row per `k` step measured no faster at M = 1 and M = 17 on Zen 4 (two threads,
@@ -78,6 +71,27 @@ unsafe fn rows<const R: usize, const S: u8>(t: &Tile, b: *const u8) {
         b = b.add(32 * size);
     }
     unrolled!(R, |r| { finish_row(t.post, t.c, t.ldc, r, acc[r], k) });
+}
+
+/// Row `r`'s starting accumulators of a 32-column tile: its partial sums in `c` (row
+/// stride `ldc`, valid columns `k`) when `accumulate`, else the bias. Shared by the f32 and
+/// bf16-dot tiles.
+#[inline]
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn start_row(
+    accumulate: bool,
+    c: *const f32,
+    ldc: usize,
+    bias: *const f32,
+    r: usize,
+    k: [__mmask16; 2],
+) -> [__m512; 2] {
+    if accumulate {
+        let p = c.add(r * ldc);
+        [_mm512_maskz_loadu_ps(k[0], p), _mm512_maskz_loadu_ps(k[1], p.add(16))]
+    } else {
+        [_mm512_loadu_ps(bias), _mm512_loadu_ps(bias.add(16))]
+    }
 }
 
 /// Applies the epilogue to row `r` of a finished 32-column tile at `c` (row stride `ldc`)
