@@ -14,7 +14,6 @@
 mod common;
 use common::*;
 use e5_kernels::bf16gemm::{self, round_bf16, Bf16Kernel, Bf16Tile};
-use e5_kernels::f32gemm::TilePost;
 use e5_kernels::{GeluKind, PackedBf16, Post};
 use proptest::prelude::*;
 
@@ -105,18 +104,10 @@ fn check_tile(kern: &Bf16Kernel, c: &Case) {
     let lane = |v: &[u16], kp: usize| v[2 * kp] as u32 | (v[2 * kp + 1] as u32) << 16;
     let strip: Vec<u32> = (0..pairs).flat_map(|kp| a.iter().map(move |r| lane(r, kp))).collect();
     let panel: Vec<u32> = (0..pairs).flat_map(|kp| w.iter().map(move |col| lane(col, kp))).collect();
-    let bias = rand_vec(c.seed + 2, nr_max, 0.3);
-    let ldc = nr_max + 3;
-    let res = rand_vec(c.seed + 3, mr_max * ldc, 1.0);
-    let start = rand_vec(c.seed + 4, mr_max * ldc, 1.0);
-    let mut out: Vec<f32> =
-        (0..mr_max * ldc).map(|i| if i / ldc < mr && i % ldc < nr { start[i] } else { f32::NAN }).collect();
-    let post = match c.post {
-        0 => TilePost::None,
-        1 => TilePost::Gelu(GeluKind::Erf),
-        2 => TilePost::Gelu(GeluKind::Tanh),
-        _ => TilePost::Residual { r: res.as_ptr(), ldr: ldc },
-    };
+    // C: the partial sums to accumulate onto inside the tile, NaN sentinels outside it.
+    let buffers = TileOutput::new(c.seed, (mr_max, nr_max), (mr, nr));
+    let post = buffers.post(c.post);
+    let TileOutput { bias, ldc, res, start, mut out } = buffers;
     let tile = Bf16Tile {
         pairs,
         a: strip.as_ptr(),

@@ -46,3 +46,36 @@ pub fn gelu_tanh_f64(x: f64) -> f64 {
 pub fn max_abs_diff(a: &[f32], b: &[f64]) -> f64 {
     a.iter().zip(b).map(|(a, b)| (*a as f64 - b).abs()).fold(0.0, f64::max)
 }
+
+/// What a directly called f32-output tile writes into: `C` rows of stride `ldc = NR + 3`
+/// holding the partial sums `start` inside the `mr × nr` tile and NaN sentinels outside it,
+/// plus a bias and a residual of the same shape.
+pub struct TileOutput {
+    pub bias: Vec<f32>,
+    pub ldc: usize,
+    pub res: Vec<f32>,
+    pub start: Vec<f32>,
+    pub out: Vec<f32>,
+}
+
+impl TileOutput {
+    pub fn new(seed: u64, (mr_max, nr_max): (usize, usize), (mr, nr): (usize, usize)) -> Self {
+        let bias = rand_vec(seed + 2, nr_max, 0.3);
+        let ldc = nr_max + 3;
+        let res = rand_vec(seed + 3, mr_max * ldc, 1.0);
+        let start = rand_vec(seed + 4, mr_max * ldc, 1.0);
+        let out = (0..mr_max * ldc).map(|i| if i / ldc < mr && i % ldc < nr { start[i] } else { f32::NAN }).collect();
+        TileOutput { bias, ldc, res, start, out }
+    }
+
+    /// Epilogue `code`: 0 none, 1 GELU (erf), 2 GELU (tanh), else the residual.
+    pub fn post(&self, code: u8) -> e5_kernels::f32gemm::TilePost {
+        use e5_kernels::{f32gemm::TilePost, GeluKind};
+        match code {
+            0 => TilePost::None,
+            1 => TilePost::Gelu(GeluKind::Erf),
+            2 => TilePost::Gelu(GeluKind::Tanh),
+            _ => TilePost::Residual { r: self.res.as_ptr(), ldr: self.ldc },
+        }
+    }
+}

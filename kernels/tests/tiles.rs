@@ -7,8 +7,8 @@
 
 mod common;
 use common::*;
-use e5_kernels::f32gemm::{PanelPtr, Tile, TilePost};
-use e5_kernels::{GeluKind, Kernels};
+use e5_kernels::f32gemm::{PanelPtr, Tile};
+use e5_kernels::Kernels;
 use proptest::prelude::*;
 
 struct Case {
@@ -53,19 +53,10 @@ fn check_tile(kern: &Kernels, c: &Case) {
         1 => PanelPtr::F16(bits.as_ptr()),
         _ => PanelPtr::Bf16(bits.as_ptr()),
     };
-    let bias = rand_vec(c.seed + 2, nr_max, 0.3);
-    let ldc = nr_max + 3;
-    let res = rand_vec(c.seed + 3, mr_max * ldc, 1.0);
-    let start = rand_vec(c.seed + 4, mr_max * ldc, 1.0);
     // C: the partial sums to accumulate onto inside the tile, NaN sentinels outside it.
-    let mut out: Vec<f32> =
-        (0..mr_max * ldc).map(|i| if i / ldc < mr && i % ldc < nr { start[i] } else { f32::NAN }).collect();
-    let post = match c.post {
-        0 => TilePost::None,
-        1 => TilePost::Gelu(GeluKind::Erf),
-        2 => TilePost::Gelu(GeluKind::Tanh),
-        _ => TilePost::Residual { r: res.as_ptr(), ldr: ldc },
-    };
+    let buffers = TileOutput::new(c.seed, (mr_max, nr_max), (mr, nr));
+    let post = buffers.post(c.post);
+    let TileOutput { bias, ldc, res, start, mut out } = buffers;
     let tile = Tile {
         k,
         a: a.as_ptr(),
