@@ -40,7 +40,7 @@ pub fn run(a: InfoArgs) -> Result<()> {
         ("query / passage prompts", format!("{:?} / {:?}", p.query, p.passage)),
         ("prompts", prompts(&p.named, p.default.as_deref())),
         ("kernels", format!("{} (int8: {})", i.isa, i.int8_kernel)),
-        ("dispatch", e5_kernels::Kernels::get(i.isa)?.dispatch_reason()),
+        ("dispatch", i.dispatch.clone()),
         ("precision", i.precision.name().to_string()),
         ("mapped", mib(Some(i.mapped_bytes))),
         ("embedding table (mapped, in place)", mib(Some(i.embedding_table_bytes))),

@@ -264,6 +264,7 @@ impl Model {
         d.set_item("dtype", i.dtype)?;
         d.set_item("isa", i.isa.to_string())?;
         d.set_item("int8_kernel", i.int8_kernel)?;
+        d.set_item("dispatch", i.dispatch)?;
         d.set_item("precision", i.precision.name())?;
         d.set_item("pooling", i.pooling.to_string())?;
         d.set_item("normalize", i.normalize)?;

@@ -149,6 +149,8 @@ def test_tokenize_and_info(e5_small):
     assert m.tokenize("word " * 600)["over_limit"] > 0
     i = m.info()
     assert i["dim"] == 384 and i["max_tokens"] == 512 and i["precision"] == "fp32" and i["normalize"] is True
+    # Which kernel path each family takes, as `e5 info` says it.
+    assert i["dispatch"].startswith(i["isa"]) and "int8 " + i["int8_kernel"] in i["dispatch"] and "bf16" in i["dispatch"]
     assert "multilingual-e5-small" in repr(m)
 
 

@@ -212,6 +212,7 @@ impl Model {
             dtype: c.dtype.clone(),
             isa: self.kern.isa,
             int8_kernel: self.kern.int8_kernel(),
+            dispatch: self.kern.dispatch_reason(),
             precision: self.options.precision,
             dim: self.dim(),
             pooling: c.head.pooling.clone(),

@@ -22,6 +22,9 @@ pub struct ModelInfo {
     pub isa: Isa,
     /// The int8 micro-kernel in use (`avx512-vnni`, `avx2-madd16`, …).
     pub int8_kernel: &'static str,
+    /// Which kernel path each family takes on this CPU, and why (f32 tile and blocking,
+    /// int8, bf16-dot or widening): [`e5_kernels::Kernels::dispatch_reason`].
+    pub dispatch: String,
     pub precision: Precision,
     /// Output width (after pooling and the Dense layers).
     pub dim: usize,
