@@ -63,20 +63,26 @@ pub(crate) fn gemm_setup(
 }
 
 /// `match t.mr { 1 => f::<1>(t), …, N => f::<N>(t) }`: a micro-kernel instantiated per row
-/// count, so a tail tile runs the same code with fewer rows.
+/// count, so a tail tile runs the same code with fewer rows. `by_rows!(@rows t.out.mr; t, …)`
+/// takes the row count from another place (the f32-output tiles keep it in [`TileOut`]).
+///
+/// [`TileOut`]: crate::f32gemm::TileOut
 macro_rules! by_rows {
-    ($t:expr, $f:ident, [$($r:literal),+]) => {
-        match $t.mr {
+    (@rows $mr:expr; $t:expr, $f:ident, [$($r:literal),+]) => {
+        match $mr {
             $($r => $f::<$r>($t),)+
-            _ => unreachable!("tile rows {}", $t.mr),
+            _ => unreachable!("tile rows {}", $mr),
         }
     };
     // With one more const parameter and one more argument.
-    ($t:expr, $f:ident, [$($r:literal),+], $c:expr, $arg:expr) => {
-        match $t.mr {
+    (@rows $mr:expr; $t:expr, $f:ident, [$($r:literal),+], $c:expr, $arg:expr) => {
+        match $mr {
             $($r => $f::<$r, $c>($t, $arg),)+
-            _ => unreachable!("tile rows {}", $t.mr),
+            _ => unreachable!("tile rows {}", $mr),
         }
+    };
+    ($t:expr, $f:ident, $rows:tt $(, $c:expr, $arg:expr)?) => {
+        by_rows!(@rows $t.mr; $t, $f, $rows $(, $c, $arg)?)
     };
 }
 pub(crate) use by_rows;

@@ -105,41 +105,12 @@ fn check_tile(kern: &Bf16Kernel, c: &Case) {
     let strip: Vec<u32> = (0..pairs).flat_map(|kp| a.iter().map(move |r| lane(r, kp))).collect();
     let panel: Vec<u32> = (0..pairs).flat_map(|kp| w.iter().map(move |col| lane(col, kp))).collect();
     // C: the partial sums to accumulate onto inside the tile, NaN sentinels outside it.
-    let buffers = TileOutput::new(c.seed, (mr_max, nr_max), (mr, nr));
-    let post = buffers.post(c.post);
-    let TileOutput { bias, ldc, res, start, mut out } = buffers;
-    let tile = Bf16Tile {
-        pairs,
-        a: strip.as_ptr(),
-        b: panel.as_ptr(),
-        bias: bias.as_ptr(),
-        c: out.as_mut_ptr(),
-        ldc,
-        mr,
-        nr,
-        accumulate: c.accumulate,
-        post,
-    };
+    let mut buffers = TileOutput::new(c.seed, (mr_max, nr_max), (mr, nr));
+    let tile = Bf16Tile { pairs, a: strip.as_ptr(), b: panel.as_ptr(), out: buffers.tile_out(c.accumulate, c.post) };
     // SAFETY: every buffer covers an `MR × NR` tile of `pairs` pairs.
     unsafe { kern.tile(&tile) };
-    for r in 0..mr_max {
-        for j in 0..ldc {
-            let got = out[r * ldc + j];
-            if r >= mr || j >= nr {
-                assert!(got.is_nan(), "{} {mr}x{nr} wrote outside the tile at ({r}, {j})", kern.name);
-                continue;
-            }
-            let init = if c.accumulate { start[r * ldc + j] } else { bias[j] } as f64;
-            let (want, tol) = expect(init, &a[r], &w[j], c.post, res[r * ldc + j] as f64);
-            assert!(
-                (got as f64 - want).abs() <= tol,
-                "{} tile {mr}x{nr} k={k} acc={} post={} at ({r}, {j}): {got} vs {want} (tol {tol:e})",
-                kern.name,
-                c.accumulate,
-                c.post
-            );
-        }
-    }
+    let what = format!("{} k={k} acc={} post={}", kern.name, c.accumulate, c.post);
+    buffers.check(&what, c.accumulate, |r, j, init, res| expect(init, &a[r], &w[j], c.post, res));
 }
 
 proptest! {
@@ -184,8 +155,12 @@ fn check_gemm(m: usize, n: usize, k: usize, post: u8, seed: u64) {
             for j in 0..n {
                 let row = &ar[i * k..(i + 1) * k];
                 let (want, tol) = expect(bias[j] as f64, row, &wr[j * k..(j + 1) * k], post, res[i * n + j] as f64);
-                let got = c[i * n + j];
-                assert!((got as f64 - want).abs() <= tol, "{} m={m} n={n} k={k} post={post} ({i}, {j})", kern.name);
+                assert_close(
+                    c[i * n + j],
+                    want,
+                    tol,
+                    format_args!("{} m={m} n={n} k={k} post={post} ({i}, {j})", kern.name),
+                );
             }
         }
         match &reference {
@@ -211,15 +186,12 @@ proptest! {
     /// batch: large batches take even `K` slices and strip-outer order, small ones neither.
     #[test]
     fn rows_do_not_depend_on_batch_mates(m in 2usize..160, n in 1usize..70, k in 1usize..1100, start in 0usize..59, seed in any::<u64>()) {
-        let start = start % m;
-        let len = 1 + (seed as usize) % (m - start);
-        let a = rand_vec(seed, m * k, 1.0);
         let w = rand_vec(seed + 1, n * k, 1.0);
         for kern in variants() {
             let packed = PackedBf16::from_rows(kern, &w, n, k, k, None);
-            let full = packed.gemm_to_vec(&a, m, Post::Gelu(GeluKind::Erf));
-            let part = packed.gemm_to_vec(&a[start * k..(start + len) * k], len, Post::Gelu(GeluKind::Erf));
-            prop_assert_eq!(&full[start * n..(start + len) * n], &part[..], "{}", kern.name);
+            assert_rows_alone_match_batch((m, n, k), start, seed, kern.name, |a, m| {
+                packed.gemm_to_vec(a, m, Post::Gelu(GeluKind::Erf))
+            });
         }
     }
 }
@@ -239,13 +211,7 @@ fn results_do_not_depend_on_thread_count() {
     let w = rand_vec(8, n * k, 1.0);
     for kern in variants() {
         let packed = PackedBf16::from_rows(kern, &w, n, k, k, None);
-        let run = |threads| {
-            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-            pool.install(|| packed.gemm_to_vec(&a, m, Post::None))
-        };
-        let one = run(1);
-        assert_eq!(one, run(2), "{}", kern.name);
-        assert_eq!(one, run(3), "{}", kern.name);
+        assert_same_on_any_thread_count(kern.name, || packed.gemm_to_vec(&a, m, Post::None));
     }
 }
 

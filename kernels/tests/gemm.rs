@@ -56,11 +56,7 @@ fn check(m: usize, n: usize, k: usize, post: u8, seed: u64) {
         for (idx, (got, want)) in c.iter().zip(&want).enumerate() {
             // f32 accumulation error bound, plus the activation's own error.
             let tol = 2e-7 * (k as f64 + 2.0) * (mag[idx] + 1.0) + gelu_err + 1e-7 * want.abs();
-            assert!(
-                (*got as f64 - want).abs() <= tol,
-                "{} m={m} n={n} k={k} post={post} at {idx}: {got} vs {want} (tol {tol})",
-                kern.isa
-            );
+            assert_close(*got, *want, tol, format_args!("{} m={m} n={n} k={k} post={post} at {idx}", kern.isa));
         }
     }
 }
@@ -76,17 +72,14 @@ proptest! {
     /// Any subset of rows, computed alone, is bit-identical to the same rows in the full batch.
     #[test]
     fn rows_do_not_depend_on_batch_mates(m in 2usize..200, n in 1usize..70, k in 1usize..600, start in 0usize..59, seed in any::<u64>()) {
-        let start = start % m;
-        let len = 1 + (seed as usize) % (m - start);
-        let a = rand_vec(seed, m * k, 1.0);
         let w = rand_vec(seed + 1, n * k, 1.0);
         for kern in tables() {
             let packed = PackedF32::from_rows(kern, &w, n, k, k, None);
-            let mut full = vec![0.0; m * n];
-            kern.gemm(&a, m, &packed, Post::Gelu(GeluKind::Erf), &mut full);
-            let mut part = vec![0.0; len * n];
-            kern.gemm(&a[start * k..(start + len) * k], len, &packed, Post::Gelu(GeluKind::Erf), &mut part);
-            prop_assert_eq!(&full[start * n..(start + len) * n], &part[..], "{}", kern.isa);
+            assert_rows_alone_match_batch((m, n, k), start, seed, &kern.isa.to_string(), |a, m| {
+                let mut c = vec![0.0; m * n];
+                kern.gemm(a, m, &packed, Post::Gelu(GeluKind::Erf), &mut c);
+                c
+            });
         }
     }
 }
@@ -109,15 +102,11 @@ fn results_do_not_depend_on_thread_count() {
     let w = rand_vec(8, n * k, 1.0);
     for kern in tables() {
         let packed = PackedF32::from_rows(kern, &w, n, k, k, None);
-        let run = |threads| {
-            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        assert_same_on_any_thread_count(&kern.isa.to_string(), || {
             let mut c = vec![0.0; m * n];
-            pool.install(|| kern.gemm(&a, m, &packed, Post::None, &mut c));
+            kern.gemm(&a, m, &packed, Post::None, &mut c);
             c
-        };
-        let one = run(1);
-        assert_eq!(one, run(2), "{}", kern.isa);
-        assert_eq!(one, run(3), "{}", kern.isa);
+        });
     }
 }
 

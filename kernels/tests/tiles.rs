@@ -54,58 +54,36 @@ fn check_tile(kern: &Kernels, c: &Case) {
         _ => PanelPtr::Bf16(bits.as_ptr()),
     };
     // C: the partial sums to accumulate onto inside the tile, NaN sentinels outside it.
-    let buffers = TileOutput::new(c.seed, (mr_max, nr_max), (mr, nr));
-    let post = buffers.post(c.post);
-    let TileOutput { bias, ldc, res, start, mut out } = buffers;
+    let mut buffers = TileOutput::new(c.seed, (mr_max, nr_max), (mr, nr));
     let tile = Tile {
         k,
         a: a.as_ptr(),
         row_stride,
         k_stride,
         b,
-        bias: bias.as_ptr(),
-        c: out.as_mut_ptr(),
-        ldc,
-        mr,
-        nr,
-        accumulate: c.accumulate,
-        post,
+        out: buffers.tile_out(c.accumulate, c.post),
         prefetch: panel.as_ptr().cast(),
         prefetch_step: 64,
     };
     // SAFETY: `kern` exists only for a supported ISA; every buffer covers the tile's reach.
     unsafe { (mk.run)(&tile) };
-    for r in 0..mr_max {
-        for j in 0..ldc {
-            let got = out[r * ldc + j];
-            if r >= mr || j >= nr {
-                assert!(got.is_nan(), "{} {}x{} wrote outside the tile at ({r}, {j})", kern.isa, mr, nr);
-                continue;
-            }
-            let init = if c.accumulate { start[r * ldc + j] } else { bias[j] } as f64;
-            let (mut s, mut mag) = (init, init.abs());
-            for kk in 0..k {
-                let p = a_rows[r * k + kk] as f64 * panel[kk * nr_max + j] as f64;
-                s += p;
-                mag += p.abs();
-            }
-            let want = match c.post {
-                0 => s,
-                1 => gelu_erf_f64(s),
-                2 => gelu_tanh_f64(s),
-                _ => s + res[r * ldc + j] as f64,
-            };
-            let tol = 2e-7 * (k as f64 + 2.0) * (mag + 1.0) + if c.post == 1 || c.post == 2 { 1e-6 } else { 0.0 };
-            assert!(
-                (got as f64 - want).abs() <= tol + 1e-7 * want.abs(),
-                "{} tile {mr}x{nr} k={k} acc={} post={} packed_a={} half={half} at ({r}, {j}): {got} vs {want}",
-                kern.isa,
-                c.accumulate,
-                c.post,
-                c.packed_a
-            );
+    let what = format!("{} k={k} acc={} post={} packed_a={} half={half}", kern.isa, c.accumulate, c.post, c.packed_a);
+    buffers.check(&what, c.accumulate, |r, j, init, res| {
+        let (mut s, mut mag) = (init, init.abs());
+        for kk in 0..k {
+            let p = a_rows[r * k + kk] as f64 * panel[kk * nr_max + j] as f64;
+            s += p;
+            mag += p.abs();
         }
-    }
+        let want = match c.post {
+            0 => s,
+            1 => gelu_erf_f64(s),
+            2 => gelu_tanh_f64(s),
+            _ => s + res,
+        };
+        let tol = 2e-7 * (k as f64 + 2.0) * (mag + 1.0) + if c.post == 1 || c.post == 2 { 1e-6 } else { 0.0 };
+        (want, tol + 1e-7 * want.abs())
+    });
 }
 
 proptest! {

@@ -5,7 +5,7 @@
 //!
 //! `cargo run --release -p e5-benches --bin tile-probe -- [K] [rounds]`
 
-use e5_kernels::f32gemm::{PanelPtr, Tile, TilePost};
+use e5_kernels::f32gemm::{PanelPtr, Tile, TileOut, TilePost};
 use e5_kernels::i8gemm::I8Tile;
 use e5_kernels::Kernels;
 use std::time::Instant;
@@ -39,13 +39,15 @@ fn main() {
         row_stride: 1,
         k_stride: fk.mr,
         b,
-        bias: bias.as_ptr(),
-        c: c.as_mut_ptr(),
-        ldc: fk.nr,
-        mr: fk.mr,
-        nr: fk.nr,
-        accumulate: false,
-        post: TilePost::None,
+        out: TileOut {
+            bias: bias.as_ptr(),
+            c: c.as_mut_ptr(),
+            ldc: fk.nr,
+            mr: fk.mr,
+            nr: fk.nr,
+            accumulate: false,
+            post: TilePost::None,
+        },
         // The operands are in L1: prefetch an address already cached (a no-op).
         prefetch: w.as_ptr().cast(),
         prefetch_step: 0,

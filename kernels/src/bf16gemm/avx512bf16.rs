@@ -22,15 +22,15 @@ pub fn supported() -> bool {
 /// AVX-512F and AVX512-BF16 must be available and `t` must describe in-bounds memory.
 #[target_feature(enable = "avx512f,avx512bf16")]
 unsafe fn tile(t: &Bf16Tile) {
-    by_rows!(t, rows, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12])
+    by_rows!(@rows t.out.mr; t, rows, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12])
 }
 
 #[inline]
 #[target_feature(enable = "avx512f,avx512bf16")]
 unsafe fn rows<const R: usize>(t: &Bf16Tile) {
-    let k = masks(t.nr);
+    let k = masks(t.out.nr);
     let mut acc = [[_mm512_setzero_ps(); 2]; R];
-    unrolled!(R, |r| { acc[r] = start_row(t.accumulate, t.c, t.ldc, t.bias, r, k) });
+    unrolled!(R, |r| { acc[r] = start_row(&t.out, r, k) });
     let (mut a, mut b) = (t.a, t.b);
     for _ in 0..t.pairs {
         let w0 = std::mem::transmute::<__m512i, __m512bh>(_mm512_loadu_si512(b.cast()));
@@ -43,7 +43,7 @@ unsafe fn rows<const R: usize>(t: &Bf16Tile) {
         a = a.add(MR);
         b = b.add(NR);
     }
-    unrolled!(R, |r| { finish_row(t.post, t.c, t.ldc, r, acc[r], k) });
+    unrolled!(R, |r| { finish_row(&t.out, r, acc[r], k) });
 }
 
 /// `vcvtneps2bf16` on 16 floats at a time, the scalar twin on the tail (the same bits).

@@ -26,7 +26,7 @@ pub mod scalar;
 pub mod avx512bf16;
 
 use crate::cache::CacheSizes;
-use crate::f32gemm::{Blocking, Post, TilePost};
+use crate::f32gemm::{Blocking, OutputTiles, Post, TileOut};
 use crate::sync_ptr::SyncPtr;
 use crate::tiling::{for_each_task, gemm_setup};
 use rayon::prelude::*;
@@ -45,8 +45,8 @@ pub fn round_bf16(x: f32) -> u16 {
     ((b + 0x7fff + ((b >> 16) & 1)) >> 16) as u16
 }
 
-/// One micro-kernel call: `C[mr, nr] = post(start + A[mr, 2·pairs] · B[2·pairs, NR])`,
-/// where `start` is the bias (first `K` slice) or `C` itself (later slices).
+/// One micro-kernel call: `out = post(start + A[mr, 2·pairs] · B[2·pairs, NR])` (see
+/// [`TileOut`]).
 pub struct Bf16Tile {
     /// `K` pairs in this slice.
     pub pairs: usize,
@@ -54,17 +54,7 @@ pub struct Bf16Tile {
     pub a: *const u32,
     /// Panel slice: `pairs × NR` lanes of two bf16.
     pub b: *const u32,
-    /// `NR` floats (zeros when the layer has no bias).
-    pub bias: *const f32,
-    pub c: *mut f32,
-    pub ldc: usize,
-    /// Valid rows (1..=MR) and columns (1..=NR) of the tile.
-    pub mr: usize,
-    pub nr: usize,
-    /// Start from the partial sums in `C` instead of the bias.
-    pub accumulate: bool,
-    /// Applied only on the last `K` slice.
-    pub post: TilePost,
+    pub out: TileOut,
 }
 
 /// A bf16-dot micro-kernel with its tile shape and its activation rounding. Only
@@ -236,7 +226,7 @@ pub(crate) fn gemm(
     let (mr, nr, pairs) = (kernel.mr, kernel.nr, k.div_ceil(2));
     let blocking = kernel.blocking();
     let strips = pack_a(kernel, a, lda, m, k, threads > 1 && m > blocking.mc);
-    let cp = SyncPtr(c.as_mut_ptr().cast::<f32>());
+    let out = OutputTiles { c: SyncPtr(c.as_mut_ptr().cast()), ldc, n, tile: (mr, nr), bias: &w.bias, post };
     for_each_task(m, blocking.mc, n.div_ceil(nr), threads, |rows, panels| {
         let few_strips = rows.len() <= 4 * mr;
         let kc_max = if few_strips { 2 * pairs.max(1) } else { k_slice(blocking, k) };
@@ -248,14 +238,7 @@ pub(crate) fn gemm(
                     pairs: pc,
                     a: strips[((i / mr) * pairs + p0) * mr..].as_ptr(),
                     b: w.data[(p * pairs + p0) * nr..].as_ptr(),
-                    bias: w.bias[p * nr..].as_ptr(),
-                    // SAFETY: tiles of distinct (rows, panel) never overlap; bounds asserted above.
-                    c: unsafe { cp.get().add(i * ldc + p * nr) },
-                    ldc,
-                    mr: mr.min(rows.end - i),
-                    nr: nr.min(n - p * nr),
-                    accumulate: ks > 0,
-                    post: if ks + 1 < k_slices { TilePost::None } else { post.at(i, p * nr) },
+                    out: out.at(i, rows.end, p, (ks, k_slices)),
                 };
                 // SAFETY: the kernel was handed out for this CPU; the tile is in bounds.
                 unsafe { kernel.tile(&tile) };

@@ -2,7 +2,7 @@
 //! and `W`, same chain per element (`+ a₁·w₁` then `+ a₀·w₀` per pair, each product exact).
 
 use super::{round_bf16, Bf16Kernel, Bf16Tile};
-use crate::f32gemm::scalar::post_1;
+use crate::f32gemm::scalar::{finish, start};
 
 const MR: usize = 4;
 const NR: usize = 8;
@@ -17,14 +17,10 @@ fn halves(lane: u32) -> [f32; 2] {
 /// `t` must describe in-bounds memory.
 unsafe fn tile(t: &Bf16Tile) {
     let mut acc = [[0.0f32; NR]; MR];
-    for (r, acc) in acc.iter_mut().enumerate().take(t.mr) {
-        for (j, v) in acc.iter_mut().enumerate().take(t.nr) {
-            *v = if t.accumulate { *t.c.add(r * t.ldc + j) } else { *t.bias.add(j) };
-        }
-    }
+    start(&t.out, &mut acc);
     for kp in 0..t.pairs {
         let w = std::slice::from_raw_parts(t.b.add(kp * NR), NR);
-        for (r, acc) in acc.iter_mut().enumerate().take(t.mr) {
+        for (r, acc) in acc.iter_mut().enumerate().take(t.out.mr) {
             let [a0, a1] = halves(*t.a.add(kp * MR + r));
             for (c, &w) in acc.iter_mut().zip(w) {
                 let [w0, w1] = halves(w);
@@ -32,11 +28,7 @@ unsafe fn tile(t: &Bf16Tile) {
             }
         }
     }
-    for (r, acc) in acc.iter().enumerate().take(t.mr) {
-        for (j, &v) in acc.iter().enumerate().take(t.nr) {
-            *t.c.add(r * t.ldc + j) = post_1(t.post, r, j, v);
-        }
-    }
+    finish(&t.out, &acc);
 }
 
 /// # Safety

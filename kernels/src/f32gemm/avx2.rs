@@ -21,9 +21,9 @@ const BF16: u8 = 2;
 #[target_feature(enable = "avx2,fma,f16c")]
 pub unsafe fn tile(t: &Tile) {
     match t.b {
-        PanelPtr::F32(b) => by_rows!(t, rows, [1, 2, 3, 4, 5, 6], F32, b.cast()),
-        PanelPtr::F16(b) => by_rows!(t, rows, [1, 2, 3, 4, 5, 6], F16, b.cast()),
-        PanelPtr::Bf16(b) => by_rows!(t, rows, [1, 2, 3, 4, 5, 6], BF16, b.cast()),
+        PanelPtr::F32(b) => by_rows!(@rows t.out.mr; t, rows, [1, 2, 3, 4, 5, 6], F32, b.cast()),
+        PanelPtr::F16(b) => by_rows!(@rows t.out.mr; t, rows, [1, 2, 3, 4, 5, 6], F16, b.cast()),
+        PanelPtr::Bf16(b) => by_rows!(@rows t.out.mr; t, rows, [1, 2, 3, 4, 5, 6], BF16, b.cast()),
     }
 }
 
@@ -43,10 +43,10 @@ unsafe fn load8<const S: u8>(b: *const u8, i: usize) -> __m256 {
 unsafe fn rows<const R: usize, const S: u8>(t: &Tile, b: *const u8) {
     let mut acc = [[_mm256_setzero_ps(); 2]; R];
     for (r, acc) in acc.iter_mut().enumerate() {
-        *acc = if t.accumulate {
-            load_row(t.c.add(r * t.ldc), t.nr)
+        *acc = if t.out.accumulate {
+            load_row(t.out.c.add(r * t.out.ldc), t.out.nr)
         } else {
-            [_mm256_loadu_ps(t.bias), _mm256_loadu_ps(t.bias.add(8))]
+            [_mm256_loadu_ps(t.out.bias), _mm256_loadu_ps(t.out.bias.add(8))]
         };
     }
     let size = if S == F32 { 4 } else { 2 };
@@ -65,16 +65,16 @@ unsafe fn rows<const R: usize, const S: u8>(t: &Tile, b: *const u8) {
         b = b.add(16 * size);
     }
     for (r, v) in acc.iter().enumerate() {
-        let v = match t.post {
+        let v = match t.out.post {
             TilePost::None => *v,
             TilePost::Gelu(GeluKind::Erf) => [gelu_erf8(v[0]), gelu_erf8(v[1])],
             TilePost::Gelu(GeluKind::Tanh) => [gelu_tanh8(v[0]), gelu_tanh8(v[1])],
             TilePost::Residual { r: res, ldr } => {
-                let x = load_row(res.add(r * ldr), t.nr);
+                let x = load_row(res.add(r * ldr), t.out.nr);
                 [_mm256_add_ps(v[0], x[0]), _mm256_add_ps(v[1], x[1])]
             }
         };
-        store_row(t.c.add(r * t.ldc), t.nr, v);
+        store_row(t.out.c.add(r * t.out.ldc), t.out.nr, v);
     }
 }
 

@@ -2,7 +2,7 @@
 //! Half-width panels are widened as they are loaded (`vcvtph2ps` for f16, a 16-bit shift
 //! for bf16), so f16/bf16 weights stream at half the bytes with no buffer pass.
 
-use super::{MicroKernel, PanelPtr, Tile, TilePost};
+use super::{MicroKernel, PanelPtr, Tile, TileOut, TilePost};
 use crate::tiling::{by_rows, unrolled};
 use crate::vector::avx512::{gelu_erf16, gelu_tanh16};
 use crate::vector::GeluKind;
@@ -21,9 +21,9 @@ const BF16: u8 = 2;
 #[target_feature(enable = "avx512f")]
 pub unsafe fn tile(t: &Tile) {
     match t.b {
-        PanelPtr::F32(b) => by_rows!(t, rows, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12], F32, b.cast()),
-        PanelPtr::F16(b) => by_rows!(t, rows, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12], F16, b.cast()),
-        PanelPtr::Bf16(b) => by_rows!(t, rows, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12], BF16, b.cast()),
+        PanelPtr::F32(b) => by_rows!(@rows t.out.mr; t, rows, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12], F32, b.cast()),
+        PanelPtr::F16(b) => by_rows!(@rows t.out.mr; t, rows, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12], F16, b.cast()),
+        PanelPtr::Bf16(b) => by_rows!(@rows t.out.mr; t, rows, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12], BF16, b.cast()),
     }
 }
 
@@ -51,9 +51,9 @@ pub(crate) fn masks(n: usize) -> [__mmask16; 2] {
 #[inline]
 #[target_feature(enable = "avx512f")]
 unsafe fn rows<const R: usize, const S: u8>(t: &Tile, b: *const u8) {
-    let k = masks(t.nr);
+    let k = masks(t.out.nr);
     let mut acc = [[_mm512_setzero_ps(); 2]; R];
-    unrolled!(R, |r| { acc[r] = start_row(t.accumulate, t.c, t.ldc, t.bias, r, k) });
+    unrolled!(R, |r| { acc[r] = start_row(&t.out, r, k) });
     let size = if S == F32 { 4 } else { 2 };
     // No software prefetch (`t.prefetch` unused): touching both lines of each 128-byte
     // panel row per `k` step measured no faster at M = 1 and M = 17 on Zen 4 (two threads,
@@ -70,40 +70,32 @@ unsafe fn rows<const R: usize, const S: u8>(t: &Tile, b: *const u8) {
         a = a.add(t.k_stride);
         b = b.add(32 * size);
     }
-    unrolled!(R, |r| { finish_row(t.post, t.c, t.ldc, r, acc[r], k) });
+    unrolled!(R, |r| { finish_row(&t.out, r, acc[r], k) });
 }
 
-/// Row `r`'s starting accumulators of a 32-column tile: its partial sums in `c` (row
-/// stride `ldc`, valid columns `k`) when `accumulate`, else the bias. Shared by the f32 and
-/// bf16-dot tiles.
+/// Row `r`'s starting accumulators of a 32-column tile: its partial sums in `C` (valid
+/// columns `k`) when `accumulate`, else the bias. Shared by the f32 and bf16-dot tiles.
 #[inline]
 #[target_feature(enable = "avx512f")]
-pub(crate) unsafe fn start_row(
-    accumulate: bool,
-    c: *const f32,
-    ldc: usize,
-    bias: *const f32,
-    r: usize,
-    k: [__mmask16; 2],
-) -> [__m512; 2] {
-    if accumulate {
-        let p = c.add(r * ldc);
+pub(crate) unsafe fn start_row(out: &TileOut, r: usize, k: [__mmask16; 2]) -> [__m512; 2] {
+    if out.accumulate {
+        let p = out.c.add(r * out.ldc);
         [_mm512_maskz_loadu_ps(k[0], p), _mm512_maskz_loadu_ps(k[1], p.add(16))]
     } else {
-        [_mm512_loadu_ps(bias), _mm512_loadu_ps(bias.add(16))]
+        [_mm512_loadu_ps(out.bias), _mm512_loadu_ps(out.bias.add(16))]
     }
 }
 
-/// Applies the epilogue to row `r` of a finished 32-column tile at `c` (row stride `ldc`)
-/// and stores its valid columns (masks `k`). Out of line: the row loop around it is
+/// Applies the epilogue to row `r` of a finished 32-column tile and stores its valid
+/// columns (masks `k`) to `C`. Out of line: the row loop around it is
 /// unrolled so the accumulators stay in registers, and one call per row costs nothing
 /// beside the `k` loop. Shared by the f32 and bf16-dot tiles.
 #[inline(never)]
 #[target_feature(enable = "avx512f")]
-pub(crate) unsafe fn finish_row(post: TilePost, c: *mut f32, ldc: usize, r: usize, v: [__m512; 2], k: [__mmask16; 2]) {
-    let p = c.add(r * ldc);
-    post_store16(post, r, 0, k[0], p, v[0]);
-    post_store16(post, r, 1, k[1], p.add(16), v[1]);
+pub(crate) unsafe fn finish_row(out: &TileOut, r: usize, v: [__m512; 2], k: [__mmask16; 2]) {
+    let p = out.c.add(r * out.ldc);
+    post_store16(out.post, r, 0, k[0], p, v[0]);
+    post_store16(out.post, r, 1, k[1], p.add(16), v[1]);
 }
 
 /// The epilogue of every AVX-512 tile (f32, int8, int4), on 16 columns: `post` applied to

@@ -79,17 +79,11 @@ impl TilePost {
     }
 }
 
-/// One micro-kernel call: `C[mr, nr] = post(start + A[mr, k] · B[k, NR])`, where `start`
-/// is the bias (first `K` slice) or `C` itself (later slices).
-pub struct Tile {
-    pub k: usize,
-    /// `A[r][k]` is at `a + r·row_stride + k·k_stride`: a packed strip (`1`, `MR`) or
-    /// rows read in place (`lda`, `1`).
-    pub a: *const f32,
-    pub row_stride: usize,
-    pub k_stride: usize,
-    /// One packed panel slice: `k` steps of `NR` values.
-    pub b: PanelPtr,
+/// The output side of one f32-output micro-kernel call (the f32 and bf16-dot tiles):
+/// `C[mr, nr] = post(start + …)`, where `start` is the bias (first `K` slice) or `C`
+/// itself (later slices).
+#[derive(Clone, Copy)]
+pub struct TileOut {
     /// `NR` floats (zeros when the layer has no bias).
     pub bias: *const f32,
     pub c: *mut f32,
@@ -101,6 +95,51 @@ pub struct Tile {
     pub accumulate: bool,
     /// Applied only on the last `K` slice.
     pub post: TilePost,
+}
+
+/// `C[m, n]` (row stride `ldc`) as a driver cuts it into `MR × NR` tiles, with the bias
+/// (padded to whole panels) and the epilogue of the whole GEMM. Shared by the f32 and
+/// bf16-dot drivers.
+pub(crate) struct OutputTiles<'a> {
+    pub c: SyncPtr,
+    pub ldc: usize,
+    pub n: usize,
+    pub tile: (usize, usize),
+    pub bias: &'a [f32],
+    pub post: TilePost,
+}
+
+impl OutputTiles<'_> {
+    /// The tile at row `i` and panel `p` of a task whose rows end at `rows_end`, in `K`
+    /// slice `ks` of `k_slices`: onto the bias first, onto the partial sums after, with the
+    /// epilogue on the last slice only.
+    pub(crate) fn at(&self, i: usize, rows_end: usize, p: usize, (ks, k_slices): (usize, usize)) -> TileOut {
+        let (mr, nr) = self.tile;
+        TileOut {
+            bias: self.bias[p * nr..].as_ptr(),
+            // SAFETY: `gemm_setup` checked that `C` covers `[m, n]`; tiles of distinct
+            // (rows, panel) never overlap.
+            c: unsafe { self.c.get().add(i * self.ldc + p * nr) },
+            ldc: self.ldc,
+            mr: mr.min(rows_end - i),
+            nr: nr.min(self.n - p * nr),
+            accumulate: ks > 0,
+            post: if ks + 1 < k_slices { TilePost::None } else { self.post.at(i, p * nr) },
+        }
+    }
+}
+
+/// One micro-kernel call: `out = post(start + A[mr, k] · B[k, NR])` (see [`TileOut`]).
+pub struct Tile {
+    pub k: usize,
+    /// `A[r][k]` is at `a + r·row_stride + k·k_stride`: a packed strip (`1`, `MR`) or
+    /// rows read in place (`lda`, `1`).
+    pub a: *const f32,
+    pub row_stride: usize,
+    pub k_stride: usize,
+    /// One packed panel slice: `k` steps of `NR` values.
+    pub b: PanelPtr,
+    pub out: TileOut,
     /// Software prefetch (kernels that use it): touch `prefetch + i·prefetch_step` at step
     /// `i`. Any address: prefetches never fault.
     pub prefetch: *const u8,
@@ -406,7 +445,7 @@ pub(crate) fn gemm(
         return;
     };
     let (mr, nr) = (mk.mr, mk.nr);
-    let cp = SyncPtr(c.as_mut_ptr().cast::<f32>());
+    let out = OutputTiles { c: SyncPtr(c.as_mut_ptr().cast()), ldc, n, tile: (mr, nr), bias: &w.bias, post };
     let blocking = Blocking::derive(mr, CacheSizes::get());
     // Rows whose stride is a multiple of 4 KiB alias in L1 when read side by side: pack
     // those; read the others in place.
@@ -436,14 +475,7 @@ pub(crate) fn gemm(
                     row_stride,
                     k_stride,
                     b,
-                    bias: w.bias[p * nr..].as_ptr(),
-                    // SAFETY: tiles of distinct (rows, panel) never overlap; bounds asserted above.
-                    c: unsafe { cp.get().add(i * ldc + p * nr) },
-                    ldc,
-                    mr: mr.min(rows.end - i),
-                    nr: nr.min(n - p * nr),
-                    accumulate: ks > 0,
-                    post: if ks + 1 < k_slices { TilePost::None } else { post.at(i, p * nr) },
+                    out: out.at(i, rows.end, p, (ks, k_slices)),
                     prefetch,
                     prefetch_step,
                 };

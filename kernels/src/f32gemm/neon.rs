@@ -13,7 +13,7 @@ pub const KERNEL: MicroKernel = MicroKernel { mr: MR, nr: 8, half_panels: false,
 /// NEON must be available and `t` must describe in-bounds memory.
 #[target_feature(enable = "neon")]
 pub unsafe fn tile(t: &Tile) {
-    by_rows!(t, rows, [1, 2, 3, 4, 5, 6, 7, 8])
+    by_rows!(@rows t.out.mr; t, rows, [1, 2, 3, 4, 5, 6, 7, 8])
 }
 
 #[inline]
@@ -21,10 +21,10 @@ pub unsafe fn tile(t: &Tile) {
 unsafe fn rows<const R: usize>(t: &Tile) {
     let mut acc = [[vdupq_n_f32(0.0); 2]; R];
     for (r, acc) in acc.iter_mut().enumerate() {
-        *acc = if t.accumulate {
-            load_row(t.c.add(r * t.ldc), t.nr)
+        *acc = if t.out.accumulate {
+            load_row(t.out.c.add(r * t.out.ldc), t.out.nr)
         } else {
-            [vld1q_f32(t.bias), vld1q_f32(t.bias.add(4))]
+            [vld1q_f32(t.out.bias), vld1q_f32(t.out.bias.add(4))]
         };
     }
     let (mut a, mut b) = (t.a, t.b.f32());
@@ -40,19 +40,19 @@ unsafe fn rows<const R: usize>(t: &Tile) {
         b = b.add(8);
     }
     for (r, v) in acc.iter().enumerate() {
-        let v = match t.post {
+        let v = match t.out.post {
             TilePost::None => *v,
             TilePost::Gelu(GeluKind::Erf) => [gelu_erf4(v[0]), gelu_erf4(v[1])],
             TilePost::Gelu(GeluKind::Tanh) => [gelu_tanh4(v[0]), gelu_tanh4(v[1])],
             TilePost::Residual { r: res, ldr } => {
-                let x = load_row(res.add(r * ldr), t.nr);
+                let x = load_row(res.add(r * ldr), t.out.nr);
                 [vaddq_f32(v[0], x[0]), vaddq_f32(v[1], x[1])]
             }
         };
         let mut buf = [0.0f32; 8];
         vst1q_f32(buf.as_mut_ptr(), v[0]);
         vst1q_f32(buf.as_mut_ptr().add(4), v[1]);
-        std::ptr::copy_nonoverlapping(buf.as_ptr(), t.c.add(r * t.ldc), t.nr);
+        std::ptr::copy_nonoverlapping(buf.as_ptr(), t.out.c.add(r * t.out.ldc), t.out.nr);
     }
 }
 
