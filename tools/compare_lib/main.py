@@ -201,17 +201,17 @@ def fmt(v, nd=1):
     return f"{v:.{nd}f}"
 
 
+def speedups(x, base):
+    """How many times faster `x` is than `base` (best-of dicts): batch-1 latency, queries/s,
+    passages/s."""
+    return base["ms_median"] / x["ms_median"], x["qps"] / base["qps"], x["pps"] / base["pps"]
+
+
 def ratio_rows(results, base_name):
     base = results.get(base_name, {}).get("best")
     if not base:
         return None
-    rows = []
-    for name, r in results.items():
-        b = r.get("best")
-        if not b:
-            continue
-        rows.append((name, base["ms_median"] / b["ms_median"], b["qps"] / base["qps"], b["pps"] / base["pps"]))
-    return rows
+    return [(name, *speedups(r["best"], base)) for name, r in results.items() if r.get("best")]
 
 
 def md_table(header, rows):
