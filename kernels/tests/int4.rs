@@ -17,11 +17,11 @@ fn int_rows(seed: u64, m: usize, k: usize) -> Vec<f32> {
     a
 }
 
-/// `[n][groups·group]` nibble values in [-7, 7], zero past `k`.
+/// `[n][groups·group]` nibble values in [-8, 7], zero past `k`.
 fn int_weights(seed: u64, n: usize, k: usize, group: usize) -> Vec<i8> {
     let kp = k.div_ceil(group) * group;
     let v = rand_vec(seed, n * kp, 1.0);
-    (0..n * kp).map(|i| if i % kp < k { (v[i] * 7.0).round() as i8 } else { 0 }).collect()
+    (0..n * kp).map(|i| if i % kp < k { (v[i] * 7.5 - 0.5).round() as i8 } else { 0 }).collect()
 }
 
 fn exact_check(m: usize, n: usize, k: usize, group: usize, seed: u64) {
@@ -139,7 +139,7 @@ fn group_quantization_is_symmetric_nan_safe_and_least_squares() {
     let absmax = 1.0 / 7.0;
     let q_absmax: Vec<i8> = x.iter().map(|v| (v / absmax).round_ties_even().clamp(-7.0, 7.0) as i8).collect();
     assert!(s <= absmax && err(s, &q) <= err(absmax, &q_absmax), "scale {s}");
-    assert!(q.iter().all(|q| (-7..=7).contains(q)));
+    assert!(q.iter().all(|q| (-8..=7).contains(q)));
 }
 
 #[test]

@@ -14,6 +14,19 @@ pub fn fixture(name: &str) -> PathBuf {
     workspace().join("tests/fixtures").join(name)
 }
 
+/// The benchmark workload (`benches/workload.jsonl`: 300 real multilingual texts) with their
+/// E5 prefixes.
+pub fn workload_texts() -> Vec<String> {
+    let text = std::fs::read_to_string(workspace().join("benches/workload.jsonl")).unwrap();
+    text.lines()
+        .map(|line| {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            let prefix = if v["kind"] == "passage" { "passage: " } else { "query: " };
+            format!("{prefix}{}", v["text"].as_str().unwrap())
+        })
+        .collect()
+}
+
 /// A model built from a pinned PyPI package into `models/` (or `$E5_MODELS`).
 pub fn built_model(name: &str) -> PathBuf {
     let root = std::env::var_os("E5_MODELS").map(PathBuf::from).unwrap_or_else(|| workspace().join("models"));

@@ -112,23 +112,11 @@ fn headroom_widens_every_searched_scale_and_nothing_else() {
     }
 }
 
-/// The benchmark workload (300 real multilingual texts) with their E5 prefixes.
-fn workload() -> Vec<String> {
-    let text = std::fs::read_to_string(workspace().join("benches/workload.jsonl")).unwrap();
-    text.lines()
-        .map(|line| {
-            let v: serde_json::Value = serde_json::from_str(line).unwrap();
-            let prefix = if v["kind"] == "passage" { "passage: " } else { "query: " };
-            format!("{prefix}{}", v["text"].as_str().unwrap())
-        })
-        .collect()
-}
-
 #[test]
 fn smoothing_lifts_e5_small_static_int8_on_real_texts() {
     let dir = built_model("multilingual-e5-small");
     let fp32 = Model::load(&dir, Options::default()).unwrap();
-    let texts = workload();
+    let texts = workload_texts();
     // Calibrate on every 6th text, evaluate on every 4th of the others; a coarse grid
     // (the full one is `Search::default()`, measured by `e5 quant-eval`).
     let calibration: Vec<String> = texts.iter().step_by(6).cloned().collect();

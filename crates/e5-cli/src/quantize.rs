@@ -2,7 +2,7 @@
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use e5::quantize::{quantize_model, read_activation_scales, smooth, QuantizeOptions};
+use e5::quantize::{gptq, quantize_model, read_activation_scales, smooth, QuantizeOptions};
 use e5::{resolve_model, Precision};
 use std::io::Write;
 use std::path::PathBuf;
@@ -41,9 +41,14 @@ pub struct QuantizeArgs {
     /// scales on --calibration-texts, and store them with the smoothed int8 weights.
     #[arg(long, requires = "calibration_texts", conflicts_with_all = ["activation_scales", "keep_fp32", "adapter"])]
     smooth: bool,
-    /// JSONL texts for --smooth, as `e5 quant-eval --texts` reads them ({"text", "kind"}:
-    /// kind query/short → `query: ` prefix, else `passage: `).
-    #[arg(long, value_name = "FILE", requires = "smooth")]
+    /// int4 with GPTQ: each weight column's rounding error is compensated in the columns
+    /// not yet quantized, from the sub-layer's input correlations on --calibration-texts
+    /// (docs/quantization.md, GPTQ). Without it int4 rounds every weight to nearest.
+    #[arg(long, requires = "calibration_texts", conflicts_with_all = ["smooth", "activation_scales", "adapter"])]
+    gptq: bool,
+    /// JSONL texts for --smooth or --gptq, as `e5 quant-eval --texts` reads them
+    /// ({"text", "kind"}: kind query/short → `query: ` prefix, else `passage: `).
+    #[arg(long, value_name = "FILE")]
     calibration_texts: Option<String>,
     /// With --smooth: multiplier (1 to 8) on every searched input scale, room for inputs
     /// beyond the calibration texts' range (docs/quantization.md, Headroom).
@@ -54,15 +59,23 @@ pub struct QuantizeArgs {
 pub fn run(a: QuantizeArgs) -> Result<()> {
     let src = resolve_model(&a.model)?;
     let precision = precision(&a.precision, a.group_size)?;
+    if a.calibration_texts.is_some() && !(a.smooth || a.gptq) {
+        bail!("--calibration-texts is for --smooth or --gptq");
+    }
     let m = match &a.calibration_texts {
-        Some(texts) => smoothed(&src, &a, precision, texts),
-        None => {
+        Some(texts) if a.smooth => smoothed(&src, &a, precision, texts),
+        _ => {
+            let gptq = match &a.calibration_texts {
+                Some(texts) if a.gptq => Some(hessians(&src, precision, texts)?),
+                _ => None,
+            };
             let options = QuantizeOptions {
                 precision,
                 keep_fp32: a.keep_fp32.clone(),
                 activation_scales: a.activation_scales.as_deref().map(read_activation_scales).transpose()?,
                 overwrite: a.force,
                 adapter: a.adapter.clone(),
+                gptq,
                 ..QuantizeOptions::default()
             };
             quantize_model(&src, &a.out, &options)
@@ -96,6 +109,22 @@ fn precision(name: &str, group: Option<usize>) -> Result<Precision> {
     }
 }
 
+/// The fp32 model's inputs for `--smooth` / `--gptq` calibration.
+fn calibration_inputs(texts: &str) -> Result<Vec<crate::quant_eval::corpus::Text>, e5::Error> {
+    crate::quant_eval::corpus::read_texts(texts).map_err(|e| e5::Error::Options(format!("{e:#}")))
+}
+
+/// `--gptq`: the Hessians of every sub-layer on the calibration texts.
+fn hessians(src: &std::path::Path, precision: Precision, texts: &str) -> Result<std::sync::Arc<gptq::Hessians>> {
+    if precision.int4_group().is_none() {
+        bail!("--gptq writes int4, not {}", precision.name());
+    }
+    let texts = calibration_inputs(texts)?;
+    let inputs: Vec<e5::Input> = texts.iter().map(|t| t.input()).collect();
+    let model = e5::Model::load(src, e5::Options::default())?;
+    Ok(std::sync::Arc::new(gptq::calibrate(&model, &inputs, 16)?))
+}
+
 /// `--smooth`: calibrates on the fp32 model, then writes smoothed static int8.
 fn smoothed(
     src: &std::path::Path,
@@ -106,7 +135,7 @@ fn smoothed(
     if precision != Precision::Int8 {
         return Err(e5::Error::Options(format!("--smooth writes int8, not {}", precision.name())));
     }
-    let texts = crate::quant_eval::corpus::read_texts(texts).map_err(|e| e5::Error::Options(format!("{e:#}")))?;
+    let texts = calibration_inputs(texts)?;
     let inputs: Vec<e5::Input> = texts.iter().map(|t| t.input()).collect();
     let model = e5::Model::load(src, e5::Options::default())?;
     let cal = smooth::calibrate(&model, &inputs, &smooth::Search { headroom: a.headroom, ..Default::default() })?;

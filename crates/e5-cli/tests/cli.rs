@@ -116,6 +116,30 @@ fn quantize_smooth_takes_a_headroom_and_embeds_with_no_flag() {
 }
 
 #[test]
+fn quantize_gptq_writes_int4_that_embeds_with_no_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let texts = dir.path().join("calibration.jsonl");
+    std::fs::write(&texts, "{\"text\": \"how are you\", \"kind\": \"query\"}\n{\"text\": \"fine, thanks\"}\n").unwrap();
+    let (model, out) = (tiny(), dir.path().join("gptq"));
+    let run = |precision: &str, extra: &[&str]| {
+        let mut args = vec!["quantize", "-m", model.as_str(), "--out", out.to_str().unwrap(), "--force"];
+        args.extend_from_slice(&["--precision", precision, "--calibration-texts", texts.to_str().unwrap()]);
+        args.extend_from_slice(extra);
+        e5(&args, b"")
+    };
+    let o = run("int4", &["--gptq", "--group-size", "32"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let manifest = std::fs::read_to_string(out.join("e5-quantization.json")).unwrap();
+    assert!(manifest.contains("\"int4-g32\""), "{manifest}");
+    let o = e5(&["embed", "-m", out.to_str().unwrap()], b"hello\n");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run("int8", &["--gptq"]);
+    assert!(!o.status.success() && stderr(&o).contains("--gptq writes int4"), "{}", stderr(&o));
+    let o = run("int4", &[]);
+    assert!(!o.status.success() && stderr(&o).contains("--smooth or --gptq"), "{}", stderr(&o));
+}
+
+#[test]
 fn tokenize_and_info() {
     let o = e5(&["tokenize", "-m", &tiny(), "Hello world"], b"");
     assert!(o.status.success(), "{}", stderr(&o));

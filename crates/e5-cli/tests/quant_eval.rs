@@ -220,3 +220,21 @@ fn smoothed_static_int8_reports_its_alpha_per_sub_layer() {
     assert_eq!(rep["calibration"]["int8-static-smooth"].as_object().unwrap().len(), 8, "its scales");
     assert!(rep["final"]["int8-static-smooth"]["min"].as_f64().unwrap() > 0.98);
 }
+
+#[test]
+fn gptq_int4_is_written_beside_the_report_and_measured_like_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let texts = write(dir.path(), "texts.jsonl", TEXTS);
+    let out = dir.path().join("out");
+    let args = ["--precisions", "fp32,int4-g32,int4-g32-gptq", "--calibration-texts", "3", "--mixed-k", "0"];
+    let o = run_tiny(&texts, &out, &[&args[..], &["--bench-seconds", "0"]].concat());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let rep: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    assert!(rep["calibration"]["gptq_tokens"].as_u64().unwrap() > 0, "{}", rep["calibration"]);
+    assert!(rep["final"]["int4-g32-gptq"]["mean"].as_f64().unwrap() > 0.99, "{}", rep["final"]);
+    let manifest = std::fs::read_to_string(out.join("models/int4-g32-gptq/e5-quantization.json")).unwrap();
+    assert!(manifest.contains("\"int4-g32\""), "{manifest}");
+    // GPTQ starts from fp32 weights; a mixed search cannot start from a file.
+    let o = run_tiny(&texts, &out, &["--precisions", "fp32", "--mixed-base", "int4-g32-gptq"]);
+    assert!(!o.status.success() && stderr(&o).contains("--mixed-base"), "{}", stderr(&o));
+}

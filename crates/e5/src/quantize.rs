@@ -20,7 +20,9 @@ use safetensors::{tensor::TensorView, Dtype};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+pub mod gptq;
 pub(crate) mod int4;
 mod manifest;
 mod output;
@@ -137,6 +139,9 @@ pub struct QuantizeOptions {
     pub overwrite: bool,
     /// A PEFT LoRA adapter directory, merged into the weights first.
     pub adapter: Option<PathBuf>,
+    /// int4 only: quantize with GPTQ error compensation from these calibration Hessians
+    /// ([`gptq::calibrate`] on the same source model), instead of round-to-nearest.
+    pub gptq: Option<Arc<gptq::Hessians>>,
 }
 
 impl Default for QuantizeOptions {
@@ -148,6 +153,7 @@ impl Default for QuantizeOptions {
             smoothing: None,
             overwrite: false,
             adapter: None,
+            gptq: None,
         }
     }
 }
@@ -159,8 +165,15 @@ impl Default for QuantizeOptions {
 /// beside `dst` and renamed into place at the end, so a failure leaves no half-written model.
 /// The output ranges of `e5 calibrate-output` are copied with the tokenizer and config.
 pub fn quantize_model(src: &Path, dst: &Path, options: &QuantizeOptions) -> Result<Manifest> {
-    let QuantizeOptions { precision, ref keep_fp32, ref activation_scales, ref smoothing, overwrite, ref adapter } =
-        *options;
+    let QuantizeOptions {
+        precision,
+        ref keep_fp32,
+        ref activation_scales,
+        ref smoothing,
+        overwrite,
+        ref adapter,
+        ref gptq,
+    } = *options;
     let adapter = adapter.as_deref();
     if precision == Precision::Fp32 {
         return Err(Error::Options(
@@ -184,6 +197,9 @@ pub fn quantize_model(src: &Path, dst: &Path, options: &QuantizeOptions) -> Resu
     let scales = activation_scales.clone().unwrap_or_default();
     if !scales.is_empty() && precision != Precision::Int8 {
         return Err(Error::Options("activation scales (static int8) need --precision int8".into()));
+    }
+    if gptq.is_some() && (precision.int4_group().is_none() || adapter.is_some()) {
+        return Err(Error::Options("GPTQ writes int4 (int4-g32, int4-g64 or int4-g128) without an adapter".into()));
     }
     let scale_ids: Vec<LinearId> = scales.keys().map(|k| parse("activation scale for", k)).collect::<Result<_>>()?;
     for (sub_layer, s) in &scales {
@@ -228,7 +244,17 @@ pub fn quantize_model(src: &Path, dst: &Path, options: &QuantizeOptions) -> Resu
             out.add(name, FloatType::F32, shape, f32_bytes(&v), None);
         } else if let Some(group) = int4_group {
             let (n, k) = (shape[0], shape[1]);
-            let e = int4::encode(&name, &v, n, k, group)?;
+            let hessian = gptq.as_ref().and_then(|g| g.by_site.get(&linear?));
+            if let (Some(g), Some(id), None) = (gptq, linear, hessian) {
+                return Err(Error::Options(format!("GPTQ Hessians ({} sub-layers) lack {id}", g.by_site.len())));
+            }
+            if let Some(h) = hessian.filter(|h| h.k != k) {
+                return Err(Error::Options(format!(
+                    "{name}: GPTQ Hessian is [{0}, {0}], the weight's input width {k}",
+                    h.k
+                )));
+            }
+            let e = int4::encode(&name, &v, n, k, group, hessian)?;
             out.add(names::scale_of(&name), e.scale_dtype, vec![n, k / group], e.scale_bytes, None);
             out.add(name, FloatType::U8, vec![n, k / 2], e.nibbles, Some(stats(&e.scales)));
         } else if precision == Precision::Int8 || precision.int4_group().is_some() {
@@ -295,7 +321,7 @@ pub fn quantize_model(src: &Path, dst: &Path, options: &QuantizeOptions) -> Resu
             weights: match (precision, precision.int4_group()) {
                 (Precision::Int8, _) => "int8 symmetric per output channel, [-127, 127]".into(),
                 (_, Some(g)) => format!(
-                    "int4 symmetric per group of {g} input values, [-7, 7]: U8 [n, k/2], k = 2j in the low \
+                    "int4 symmetric per group of {g} input values, [-8, 7]: U8 [n, k/2], k = 2j in the low \
                      nibble of byte j and 2j+1 in the high one, each stored as level + 8; one scale per group \
                      in {{name}}_scale [n, k/{g}], F16 (F32 where a scale is outside f16's normal range: \
                      see the tensor's dtype)"

@@ -74,15 +74,6 @@ fn bad_int4_files_are_clear_errors() {
             &[KEY_SCALE, "F16 or F32"],
         ),
         (
-            "nibble 0 (level -8)",
-            Box::new(|d| {
-                let (mut b, shape) = tensor(d, FFN_DOWN);
-                b[5] = 0x08;
-                replace(d, FFN_DOWN, Dtype::U8, shape, b);
-            }),
-            &[FFN_DOWN, "byte 5", "nibble 0"],
-        ),
-        (
             "wrong weight shape",
             Box::new(|d| {
                 let (b, _) = tensor(d, FFN_DOWN);

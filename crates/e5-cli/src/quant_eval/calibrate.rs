@@ -48,6 +48,12 @@ pub struct Calibration {
     /// int8-static-smooth: per sub-layer α (null: no smoothing), clip, scale and errors.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub smooth: Option<e5::quantize::smooth::Calibration>,
+    /// int4-g<N>-gptq: calibration tokens of the GPTQ Hessians.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gptq_tokens: Option<usize>,
+    /// int4-g<N>-gptq: the directory each GPTQ file was written to, by precision name.
+    #[serde(skip)]
+    pub gptq_dirs: BTreeMap<String, std::path::PathBuf>,
 }
 
 /// Calibrates `statics` (name, method) on the corpus's calibration texts with the fp32 `model`.
@@ -58,6 +64,8 @@ pub fn stage(model: &Model, corpus: &Corpus, statics: &[(String, Method)]) -> Re
         max_abs: stats.names.iter().cloned().zip(stats.max.iter().copied()).collect(),
         tokens: stats.tokens,
         smooth: None,
+        gptq_tokens: None,
+        gptq_dirs: BTreeMap::new(),
     })
 }
 

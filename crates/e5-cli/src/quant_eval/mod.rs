@@ -22,7 +22,7 @@ use anyhow::{bail, ensure, Context, Result};
 use calibrate::{Calibration, Method};
 use clap::Args;
 use corpus::{spread, Corpus, Text};
-use e5::quantize::smooth;
+use e5::quantize::{quantize_model, smooth, QuantizeOptions};
 use e5::{Lanes, Model, Options, Precision};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -93,6 +93,9 @@ enum Spec {
     Static(Method),
     /// Static int8 with smoothing (`e5::quantize::smooth`).
     Smooth,
+    /// int4 weights from GPTQ (`e5::quantize::gptq`), written by `e5 quantize --gptq` into
+    /// `{out}/models/{name}` and loaded from there.
+    Gptq(Precision),
 }
 
 /// The smoothed static int8 precision.
@@ -102,6 +105,9 @@ fn parse_spec(name: &str) -> Result<Spec> {
     if name == SMOOTH {
         return Ok(Spec::Smooth);
     }
+    if let Some(p) = name.strip_suffix("-gptq").and_then(Precision::parse).filter(|p| p.int4_group().is_some()) {
+        return Ok(Spec::Gptq(p));
+    }
     if let Some(m) = name.strip_prefix("int8-static-") {
         if let Some(m) = Method::parse(m) {
             return Ok(Spec::Static(m));
@@ -110,7 +116,7 @@ fn parse_spec(name: &str) -> Result<Spec> {
         return Ok(Spec::Plain(p));
     }
     bail!(
-        "unknown precision {name:?}; valid: {DEFAULT_PRECISIONS}, {SMOOTH}, int4-g32, int4-g64, int4-g128 (static percentiles: int8-static-p<N>, 0 < N <= 100)"
+        "unknown precision {name:?}; valid: {DEFAULT_PRECISIONS}, {SMOOTH}, int4-g32, int4-g64, int4-g128, int4-g<N>-gptq (static percentiles: int8-static-p<N>, 0 < N <= 100)"
     )
 }
 
@@ -144,6 +150,11 @@ impl Specs {
     fn needs_calibration(&self, mixed_search: bool) -> bool {
         self.list.iter().any(|(_, s)| matches!(s, Spec::Static(_) | Spec::Smooth))
             || (mixed_search && matches!(self.mixed_base.1, Spec::Static(_) | Spec::Smooth))
+    }
+
+    /// The GPTQ precisions, by name.
+    fn gptq(&self) -> Vec<(String, Precision)> {
+        self.list.iter().filter_map(|(n, s)| if let Spec::Gptq(p) = s { Some((n.clone(), *p)) } else { None }).collect()
     }
 
     /// Whether any precision is smoothed static int8.
@@ -180,6 +191,11 @@ fn load(dir: &str, (name, spec): (&str, &Spec), keep: Vec<String>, cal: &Calibra
             o.activation_scales = Some(Arc::new(cal.scales.get(name).context("internal: no calibration")?.clone()));
         }
         Spec::Smooth => o = cal.smooth.as_ref().context("internal: no smoothing calibration")?.options(o),
+        Spec::Gptq(_) => {
+            ensure!(o.keep_fp32.is_empty(), "internal: a GPTQ file keeps no sub-layer in f32");
+            let file = cal.gptq_dirs.get(name).context("internal: no GPTQ file")?;
+            return Model::load(file, Options::default()).with_context(|| format!("loading {}", file.display()));
+        }
     }
     Model::load(dir, o).with_context(|| format!("loading {dir} as {name}"))
 }
@@ -205,6 +221,22 @@ pub fn run(a: QuantEvalArgs) -> Result<()> {
         log(format!("smoothing calibrated on {} rows per sub-layer", smooth.sampled_rows));
         cal.scales.insert(SMOOTH.into(), smooth.activation_scales());
         cal.smooth = Some(smooth);
+    }
+    let gptq = specs.gptq();
+    if !gptq.is_empty() {
+        ensure!(!corpus.calibration.is_empty(), "GPTQ needs --calibration-texts > 0");
+        let hessians = Arc::new(e5::quantize::gptq::calibrate(&reference, &corpus.calibration_inputs, 16)?);
+        log(format!("GPTQ Hessians from {} calibration tokens", hessians.tokens));
+        cal.gptq_tokens = Some(hessians.tokens);
+        for (name, precision) in gptq {
+            let dir = a.out.join("models").join(&name);
+            let options =
+                QuantizeOptions { precision, overwrite: true, gptq: Some(hessians.clone()), ..Default::default() };
+            quantize_model(std::path::Path::new(&a.model), &dir, &options)
+                .with_context(|| format!("writing {name} to {}", dir.display()))?;
+            log(format!("wrote {name} to {}", dir.display()));
+            cal.gptq_dirs.insert(name, dir);
+        }
     }
     let configs: Vec<Config> = specs
         .list

@@ -1,20 +1,21 @@
 //! Group-wise int4 weights in a file written by `e5 quantize --precision int4-g{32,64,128}`.
 //!
 //! A linear weight `W [n, k]` is stored as two tensors (names from e5-arch):
-//! - `{weight}`: `U8 [n, k/2]`, the levels `q ∈ [-7, 7]` two per byte, offset by 8: byte `j`
+//! - `{weight}`: `U8 [n, k/2]`, the levels `q ∈ [-8, 7]` two per byte, offset by 8: byte `j`
 //!   of row `r` holds `W[r, 2j]` in its low nibble and `W[r, 2j+1]` in its high nibble, as
-//!   `q + 8 ∈ [1, 15]` (0 is invalid);
+//!   `q + 8 ∈ [0, 15]` (every byte is valid; files written with `[-7, 7]` load unchanged);
 //! - `{weight}_scale`: `[n, k/G]`, the scale of group `g` of row `r` (`W[r, gG..(g+1)G] ≈
 //!   q·scale`). `F16` when every scale of the tensor is an f16 value (the search makes every
 //!   scale in f16's normal range one), else `F32`; the manifest lists each tensor's dtype.
 //!
-//! The group size `G` divides `k`. Levels and scales are those of the in-memory int4 path
-//! ([`PackedI4::quantize_levels`]), so a file runs bit for bit as the model quantized at load.
+//! The group size `G` divides `k`. Round-to-nearest levels and scales are those of the
+//! in-memory int4 path ([`e5_kernels::PackedI4::quantize_levels`]), so such a file runs bit
+//! for bit as the model quantized at load; GPTQ's ([`super::gptq`]) have the same format.
 
+use super::gptq::Hessian;
 use crate::error::{Error, Result};
 use crate::weights::{Checkpoint, FloatType};
 use e5_arch::names::LinearTensors;
-use e5_kernels::PackedI4;
 use half::f16;
 
 /// Scales above this fit no real weight (`|w| ≤ 7·scale`) and risk overflowing the f32
@@ -29,10 +30,18 @@ pub(super) struct Encoded {
     pub scale_bytes: Vec<u8>,
 }
 
-/// Quantizes `w` (`[n, k]`, tensor `name`) per group of `group` input values.
-pub(super) fn encode(name: &str, w: &[f32], n: usize, k: usize, group: usize) -> Result<Encoded> {
+/// Quantizes `w` (`[n, k]`, tensor `name`) per group of `group` input values: with GPTQ
+/// where `hessian` is given, else round-to-nearest.
+pub(super) fn encode(
+    name: &str,
+    w: &[f32],
+    n: usize,
+    k: usize,
+    group: usize,
+    hessian: Option<&Hessian>,
+) -> Result<Encoded> {
     check_group(name, k, group).map_err(|e| Error::Options(format!("{e}: use a smaller group size")))?;
-    let (q, scales) = PackedI4::quantize_levels(w, n, k, group);
+    let (q, scales) = super::gptq::levels(w, n, k, group, hessian);
     check_scales(name, &scales, &q, group, k / group)?;
     let nibbles = q.chunks_exact(2).map(|p| (p[0] + 8) as u8 | ((p[1] + 8) as u8) << 4).collect();
     let f16_exact = scales.iter().all(|&s| f16::from_f32(s).to_f32() == s);
@@ -56,12 +65,6 @@ pub(crate) fn read(
     let (mut q, mut scales) = (Vec::with_capacity(modules.len() * n_each * k), Vec::new());
     for m in modules {
         let bytes = ck.u8(&m.weight, &[n_each, k / 2])?;
-        if let Some(i) = bytes.iter().position(|b| b & 0x0F == 0 || b >> 4 == 0) {
-            return Err(Error::Quantized(format!(
-                "{}: byte {i} holds the nibble 0 (level -8); int4 levels lie in [-7, 7], stored as 1..=15",
-                m.weight
-            )));
-        }
         let start = q.len();
         q.extend(bytes.iter().flat_map(|b| [(b & 0x0F) as i8 - 8, (b >> 4) as i8 - 8]));
         let scale_name = m.weight_scale();
