@@ -148,18 +148,30 @@ pub fn edit_tensors(
     safetensors::serialize_to_file(views, None, &p).unwrap();
 }
 
-/// A scratch copy of the float model `src` whose word table is the int8 table of the
-/// `e5 quantize` output `quantized`, dequantized exactly as the loader reads it (level · row
-/// scale): the model that, quantized in memory, runs as the file does.
+/// A scratch copy of the float model `src` whose word table is the quantized table of the
+/// `e5 quantize` output `quantized`, dequantized exactly as the loader reads it (int8: level
+/// · row scale; int4: level · its group's f16 scale): the model that, quantized in memory,
+/// runs as the file does.
 pub fn with_quantized_table(src: &Path, quantized: &Path) -> tempfile::TempDir {
     let bytes = std::fs::read(quantized.join("model.safetensors")).unwrap();
     let st = SafeTensors::deserialize(&bytes).unwrap();
     let q = st.tensor("embeddings.word_embeddings.weight").unwrap();
-    assert_eq!(q.dtype(), safetensors::Dtype::I8, "an int8 word table");
-    let scales = f32s(st.tensor("embeddings.word_embeddings.weight_scale").unwrap().data());
-    let cols = q.shape()[1];
-    let table: Vec<u8> =
-        q.data().iter().enumerate().flat_map(|(i, &b)| (b as i8 as f32 * scales[i / cols]).to_le_bytes()).collect();
+    let s = st.tensor("embeddings.word_embeddings.weight_scale").unwrap();
+    let table: Vec<u8> = match q.dtype() {
+        safetensors::Dtype::I8 => {
+            let (scales, cols) = (f32s(s.data()), q.shape()[1]);
+            q.data().iter().enumerate().flat_map(|(i, &b)| (b as i8 as f32 * scales[i / cols]).to_le_bytes()).collect()
+        }
+        safetensors::Dtype::U8 => {
+            assert_eq!(s.dtype(), safetensors::Dtype::F16, "int4 table scales");
+            let scales: Vec<f32> =
+                s.data().chunks_exact(2).map(|h| half::f16::from_le_bytes([h[0], h[1]]).to_f32()).collect();
+            let group = q.shape()[1] * 2 / s.shape()[1];
+            let levels = q.data().iter().flat_map(|&b| [(b & 0x0F) as i8 - 8, (b >> 4) as i8 - 8]);
+            levels.enumerate().flat_map(|(i, l)| (l as f32 * scales[i / group]).to_le_bytes()).collect()
+        }
+        d => panic!("a quantized word table, not {d:?}"),
+    };
     let copy = scratch_copy(src);
     edit_tensors(copy.path(), |name, dtype, shape, data| match name.ends_with("embeddings.word_embeddings.weight") {
         true => Some((safetensors::Dtype::F32, shape, table.clone())),

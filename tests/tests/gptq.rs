@@ -80,7 +80,7 @@ fn bad_hessians_and_precisions_are_refused() {
     let hessians = calibrate(&fp32, &inputs(&texts), 8).unwrap();
     let out = tempfile::tempdir().unwrap();
     let refused = |options: QuantizeOptions, want: &str| {
-        let e = quantize_model(&dir, &out.path().join("q"), &options).err().expect(want).to_string();
+        let e = quantize_model(&dir, &out.path().join("q"), &options).expect_err(want).to_string();
         assert!(e.contains(want), "{want}: {e}");
     };
     let with =

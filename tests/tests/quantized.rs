@@ -160,9 +160,20 @@ fn bad_precision_requests() {
 /// bit for bit as the in-memory int4 model (given the file's int8 word table). Returns the
 /// file's vectors and size in bytes.
 fn int4_file_against_in_memory(dir: &Path, precision: Precision, keep: &[&str], texts: &[String]) -> (Embeddings, u64) {
+    int4_file_with_table_against_in_memory(dir, precision, keep, texts, false)
+}
+
+/// As [`int4_file_against_in_memory`], the word table stored as int4 when `int4_word_table`.
+fn int4_file_with_table_against_in_memory(
+    dir: &Path,
+    precision: Precision,
+    keep: &[&str],
+    texts: &[String],
+    int4_word_table: bool,
+) -> (Embeddings, u64) {
     let out = tempfile::tempdir().unwrap();
     let keep_fp32: Vec<String> = keep.iter().map(|k| k.to_string()).collect();
-    let opts = QuantizeOptions { precision, keep_fp32: keep_fp32.clone(), ..Default::default() };
+    let opts = QuantizeOptions { precision, keep_fp32: keep_fp32.clone(), int4_word_table, ..Default::default() };
     let m = quantize_model(dir, out.path(), &opts).unwrap();
     assert_eq!((m.precision.as_str(), m.group_size), (precision.name(), precision.int4_group()));
     let from_file = Model::load(out.path(), Options::default()).unwrap();
@@ -183,6 +194,10 @@ fn int4_files_run_as_the_in_memory_int4_model_bit_for_bit() {
         ["int4 weights", "Alle Menschen sind frei und gleich an Würde", "人人生而自由", ""].map(String::from).to_vec();
     int4_file_against_in_memory(&fixture("tiny-bert"), Precision::Int4G32, &[], &texts);
     int4_file_against_in_memory(&fixture("tiny-xlmr"), Precision::Int4G32, &["layer.1.ffn_down"], &texts);
+    let (int4_table, _) =
+        int4_file_with_table_against_in_memory(&fixture("tiny-xlmr"), Precision::Int4G32, &[], &texts, true);
+    let (int8_table, _) = int4_file_against_in_memory(&fixture("tiny-xlmr"), Precision::Int4G32, &[], &texts);
+    assert!(int4_table.data != int8_table.data, "the int4 table is read as int4");
     let out = tempfile::tempdir().unwrap();
     let m = quantize_model(
         &fixture("tiny-bert"),

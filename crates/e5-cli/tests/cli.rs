@@ -127,16 +127,18 @@ fn quantize_gptq_writes_int4_that_embeds_with_no_flag() {
         args.extend_from_slice(extra);
         e5(&args, b"")
     };
-    let o = run("int4", &["--gptq", "--group-size", "32"]);
+    let o = run("int4", &["--gptq", "--group-size", "32", "--word-table", "int4"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let manifest = std::fs::read_to_string(out.join("e5-quantization.json")).unwrap();
-    assert!(manifest.contains("\"int4-g32\""), "{manifest}");
+    assert!(manifest.contains("\"int4-g32\"") && manifest.contains("int4 per group of 32"), "{manifest}");
     let o = e5(&["embed", "-m", out.to_str().unwrap()], b"hello\n");
     assert!(o.status.success(), "{}", stderr(&o));
     let o = run("int8", &["--gptq"]);
     assert!(!o.status.success() && stderr(&o).contains("--gptq writes int4"), "{}", stderr(&o));
     let o = run("int4", &[]);
     assert!(!o.status.success() && stderr(&o).contains("--smooth or --gptq"), "{}", stderr(&o));
+    let o = run("int8", &["--gptq", "--word-table", "int4"]);
+    assert!(!o.status.success() && stderr(&o).contains("--word-table int4 needs an int4 precision"), "{}", stderr(&o));
 }
 
 #[test]

@@ -222,11 +222,12 @@ fn smoothed_static_int8_reports_its_alpha_per_sub_layer() {
 }
 
 #[test]
-fn gptq_int4_is_written_beside_the_report_and_measured_like_the_others() {
+fn int4_files_gptq_and_int4_table_are_written_beside_the_report_and_measured() {
     let dir = tempfile::tempdir().unwrap();
     let texts = write(dir.path(), "texts.jsonl", TEXTS);
     let out = dir.path().join("out");
-    let args = ["--precisions", "fp32,int4-g32,int4-g32-gptq", "--calibration-texts", "3", "--mixed-k", "0"];
+    let precisions = "fp32,int4-g32,int4-g32-gptq,int4-g32-int4-table";
+    let args = ["--precisions", precisions, "--calibration-texts", "3", "--mixed-k", "0"];
     let o = run_tiny(&texts, &out, &[&args[..], &["--bench-seconds", "0"]].concat());
     assert!(o.status.success(), "{}", stderr(&o));
     let rep: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
@@ -234,6 +235,10 @@ fn gptq_int4_is_written_beside_the_report_and_measured_like_the_others() {
     assert!(rep["final"]["int4-g32-gptq"]["mean"].as_f64().unwrap() > 0.99, "{}", rep["final"]);
     let manifest = std::fs::read_to_string(out.join("models/int4-g32-gptq/e5-quantization.json")).unwrap();
     assert!(manifest.contains("\"int4-g32\""), "{manifest}");
+    let manifest = std::fs::read_to_string(out.join("models/int4-g32-int4-table/e5-quantization.json")).unwrap();
+    assert!(manifest.contains("int4 per group of 32"), "{manifest}");
+    let size = |name: &str| std::fs::metadata(out.join("models").join(name).join("model.safetensors")).unwrap().len();
+    assert!(size("int4-g32-int4-table") < size("int4-g32-gptq"), "an int4 table is smaller than an int8 one");
     // GPTQ starts from fp32 weights; a mixed search cannot start from a file.
     let o = run_tiny(&texts, &out, &["--precisions", "fp32", "--mixed-base", "int4-g32-gptq"]);
     assert!(!o.status.success() && stderr(&o).contains("--mixed-base"), "{}", stderr(&o));

@@ -142,6 +142,9 @@ pub struct QuantizeOptions {
     /// int4 only: quantize with GPTQ error compensation from these calibration Hessians
     /// ([`gptq::calibrate`] on the same source model), instead of round-to-nearest.
     pub gptq: Option<Arc<gptq::Hessians>>,
+    /// int4 only: store the word table as int4 too (per group of the precision's `G`, F16
+    /// scales; round to nearest) instead of int8 rows: half the table's bytes.
+    pub int4_word_table: bool,
 }
 
 impl Default for QuantizeOptions {
@@ -154,6 +157,7 @@ impl Default for QuantizeOptions {
             overwrite: false,
             adapter: None,
             gptq: None,
+            int4_word_table: false,
         }
     }
 }
@@ -173,6 +177,7 @@ pub fn quantize_model(src: &Path, dst: &Path, options: &QuantizeOptions) -> Resu
         overwrite,
         ref adapter,
         ref gptq,
+        int4_word_table,
     } = *options;
     let adapter = adapter.as_deref();
     if precision == Precision::Fp32 {
@@ -197,6 +202,9 @@ pub fn quantize_model(src: &Path, dst: &Path, options: &QuantizeOptions) -> Resu
     let scales = activation_scales.clone().unwrap_or_default();
     if !scales.is_empty() && precision != Precision::Int8 {
         return Err(Error::Options("activation scales (static int8) need --precision int8".into()));
+    }
+    if int4_word_table && precision.int4_group().is_none() {
+        return Err(Error::Options("an int4 word table needs an int4 precision".into()));
     }
     if gptq.is_some() && (precision.int4_group().is_none() || adapter.is_some()) {
         return Err(Error::Options("GPTQ writes int4 (int4-g32, int4-g64 or int4-g128) without an adapter".into()));
@@ -239,7 +247,7 @@ pub fn quantize_model(src: &Path, dst: &Path, options: &QuantizeOptions) -> Resu
         if let Some(s) = linear.and_then(|l| smoothed.get(&l)) {
             smooth::scale_columns(&mut v, s);
         }
-        let int4_group = precision.int4_group().filter(|_| !is_table);
+        let int4_group = precision.int4_group().filter(|_| !is_table || int4_word_table);
         if !quantize {
             out.add(name, FloatType::F32, shape, f32_bytes(&v), None);
         } else if let Some(group) = int4_group {
@@ -255,6 +263,11 @@ pub fn quantize_model(src: &Path, dst: &Path, options: &QuantizeOptions) -> Resu
                 )));
             }
             let e = int4::encode(&name, &v, n, k, group, hessian)?;
+            if is_table && e.scale_dtype != FloatType::F16 {
+                return Err(Error::Options(format!(
+                    "{name}: a group scale is outside f16's range: keep an int8 table"
+                )));
+            }
             out.add(names::scale_of(&name), e.scale_dtype, vec![n, k / group], e.scale_bytes, None);
             out.add(name, FloatType::U8, vec![n, k / 2], e.nibbles, Some(stats(&e.scales)));
         } else if precision == Precision::Int8 || precision.int4_group().is_some() {
@@ -344,6 +357,12 @@ pub fn quantize_model(src: &Path, dst: &Path, options: &QuantizeOptions) -> Resu
                 _ => "f32".into(),
             },
             embeddings: match precision {
+                p if int4_word_table => {
+                    format!(
+                        "int4 per group of {} values, as the linear weights (round to nearest)",
+                        p.int4_group().unwrap_or(0)
+                    )
+                }
                 p if p == Precision::Int8 || p.int4_group().is_some() => "int8 symmetric per row".into(),
                 p => p.name().into(),
             },

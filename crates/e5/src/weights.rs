@@ -210,18 +210,44 @@ impl Checkpoint {
     }
 
     /// The tensor left in place in the map, checked against `shape` (2-D). An int8 table
-    /// also needs its per-row scales, `{name}_scale` (`[rows]`).
+    /// also needs its per-row scales, `{name}_scale` (`[rows]`); an int4 table (U8
+    /// `[rows, cols/2]`) its F16 group scales (`[rows, cols/G]`, `G` 32, 64 or 128).
     pub fn mapped(&self, name: &str, shape: [usize; 2]) -> Result<MappedTensor> {
-        let (t, full) = self.find(name, &shape)?;
-        if t.dtype == FloatType::U8 {
-            return Err(Error::TensorDtype { name: full, dtype: "U8".into(), expected: "F32, F16, BF16 or I8" });
-        }
-        let row_scales = if t.dtype == FloatType::I8 {
-            let scales = self.f32(&format!("{name}_scale"), &[shape[0]])?;
-            check_scales(&full, &scales)?;
-            Some(scales)
-        } else {
-            None
+        let scale_name = format!("{name}_scale");
+        let (t, scales) = match self.dtype(name) {
+            Some(FloatType::U8) => {
+                let (t, full) = self.find(name, &[shape[0], shape[1] / 2])?;
+                let groups = match self.shape(&scale_name).as_deref() {
+                    Some(&[r, g]) if r == shape[0] && g > 0 && shape[1].is_multiple_of(g) => g,
+                    _ => 0,
+                };
+                let group = shape[1].checked_div(groups).unwrap_or(0);
+                if !shape[1].is_multiple_of(2) || !e5_kernels::i4gemm::GROUP_SIZES.contains(&group) {
+                    let found = self.shape(&scale_name).map_or("missing".into(), |s| format!("{s:?}"));
+                    return Err(Error::Quantized(format!(
+                        "{full}: an int4 table [{}, {}] needs {scale_name} [{}, {} / G], G 32, 64 or 128; found {found}",
+                        shape[0], shape[1], shape[0], shape[1]
+                    )));
+                }
+                if self.dtype(&scale_name) != Some(FloatType::F16) {
+                    return Err(Error::Quantized(format!("{scale_name}: int4 table scales are F16")));
+                }
+                let scales = self.f32(&scale_name, &[shape[0], groups])?;
+                check_scales(&scale_name, &scales)?;
+                (t, TableScales::Groups { group, scales: scales.iter().map(|&s| f16::from_f32(s)).collect() })
+            }
+            _ => {
+                let (t, full) = self.find(name, &shape)?;
+                let scales = match t.dtype {
+                    FloatType::I8 => {
+                        let scales = self.f32(&scale_name, &[shape[0]])?;
+                        check_scales(&full, &scales)?;
+                        TableScales::Rows(scales)
+                    }
+                    _ => TableScales::None,
+                };
+                (t, scales)
+            }
         };
         Ok(MappedTensor {
             map: TableBytes::Mapped(self.maps[t.file].1.clone()),
@@ -231,7 +257,7 @@ impl Checkpoint {
             rows: shape[0],
             cols: shape[1],
             dtype: t.dtype,
-            row_scales,
+            scales,
         })
     }
 
@@ -371,8 +397,19 @@ pub(crate) struct MappedTensor {
     rows: usize,
     cols: usize,
     dtype: FloatType,
-    /// Per-row scales of an int8 table.
-    row_scales: Option<Vec<f32>>,
+    scales: TableScales,
+}
+
+/// How a table's stored rows become f32.
+enum TableScales {
+    /// Float rows, converted.
+    None,
+    /// int8 rows: one scale per row (`[rows]`).
+    Rows(Vec<f32>),
+    /// int4 rows, two levels `q ∈ [-8, 7]` per byte stored as `q + 8`, the even column in the
+    /// low nibble: one scale per group of `group` values (`[rows, cols/group]`), held in f16
+    /// (2 bytes, as stored; 6 MB for e5-small's 250k rows at G = 32).
+    Groups { group: usize, scales: Vec<f16> },
 }
 
 /// The table's bytes: in the file's map, or copied into private memory (`Residency::Copy`).
@@ -411,17 +448,48 @@ impl MappedTensor {
         }
     }
 
+    /// Bytes of one stored row.
+    fn row_bytes(&self) -> usize {
+        match self.scales {
+            TableScales::Groups { .. } => self.cols / 2,
+            _ => self.cols * self.dtype.size(),
+        }
+    }
+
     fn range(&self) -> std::ops::Range<usize> {
-        self.start..self.start + self.rows * self.cols * self.dtype.size()
+        self.start..self.start + self.rows * self.row_bytes()
     }
 
     /// Row `i` converted into `out` (`cols` floats). `i < rows` is the caller's check.
     pub fn row_into(&self, i: usize, out: &mut [f32]) {
-        let w = self.cols * self.dtype.size();
-        let at = self.start + i * w;
-        convert(&self.map[at..at + w], self.dtype, out);
-        if let Some(s) = &self.row_scales {
-            out.iter_mut().for_each(|v| *v *= s[i]);
+        let w = self.row_bytes();
+        let bytes = &self.map[self.start + i * w..self.start + (i + 1) * w];
+        match &self.scales {
+            TableScales::None => convert(bytes, self.dtype, out),
+            TableScales::Rows(s) => {
+                convert(bytes, self.dtype, out);
+                out.iter_mut().for_each(|v| *v *= s[i]);
+            }
+            TableScales::Groups { group, scales } => {
+                for (pair, b) in out.chunks_exact_mut(2).zip(bytes) {
+                    pair[0] = ((b & 0x0F) as i8 - 8) as f32;
+                    pair[1] = ((b >> 4) as i8 - 8) as f32;
+                }
+                let row_scales = &scales[i * (self.cols / group)..];
+                for (values, s) in out.chunks_exact_mut(*group).zip(row_scales) {
+                    let s = s.to_f32();
+                    values.iter_mut().for_each(|v| *v *= s);
+                }
+            }
+        }
+    }
+
+    /// Bytes of the scales held in memory.
+    pub fn scale_bytes(&self) -> usize {
+        match &self.scales {
+            TableScales::None => 0,
+            TableScales::Rows(s) => s.len() * 4,
+            TableScales::Groups { scales, .. } => scales.len() * 2,
         }
     }
 

@@ -136,3 +136,68 @@ fn bad_int4_files_are_clear_errors() {
         assert!(expected.iter().all(|x| e.contains(x)), "{what}: {e}");
     }
 }
+
+const TABLE: &str = "embeddings.word_embeddings.weight";
+const TABLE_SCALE: &str = "embeddings.word_embeddings.weight_scale";
+
+#[test]
+fn bad_int4_word_tables_are_clear_errors() {
+    let base = tempfile::tempdir().unwrap();
+    let opts = QuantizeOptions { precision: Precision::Int4G32, int4_word_table: true, ..Default::default() };
+    quantize_model(&fixture("tiny-bert"), base.path(), &opts).unwrap();
+    let (table, shape) = tensor(base.path(), TABLE);
+    assert_eq!(shape[1] * 2, 32, "two levels a byte");
+    type Edit = Box<dyn Fn(&Path)>;
+    let table_scale_set = |d: &Path, value: f16| {
+        let (mut b, shape) = tensor(d, TABLE_SCALE);
+        b[2..4].copy_from_slice(&value.to_le_bytes());
+        replace(d, TABLE_SCALE, Dtype::F16, shape, b);
+    };
+    let cases: Vec<(&str, Edit, &[&str])> = vec![
+        ("NaN table scale", Box::new(move |d| table_scale_set(d, f16::NAN)), &[TABLE_SCALE, "not finite"]),
+        ("negative table scale", Box::new(move |d| table_scale_set(d, f16::from_f32(-1.0))), &[TABLE_SCALE, "row 1"]),
+        (
+            "F32 table scales",
+            Box::new(|d| {
+                let (b, shape) = tensor(d, TABLE_SCALE);
+                let f: Vec<u8> =
+                    b.chunks_exact(2).flat_map(|h| f16::from_le_bytes([h[0], h[1]]).to_f32().to_le_bytes()).collect();
+                replace(d, TABLE_SCALE, Dtype::F32, shape, f);
+            }),
+            &[TABLE_SCALE, "F16"],
+        ),
+        (
+            "table scales of a group size that is not 32, 64 or 128",
+            Box::new(|d| {
+                let (b, shape) = tensor(d, TABLE_SCALE);
+                let doubled: Vec<u8> = b.chunks_exact(2).flat_map(|h| [h[0], h[1], h[0], h[1]]).collect();
+                replace(d, TABLE_SCALE, Dtype::F16, vec![shape[0], shape[1] * 2], doubled);
+            }),
+            &[TABLE, "G 32, 64 or 128"],
+        ),
+        ("missing table scales", Box::new(|d| drop_tensor(d, TABLE_SCALE)), &[TABLE_SCALE, "missing"]),
+        (
+            "table of the wrong width",
+            Box::new(move |d| replace(d, TABLE, Dtype::U8, vec![shape[0] * 2, shape[1] / 2], table.clone())),
+            &[TABLE, "shape"],
+        ),
+    ];
+    for (what, edit, expected) in cases {
+        let d = scratch_copy(base.path());
+        edit(d.path());
+        let e = load_err(d.path());
+        assert!(expected.iter().all(|x| e.contains(x)), "{what}: {e}");
+    }
+    // Only int4 files store an int4 table.
+    let opts = QuantizeOptions { precision: Precision::Int8, int4_word_table: true, ..Default::default() };
+    let e = quantize_model(&fixture("tiny-bert"), &base.path().join("x"), &opts).unwrap_err().to_string();
+    assert!(e.contains("an int4 word table needs an int4 precision"), "{e}");
+}
+
+/// Removes tensor `name` from the weights and the manifest.
+fn drop_tensor(dir: &Path, name: &str) {
+    edit_tensors(dir, |n, d, s, b| (n != name).then_some((d, s, b)));
+    edit_manifest(dir, |m| {
+        m["tensors"].as_object_mut().unwrap().remove(name);
+    });
+}

@@ -51,9 +51,9 @@ pub struct Calibration {
     /// int4-g<N>-gptq: calibration tokens of the GPTQ Hessians.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gptq_tokens: Option<usize>,
-    /// int4-g<N>-gptq: the directory each GPTQ file was written to, by precision name.
+    /// The directory each written file (GPTQ, int4 table) went to, by precision name.
     #[serde(skip)]
-    pub gptq_dirs: BTreeMap<String, std::path::PathBuf>,
+    pub file_dirs: BTreeMap<String, std::path::PathBuf>,
 }
 
 /// Calibrates `statics` (name, method) on the corpus's calibration texts with the fp32 `model`.
@@ -65,7 +65,7 @@ pub fn stage(model: &Model, corpus: &Corpus, statics: &[(String, Method)]) -> Re
         tokens: stats.tokens,
         smooth: None,
         gptq_tokens: None,
-        gptq_dirs: BTreeMap::new(),
+        file_dirs: BTreeMap::new(),
     })
 }
 

@@ -93,9 +93,14 @@ enum Spec {
     Static(Method),
     /// Static int8 with smoothing (`e5::quantize::smooth`).
     Smooth,
-    /// int4 weights from GPTQ (`e5::quantize::gptq`), written by `e5 quantize --gptq` into
-    /// `{out}/models/{name}` and loaded from there.
-    Gptq(Precision),
+    /// An int4 file written by `e5 quantize` into `{out}/models/{name}` and loaded from there:
+    /// weights from GPTQ (`e5::quantize::gptq`, `-gptq`) or rounded to nearest, the word
+    /// table int4 (`-int4-table`) or int8.
+    File {
+        precision: Precision,
+        gptq: bool,
+        int4_table: bool,
+    },
 }
 
 /// The smoothed static int8 precision.
@@ -105,8 +110,12 @@ fn parse_spec(name: &str) -> Result<Spec> {
     if name == SMOOTH {
         return Ok(Spec::Smooth);
     }
-    if let Some(p) = name.strip_suffix("-gptq").and_then(Precision::parse).filter(|p| p.int4_group().is_some()) {
-        return Ok(Spec::Gptq(p));
+    let (base, int4_table) = name.strip_suffix("-int4-table").map_or((name, false), |b| (b, true));
+    let (base, gptq) = base.strip_suffix("-gptq").map_or((base, false), |b| (b, true));
+    if let (Some(precision), true) = (Precision::parse(base), gptq || int4_table) {
+        if precision.int4_group().is_some() {
+            return Ok(Spec::File { precision, gptq, int4_table });
+        }
     }
     if let Some(m) = name.strip_prefix("int8-static-") {
         if let Some(m) = Method::parse(m) {
@@ -116,7 +125,7 @@ fn parse_spec(name: &str) -> Result<Spec> {
         return Ok(Spec::Plain(p));
     }
     bail!(
-        "unknown precision {name:?}; valid: {DEFAULT_PRECISIONS}, {SMOOTH}, int4-g32, int4-g64, int4-g128, int4-g<N>-gptq (static percentiles: int8-static-p<N>, 0 < N <= 100)"
+        "unknown precision {name:?}; valid: {DEFAULT_PRECISIONS}, {SMOOTH}, int4-g32, int4-g64, int4-g128, int4-g<N>[-gptq][-int4-table] (static percentiles: int8-static-p<N>, 0 < N <= 100)"
     )
 }
 
@@ -152,9 +161,13 @@ impl Specs {
             || (mixed_search && matches!(self.mixed_base.1, Spec::Static(_) | Spec::Smooth))
     }
 
-    /// The GPTQ precisions, by name.
-    fn gptq(&self) -> Vec<(String, Precision)> {
-        self.list.iter().filter_map(|(n, s)| if let Spec::Gptq(p) = s { Some((n.clone(), *p)) } else { None }).collect()
+    /// The precisions quant-eval writes as files, by name.
+    fn files(&self) -> Vec<(String, Precision, bool, bool)> {
+        let file = |(n, s): &(String, Spec)| match *s {
+            Spec::File { precision, gptq, int4_table } => Some((n.clone(), precision, gptq, int4_table)),
+            _ => None,
+        };
+        self.list.iter().filter_map(file).collect()
     }
 
     /// Whether any precision is smoothed static int8.
@@ -191,9 +204,9 @@ fn load(dir: &str, (name, spec): (&str, &Spec), keep: Vec<String>, cal: &Calibra
             o.activation_scales = Some(Arc::new(cal.scales.get(name).context("internal: no calibration")?.clone()));
         }
         Spec::Smooth => o = cal.smooth.as_ref().context("internal: no smoothing calibration")?.options(o),
-        Spec::Gptq(_) => {
-            ensure!(o.keep_fp32.is_empty(), "internal: a GPTQ file keeps no sub-layer in f32");
-            let file = cal.gptq_dirs.get(name).context("internal: no GPTQ file")?;
+        Spec::File { .. } => {
+            ensure!(o.keep_fp32.is_empty(), "internal: a written file keeps no sub-layer in f32");
+            let file = cal.file_dirs.get(name).context("internal: no written file")?;
             return Model::load(file, Options::default()).with_context(|| format!("loading {}", file.display()));
         }
     }
@@ -222,21 +235,23 @@ pub fn run(a: QuantEvalArgs) -> Result<()> {
         cal.scales.insert(SMOOTH.into(), smooth.activation_scales());
         cal.smooth = Some(smooth);
     }
-    let gptq = specs.gptq();
-    if !gptq.is_empty() {
+    let files = specs.files();
+    let mut hessians = None;
+    if files.iter().any(|f| f.2) {
         ensure!(!corpus.calibration.is_empty(), "GPTQ needs --calibration-texts > 0");
-        let hessians = Arc::new(e5::quantize::gptq::calibrate(&reference, &corpus.calibration_inputs, 16)?);
-        log(format!("GPTQ Hessians from {} calibration tokens", hessians.tokens));
-        cal.gptq_tokens = Some(hessians.tokens);
-        for (name, precision) in gptq {
-            let dir = a.out.join("models").join(&name);
-            let options =
-                QuantizeOptions { precision, overwrite: true, gptq: Some(hessians.clone()), ..Default::default() };
-            quantize_model(std::path::Path::new(&a.model), &dir, &options)
-                .with_context(|| format!("writing {name} to {}", dir.display()))?;
-            log(format!("wrote {name} to {}", dir.display()));
-            cal.gptq_dirs.insert(name, dir);
-        }
+        let h = Arc::new(e5::quantize::gptq::calibrate(&reference, &corpus.calibration_inputs, 16)?);
+        log(format!("GPTQ Hessians from {} calibration tokens", h.tokens));
+        cal.gptq_tokens = Some(h.tokens);
+        hessians = Some(h);
+    }
+    for (name, precision, gptq, int4_word_table) in files {
+        let dir = a.out.join("models").join(&name);
+        let gptq = hessians.clone().filter(|_| gptq);
+        let options = QuantizeOptions { precision, overwrite: true, gptq, int4_word_table, ..Default::default() };
+        quantize_model(std::path::Path::new(&a.model), &dir, &options)
+            .with_context(|| format!("writing {name} to {}", dir.display()))?;
+        log(format!("wrote {name} to {}", dir.display()));
+        cal.file_dirs.insert(name, dir);
     }
     let configs: Vec<Config> = specs
         .list

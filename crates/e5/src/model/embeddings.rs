@@ -55,8 +55,9 @@ impl TokenEmbeddings {
         x
     }
 
-    /// Bytes copied out of the checkpoint (the word table stays mapped).
+    /// Bytes copied out of the checkpoint (the word table stays mapped; a quantized
+    /// table's scales are held).
     pub fn owned_bytes(&self) -> usize {
-        (self.positions.len() + self.token_type.len()) * 4 + self.norm.bytes()
+        (self.positions.len() + self.token_type.len()) * 4 + self.norm.bytes() + self.words.scale_bytes()
     }
 }

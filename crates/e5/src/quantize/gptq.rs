@@ -98,7 +98,7 @@ pub fn calibrate(model: &Model, inputs: &[Input<'_>], batch_texts: usize) -> Res
 /// # Panics
 /// If `group` does not divide `k`, or `w` and `hess` do not match `[n, k]`.
 pub fn quantize_levels(w: &[f32], n: usize, k: usize, group: usize, hess: &Hessian) -> (Vec<i8>, Vec<f32>) {
-    assert!(k % group == 0 && hess.k == k && w.len() == n * k, "GPTQ shapes [{n}, {k}] / {group}");
+    assert!(k.is_multiple_of(group) && hess.k == k && w.len() == n * k, "GPTQ shapes [{n}, {k}] / {group}");
     // perm[i]: the input column quantized i-th (act-order; a stable sort keeps ties in order).
     let mut perm: Vec<usize> = (0..k).collect();
     perm.sort_by(|&a, &b| hess.h[b * k + b].total_cmp(&hess.h[a * k + a]));

@@ -115,18 +115,18 @@ pub(crate) fn verify(m: &Manifest, ck: &Checkpoint) -> Result<Precision> {
     }
     // The stored dtype of every quantized tensor must be the precision the manifest states
     // (which `info` reports and the model runs in).
-    // int4 stores its word table as int8 rows.
-    let stored = |table: bool| match precision {
-        Precision::Int8 => "I8",
-        Precision::Bf16 => "BF16",
-        Precision::F16 => "F16",
-        _ if table => "I8",
-        _ => "U8",
+    // int4 stores its word table as int8 rows, or as int4 (U8).
+    let stored = |table: bool, dtype: &str| match precision {
+        Precision::Int8 => dtype == "I8",
+        Precision::Bf16 => dtype == "BF16",
+        Precision::F16 => dtype == "F16",
+        _ if table => dtype == "I8" || dtype == "U8",
+        _ => dtype == "U8",
     };
     for (name, entry) in &m.tensors {
         let table = name == names::WORD_EMBEDDINGS;
         let quantized = table || names::linear_of_weight(name).is_some_and(|l| !m.keep_fp32.contains(&l.to_string()));
-        if quantized && entry.dtype != stored(table) {
+        if quantized && !stored(table, &entry.dtype) {
             return Err(Error::Quantized(format!(
                 "manifest mismatch: precision {} but tensor {name:?} is {}",
                 m.precision, entry.dtype
