@@ -1,11 +1,13 @@
 //! The group-wise int4 GEMM on every variant this CPU can run: exact integer results,
 //! bit-identical results across variants, the dequantized product against f64, group
-//! quantization (scales storable as f16), and rows independent of batch-mates and threads.
+//! quantization (scales storable as f16), both scale storages (f16, and the f32 fallback of
+//! a tensor with a scale outside f16's normal range) giving the same bits, and rows
+//! independent of batch-mates and threads.
 
 mod common;
 use common::*;
 use e5_kernels::i4gemm::{quantize_group, GROUP_SIZES};
-use e5_kernels::{GeluKind, Kernels, PackedI4, Post};
+use e5_kernels::{GeluKind, Kernels, PackedI4, Post, Storage};
 use proptest::prelude::*;
 
 /// Integer-valued rows in [-127, 127], each holding ±127 so its int8 scale is exactly 1.
@@ -24,18 +26,25 @@ fn int_weights(seed: u64, n: usize, k: usize, group: usize) -> Vec<i8> {
     (0..n * kp).map(|i| if i % kp < k { (v[i] * 7.5 - 0.5).round() as i8 } else { 0 }).collect()
 }
 
-fn exact_check(m: usize, n: usize, k: usize, group: usize, seed: u64) {
+/// Power-of-two weight scales, so that integer results stay exact: one an f16 value, one
+/// below f16's range (2⁻³⁰) and one above it (2²⁰), each with the storage it gets.
+const EXACT_SCALES: [(f32, Storage); 3] =
+    [(1.0, Storage::F16), (1.0 / (1u64 << 30) as f32, Storage::F32), ((1 << 20) as f32, Storage::F32)];
+
+fn exact_check(m: usize, n: usize, k: usize, group: usize, (scale, storage): (f32, Storage), seed: u64) {
     let a = int_rows(seed, m, k);
     let q = int_weights(seed + 1, n, k, group);
     let (groups, kp) = (k.div_ceil(group), k.div_ceil(group) * group);
+    // |Σ| ≤ 300·127·8 < 2²⁴: exact in f32, and so is its product by a power of two.
     let want: Vec<f32> = (0..m * n)
         .map(|idx| {
             let (i, j) = (idx / n, idx % n);
-            (0..k).map(|c| a[i * k + c] as i64 * q[j * kp + c] as i64).sum::<i64>() as f32
+            (0..k).map(|c| a[i * k + c] as i64 * q[j * kp + c] as i64).sum::<i64>() as f32 * scale
         })
         .collect();
     for kern in tables() {
-        let w = PackedI4::from_quantized(kern, &q, &vec![1.0; n * groups], n, k, group, None);
+        let w = PackedI4::from_quantized(kern, &q, &vec![scale; n * groups], n, k, group, None);
+        assert_eq!(w.scale_storage(), storage, "scale {scale}");
         let mut c = vec![f32::NAN; m * n];
         kern.gemm_i4(&a, m, &w, Post::None, &mut c);
         assert_eq!(c, want, "{} ({}) m={m} n={n} k={k} group={group}", kern.isa, kern.int4_kernel());
@@ -73,17 +82,24 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(48))]
 
     #[test]
-    fn integer_results_are_exact_on_every_variant(m in 1usize..20, n in 1usize..70, k in 1usize..300, g in 0usize..3, seed in any::<u64>()) {
-        exact_check(m, n, k, GROUP_SIZES[g], seed);
+    fn integer_results_are_exact_on_every_variant(m in 1usize..20, n in 1usize..70, k in 1usize..300, g in 0usize..3, s in 0usize..3, seed in any::<u64>()) {
+        exact_check(m, n, k, GROUP_SIZES[g], EXACT_SCALES[s], seed);
     }
 
     /// Every variant gives the same bits (the f32 fold is one FMA chain per element in the
     /// same order everywhere), and that value is the f64 product of the dequantized operands.
+    /// `tiny` scales one output channel down to values whose scales lie below f16's range,
+    /// which makes the tensor keep f32 scales.
     #[test]
-    fn variants_agree_bit_for_bit_and_track_f64(m in 1usize..20, n in 1usize..70, k in 1usize..400, g in 0usize..3, residual in any::<bool>(), seed in any::<u64>()) {
+    fn variants_agree_bit_for_bit_and_track_f64(m in 1usize..20, n in 1usize..70, k in 1usize..400, g in 0usize..3, residual in any::<bool>(), tiny in any::<bool>(), seed in any::<u64>()) {
         let group = GROUP_SIZES[g];
         let a = rand_vec(seed, m * k, 1.0);
-        let w = rand_vec(seed + 1, n * k, 0.5);
+        let mut w = rand_vec(seed + 1, n * k, 0.5);
+        if tiny {
+            w[(n - 1) * k..].iter_mut().for_each(|v| *v *= 1e-6);
+        }
+        let f16_scales = PackedI4::quantize_levels(&w, n, k, group).1.iter().all(|&s| half::f16::from_f32(s).to_f32() == s);
+        prop_assert!(!(tiny && f16_scales), "tiny weights got f16 scales");
         let bias = rand_vec(seed + 2, n, 0.3);
         let res = rand_vec(seed + 3, m * n, 1.0);
         let post = if residual { Post::Residual(&res) } else { Post::None };
@@ -94,6 +110,7 @@ proptest! {
         let mut first: Option<Vec<f32>> = None;
         for kern in tables() {
             let packed = PackedI4::quantize(kern, &w, n, k, group, Some(&bias));
+            prop_assert_eq!(packed.scale_storage(), if f16_scales { Storage::F16 } else { Storage::F32 });
             let c = kern.gemm_i4_to_vec(&a, m, &packed, post);
             for (idx, (got, want)) in c.iter().zip(&want).enumerate() {
                 prop_assert!((*got as f64 - want).abs() <= 1e-5 * (1.0 + want.abs()), "{} at {idx}: {got} vs {want}", kern.isa);
@@ -101,6 +118,32 @@ proptest! {
             match &first {
                 None => first = Some(c),
                 Some(f) => prop_assert!(f.iter().zip(&c).all(|(x, y)| x.to_bits() == y.to_bits()), "{} ({}) differs from scalar", kern.isa, kern.int4_kernel()),
+            }
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    /// The scale storage changes no bit: `W` packs with f16 scales, `W` with one more output
+    /// channel of tiny weights packs with f32 scales, and their shared columns agree exactly.
+    #[test]
+    fn f16_and_f32_scale_storage_give_the_same_bits(m in 1usize..20, n in 1usize..70, k in 1usize..400, g in 0usize..3, seed in any::<u64>()) {
+        let group = GROUP_SIZES[g];
+        let a = rand_vec(seed, m * k, 1.0);
+        // Values of at least 0.01 in magnitude: every scale lies in f16's normal range.
+        let mut w: Vec<f32> = rand_vec(seed + 1, n * k, 0.5).iter().map(|v| v.signum() * (0.01 + v.abs())).collect();
+        let bias = rand_vec(seed + 2, n + 1, 0.3);
+        w.extend(rand_vec(seed + 3, k, 1e-7));
+        for kern in tables() {
+            let f16 = PackedI4::quantize(kern, &w[..n * k], n, k, group, Some(&bias[..n]));
+            let f32 = PackedI4::quantize(kern, &w, n + 1, k, group, Some(&bias));
+            prop_assert_eq!((f16.scale_storage(), f32.scale_storage()), (Storage::F16, Storage::F32));
+            let (c16, c32) = (kern.gemm_i4_to_vec(&a, m, &f16, Post::None), kern.gemm_i4_to_vec(&a, m, &f32, Post::None));
+            for i in 0..m {
+                let (x, y) = (&c16[i * n..][..n], &c32[i * (n + 1)..][..n]);
+                prop_assert!(x.iter().zip(y).all(|(x, y)| x.to_bits() == y.to_bits()), "{} ({}) row {i}", kern.isa, kern.int4_kernel());
             }
         }
     }
@@ -176,13 +219,22 @@ fn rows_do_not_depend_on_batch_mates_or_threads() {
     }
 }
 
+/// Half a byte per weight, 2 bytes per f16 scale (4 when a scale needs f32), 4 per bias.
 #[test]
 fn packed_size_is_half_a_byte_per_weight_plus_scales() {
     let kern = Kernels::detect().unwrap();
-    let (n, k) = (384, 1536);
-    let w = rand_vec(9, n * k, 1.0);
+    let (n, k) = (64, 1536);
+    let mut w = rand_vec(9, n * k, 1.0);
     for group in GROUP_SIZES {
         let p = PackedI4::quantize(kern, &w, n, k, group, None);
+        assert_eq!(p.scale_storage(), Storage::F16);
+        assert_eq!(p.bytes(), n * k / 2 + 2 * n * k / group + 4 * n, "group {group}");
+    }
+    // One group of huge weights: its scale lies above f16's range.
+    w[..32].iter_mut().for_each(|v| *v *= 1e7);
+    for group in GROUP_SIZES {
+        let p = PackedI4::quantize(kern, &w, n, k, group, None);
+        assert_eq!(p.scale_storage(), Storage::F32);
         assert_eq!(p.bytes(), n * k / 2 + 4 * n * k / group + 4 * n, "group {group}");
     }
 }

@@ -2,12 +2,13 @@
 //! `vpmaddubsw` (unsigned weights `q + 8` ≤ 15 × signed activations: pair sums ≤ 3810,
 //! so the saturating instruction is exact, and two of them still fit i16), then
 //! `vpmaddwd` by ones into i32; `8·Σa` per group is subtracted before the f32 fold.
+//! f16 scales are widened per group with `vcvtph2ps` (F16C, part of the AVX2 dispatch).
 
-use super::{I4MicroKernel, I4Tile};
+use super::{I4MicroKernel, I4Tile, ScalePtr};
 use crate::f32gemm::avx2::{load_row, store_row};
 use crate::f32gemm::TilePost;
 use crate::tiling::{by_rows, unrolled};
-use crate::vector::avx2::{gelu_erf8, gelu_tanh8};
+use crate::vector::avx2::{gelu_erf8, gelu_tanh8, half8};
 use crate::vector::GeluKind;
 use std::arch::x86_64::*;
 
@@ -15,15 +16,28 @@ const MR: usize = 3;
 pub const KERNEL: I4MicroKernel = I4MicroKernel { name: "avx2-maddubs", mr: MR, nr: 16, run: tile };
 
 /// # Safety
-/// AVX2 and FMA must be available and `t` must describe in-bounds memory.
-#[target_feature(enable = "avx2,fma")]
+/// AVX2, FMA and F16C must be available and `t` must describe in-bounds memory.
+#[target_feature(enable = "avx2,fma,f16c")]
 pub unsafe fn tile(t: &I4Tile) {
-    by_rows!(t, rows, [1, 2, 3])
+    match t.w_scales {
+        ScalePtr::F32(s) => by_rows!(t, rows, [1, 2, 3], false, s.cast()),
+        ScalePtr::F16(s) => by_rows!(t, rows, [1, 2, 3], true, s.cast()),
+    }
+}
+
+/// 8 scales from element `i` (f32, or f16 widened exactly when `F16`).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn scales8<const F16: bool>(s: *const u8, i: usize) -> __m256 {
+    match F16 {
+        true => half8::<false>(s.cast::<u16>().add(i)),
+        false => _mm256_loadu_ps(s.cast::<f32>().add(i)),
+    }
 }
 
 #[inline]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn rows<const R: usize>(t: &I4Tile) {
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn rows<const R: usize, const F16: bool>(t: &I4Tile, scales: *const u8) {
     let low = _mm256_set1_epi8(0x0F);
     let ones = _mm256_set1_epi16(1);
     let mut f = [[_mm256_setzero_ps(); 2]; R];
@@ -53,7 +67,7 @@ unsafe fn rows<const R: usize>(t: &I4Tile) {
             a = a.add(8 * MR);
             b = b.add(64);
         }
-        let s = [_mm256_loadu_ps(t.w_scales.add(g * 16)), _mm256_loadu_ps(t.w_scales.add(g * 16 + 8))];
+        let s = [scales8::<F16>(scales, g * 16), scales8::<F16>(scales, g * 16 + 8)];
         unrolled!(R, |r| {
             let shift = _mm256_set1_epi32(8 * *t.asum.add(g * MR + r));
             for h in 0..2 {

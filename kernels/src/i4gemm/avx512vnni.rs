@@ -1,8 +1,9 @@
 //! AVX-512 VNNI int4 micro-kernel (4 × 32): nibbles widened to bytes with one AND and one
 //! shift, then `vpdpbusd` with the weights as the unsigned operand (`q + 8`) and the int8
 //! activations as the signed one; `8·Σa` per group is subtracted before the f32 fold.
+//! f16 scales are widened per group with `vcvtph2ps`.
 
-use super::{I4MicroKernel, I4Tile};
+use super::{I4MicroKernel, I4Tile, ScalePtr};
 use crate::f32gemm::avx512::post_store16;
 use crate::tiling::{by_rows, unrolled};
 use std::arch::x86_64::*;
@@ -14,12 +15,25 @@ pub const KERNEL: I4MicroKernel = I4MicroKernel { name: "avx512-vnni", mr: MR, n
 /// AVX-512F/BW and AVX512-VNNI must be available and `t` must describe in-bounds memory.
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
 pub unsafe fn tile(t: &I4Tile) {
-    by_rows!(t, rows, [1, 2, 3, 4])
+    match t.w_scales {
+        ScalePtr::F32(s) => by_rows!(t, rows, [1, 2, 3, 4], false, s.cast()),
+        ScalePtr::F16(s) => by_rows!(t, rows, [1, 2, 3, 4], true, s.cast()),
+    }
+}
+
+/// 16 scales from element `i` (f32, or f16 widened exactly when `F16`).
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn scales16<const F16: bool>(s: *const u8, i: usize) -> __m512 {
+    match F16 {
+        true => _mm512_cvtph_ps(_mm256_loadu_si256(s.cast::<u16>().add(i).cast())),
+        false => _mm512_loadu_ps(s.cast::<f32>().add(i)),
+    }
 }
 
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-unsafe fn rows<const R: usize>(t: &I4Tile) {
+unsafe fn rows<const R: usize, const F16: bool>(t: &I4Tile, scales: *const u8) {
     let low = _mm512_set1_epi8(0x0F);
     // f32 sums over the finished groups, two 16-column halves per row.
     let mut f = [[_mm512_setzero_ps(); 2]; R];
@@ -43,7 +57,7 @@ unsafe fn rows<const R: usize>(t: &I4Tile) {
             a = a.add(8 * MR);
             b = b.add(128);
         }
-        let s = [_mm512_loadu_ps(t.w_scales.add(g * 32)), _mm512_loadu_ps(t.w_scales.add(g * 32 + 16))];
+        let s = [scales16::<F16>(scales, g * 32), scales16::<F16>(scales, g * 32 + 16)];
         unrolled!(R, |r| {
             let shift = _mm512_set1_epi32(8 * *t.asum.add(g * MR + r));
             for h in 0..2 {

@@ -4,11 +4,13 @@
 //!   channel (`w ≈ q·ws[n][g]`, `q ∈ [-8, 7]`, ties to even), `G ∈ {32, 64, 128}`; each
 //!   scale is an f16 value where it lies in f16's normal range ([`storable_scale`]). Packed
 //!   once into panels of `NR` columns (a multiple of 16), stored offset by 8 as nibbles
-//!   `u = q + 8 ∈ [0, 15]`. Within a group, each pair `t` of `K` quads (8 values) and each
-//!   block `h` of 16 columns is 64 bytes: byte `i` holds column `16h + i/4`, `k = 8t + i%4`
-//!   in its low nibble and `k + 4` in its high nibble. One AND and one shift turn 64 bytes
-//!   into two quad-major blocks of 16 columns × 4 `k`: the operand of `vpdpbusd`, of
-//!   `vpmaddubsw`, and of the scalar twin.
+//!   `u = q + 8 ∈ [0, 15]`. The scales are kept as f16 when every one of the tensor's is an
+//!   f16 value (the normal case), else as f32 ([`ScalePtr`]); the micro-kernels widen f16
+//!   scales exactly, so the storage never changes a result. Within a group, each pair `t`
+//!   of `K` quads (8 values) and each block `h` of 16 columns is 64 bytes: byte `i` holds
+//!   column `16h + i/4`, `k = 8t + i%4` in its low nibble and `k + 4` in its high nibble.
+//!   One AND and one shift turn 64 bytes into two quad-major blocks of 16 columns × 4 `k`:
+//!   the operand of `vpdpbusd`, of `vpmaddubsw`, and of the scalar twin.
 //! - Activations: int8 per row (token) at run time (the int8 path's quantizer), packed
 //!   into `MR`-row strips of quads `strip[kq][r][0..4]` (signed), zero-padded to whole
 //!   groups, with each row's sum per group (`asum[g][r]`).
@@ -28,7 +30,7 @@ pub mod avx512vnni;
 #[cfg(target_arch = "aarch64")]
 pub mod neon_dot;
 
-use crate::f32gemm::{Post, TilePost};
+use crate::f32gemm::{Post, Storage, TilePost};
 use crate::sync_ptr::SyncPtr;
 use crate::tiling::{for_each_task, gemm_setup};
 use half::f16;
@@ -51,7 +53,7 @@ pub struct I4Tile {
     /// Weight panel: `groups·pairs_per_group × NR/16` blocks of 64 nibble bytes.
     pub b: *const u8,
     /// `groups × NR` weight scales.
-    pub w_scales: *const f32,
+    pub w_scales: ScalePtr,
     pub c: *mut f32,
     pub ldc: usize,
     pub mr: usize,
@@ -60,6 +62,28 @@ pub struct I4Tile {
     pub row_scales: *const f32,
     pub bias: *const f32,
     pub post: TilePost,
+}
+
+/// A tile's weight scales in their stored type.
+#[derive(Clone, Copy, Debug)]
+pub enum ScalePtr {
+    F32(*const f32),
+    /// IEEE half bits, widened (exactly) to f32 by the micro-kernel, per group.
+    F16(*const u16),
+}
+
+impl ScalePtr {
+    /// Scale `i` as f32 (the scalar twin's load).
+    ///
+    /// # Safety
+    /// Element `i` must be in bounds.
+    #[inline]
+    pub(crate) unsafe fn get(self, i: usize) -> f32 {
+        match self {
+            ScalePtr::F32(p) => *p.add(i),
+            ScalePtr::F16(p) => f16::from_bits(*p.add(i)).to_f32(),
+        }
+    }
 }
 
 /// An ISA's int4 micro-kernel.
@@ -80,9 +104,34 @@ pub struct PackedI4 {
     nr: usize,
     kernel: &'static str,
     data: Vec<u8>,
-    /// `[panel][group][NR]`.
-    scales: Vec<f32>,
+    scales: Scales,
     bias: Vec<f32>,
+}
+
+/// Packed scales, `[panel][group][NR]`: 2 bytes each when all of them are f16 values
+/// (every scale [`storable_scale`] makes in f16's normal range, zero padding included),
+/// else 4 (a tensor with a scale outside that range).
+#[derive(Clone)]
+enum Scales {
+    F16(Vec<f16>),
+    F32(Vec<f32>),
+}
+
+impl Scales {
+    fn new(scales: Vec<f32>) -> Self {
+        match scales.iter().all(|&s| f16_exact(s)) {
+            true => Scales::F16(scales.iter().map(|&s| f16::from_f32(s)).collect()),
+            false => Scales::F32(scales),
+        }
+    }
+
+    /// The scales from element `at` on.
+    fn at(&self, at: usize) -> ScalePtr {
+        match self {
+            Scales::F16(s) => ScalePtr::F16(s[at..].as_ptr().cast()),
+            Scales::F32(s) => ScalePtr::F32(s[at..].as_ptr()),
+        }
+    }
 }
 
 /// A scale as the search tries it and a file stores it: rounded to the nearest f16 when it
@@ -93,6 +142,11 @@ pub fn storable_scale(s: f32) -> f32 {
         true => f16::from_f32(s).to_f32(),
         false => s,
     }
+}
+
+/// Whether `s` survives f16 and back bit for bit (NaN payloads and signed zeros included).
+fn f16_exact(s: f32) -> bool {
+    f16::from_f32(s).to_f32().to_bits() == s.to_bits()
 }
 
 /// The 4-bit level of `v` at `scale`: `round_ties_even(v / scale)` clamped to `[-8, 7]`; NaN → 0.
@@ -220,7 +274,7 @@ impl PackedI4 {
             assert_eq!(b.len(), n, "bias length");
             padded_bias[..n].copy_from_slice(b);
         }
-        PackedI4 { n, k, group, nr, kernel: ik.name, data, scales: packed_scales, bias: padded_bias }
+        PackedI4 { n, k, group, nr, kernel: ik.name, data, scales: Scales::new(packed_scales), bias: padded_bias }
     }
 
     pub fn n(&self) -> usize {
@@ -232,9 +286,20 @@ impl PackedI4 {
     pub fn group(&self) -> usize {
         self.group
     }
+    /// The type the scales are kept in: [`Storage::F16`] unless a scale is no f16 value.
+    pub fn scale_storage(&self) -> Storage {
+        match self.scales {
+            Scales::F16(_) => Storage::F16,
+            Scales::F32(_) => Storage::F32,
+        }
+    }
     /// Bytes held by the packed nibbles, scales and bias.
     pub fn bytes(&self) -> usize {
-        self.data.len() + 4 * (self.scales.len() + self.bias.len())
+        let scales = match &self.scales {
+            Scales::F16(s) => 2 * s.len(),
+            Scales::F32(s) => 4 * s.len(),
+        };
+        self.data.len() + scales + 4 * self.bias.len()
     }
 }
 
@@ -323,7 +388,7 @@ pub(crate) fn gemm(
                     a: strips[s * quads * mr * 4..].as_ptr(),
                     asum: sums[s * groups * mr..].as_ptr(),
                     b: w.data[p * kp * nr / 2..].as_ptr(),
-                    w_scales: w.scales[p * groups * nr..].as_ptr(),
+                    w_scales: w.scales.at(p * groups * nr),
                     // SAFETY: tiles of distinct (rows, panel) never overlap; bounds asserted above.
                     c: unsafe { cp.get().add(i * ldc + p * nr) },
                     ldc,

@@ -7,12 +7,15 @@
 //! holds one quad of every row per register, so `sdot` picks a row by lane. Registers in
 //! the inner loop: 16 accumulators + 8 widened weights + 2 activation quads + 1 mask.
 //! `sdot` is `i8gemm::neon_dot`'s inline `asm!` (until `vdotq_laneq_s32` is stable).
+//! f16 scales are widened per group with `fcvtl` (base NEON), likewise through `asm!` as
+//! Rust has no stable f16 vector type yet.
 
-use super::{I4MicroKernel, I4Tile};
+use super::{I4MicroKernel, I4Tile, ScalePtr};
 use crate::i8gemm::neon::post_store_row;
 use crate::i8gemm::neon_dot::sdot;
 use crate::tiling::by_rows;
 use std::arch::aarch64::*;
+use std::arch::asm;
 
 const MR: usize = 4;
 const NR: usize = 16;
@@ -22,12 +25,28 @@ pub const KERNEL: I4MicroKernel = I4MicroKernel { name: "neon-sdot", mr: MR, nr:
 /// NEON and dotprod must be available and `t` must describe in-bounds memory.
 #[target_feature(enable = "neon,dotprod")]
 pub unsafe fn tile(t: &I4Tile) {
-    by_rows!(t, rows, [1, 2, 3, 4])
+    match t.w_scales {
+        ScalePtr::F32(s) => by_rows!(t, rows, [1, 2, 3, 4], false, s.cast()),
+        ScalePtr::F16(s) => by_rows!(t, rows, [1, 2, 3, 4], true, s.cast()),
+    }
+}
+
+/// 4 scales from element `i` (f32, or f16 widened exactly by `fcvtl` when `F16`).
+#[inline]
+#[target_feature(enable = "neon")]
+unsafe fn scales4<const F16: bool>(s: *const u8, i: usize) -> float32x4_t {
+    if !F16 {
+        return vld1q_f32(s.cast::<f32>().add(i));
+    }
+    let h = vld1_u16(s.cast::<u16>().add(i));
+    let f: float32x4_t;
+    asm!("fcvtl {f:v}.4s, {h:v}.4h", f = lateout(vreg) f, h = in(vreg) h, options(pure, nomem, nostack, preserves_flags));
+    f
 }
 
 #[inline]
 #[target_feature(enable = "neon,dotprod")]
-unsafe fn rows<const R: usize>(t: &I4Tile) {
+unsafe fn rows<const R: usize, const F16: bool>(t: &I4Tile, scales: *const u8) {
     let low = vdupq_n_u8(0x0F);
     let mut f = [[vdupq_n_f32(0.0); NR / 4]; MR];
     let (mut a, mut b) = (t.a, t.b);
@@ -57,7 +76,7 @@ unsafe fn rows<const R: usize>(t: &I4Tile) {
             let shift = vdupq_n_s32(8 * *t.asum.add(g * MR + r));
             for (c, (f, &acc)) in f.iter_mut().zip(acc).enumerate() {
                 let exact = vcvtq_f32_s32(vsubq_s32(acc, shift));
-                *f = vfmaq_f32(*f, exact, vld1q_f32(t.w_scales.add(g * NR + 4 * c)));
+                *f = vfmaq_f32(*f, exact, scales4::<F16>(scales, g * NR + 4 * c));
             }
         }
     }

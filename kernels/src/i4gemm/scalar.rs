@@ -35,7 +35,7 @@ pub unsafe fn tile(t: &I4Tile) {
                         dot += weight(t.b, pair, j, kk) * a;
                     }
                 }
-                *acc = ((dot - shift) as f32).mul_add(*t.w_scales.add(g * NR + j), *acc);
+                *acc = ((dot - shift) as f32).mul_add(t.w_scales.get(g * NR + j), *acc);
             }
         }
     }
