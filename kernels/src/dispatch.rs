@@ -1,6 +1,6 @@
 //! The dispatch table: one static set of kernels per ISA, chosen once at run time.
 
-use crate::bf16gemm::{self, Bf16Kernel};
+use crate::bf16gemm::Bf16Kernel;
 use crate::cache::CacheSizes;
 use crate::f32gemm::{self, Blocking, MicroKernel, PackedF32, Post, Storage};
 use crate::i4gemm::{self, I4MicroKernel, PackedI4};
@@ -171,8 +171,8 @@ impl Kernels {
     /// The bf16-dot kernel this table can run, whatever `E5_BF16` says.
     fn bf16_dot_kernel(&self) -> Option<&'static Bf16Kernel> {
         #[cfg(target_arch = "x86_64")]
-        if self.isa == Isa::Avx512 && bf16gemm::avx512bf16::supported() {
-            return Some(&bf16gemm::avx512bf16::KERNEL);
+        if self.isa == Isa::Avx512 && crate::bf16gemm::avx512bf16::supported() {
+            return Some(&crate::bf16gemm::avx512bf16::KERNEL);
         }
         None
     }
