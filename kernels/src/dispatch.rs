@@ -308,6 +308,21 @@ impl Kernels {
         unsafe { (self.vector.axpy)(y, a, x) }
     }
 
+    /// `max |x[i]|` over the non-NaN elements (0 for none): the row kernel of dynamic
+    /// activation scales ([`Kernels::quantize_row`]).
+    pub fn abs_max(&self, x: &[f32]) -> f32 {
+        // SAFETY: the table's ISA is supported.
+        unsafe { (self.vector.abs_max)(x) }
+    }
+
+    /// `q[i] = clamp(round_ties_even(x[i]·inv), -127, 127)`, NaN → 0: the row kernel of
+    /// activation quantization.
+    pub fn quantize_i8(&self, x: &[f32], inv: f32, q: &mut [i8]) {
+        assert_eq!(x.len(), q.len(), "quantize_i8 lengths");
+        // SAFETY: the table's ISA is supported; lengths checked.
+        unsafe { (self.vector.quantize_i8)(x, inv, q) }
+    }
+
     /// `dst[i] = src[i]` for 16-bit floats stored as `storage` (`F16` or `Bf16` bits).
     ///
     /// # Panics

@@ -207,3 +207,66 @@ fn widen_half_floats_exactly() {
         }
     }
 }
+
+/// The documented activation quantization: `max |x|` over the non-NaN elements, and
+/// `q = clamp(round_ties_even(x·inv), ±127)` with NaN → 0.
+fn quantization_reference(x: &[f32], inv: f32) -> (f32, Vec<i8>) {
+    let q =
+        x.iter().map(|&v| v * inv).map(|p| if p.is_nan() { 0 } else { p.clamp(-127.0, 127.0).round_ties_even() as i8 });
+    (x.iter().fold(0.0f32, |m, v| m.max(v.abs())), q.collect())
+}
+
+/// `abs_max` and `quantize_i8` of every table against the reference, bit for bit; `q` gets
+/// a guard byte past the row that no tail store may touch.
+fn check_quantization(x: &[f32], inv: f32) {
+    let (want_max, want) = quantization_reference(x, inv);
+    for kern in tables() {
+        assert_eq!(kern.abs_max(x).to_bits(), want_max.to_bits(), "{} abs_max of {x:?}", kern.isa);
+        let mut q = vec![99i8; x.len() + 1];
+        kern.quantize_i8(x, inv, &mut q[..x.len()]);
+        assert_eq!(&q[..x.len()], &want[..], "{} quantize_i8 of {x:?} at inv {inv}", kern.isa);
+        assert_eq!(q[x.len()], 99, "{} wrote past a row of {}", kern.isa, x.len());
+    }
+}
+
+/// Ties at `inv = 2` (`x·2 = k + ½`), the clip edges, NaN, ±inf, huge, subnormal and
+/// signed zeros, among ordinary values.
+fn quantization_value() -> impl Strategy<Value = f32> {
+    let special =
+        [f32::NAN, f32::INFINITY, f32::NEG_INFINITY, f32::MAX, -1e30, 1e-40, -0.0, 63.5, -63.75, 64.0, -127.0];
+    prop_oneof![
+        4 => -80.0f32..80.0,
+        3 => (-130i32..130).prop_map(|k| (k as f32 + 0.5) / 2.0),
+        2 => proptest::sample::select(special.to_vec()),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Every length 0..=70 (every tail of 8- and 16-lane loops, and the 64-value blocks).
+    #[test]
+    fn activation_quantization_matches_reference(
+        x in proptest::collection::vec(quantization_value(), 0..=70),
+        inv in prop_oneof![Just(2.0f32), Just(0.5), Just(1.0 / 3.0), Just(0.0), Just(f32::INFINITY), 1e-3f32..1e3],
+    ) {
+        check_quantization(&x, inv);
+    }
+}
+
+/// Every length to 200, with the largest |x| and a NaN moved through every position: each
+/// block, chain and tail lane of `abs_max` must see them.
+#[test]
+fn activation_quantization_on_every_length_and_position() {
+    for len in 0..=200usize {
+        let base: Vec<f32> =
+            rand_vec(len as u64, len, 60.0).into_iter().map(|v| (v * 2.0).round() / 2.0 + 0.25).collect();
+        check_quantization(&base, 2.0);
+        for at in 0..len {
+            let mut x = base.clone();
+            x[at] = if at % 2 == 0 { -100.5 } else { 100.5 };
+            x[(at * 7 + 3) % len] = f32::NAN;
+            check_quantization(&x, 127.0 / 100.5);
+        }
+    }
+}

@@ -15,8 +15,8 @@ pub static KERNELS: VectorKernels = VectorKernels {
     layernorm,
     widen_f16: super::avx2::widen_f16,
     widen_bf16: super::avx2::widen_bf16,
-    abs_max: super::avx2::abs_max,
-    quantize_i8: super::avx2::quantize_i8,
+    abs_max,
+    quantize_i8,
     fma_probe,
     fma_probe_flops: 512,
 };
@@ -249,6 +249,51 @@ pub unsafe fn layernorm(x: &mut [f32], residual: Option<&[f32]>, gamma: &[f32], 
         let g = _mm512_maskz_loadu_ps(k, gamma.as_ptr().add(i));
         let b = _mm512_maskz_loadu_ps(k, beta.as_ptr().add(i));
         _mm512_mask_storeu_ps(p.add(i), k, _mm512_fmadd_ps(d, g, b));
+        i += L;
+    }
+}
+
+/// # Safety
+/// The CPU must support AVX-512F.
+#[target_feature(enable = "avx512f")]
+pub unsafe fn abs_max(x: &[f32]) -> f32 {
+    // Four chains, for `vmaxps` latency. `max(|v|, m)` returns `m` when `v` is NaN: NaNs are
+    // skipped, as in the scalar twin; the masked tail reads zeros, which cannot raise a max
+    // that starts at 0. A max is exact, so the chains' order does not change the result.
+    let (n, p) = (x.len(), x.as_ptr());
+    let mut m = [_mm512_setzero_ps(); 4];
+    let mut i = 0;
+    while i + 4 * L <= n {
+        for (j, m) in m.iter_mut().enumerate() {
+            *m = _mm512_max_ps(_mm512_abs_ps(_mm512_loadu_ps(p.add(i + j * L))), *m);
+        }
+        i += 4 * L;
+    }
+    while i < n {
+        let k = if i + L <= n { !0 } else { tail_mask(n - i) };
+        m[0] = _mm512_max_ps(_mm512_abs_ps(_mm512_maskz_loadu_ps(k, p.add(i))), m[0]);
+        i += L;
+    }
+    _mm512_reduce_max_ps(_mm512_max_ps(_mm512_max_ps(m[0], m[1]), _mm512_max_ps(m[2], m[3])))
+}
+
+/// # Safety
+/// The CPU must support AVX-512F.
+#[target_feature(enable = "avx512f")]
+pub unsafe fn quantize_i8(x: &[f32], inv: f32, q: &mut [i8]) {
+    assert_eq!(x.len(), q.len());
+    let (s, lo, hi) = (splat(inv), splat(-127.0), splat(127.0));
+    let (n, p, out) = (x.len(), x.as_ptr(), q.as_mut_ptr());
+    let mut i = 0;
+    while i < n {
+        let k = if i + L <= n { !0 } else { tail_mask(n - i) };
+        let v = _mm512_mul_ps(_mm512_maskz_loadu_ps(k, p.add(i)), s);
+        // Clamp (a NaN lane comes out as -127), then round to nearest even with NaN lanes
+        // zeroed in one convert; the values fit i8, so the narrowing store is exact.
+        let c = _mm512_min_ps(_mm512_max_ps(v, lo), hi);
+        let ordered = _mm512_cmp_ps_mask::<_CMP_ORD_Q>(v, v);
+        let r = _mm512_maskz_cvt_roundps_epi32::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(ordered, c);
+        _mm512_mask_cvtsepi32_storeu_epi8(out.add(i).cast(), k, r);
         i += L;
     }
 }
