@@ -1,13 +1,14 @@
 //! Criterion benchmarks of every kernel family on this machine's best ISA (`E5_ISA` forces
 //! another): packed f32 GEMM side by side with the `gemm` crate, int8 GEMM, attention,
-//! LayerNorm, GELU and f16/bf16 widening (side by side with the `half` crate). Throughput is reported in FLOP (GEMM, attention) or elements.
+//! LayerNorm, GELU, f16/bf16 widening (side by side with the `half` crate) and int8
+//! activation quantization (every ISA). Throughput is reported in FLOP (GEMM, attention) or elements.
 //!
 //! `cargo bench -p e5-benches --bench kernels [-- FILTER]`; for the ratio table with % of
 //! FMA peak, run `cargo run --release -p e5-benches --bin gemm-report`.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use e5_benches::*;
-use e5_kernels::{AttentionShape, GeluKind, Kernels, PackedF32, PackedI8, Post, Storage};
+use e5_kernels::{AttentionShape, GeluKind, Isa, Kernels, PackedF32, PackedI8, Post, Storage};
 use half::slice::HalfFloatSliceExt;
 use std::hint::black_box;
 use std::time::Duration;
@@ -103,5 +104,28 @@ fn widen(c: &mut Criterion) {
     g.bench_function("half_crate_bf16", |b| b.iter(|| bf16s.convert_to_f32_slice(black_box(&mut dst))));
 }
 
-criterion_group!(benches, gemm, attention, rows, widen);
+/// Per-token activation quantization (max |x|, then round to int8) of 32 rows of 384 and
+/// of 1536, as the int8 GEMM does before each product, on every table this CPU has.
+fn quantize(c: &mut Criterion) {
+    let mut g = c.benchmark_group("quantize");
+    g.warm_up_time(Duration::from_millis(300)).measurement_time(Duration::from_secs(1)).sample_size(10);
+    for k in [384, 1536] {
+        let x = rand_vec(11, 32 * k);
+        let mut q = vec![0i8; x.len()];
+        g.throughput(Throughput::Elements(x.len() as u64));
+        for isa in Isa::available() {
+            let kern = Kernels::get(isa).unwrap();
+            let id = BenchmarkId::new(format!("rows_32x{k}"), isa);
+            g.bench_function(id, |b| {
+                b.iter(|| {
+                    for (x, q) in x.chunks_exact(k).zip(q.chunks_exact_mut(k)) {
+                        black_box(kern.quantize_row(x, q));
+                    }
+                })
+            });
+        }
+    }
+}
+
+criterion_group!(benches, gemm, attention, rows, widen, quantize);
 criterion_main!(benches);

@@ -222,51 +222,39 @@ impl PackedF32 {
         s: f32,
     ) -> Self {
         assert!(n == 0 || w.len() >= (n - 1) * ldw + k, "weight slice too short for [{n}, {k}]");
-        let mut p = Self::zeroed(kern, n, k, bias);
-        let nr = p.nr;
-        let data = p.f32_data();
-        for (j, row) in (0..n).map(|j| (j, &w[j * ldw..j * ldw + k])) {
-            let panel = &mut data[(j / nr) * k * nr..][..k * nr];
-            for (c, &v) in row.iter().enumerate() {
-                panel[c * nr + j % nr] = s * v;
-            }
-        }
-        p
+        Self::pack_with(kern, n, k, bias, |j, c| s * w[j * ldw + c])
     }
 
     /// Packs the transpose of `k` rows of `n` floats (row stride `ldv`): `W[j][c] = v[c·ldv + j]`.
     pub fn from_cols(kern: &crate::Kernels, v: &[f32], k: usize, n: usize, ldv: usize) -> Self {
         assert!(k == 0 || v.len() >= (k - 1) * ldv + n, "slice too short for [{k}, {n}]");
-        let mut p = Self::zeroed(kern, n, k, None);
-        let nr = p.nr;
-        let data = p.f32_data();
-        for pi in 0..n.div_ceil(nr) {
-            let cols = nr.min(n - pi * nr);
-            let panel = &mut data[pi * k * nr..][..k * nr];
-            for c in 0..k {
-                let src = &v[c * ldv + pi * nr..][..cols];
-                panel[c * nr..c * nr + cols].copy_from_slice(src);
-            }
-        }
-        p
+        Self::pack_with(kern, n, k, None, |j, c| v[c * ldv + j])
     }
 
-    fn zeroed(kern: &crate::Kernels, n: usize, k: usize, bias: Option<&[f32]>) -> Self {
+    /// Packs `W[j][c] = at(j, c)` (`j < n`, `c < k`), zeros past `n`: each panel row is
+    /// written once, in order, with no zero-fill pass first (attention packs `K` and `V`
+    /// per sequence and head, ~300 times per short query).
+    fn pack_with(
+        kern: &crate::Kernels,
+        n: usize,
+        k: usize,
+        bias: Option<&[f32]>,
+        at: impl Fn(usize, usize) -> f32,
+    ) -> Self {
         let nr = kern.f32_gemm.nr;
         let panels = n.div_ceil(nr);
+        let mut data = Vec::with_capacity(panels * nr * k);
+        for p in 0..panels {
+            for c in 0..k {
+                data.extend((p * nr..(p + 1) * nr).map(|j| if j < n { at(j, c) } else { 0.0 }));
+            }
+        }
         let mut padded = vec![0.0; panels * nr];
         if let Some(b) = bias {
             assert_eq!(b.len(), n, "bias length");
             padded[..n].copy_from_slice(b);
         }
-        PackedF32 { n, k, nr, isa: kern.isa, data: Panels::F32(vec![0.0; panels * nr * k]), bias: padded }
-    }
-
-    fn f32_data(&mut self) -> &mut [f32] {
-        match &mut self.data {
-            Panels::F32(d) => d,
-            _ => unreachable!("packing happens in f32 before conversion"),
-        }
+        PackedF32 { n, k, nr, isa: kern.isa, data: Panels::F32(data), bias: padded }
     }
 
     /// The same panels stored as `storage` (rounded to nearest).

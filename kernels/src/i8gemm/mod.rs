@@ -211,7 +211,8 @@ const PARALLEL_MIN_ROWS: usize = 64;
 const PARALLEL_MIN_MACS: usize = 1 << 18;
 
 /// Quantizes the rows of `A` and packs them into `MR`-row strips; returns the strips and
-/// the per-row scales (padded to whole strips with 0).
+/// the per-row scales (padded to whole strips with 0). Every byte of the strips is written
+/// once (rows of `A`, then padding rows that read as zero), so they start uninitialized.
 fn quantize_pack_a(
     kern: &crate::Kernels,
     a: &[f32],
@@ -227,16 +228,20 @@ fn quantize_pack_a(
     let ik = &kern.i8_gemm;
     let (mr, groups, ab) = (ik.mr, k.div_ceil(4), ik.layout.a_group_bytes());
     let strips = m.div_ceil(mr);
-    let mut packed = vec![0i8; strips * groups * mr * ab];
+    let mut packed = Vec::with_capacity(strips * groups * mr * ab);
     let mut scales = vec![0.0f32; strips * mr];
+    // Unsigned kernels read `q + 128`: each byte flipped by the shift, 4 at a time.
     let shift = if ik.unsigned_a { 128u8 as i8 } else { 0 };
-    let work = |(s, (strip, sc)): (usize, (&mut [i8], &mut [f32]))| {
+    let flip = u32::from_ne_bytes([shift as u8; 4]);
+    let work = |(s, (strip, sc)): (usize, (&mut [MaybeUninit<i8>], &mut [f32]))| {
+        // Past `k`, `q` stays 0: the padding of the last group.
         let mut q = vec![0i8; groups * 4];
         let mut wide = vec![0i16; if ik.layout == Layout::Pairs { groups * 4 } else { 0 }];
         // The smoothed row, in L1: scaling channel-wise here costs one pass over `k` values,
         // against the two (max |x|, then quantize) of per-row dynamic scales.
         let mut smoothed = vec![0f32; if matches!(act, ActQuant::Smoothed { .. }) { k } else { 0 }];
-        for r in 0..mr.min(m - s * mr) {
+        let rows = mr.min(m - s * mr);
+        for r in 0..rows {
             let row = &a[(s * mr + r) * lda..][..k];
             sc[r] = match act {
                 ActQuant::Dynamic => quantize_row_with(kern.vector, row, &mut q[..k]),
@@ -250,10 +255,13 @@ fn quantize_pack_a(
                     scale
                 }
             };
+            // Group `g` of row `r` is the `ab` bytes at `(g·MR + r)·ab`.
             let dst = strip[r * ab..].chunks_mut(mr * ab);
             match ik.layout {
                 Layout::Quads => q.chunks_exact(4).zip(dst).for_each(|(v, d)| {
-                    d[..4].iter_mut().zip(v).for_each(|(d, &v)| *d = v ^ shift);
+                    let v = u32::from_ne_bytes([v[0] as u8, v[1] as u8, v[2] as u8, v[3] as u8]) ^ flip;
+                    // SAFETY: `d` holds at least `ab` = 4 bytes; the write is unaligned.
+                    unsafe { d.as_mut_ptr().cast::<u32>().write_unaligned(v) };
                 }),
                 // i16 in native byte order, as the kernel loads it: widened in one
                 // (vectorized) pass, then moved 8 bytes per group.
@@ -266,21 +274,24 @@ fn quantize_pack_a(
                 }
             }
         }
-        if shift != 0 {
-            // Padding rows must also read as zero after the kernel removes the shift.
-            for r in mr.min(m - s * mr)..mr {
-                for g in 0..groups {
-                    strip[(g * mr + r) * 4..(g * mr + r) * 4 + 4].fill(shift);
-                }
+        // Padding rows read as zero: bytes of the shift alone, which the kernel removes
+        // (unsigned kernels all take quads), else zeros.
+        for r in rows..mr {
+            for g in 0..groups {
+                strip[(g * mr + r) * ab..][..ab].fill(MaybeUninit::new(shift));
             }
         }
     };
     let strip_len = groups * mr * ab;
+    let uninit = &mut packed.spare_capacity_mut()[..strips * strip_len];
     if parallel && m >= PARALLEL_MIN_ROWS {
-        packed.par_chunks_mut(strip_len).zip(scales.par_chunks_mut(mr)).enumerate().for_each(work);
+        uninit.par_chunks_mut(strip_len).zip(scales.par_chunks_mut(mr)).enumerate().for_each(work);
     } else {
-        packed.chunks_mut(strip_len).zip(scales.chunks_mut(mr)).enumerate().for_each(work);
+        uninit.chunks_mut(strip_len).zip(scales.chunks_mut(mr)).enumerate().for_each(work);
     }
+    // SAFETY: `work` wrote every byte of every strip: `groups` cells of `ab` bytes for each
+    // of the strip's `MR` rows (real or padding).
+    unsafe { packed.set_len(strips * strip_len) };
     (packed, scales)
 }
 
