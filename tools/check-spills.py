@@ -9,7 +9,8 @@ regression is invisible to correctness tests, so this script reads the disassemb
 For every function named below it finds the loops (a branch back to an earlier address
 inside the function), keeps those that issue multiply-accumulate instructions (FMA,
 vpdpbusd, vpmaddwd, vdpbf16ps), and reports any vector load or store addressed off %rsp /
-%rbp in them. Exit status 1 if one is found, so `tools/test.sh` fails on a spill.
+%rbp in them, and any call to memset / memcpy in the whole function (an array the tile
+keeps in memory). Exit status 1 if one is found, so `tools/test.sh` fails on a spill.
 
 usage: check-spills.py BINARY[,BINARY...] [FUNCTION_SUBSTRING ...]
 (a function is looked up in every binary given; kernels no binary links are an error)
@@ -38,6 +39,10 @@ BF16_MAC = re.compile(r"\bvdpbf16ps\b")
 STACK_STORE = re.compile(r"\bvmov\w*\s+%[xyz]mm\d+,\s*-?(0x[0-9a-f]+)?\((%rsp|%rbp)")
 BRANCH = re.compile(r"\bj\w+\s+([0-9a-f]+)\s+<")
 LINE = re.compile(r"^\s*([0-9a-f]+):\s+(.*)$")
+# A tile that zeroes or copies an array with a libc call keeps that array in memory (the
+# VNNI int8 tile's epilogue looped over an accumulator array on the stack, zeroed by a
+# 1.5 KiB memset at every call).
+MEM_CALL = re.compile(r"\bcall\b.*\bmem(set|cpy|move)\b")
 
 
 def functions(binary, wanted):
@@ -93,7 +98,12 @@ def main():
         mac = F32_MAC if "f32gemm" in name else BF16_MAC if "bf16gemm" in name else INT_MAC
         loops = loop_spills(body, mac)
         spilled = [lp for lp in loops if lp[3]]
-        print(f"{name}: {len(loops)} multiply-accumulate loops, {len(spilled)} with stack traffic")
+        calls = [x for _, x in body if MEM_CALL.search(x)]
+        print(f"{name}: {len(loops)} multiply-accumulate loops, {len(spilled)} with stack traffic, "
+              f"{len(calls)} memset/memcpy calls")
+        bad += len(calls)
+        for call in calls[:1]:
+            print(f"  {call.strip()}")
         for start, end, macs, spills in spilled:
             bad += 1
             print(f"  loop {start:x}..{end:x}: {macs} MACs, {len(spills)} stack accesses, e.g. {spills[0].strip()}")

@@ -222,31 +222,36 @@ impl PackedF32 {
         s: f32,
     ) -> Self {
         assert!(n == 0 || w.len() >= (n - 1) * ldw + k, "weight slice too short for [{n}, {k}]");
-        Self::pack_with(kern, n, k, bias, |j, c| s * w[j * ldw + c])
+        Self::pack_with(kern, n, k, bias, |p, c, (nr, cols), row| {
+            row.extend((p * nr..p * nr + cols).map(|j| s * w[j * ldw + c]))
+        })
     }
 
     /// Packs the transpose of `k` rows of `n` floats (row stride `ldv`): `W[j][c] = v[c·ldv + j]`.
     pub fn from_cols(kern: &crate::Kernels, v: &[f32], k: usize, n: usize, ldv: usize) -> Self {
         assert!(k == 0 || v.len() >= (k - 1) * ldv + n, "slice too short for [{k}, {n}]");
-        Self::pack_with(kern, n, k, None, |j, c| v[c * ldv + j])
+        Self::pack_with(kern, n, k, None, |p, c, (nr, cols), row| row.extend_from_slice(&v[c * ldv + p * nr..][..cols]))
     }
 
-    /// Packs `W[j][c] = at(j, c)` (`j < n`, `c < k`), zeros past `n`: each panel row is
-    /// written once, in order, with no zero-fill pass first (attention packs `K` and `V`
-    /// per sequence and head, ~300 times per short query).
+    /// Packs panel row by panel row, each written once, in order, with no zero-fill pass
+    /// first (attention packs `K` and `V` per sequence and head, ~300 times per short
+    /// query): `row(p, c, (NR, cols), data)` appends `W[p·NR + j][c]` for `j < cols`, the
+    /// panel's real columns; zeros pad it to `NR`.
     fn pack_with(
         kern: &crate::Kernels,
         n: usize,
         k: usize,
         bias: Option<&[f32]>,
-        at: impl Fn(usize, usize) -> f32,
+        row: impl Fn(usize, usize, (usize, usize), &mut Vec<f32>),
     ) -> Self {
         let nr = kern.f32_gemm.nr;
         let panels = n.div_ceil(nr);
         let mut data = Vec::with_capacity(panels * nr * k);
         for p in 0..panels {
+            let cols = nr.min(n - p * nr);
             for c in 0..k {
-                data.extend((p * nr..(p + 1) * nr).map(|j| if j < n { at(j, c) } else { 0.0 }));
+                row(p, c, (nr, cols), &mut data);
+                data.resize(data.len() + nr - cols, 0.0);
             }
         }
         let mut padded = vec![0.0; panels * nr];

@@ -277,8 +277,14 @@ fn quantize_pack_a(
         // Padding rows read as zero: bytes of the shift alone, which the kernel removes
         // (unsigned kernels all take quads), else zeros.
         for r in rows..mr {
-            for g in 0..groups {
-                strip[(g * mr + r) * ab..][..ab].fill(MaybeUninit::new(shift));
+            for d in strip[r * ab..].chunks_mut(mr * ab) {
+                // SAFETY: `d` holds at least `ab` bytes (4 for quads, 8 for pairs); unaligned.
+                unsafe {
+                    match ik.layout {
+                        Layout::Quads => d.as_mut_ptr().cast::<u32>().write_unaligned(flip),
+                        Layout::Pairs => d.as_mut_ptr().cast::<u64>().write_unaligned(0),
+                    }
+                }
             }
         }
     };
