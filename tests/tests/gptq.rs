@@ -93,6 +93,9 @@ fn bad_hessians_and_precisions_are_refused() {
     let mut wrong = hessians.clone();
     wrong.by_site.insert(first, Hessian { k: 64, h: vec![1.0; 64 * 64] });
     refused(with(wrong, Precision::Int4G32), "GPTQ Hessian is [64, 64]");
+    let mut overflowed = hessians.clone();
+    overflowed.by_site.get_mut(&first).unwrap().h[3] = f64::INFINITY;
+    refused(with(overflowed, Precision::Int4G32), "not finite");
     // Calibration runs on the fp32 model, with texts.
     assert!(calibrate(&fp32, &[], 8).err().unwrap().to_string().contains("needs texts"));
     let int8 = Model::load(&dir, Options { precision: Precision::Int8, ..Options::default() }).unwrap();

@@ -148,15 +148,19 @@ fn inverse_cholesky_upper(h: &[f64], k: usize) -> Vec<f32> {
             a[i * k + i] = 1.0;
         }
     }
-    let mean_diag = (0..k).map(|i| a[i * k + i]).sum::<f64>() / k as f64;
-    let mut damp = DAMP;
-    let m = loop {
+    // GPTQ depends on `U` only through `U_ij / U_ii`, which scaling `H` leaves alone: `H` is
+    // divided by its mean diagonal so that `U` fits f32 whatever the activations' range.
+    let mean_diag = (0..k).map(|i| a[i * k + i] / k as f64).sum::<f64>();
+    a.iter_mut().for_each(|v| *v /= mean_diag);
+    // λ up to 10¹⁰ × the mean diagonal; a finite `H` that still does not factor (not a Gram
+    // matrix: |H_ij| far above √(H_ii·H_jj)) gets `U = I`: no error moves, which is RTN.
+    let factored = (0..12).find_map(|t| {
         let mut damped = a.clone();
-        (0..k).for_each(|i| damped[i * k + i] += damp * mean_diag);
-        match cholesky_lower(&mut damped, k) {
-            true => break damped,
-            false => damp *= 10.0,
-        }
+        (0..k).for_each(|i| damped[i * k + i] += DAMP * 10f64.powi(t));
+        cholesky_lower(&mut damped, k).then_some(damped)
+    });
+    let Some(m) = factored else {
+        return (0..k * k).map(|i| if i % (k + 1) == 0 { 1.0 } else { 0.0 }).collect();
     };
     let x = lower_inverse(&m, k);
     let mut u = vec![0f32; k * k];
@@ -169,19 +173,15 @@ fn inverse_cholesky_upper(h: &[f64], k: usize) -> Vec<f32> {
 }
 
 /// In-place lower Cholesky factor of `a` (`[k, k]`, symmetric): `a = LLᵀ`, upper part zeroed.
-/// False when `a` is not (numerically) positive definite.
+/// False when `a` is not (numerically) positive definite or a factor overflows.
 fn cholesky_lower(a: &mut [f64], k: usize) -> bool {
     for i in 0..k {
         for j in 0..=i {
             let (ri, rj) = (&a[i * k..i * k + j], &a[j * k..j * k + j]);
             let s = a[i * k + j] - dot(ri, rj);
-            if i == j {
-                if s.is_nan() || s <= 0.0 {
-                    return false;
-                }
-                a[i * k + i] = s.sqrt();
-            } else {
-                a[i * k + j] = s / a[j * k + j];
+            a[i * k + j] = if i == j { s.sqrt() } else { s / a[j * k + j] };
+            if !(a[i * k + j].is_finite() && (i != j || s > 0.0)) {
+                return false;
             }
         }
         a[i * k + i + 1..(i + 1) * k].fill(0.0);
@@ -300,12 +300,12 @@ mod tests {
         let hess = hessian(&noise(5, t * k), k);
         let u = inverse_cholesky_upper(&hess.h, k);
         let mean = (0..k).map(|i| hess.h[i * k + i]).sum::<f64>() / k as f64;
-        // (H + λI) · UᵀU = I.
+        // (H / mean + λI) · UᵀU = I.
         for i in 0..k {
             for j in 0..k {
                 let mut s = 0f64;
                 for l in 0..k {
-                    let hl = hess.h[i * k + l] + if i == l { DAMP * mean } else { 0.0 };
+                    let hl = hess.h[i * k + l] / mean + if i == l { DAMP } else { 0.0 };
                     let utu: f64 = (0..k).map(|m| u[m * k + l] as f64 * u[m * k + j] as f64).sum();
                     s += hl * utu;
                 }
@@ -314,6 +314,22 @@ mod tests {
             }
         }
         assert!((0..k).all(|i| (0..i).all(|j| u[i * k + j] == 0.0)), "U is upper triangular");
+    }
+
+    #[test]
+    fn the_levels_ignore_the_scale_of_the_activations() {
+        let (n, k, t, group) = (4, 32, 64, 32);
+        let w = noise(7, n * k);
+        let hess = hessian(&noise(8, t * k), k);
+        let huge = Hessian { k, h: hess.h.iter().map(|v| v * 1e300).collect() };
+        let tiny = Hessian { k, h: hess.h.iter().map(|v| v * 1e-300).collect() };
+        let want = quantize_levels(&w, n, k, group, &hess);
+        assert_eq!(quantize_levels(&w, n, k, group, &huge).0, want.0);
+        assert_eq!(quantize_levels(&w, n, k, group, &tiny).0, want.0);
+        // Not a Gram matrix: it never factors, and nothing moves.
+        let h: Vec<f64> = (0..k * k).map(|i| if i % (k + 1) == 0 { 1.0 } else { -1e12 }).collect();
+        let u = inverse_cholesky_upper(&h, k);
+        assert!((0..k * k).all(|i| u[i] == if i % (k + 1) == 0 { 1.0 } else { 0.0 }));
     }
 
     #[test]

@@ -41,6 +41,9 @@ pub(super) fn encode(
     hessian: Option<&Hessian>,
 ) -> Result<Encoded> {
     check_group(name, k, group).map_err(|e| Error::Options(format!("{e}: use a smaller group size")))?;
+    if hessian.is_some_and(|h| !h.h.iter().all(|v| v.is_finite())) {
+        return Err(Error::Options(format!("{name}: its GPTQ Hessian is not finite (overflowing activations)")));
+    }
     let (q, scales) = super::gptq::levels(w, n, k, group, hessian);
     check_scales(name, &scales, &q, group, k / group)?;
     let nibbles = q.chunks_exact(2).map(|p| (p[0] + 8) as u8 | ((p[1] + 8) as u8) << 4).collect();
