@@ -233,6 +233,8 @@ fn int4_files_gptq_and_int4_table_are_written_beside_the_report_and_measured() {
     let rep: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
     assert!(rep["calibration"]["gptq_tokens"].as_u64().unwrap() > 0, "{}", rep["calibration"]);
     assert!(rep["final"]["int4-g32-gptq"]["mean"].as_f64().unwrap() > 0.99, "{}", rep["final"]);
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(!md.contains("NaN"), "no speed measured (--bench-seconds 0) reads as a dash: {md}");
     let manifest = std::fs::read_to_string(out.join("models/int4-g32-gptq/e5-quantization.json")).unwrap();
     assert!(manifest.contains("\"int4-g32\""), "{manifest}");
     let manifest = std::fs::read_to_string(out.join("models/int4-g32-int4-table/e5-quantization.json")).unwrap();

@@ -301,7 +301,7 @@ fn summary(m: &mut String, w: &Written) {
         let score = |f: fn(&super::retrieval::Scores) -> f64| n4(ret.map_or(f64::NAN, f));
         let _ = writeln!(
             m,
-            "| {p} | {} | {} | {} | {} | {} | {} | {} | {:.1} |",
+            "| {p} | {} | {} | {} | {} | {} | {} | {} | {} |",
             cos(|c| c.min),
             cos(|c| c.p1),
             cos(|c| c.p50),
@@ -309,7 +309,7 @@ fn summary(m: &mut String, w: &Written) {
             score(|s| s.acc1),
             score(|s| s.ndcg10),
             score(|s| s.tau),
-            r.speed.get(p).map_or(f64::NAN, |s| s.texts_per_s)
+            r.speed.get(p).map_or("–".into(), |s| format!("{:.1}", s.texts_per_s))
         );
     }
 }
