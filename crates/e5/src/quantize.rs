@@ -238,6 +238,8 @@ pub fn quantize_model(src: &Path, dst: &Path, options: &QuantizeOptions) -> Resu
         .map(|(n, _, s)| (n.to_string(), s.to_vec()))
         .collect();
     tensors.sort();
+    // GPTQ factors by sub-layer, computed at its first weight (QKV has three).
+    let mut factors: BTreeMap<LinearId, gptq::Factor> = BTreeMap::new();
     for (name, shape) in tensors {
         crate::validate::check_tensor_shape(&cfg, &name, &shape)?;
         let mut v = ck.f32(&name, &shape)?;
@@ -262,7 +264,14 @@ pub fn quantize_model(src: &Path, dst: &Path, options: &QuantizeOptions) -> Resu
                     h.k
                 )));
             }
-            let e = int4::encode(&name, &v, n, k, group, hessian)?;
+            if let (Some(h), Some(id), false) = (hessian, linear, linear.is_some_and(|id| factors.contains_key(&id))) {
+                let factor = gptq::Factor::new(h).ok_or_else(|| {
+                    Error::Options(format!("{name}: its GPTQ Hessian is not finite (overflowing activations)"))
+                })?;
+                factors.insert(id, factor);
+            }
+            let factor = linear.and_then(|id| factors.get(&id));
+            let e = int4::encode(&name, &v, n, k, group, factor)?;
             if is_table && e.scale_dtype != FloatType::F16 {
                 return Err(Error::Options(format!(
                     "{name}: a group scale is outside f16's range: keep an int8 table"

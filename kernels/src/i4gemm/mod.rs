@@ -145,7 +145,7 @@ pub fn storable_scale(s: f32) -> f32 {
 }
 
 /// Whether `s` survives f16 and back bit for bit (NaN payloads and signed zeros included).
-fn f16_exact(s: f32) -> bool {
+pub fn f16_exact(s: f32) -> bool {
     f16::from_f32(s).to_f32().to_bits() == s.to_bits()
 }
 

@@ -92,23 +92,55 @@ pub fn calibrate(model: &Model, inputs: &[Input<'_>], batch_texts: usize) -> Res
     Ok(Hessians { by_site, tokens })
 }
 
+/// What GPTQ needs of one sub-layer's Hessian: the act-order and the inverse factor. The
+/// weights that share an input (QKV's three) share it, so it is computed once per sub-layer.
+#[derive(Clone, Debug)]
+pub struct Factor {
+    /// `perm[i]`: the input column quantized i-th.
+    perm: Vec<usize>,
+    /// `U` of the permuted Hessian ([`inverse_cholesky_upper`]).
+    u: Vec<f32>,
+}
+
+impl Factor {
+    /// `None` for a Hessian with a non-finite value (overflowing activations).
+    pub fn new(hess: &Hessian) -> Option<Factor> {
+        let k = hess.k;
+        if !hess.h.iter().all(|v| v.is_finite()) {
+            return None;
+        }
+        // Act-order; a stable sort keeps ties in order.
+        let mut perm: Vec<usize> = (0..k).collect();
+        perm.sort_by(|&a, &b| hess.h[b * k + b].total_cmp(&hess.h[a * k + a]));
+        let mut hp = vec![0f64; k * k];
+        for i in 0..k {
+            for j in 0..k {
+                hp[i * k + j] = hess.h[perm[i] * k + perm[j]];
+            }
+        }
+        Some(Factor { u: inverse_cholesky_upper(&hp, k), perm })
+    }
+
+    /// The input width.
+    pub fn k(&self) -> usize {
+        self.perm.len()
+    }
+}
+
 /// GPTQ levels and scales of `w` (`[n, k]`) per group of `group` input values, in the layout
 /// of [`PackedI4::quantize_levels`] (which `k % group == 0` makes the same as `[n, k]`).
 ///
 /// # Panics
-/// If `group` does not divide `k`, or `w` and `hess` do not match `[n, k]`.
+/// If `group` does not divide `k`, `w` and `hess` do not match `[n, k]`, or `hess` is not
+/// finite.
 pub fn quantize_levels(w: &[f32], n: usize, k: usize, group: usize, hess: &Hessian) -> (Vec<i8>, Vec<f32>) {
-    assert!(k.is_multiple_of(group) && hess.k == k && w.len() == n * k, "GPTQ shapes [{n}, {k}] / {group}");
-    // perm[i]: the input column quantized i-th (act-order; a stable sort keeps ties in order).
-    let mut perm: Vec<usize> = (0..k).collect();
-    perm.sort_by(|&a, &b| hess.h[b * k + b].total_cmp(&hess.h[a * k + a]));
-    let mut hp = vec![0f64; k * k];
-    for i in 0..k {
-        for j in 0..k {
-            hp[i * k + j] = hess.h[perm[i] * k + perm[j]];
-        }
-    }
-    let u = inverse_cholesky_upper(&hp, k);
+    quantize_levels_with(w, n, k, group, &Factor::new(hess).expect("a finite Hessian"))
+}
+
+/// [`quantize_levels`] with the sub-layer's factor already computed.
+fn quantize_levels_with(w: &[f32], n: usize, k: usize, group: usize, f: &Factor) -> (Vec<i8>, Vec<f32>) {
+    assert!(k.is_multiple_of(group) && f.k() == k && w.len() == n * k, "GPTQ shapes [{n}, {k}] / {group}");
+    let (perm, u) = (&f.perm, &f.u);
     let groups = k / group;
     let mut q = vec![0i8; n * k];
     let mut scales = vec![0f32; n * groups];
@@ -218,11 +250,11 @@ fn dot(a: &[f64], b: &[f64]) -> f64 {
     acc.iter().sum::<f64>() + tail
 }
 
-/// GPTQ levels where a Hessian is given, RTN otherwise. Weights with a non-finite value go
+/// GPTQ levels where a factor is given, RTN otherwise. Weights with a non-finite value go
 /// through RTN too, whose NaN scale reports them.
-pub(crate) fn levels(w: &[f32], n: usize, k: usize, group: usize, hess: Option<&Hessian>) -> (Vec<i8>, Vec<f32>) {
-    match hess {
-        Some(h) if w.iter().all(|v| v.is_finite()) => quantize_levels(w, n, k, group, h),
+pub(crate) fn levels(w: &[f32], n: usize, k: usize, group: usize, factor: Option<&Factor>) -> (Vec<i8>, Vec<f32>) {
+    match factor {
+        Some(f) if w.iter().all(|v| v.is_finite()) => quantize_levels_with(w, n, k, group, f),
         _ => PackedI4::quantize_levels(w, n, k, group),
     }
 }

@@ -12,10 +12,11 @@
 //! in-memory int4 path ([`e5_kernels::PackedI4::quantize_levels`]), so such a file runs bit
 //! for bit as the model quantized at load; GPTQ's ([`super::gptq`]) have the same format.
 
-use super::gptq::Hessian;
+use super::gptq::Factor;
 use crate::error::{Error, Result};
 use crate::weights::{Checkpoint, FloatType};
 use e5_arch::names::LinearTensors;
+use e5_kernels::i4gemm::f16_exact;
 use half::f16;
 
 /// Scales above this fit no real weight (`|w| ≤ 7·scale`) and risk overflowing the f32
@@ -31,24 +32,20 @@ pub(super) struct Encoded {
 }
 
 /// Quantizes `w` (`[n, k]`, tensor `name`) per group of `group` input values: with GPTQ
-/// where `hessian` is given, else round-to-nearest.
+/// where its sub-layer's factor is given, else round-to-nearest.
 pub(super) fn encode(
     name: &str,
     w: &[f32],
     n: usize,
     k: usize,
     group: usize,
-    hessian: Option<&Hessian>,
+    gptq: Option<&Factor>,
 ) -> Result<Encoded> {
     check_group(name, k, group).map_err(|e| Error::Options(format!("{e}: use a smaller group size")))?;
-    if hessian.is_some_and(|h| !h.h.iter().all(|v| v.is_finite())) {
-        return Err(Error::Options(format!("{name}: its GPTQ Hessian is not finite (overflowing activations)")));
-    }
-    let (q, scales) = super::gptq::levels(w, n, k, group, hessian);
+    let (q, scales) = super::gptq::levels(w, n, k, group, gptq);
     check_scales(name, &scales, &q, group, k / group)?;
     let nibbles = q.chunks_exact(2).map(|p| (p[0] + 8) as u8 | ((p[1] + 8) as u8) << 4).collect();
-    let f16_exact = scales.iter().all(|&s| f16::from_f32(s).to_f32() == s);
-    let (scale_dtype, scale_bytes) = match f16_exact {
+    let (scale_dtype, scale_bytes) = match scales.iter().all(|&s| f16_exact(s)) {
         true => (FloatType::F16, scales.iter().flat_map(|&s| f16::from_f32(s).to_le_bytes()).collect()),
         false => (FloatType::F32, scales.iter().flat_map(|s| s.to_le_bytes()).collect()),
     };
