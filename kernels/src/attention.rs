@@ -12,9 +12,9 @@
 
 use crate::dispatch::filled;
 use crate::f32gemm::{self, PackedF32, Post};
+use crate::hot::for_each_index;
 use crate::sync_ptr::SyncPtr;
 use crate::Kernels;
-use rayon::prelude::*;
 
 /// Shape of one packed-batch attention call.
 #[derive(Clone, Copy, Debug)]
@@ -39,7 +39,8 @@ impl Kernels {
             .filter(|&s| seqs[s + 1] > seqs[s])
             .flat_map(|s| (0..heads).map(move |hd| (s, hd)))
             .collect();
-        tasks.par_iter().for_each(|&(s, hd)| {
+        for_each_index(tasks.len(), |i| {
+            let (s, hd) = tasks[i];
             let (start, len) = (seqs[s], seqs[s + 1] - seqs[s]);
             let rows = &qkv[start * 3 * h..(start + len) * 3 * h];
             let q = &rows[hd * d..];

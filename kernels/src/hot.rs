@@ -1,38 +1,96 @@
-//! Keeping a rayon pool's workers awake through a run of short parallel regions.
+//! Keeping a rayon pool's workers awake through a run of short parallel regions, and handing
+//! them the regions' tasks through one shared slot.
 //!
 //! A batch-1 forward is ~80 fork-joins of 5–150 µs each, separated by short serial steps
 //! (activation quantization, LayerNorm). Between regions, an idle rayon worker yields,
 //! then sleeps on a futex after ~30 µs; waking it costs tens of µs on a VM, so a region
 //! that follows a longer serial step runs on one thread until the sleeper is back.
-//! [`with_hot_workers`] parks the other workers in a spin loop that steals the regions'
-//! tasks as soon as they appear, for exactly as long as the caller's closure runs.
+//! [`with_hot_workers`] parks the other workers in a spin loop for exactly as long as the
+//! caller's closure runs.
+//!
+//! Inside that closure, [`for_each_index`] on the closure's thread (the *owner*) does not go
+//! through rayon's join tree, whose deque pushes, steals and epoch pins cost several µs per
+//! region on this scale (`benches/src/bin/fork-join.rs`): it offers a [`Job`] — `n`
+//! indices and a closure — in the team's slot, and the owner and every spinning helper claim
+//! indices with one `fetch_add` each until none is left. Anywhere else (another thread, a
+//! task of a job, no hot region) it is a rayon parallel loop. Which thread runs an index
+//! never changes what the index computes.
+//!
+//! Lifetime protocol: the job lives in the owner's stack frame. A helper counts itself in
+//! `inside` *before* it reads the offer; the owner withdraws the offer, then waits for
+//! `inside` to reach 0, so no helper can still hold the job when its frame ends (all four
+//! accesses are `SeqCst`: a helper that read the offer before the withdrawal was counted
+//! before the owner's wait began).
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use rayon::prelude::*;
+use std::any::Any;
+use std::cell::Cell;
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::ptr;
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
+use std::sync::Mutex;
 
 /// Idle polls between OS yields, so that a spinning helper does not starve other
 /// processes on an oversubscribed machine.
 const POLLS_PER_OS_YIELD: u32 = 256;
+/// Idle polls of the team's slot per look at rayon's queues (which pins an epoch and
+/// scans every worker's deque): tasks that other code hands to rayon still run, a few
+/// hundred ns later at most.
+const POLLS_PER_RAYON_LOOK: u32 = 8;
+
+thread_local! {
+    /// The team this thread owns while its `with_hot_workers` closure runs; null while one
+    /// of its jobs is on offer, so that a task's own parallel loops go to rayon.
+    static OWNED: Cell<*const Team> = const { Cell::new(ptr::null()) };
+}
+
+/// Runs `task(i)` for every `i` in `0..n`, in parallel on the current rayon pool. On the
+/// owner thread of a hot region the owner and its helpers share the indices (see the module
+/// docs); elsewhere it is `(0..n).into_par_iter().for_each(task)`. A panic in a task reaches
+/// the caller.
+pub fn for_each_index(n: usize, task: impl Fn(usize) + Sync) {
+    let team = OWNED.with(|o| o.replace(ptr::null()));
+    if team.is_null() {
+        (0..n).into_par_iter().for_each(&task);
+        return;
+    }
+    let _back = Owner(team);
+    // SAFETY: `OWNED` points at the team of the `with_hot_workers` call whose closure is
+    // running on this thread; the team outlives that closure.
+    unsafe { &*team }.run(n, &task);
+}
 
 /// Runs `f` on a worker of the current rayon pool while the pool's other workers spin,
-/// taking its parallel tasks without sleeping in between. Results are those of `f` alone:
-/// helpers only run tasks that `f` spawns (or that others queue on the same pool).
+/// running the tasks of its parallel regions without sleeping in between. Results are those
+/// of `f` alone: helpers only run tasks that `f` offers (or that others queue on the pool).
 pub fn with_hot_workers<T: Send>(f: impl FnOnce() -> T + Send) -> T {
     let helpers = rayon::current_num_threads().saturating_sub(1);
     if helpers == 0 {
         return f();
     }
-    let done = AtomicBool::new(false);
+    let team =
+        Team { offer: AtomicPtr::new(ptr::null_mut()), inside: AtomicUsize::new(0), done: AtomicBool::new(false) };
     let mut out = None;
     rayon::scope(|s| {
         for _ in 0..helpers {
-            s.spawn(|_| spin_until(&done));
+            s.spawn(|_| team.serve());
         }
         // Set on drop, so that helpers also stop when `f` panics (else the scope, which
         // waits for them before passing the panic on, would never end).
-        let _release = Release(&done);
+        let _release = Release(&team.done);
+        let _owner = Owner(OWNED.with(|o| o.replace(&team)));
         out = Some(f());
     });
     out.expect("the scope ran f")
+}
+
+/// Puts a previous `OWNED` value back on drop (also when a task or `f` panics).
+struct Owner(*const Team);
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        OWNED.with(|o| o.set(self.0));
+    }
 }
 
 struct Release<'a>(&'a AtomicBool);
@@ -43,27 +101,100 @@ impl Drop for Release<'_> {
     }
 }
 
-/// Executes pending pool tasks until `done` is set.
-fn spin_until(done: &AtomicBool) {
-    let mut idle = 0u32;
-    while !done.load(Ordering::Acquire) {
-        if rayon::yield_now() == Some(rayon::Yield::Executed) {
-            idle = 0;
-            continue;
+/// What a hot region's owner shares with its helpers.
+struct Team {
+    /// The job on offer (in the owner's stack frame), or null.
+    offer: AtomicPtr<Job<'static>>,
+    /// Helpers between counting themselves in and leaving a job (see the module docs).
+    inside: AtomicUsize,
+    /// Set when the owner's closure has returned: helpers go back to rayon.
+    done: AtomicBool,
+}
+
+/// `n` indices, each run once by whichever thread claims it.
+struct Job<'a> {
+    next: AtomicUsize,
+    n: usize,
+    task: &'a (dyn Fn(usize) + Sync),
+    /// The first panic of a task, for the owner to pass on.
+    panic: Mutex<Option<Box<dyn Any + Send>>>,
+}
+
+impl Job<'_> {
+    /// Claims and runs indices until none is left; a panic is kept for the owner and ends
+    /// the job for everyone. Returns whether this thread ran an index.
+    fn work(&self) -> bool {
+        let mut ran = false;
+        let claimed = catch_unwind(AssertUnwindSafe(|| loop {
+            let i = self.next.fetch_add(1, Ordering::Relaxed);
+            if i >= self.n {
+                return;
+            }
+            ran = true;
+            (self.task)(i);
+        }));
+        if let Err(p) = claimed {
+            self.next.store(self.n, Ordering::Relaxed);
+            self.panic.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert(p);
         }
-        idle += 1;
-        if idle.is_multiple_of(POLLS_PER_OS_YIELD) {
-            std::thread::yield_now();
-        } else {
-            std::hint::spin_loop();
-        }
+        ran
     }
 }
 
+impl Team {
+    /// The owner's side: offer the job, work on it, withdraw it, wait for the helpers.
+    fn run(&self, n: usize, task: &(dyn Fn(usize) + Sync)) {
+        let job = Job { next: AtomicUsize::new(0), n, task, panic: Mutex::new(None) };
+        // The lifetime is erased: the offer is withdrawn, and every helper out of it,
+        // before `job` leaves this frame.
+        self.offer.store(ptr::from_ref(&job).cast_mut().cast(), Ordering::SeqCst);
+        job.work();
+        self.offer.store(ptr::null_mut(), Ordering::SeqCst);
+        while self.inside.load(Ordering::SeqCst) != 0 {
+            std::hint::spin_loop();
+        }
+        if let Some(p) = job.panic.into_inner().unwrap_or_else(|e| e.into_inner()) {
+            resume_unwind(p);
+        }
+    }
+
+    /// A helper's poll of the slot: runs indices of the job on offer, if any. Returns
+    /// whether it ran one.
+    fn help(&self) -> bool {
+        if self.offer.load(Ordering::Relaxed).is_null() {
+            return false;
+        }
+        self.inside.fetch_add(1, Ordering::SeqCst);
+        let job = self.offer.load(Ordering::SeqCst);
+        // SAFETY: while `inside` counts this helper, the owner keeps an offered job alive.
+        let ran = !job.is_null() && unsafe { &*job }.work();
+        self.inside.fetch_sub(1, Ordering::SeqCst);
+        ran
+    }
+
+    /// A helper's loop until the owner's closure returns: the team's jobs first, rayon's
+    /// queued tasks every few polls.
+    fn serve(&self) {
+        let mut idle = 0u32;
+        while !self.done.load(Ordering::Acquire) {
+            if self.help()
+                || (idle.is_multiple_of(POLLS_PER_RAYON_LOOK) && rayon::yield_now() == Some(rayon::Yield::Executed))
+            {
+                idle = 0;
+                continue;
+            }
+            idle += 1;
+            if idle.is_multiple_of(POLLS_PER_OS_YIELD) {
+                std::thread::yield_now();
+            } else {
+                std::hint::spin_loop();
+            }
+        }
+    }
+}
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rayon::prelude::*;
 
     #[test]
     fn returns_the_closures_result_and_helpers_run_its_tasks() {
@@ -95,6 +226,69 @@ mod tests {
         assert!(r.is_err());
         // The pool is usable again: no helper is still spinning on the old call.
         assert_eq!(pool.install(|| with_hot_workers(|| (0..100).into_par_iter().sum::<i32>())), 4950);
+    }
+
+    /// Per index: how many times it ran, and the pool thread that ran it.
+    fn run_indices(n: usize, nested: usize) -> (Vec<usize>, Vec<usize>) {
+        let runs: Vec<AtomicUsize> = (0..n).map(|_| AtomicUsize::new(0)).collect();
+        let who: Vec<AtomicUsize> = (0..n).map(|_| AtomicUsize::new(usize::MAX)).collect();
+        for_each_index(n, |i| {
+            std::thread::sleep(std::time::Duration::from_micros(200));
+            // A task's own parallel loop (rayon, since the owner's job is on offer).
+            let inner = AtomicUsize::new(0);
+            for_each_index(nested, |_| {
+                inner.fetch_add(1, Ordering::Relaxed);
+            });
+            assert_eq!(inner.into_inner(), nested);
+            runs[i].fetch_add(1, Ordering::Relaxed);
+            who[i].store(rayon::current_thread_index().unwrap_or(usize::MAX), Ordering::Relaxed);
+        });
+        (
+            runs.into_iter().map(AtomicUsize::into_inner).collect(),
+            who.into_iter().map(AtomicUsize::into_inner).collect(),
+        )
+    }
+
+    #[test]
+    fn the_team_runs_every_index_once_and_helpers_share_them() {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
+        for nested in [0, 5] {
+            let (runs, mut who) = pool.install(|| with_hot_workers(|| run_indices(48, nested)));
+            assert!(runs.iter().all(|&r| r == 1), "{runs:?}");
+            who.sort_unstable();
+            who.dedup();
+            assert!(who.len() > 1, "helpers took no index: {who:?}");
+        }
+        // Successive jobs of one region, then an empty one.
+        let (a, b) = pool.install(|| with_hot_workers(|| (run_indices(7, 0).0, run_indices(0, 0).0)));
+        assert_eq!((a, b), (vec![1; 7], vec![]));
+    }
+
+    #[test]
+    fn outside_a_hot_region_it_is_a_rayon_loop() {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+        assert_eq!(pool.install(|| run_indices(16, 3)).0, vec![1; 16]);
+        assert_eq!(run_indices(4, 2).0, vec![1; 4]);
+    }
+
+    #[test]
+    fn a_panicking_index_reaches_the_owner_and_frees_the_team() {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+        for bad in [0, 31] {
+            let r = pool.install(|| {
+                std::panic::catch_unwind(|| {
+                    with_hot_workers(|| {
+                        for_each_index(32, |i| {
+                            std::thread::sleep(std::time::Duration::from_micros(100));
+                            assert!(i != bad, "index {bad}");
+                        })
+                    })
+                })
+            });
+            let msg = r.expect_err("the panic was lost");
+            assert_eq!(msg.downcast_ref::<String>().map(String::as_str), Some(format!("index {bad}").as_str()));
+            assert_eq!(pool.install(|| with_hot_workers(|| run_indices(9, 0).0)), vec![1; 9]);
+        }
     }
 
     #[test]

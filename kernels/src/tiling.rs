@@ -1,7 +1,6 @@
 //! Work splitting shared by the GEMM drivers, and the micro-kernel row dispatch.
 
 use crate::f32gemm::{Post, TilePost};
-use rayon::prelude::*;
 use std::ops::Range;
 
 /// Enough tasks that the last to finish is short (batch 1: 8 measured 2–3% faster than 4;
@@ -29,7 +28,7 @@ pub(crate) fn for_each_task(
     if threads == 1 {
         (0..m_blocks * groups).for_each(task);
     } else {
-        (0..m_blocks * groups).into_par_iter().for_each(task);
+        crate::hot::for_each_index(m_blocks * groups, task);
     }
 }
 
