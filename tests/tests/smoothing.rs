@@ -22,6 +22,21 @@ fn small_search() -> Search {
     Search { sample_rows: 64, ..Search::default() }
 }
 
+/// The records of a JSONL file of the workspace.
+fn records(path: &str) -> Vec<serde_json::Value> {
+    let body = std::fs::read_to_string(workspace().join(path)).unwrap();
+    body.lines().filter(|l| !l.trim().is_empty()).map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+/// Hand-written calibration texts covering kinds of input (docs/quantization.md, Calibration
+/// coverage); none of them is one of the evaluated texts.
+const CALIBRATION: &str = "tests/fixtures/texts/calibration.jsonl";
+const EVALUATED: [&str; 3] = [
+    "tests/fixtures/texts/multilingual.jsonl",
+    "benches/workload.jsonl",
+    "tests/fixtures/texts/tokenizer_edge_cases.jsonl",
+];
+
 fn min_mean_cosine(a: &e5::Embeddings, b: &e5::Embeddings) -> (f64, f64) {
     let c: Vec<f64> = (0..a.len()).map(|i| cosine(a.vector(i), b.vector(i))).collect();
     (c.iter().cloned().fold(1.0, f64::min), c.iter().sum::<f64>() / c.len() as f64)
@@ -159,4 +174,28 @@ fn smoothed_files_run_as_the_in_memory_smoothed_model_bit_for_bit() {
     // Smoothing is applied when quantizing, not on top of a quantized file.
     let again = Options { smoothing: Some(Arc::new(cal.smoothing())), ..Options::default() };
     assert!(Model::load(out.path(), again).err().unwrap().to_string().contains("e5 quantize --smooth"));
+}
+
+#[test]
+fn the_calibration_fixture_is_hand_written_and_holds_none_of_the_evaluated_texts() {
+    let cal = records(CALIBRATION);
+    assert!((96..=128).contains(&cal.len()), "{} texts", cal.len());
+    let texts: Vec<&str> = cal.iter().map(|r| r["text"].as_str().expect("a text")).collect();
+    for r in &cal {
+        assert!(r["lang"].is_string() && ["query", "passage"].contains(&r["kind"].as_str().unwrap()), "{r}");
+        assert_eq!(r["source"], "hand-written", "{r}");
+    }
+    let distinct: std::collections::HashSet<&str> = texts.iter().copied().collect();
+    assert_eq!(distinct.len(), texts.len(), "a calibration text twice");
+    for file in EVALUATED {
+        for r in records(file) {
+            let t = r["text"].as_str().unwrap();
+            assert!(!distinct.contains(t), "{file}: {t:?} is a calibration text");
+            // Nor copied into a longer one.
+            let t = t.trim();
+            if t.chars().count() >= 12 {
+                assert!(!texts.iter().any(|c| c.contains(t)), "{file}: {t:?} is inside a calibration text");
+            }
+        }
+    }
 }

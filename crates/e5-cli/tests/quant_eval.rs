@@ -245,3 +245,92 @@ fn int4_files_gptq_and_int4_table_are_written_beside_the_report_and_measured() {
     let o = run_tiny(&texts, &out, &["--precisions", "fp32", "--mixed-base", "int4-g32-gptq"]);
     assert!(!o.status.success() && stderr(&o).contains("--mixed-base"), "{}", stderr(&o));
 }
+
+/// The calibrated parts of a report: static and smoothed scales, GPTQ tokens, α per sub-layer.
+fn calibrated(rep: &serde_json::Value) -> serde_json::Value {
+    let c = &rep["calibration"];
+    serde_json::json!([c["int8-static-mse"], c["int8-static-smooth"], c["smooth"], c["gptq_tokens"], c["max_abs"]])
+}
+
+#[test]
+fn a_calibration_file_calibrates_every_mode_and_leaves_every_text_evaluated() {
+    let dir = tempfile::tempdir().unwrap();
+    let texts = write(dir.path(), "texts.jsonl", TEXTS);
+    // The texts `--calibration-texts 3` picks from the 7 (spread: 0, 2, 4), as a file of their own.
+    let lines: Vec<&str> = TEXTS.lines().collect();
+    let cal = write(dir.path(), "cal.jsonl", &[lines[0], lines[2], lines[4], ""].join("\n"));
+    let pairs = format!("{}/tests/fixtures/texts/parallel_tiny.jsonl", root());
+    let precisions = "fp32,int8-static-mse,int8-static-smooth,int4-g32-gptq";
+    let common = ["--precisions", precisions, "--pairs", &pairs, "--mixed-k", "0", "--bench-seconds", "0"];
+    let report = |out: &Path| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap()
+    };
+    let (from_file, spread) = (dir.path().join("file"), dir.path().join("spread"));
+    let o = run_tiny(&texts, &from_file, &[&common[..], &["--calibration-file", &cal]].concat());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run_tiny(&texts, &spread, &[&common[..], &["--calibration-texts", "3"]].concat());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (f, s) = (report(&from_file), report(&spread));
+    assert_eq!((f["texts"]["calibration"].as_u64(), f["texts"]["evaluated"].as_u64()), (Some(3), Some(7)));
+    assert_eq!(f["texts"]["calibration_file"], cal.as_str());
+    assert_eq!((s["texts"]["evaluated"].as_u64(), s["texts"].get("calibration_file")), (Some(4), None));
+    // Same calibration texts, same calibration: static and smoothed scales, GPTQ Hessians
+    // (their token count; the int4 file's cosine below) and the int8 vector ranges.
+    assert!(f["calibration"]["gptq_tokens"].as_u64().unwrap() > 0);
+    assert_eq!(calibrated(&f), calibrated(&s));
+    assert_eq!(f["vectors"], s["vectors"], "int8 document-vector ranges from the same texts");
+    let gptq = |r: &serde_json::Value| r["final"]["int4-g32-gptq"]["min"].as_f64().unwrap();
+    assert!(gptq(&f) > 0.98, "{}", f["final"]);
+    // The five texts with the lowest cosine, lowest first: which inputs break a precision.
+    let worst = f["final"]["int8-static-mse"]["worst"].as_array().unwrap();
+    let cos: Vec<f64> = worst.iter().map(|w| w["cos"].as_f64().unwrap()).collect();
+    assert_eq!((cos.len(), cos[0]), (5, f["final"]["int8-static-mse"]["min"].as_f64().unwrap()));
+    assert!(cos.windows(2).all(|w| w[0] <= w[1]), "{cos:?}");
+    assert!(worst.iter().all(|w| TEXTS.contains(w["text"].as_str().unwrap())), "{worst:?}");
+    let md = std::fs::read_to_string(from_file.join("report.md")).unwrap();
+    assert!(md.contains(&format!("3 calibration texts from {cal} (none of them evaluated")), "{md}");
+    assert!(md.contains("- int8-static-mse: "), "{md}");
+}
+
+#[test]
+fn a_calibration_file_is_refused_with_calibration_texts_and_when_empty_or_unreadable() {
+    let dir = tempfile::tempdir().unwrap();
+    let texts = write(dir.path(), "texts.jsonl", TEXTS);
+    let out = dir.path().join("out");
+    let cal = write(dir.path(), "cal.jsonl", TEXTS);
+    let failed = |extra: &[&str]| {
+        let o = run_tiny(&texts, &out, &[&["--precisions", "fp32,int8-static-smooth"][..], extra].concat());
+        assert!(!o.status.success(), "{extra:?} was accepted");
+        stderr(&o)
+    };
+    let e = failed(&["--calibration-file", &cal, "--calibration-texts", "3"]);
+    assert!(e.contains("--calibration-file") && e.contains("--calibration-texts"), "{e}");
+    let empty = write(dir.path(), "empty.jsonl", "\n\n");
+    let e = failed(&["--calibration-file", &empty]);
+    assert!(e.contains("empty.jsonl holds no texts"), "{e}");
+    let missing = dir.path().join("missing.jsonl");
+    let e = failed(&["--calibration-file", missing.to_str().unwrap()]);
+    assert!(e.contains("--calibration-file") && e.contains("missing.jsonl"), "{e}");
+    let bad = write(dir.path(), "bad.jsonl", "{\"text\": \"fine\"}\n{\"txt\": \"no text\"}\n");
+    let e = failed(&["--calibration-file", &bad]);
+    assert!(e.contains("bad.jsonl: line 2"), "{e}");
+    assert!(!out.exists(), "refused before anything is written");
+    // --calibration-texts 0 says the same as the file: accepted.
+    let o = run_tiny(
+        &texts,
+        &out,
+        &[
+            "--precisions",
+            "fp32,int8-static-mse",
+            "--calibration-file",
+            &cal,
+            "--calibration-texts",
+            "0",
+            "--mixed-k",
+            "0",
+            "--bench-seconds",
+            "0",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+}

@@ -71,10 +71,18 @@ pub fn chunks(tokens: &[usize], max_tokens: usize) -> Vec<Range<usize>> {
     out
 }
 
-/// The evaluated texts (calibration texts left out unless there are too few).
+/// Where the calibration texts come from.
+pub enum CalibrationSource<'t> {
+    /// `n` of the texts, evenly spread, left out of the evaluation (all of them, overlapping
+    /// the evaluation, when there are no more than `n`; none when `n` is 0).
+    Spread(usize),
+    /// Texts of their own (`--calibration-file`): every text is evaluated.
+    Separate(&'t [Text]),
+}
+
+/// The evaluated texts and the calibration texts.
 pub struct Corpus<'t> {
     pub total: usize,
-    pub calibration: Vec<usize>,
     pub calibration_overlaps: bool,
     /// Inputs, tokens (as embedded, truncated) and script of every evaluated text.
     pub inputs: Vec<Input<'t>>,
@@ -87,24 +95,38 @@ pub struct Corpus<'t> {
     pub calibration_tokens: Vec<usize>,
 }
 
+/// The token count of each input as `model` embeds it (truncated to its limit).
+fn token_counts(inputs: &[Input], model: &Model) -> Result<Vec<usize>> {
+    let max_tokens = model.info().max_tokens;
+    inputs.iter().map(|x| Ok(model.tokenize(x)?.ids.len().min(max_tokens))).collect()
+}
+
 impl<'t> Corpus<'t> {
-    /// Tokenizes `texts` with `model` and sets `calibration_texts` of them (evenly spread)
-    /// apart for calibration.
-    pub fn new(texts: &'t [Text], model: &Model, calibration_texts: usize) -> Result<Self> {
+    /// Tokenizes `texts` with `model` and takes the calibration texts from `source`.
+    pub fn new(texts: &'t [Text], model: &Model, source: CalibrationSource<'t>) -> Result<Self> {
         ensure!(!texts.is_empty(), "no texts");
-        let max_tokens = model.info().max_tokens;
         let all: Vec<Input> = texts.iter().map(|t| t.input()).collect();
-        let tokens: Vec<usize> =
-            all.iter().map(|x| Ok(model.tokenize(x)?.ids.len().min(max_tokens))).collect::<Result<_>>()?;
+        let tokens = token_counts(&all, model)?;
         let n = texts.len();
-        let (calibration, eval, overlaps): (Vec<usize>, Vec<usize>, bool) = if calibration_texts == 0 {
-            (vec![], (0..n).collect(), false)
-        } else if n > calibration_texts {
-            let c = spread(n, calibration_texts);
-            let e = (0..n).filter(|i| !c.contains(i)).collect();
-            (c, e, false)
-        } else {
-            ((0..n).collect(), (0..n).collect(), true)
+        let (calibration, eval, overlaps): (Vec<usize>, Vec<usize>, bool) = match source {
+            CalibrationSource::Spread(0) | CalibrationSource::Separate(_) => (vec![], (0..n).collect(), false),
+            CalibrationSource::Spread(k) if n > k => {
+                let c = spread(n, k);
+                let e = (0..n).filter(|i| !c.contains(i)).collect();
+                (c, e, false)
+            }
+            CalibrationSource::Spread(_) => ((0..n).collect(), (0..n).collect(), true),
+        };
+        let (calibration_inputs, calibration_tokens) = match source {
+            CalibrationSource::Separate(cal) => {
+                let inputs: Vec<Input> = cal.iter().map(|t| t.input()).collect();
+                let tokens = token_counts(&inputs, model)?;
+                (inputs, tokens)
+            }
+            CalibrationSource::Spread(_) => (
+                calibration.iter().map(|&i| all[i].clone()).collect(),
+                calibration.iter().map(|&i| tokens[i]).collect(),
+            ),
         };
         let script: Vec<String> = eval.iter().map(|&i| script(&texts[i].lang)).collect();
         let mut scripts = script.clone();
@@ -112,9 +134,8 @@ impl<'t> Corpus<'t> {
         scripts.dedup();
         Ok(Corpus {
             total: n,
-            calibration_inputs: calibration.iter().map(|&i| all[i].clone()).collect(),
-            calibration_tokens: calibration.iter().map(|&i| tokens[i]).collect(),
-            calibration,
+            calibration_inputs,
+            calibration_tokens,
             calibration_overlaps: overlaps,
             inputs: eval.iter().map(|&i| all[i].clone()).collect(),
             tokens: eval.iter().map(|&i| tokens[i]).collect(),

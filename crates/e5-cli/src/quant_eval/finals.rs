@@ -70,13 +70,28 @@ pub struct CosSummary {
     pub n: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub by_script: Option<BTreeMap<String, CosSummary>>,
+    /// The `WORST` evaluated texts with the lowest cosine, lowest first (overall summary only).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub worst: Vec<WorstText>,
+}
+
+/// Texts listed per configuration in `CosSummary::worst`.
+const WORST: usize = 5;
+
+/// One of the texts with the lowest cosine: which input breaks a precision.
+#[derive(Serialize)]
+pub struct WorstText {
+    pub cos: f64,
+    pub script: String,
+    /// Its first 60 characters.
+    pub text: String,
 }
 
 impl CosSummary {
     pub fn of(c: &[f64]) -> Self {
         let mean = c.iter().sum::<f64>() / c.len().max(1) as f64;
         let p = |q| percentile(c, q);
-        CosSummary { min: p(0.0), p1: p(1.0), p50: p(50.0), mean, n: c.len(), by_script: None }
+        CosSummary { min: p(0.0), p1: p(1.0), p50: p(50.0), mean, n: c.len(), by_script: None, worst: vec![] }
     }
 }
 
@@ -94,7 +109,18 @@ pub fn cosines(finals: &Finals, configs: &[Config], corpus: &Corpus) -> BTreeMap
                 (s.clone(), CosSummary::of(&v))
             })
             .collect();
-        out.insert(c.name.clone(), CosSummary { by_script: Some(by), ..CosSummary::of(&cos) });
+        let mut order: Vec<usize> = (0..cos.len()).collect();
+        order.sort_by(|&a, &b| cos[a].total_cmp(&cos[b]));
+        let worst = order
+            .iter()
+            .take(WORST)
+            .map(|&i| WorstText {
+                cos: cos[i],
+                script: corpus.script[i].clone(),
+                text: corpus.inputs[i].text.chars().take(60).collect(),
+            })
+            .collect();
+        out.insert(c.name.clone(), CosSummary { by_script: Some(by), worst, ..CosSummary::of(&cos) });
     }
     out
 }

@@ -21,7 +21,7 @@ mod vectors;
 use anyhow::{bail, ensure, Context, Result};
 use calibrate::{Calibration, Method};
 use clap::Args;
-use corpus::{spread, Corpus, Text};
+use corpus::{spread, CalibrationSource, Corpus, Text};
 use e5::quantize::{quantize_model, smooth, QuantizeOptions};
 use e5::{Lanes, Model, Options, Precision};
 use std::collections::BTreeMap;
@@ -56,9 +56,15 @@ pub struct QuantEvalArgs {
     #[arg(long)]
     threads: Option<usize>,
     /// Texts used to calibrate static int8 scales (evenly spaced over the inputs, then left out
-    /// of the evaluation; all texts, overlapping, when there are no more than this).
-    #[arg(long, default_value_t = 64)]
-    calibration_texts: usize,
+    /// of the evaluation; all texts, overlapping, when there are no more than this). Default 64;
+    /// 0 with --calibration-file.
+    #[arg(long)]
+    calibration_texts: Option<usize>,
+    /// JSONL calibration texts (the --texts format) for every calibrated precision (static and
+    /// smoothed int8 scales, GPTQ Hessians, int8 vector ranges) instead of --calibration-texts
+    /// of the inputs; every --texts text is then evaluated.
+    #[arg(long)]
+    calibration_file: Option<String>,
     /// int8-static-smooth: multiplier (≥ 1) on every searched scale, room for inputs beyond
     /// the calibration texts' range.
     #[arg(long, default_value_t = 1.0)]
@@ -216,15 +222,19 @@ fn load(dir: &str, (name, spec): (&str, &Spec), keep: Vec<String>, cal: &Calibra
 pub fn run(a: QuantEvalArgs) -> Result<()> {
     let clock = Instant::now();
     let log = |m: String| eprintln!("[{:>6.1}s] {m}", clock.elapsed().as_secs_f64());
-    let (specs, pairs, texts) = read_inputs(&a)?;
+    let (specs, pairs, texts, calibration_texts) = read_inputs(&a)?;
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
     let reference = Model::load(&a.model, Options::default()).with_context(|| format!("loading {}", a.model))?;
-    let corpus = Corpus::new(&texts, &reference, a.calibration_texts)?;
+    let source = match &calibration_texts {
+        Some(t) => CalibrationSource::Separate(t),
+        None => CalibrationSource::Spread(a.calibration_texts.unwrap_or(64)),
+    };
+    let corpus = Corpus::new(&texts, &reference, source)?;
     let mut cal = Calibration::default();
     if specs.needs_calibration(a.mixed_k > 0) {
-        ensure!(!corpus.calibration.is_empty(), "static int8 needs --calibration-texts > 0");
+        ensure!(!corpus.calibration_inputs.is_empty(), "static int8 needs --calibration-texts > 0");
         cal = calibrate::stage(&reference, &corpus, &specs.statics())?;
-        log(format!("calibrated on {} texts ({} tokens)", corpus.calibration.len(), cal.tokens));
+        log(format!("calibrated on {} texts ({} tokens)", corpus.calibration_inputs.len(), cal.tokens));
     }
     if specs.needs_smoothing(a.mixed_k > 0) {
         let smooth = {
@@ -238,7 +248,7 @@ pub fn run(a: QuantEvalArgs) -> Result<()> {
     let files = specs.files();
     let mut hessians = None;
     if files.iter().any(|f| f.2) {
-        ensure!(!corpus.calibration.is_empty(), "GPTQ needs --calibration-texts > 0");
+        ensure!(!corpus.calibration_inputs.is_empty(), "GPTQ needs --calibration-texts > 0");
         let h = Arc::new(e5::quantize::gptq::calibrate(&reference, &corpus.calibration_inputs, 16)?);
         log(format!("GPTQ Hessians from {} calibration tokens", h.tokens));
         cal.gptq_tokens = Some(h.tokens);
@@ -281,7 +291,8 @@ pub fn run(a: QuantEvalArgs) -> Result<()> {
     let texts = report::TextCounts {
         files: &a.texts,
         total: corpus.total,
-        calibration: corpus.calibration.len(),
+        calibration: corpus.calibration_inputs.len(),
+        calibration_file: a.calibration_file.as_deref(),
         calibration_overlaps_evaluation: corpus.calibration_overlaps,
         evaluated: corpus.inputs.len(),
         per_layer: m.traced.idx.len(),
@@ -313,8 +324,11 @@ pub fn run(a: QuantEvalArgs) -> Result<()> {
     Ok(())
 }
 
-/// The precisions, the pairs and the texts, validated before anything is loaded.
-fn read_inputs(a: &QuantEvalArgs) -> Result<(Specs, Option<Vec<retrieval::Pair>>, Vec<Text>)> {
+/// The precisions, the pairs, the texts and the `--calibration-file` texts, validated before
+/// anything is loaded.
+type Inputs = (Specs, Option<Vec<retrieval::Pair>>, Vec<Text>, Option<Vec<Text>>);
+
+fn read_inputs(a: &QuantEvalArgs) -> Result<Inputs> {
     let specs = Specs::parse(a)?;
     let pairs = a.pairs.as_deref().map(retrieval::read_pairs).transpose()?;
     let mut texts: Vec<Text> = Vec::new();
@@ -322,12 +336,24 @@ fn read_inputs(a: &QuantEvalArgs) -> Result<(Specs, Option<Vec<retrieval::Pair>>
         texts.extend(corpus::read_texts(f)?);
     }
     ensure!(!texts.is_empty(), "no texts in {}", a.texts.join(", "));
+    let calibration = match &a.calibration_file {
+        Some(f) => {
+            ensure!(
+                a.calibration_texts.is_none_or(|n| n == 0),
+                "--calibration-file {f} replaces --calibration-texts: give one of them"
+            );
+            let t = corpus::read_texts(f).context("reading --calibration-file")?;
+            ensure!(!t.is_empty(), "--calibration-file {f} holds no texts");
+            Some(t)
+        }
+        None => None,
+    };
     if let Some(n) = a.threads {
         ensure!(n > 0, "--threads must be positive");
         // Every model runs on rayon's global pool (see `load`).
         let _ = rayon::ThreadPoolBuilder::new().num_threads(n).build_global();
     }
-    Ok((specs, pairs, texts))
+    Ok((specs, pairs, texts, calibration))
 }
 
 /// What the stages after calibration measured on the evaluated configurations.

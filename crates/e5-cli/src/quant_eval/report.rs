@@ -24,6 +24,10 @@ pub struct TextCounts<'a> {
     pub files: &'a [String],
     pub total: usize,
     pub calibration: usize,
+    /// `--calibration-file`: where the calibration texts came from (none evaluated); absent:
+    /// they are `calibration` of the evaluated files' texts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub calibration_file: Option<&'a str>,
     pub calibration_overlaps_evaluation: bool,
     pub evaluated: usize,
     pub per_layer: usize,
@@ -281,9 +285,10 @@ fn markdown(w: &Written) -> String {
 /// The run, then the final embeddings and retrieval per precision.
 fn summary(m: &mut String, w: &Written) {
     let (r, t) = (w.report, &w.report.texts);
-    let overlap = match t.calibration_overlaps_evaluation {
-        true => " (overlapping the evaluated texts: too few texts)",
-        false => " (left out of the evaluation)",
+    let overlap = match (t.calibration_file, t.calibration_overlaps_evaluation) {
+        (Some(f), _) => format!(" from {f} (none of them evaluated; every text above is)"),
+        (None, true) => " (overlapping the evaluated texts: too few texts)".into(),
+        (None, false) => " (left out of the evaluation)".into(),
     };
     let _ = writeln!(m, "# Quantization report: {}\n", r.model);
     let _ = writeln!(
@@ -372,6 +377,12 @@ fn by_script(m: &mut String, r: &Report) {
             })
             .collect();
         let _ = writeln!(m, "| {s} | {} | {} |", fp32.n, row.join(" | "));
+    }
+    let _ = writeln!(m, "\nThe texts with the lowest cosine (script: cosine, first characters):\n");
+    for p in &q {
+        let worst = r.finals.get(*p).map_or(&[][..], |c| &c.worst[..]);
+        let w: Vec<String> = worst.iter().map(|w| format!("{}: {} {:?}", w.script, n6(w.cos), w.text)).collect();
+        let _ = writeln!(m, "- {p}: {}", w.join("; "));
     }
 }
 
