@@ -19,6 +19,51 @@ fn gelu_erf_within_1e6_of_f64() {
     }
 }
 
+/// Inputs for the tabled GELU: a fine grid, every interval edge (`k/2`) and its float
+/// neighbours, the table's end, and special and random bit patterns.
+fn tabled_gelu_inputs() -> Vec<f32> {
+    let mut xs: Vec<f32> = (-120_000..=120_000).map(|i| i as f32 * 1e-4).collect();
+    for k in -20..=20 {
+        let e = k as f32 * 0.5;
+        xs.extend([e, f32::from_bits(e.to_bits() + 1), f32::from_bits(e.to_bits().wrapping_sub(1))]);
+    }
+    xs.extend([f32::NAN, -f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 0.0, -0.0, f32::MIN_POSITIVE, -1e-40, 1e-40]);
+    xs.extend([f32::MAX, f32::MIN, 8.0, -8.0, 7.999_999_5, -7.999_999_5, 30.0, -30.0, 1e4, -1e4]);
+    let mut s = 0x2545_F491_4F6C_DD1Du64;
+    xs.extend((0..200_000).map(|_| {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        f32::from_bits((s >> 32) as u32)
+    }));
+    xs
+}
+
+#[test]
+fn tabled_gelu_twin_is_accurate_and_avx512_runs_it_bit_for_bit() {
+    use e5_kernels::vector::scalar::gelu_erf_tabled_1;
+    let xs = tabled_gelu_inputs();
+    let twin: Vec<f32> = xs.iter().map(|&x| gelu_erf_tabled_1(x)).collect();
+    // Accuracy of the twin itself, on every CPU.
+    for (&x, &y) in xs.iter().zip(&twin) {
+        let want = gelu_erf_f64(x as f64);
+        if x.is_nan() {
+            assert!(y.is_nan(), "gelu({x}) = {y}");
+        } else if x.abs() <= 1e4 {
+            assert!((y as f64 - want).abs() <= 1e-7 * want.abs().max(1.0), "gelu({x:e}) = {y:e}, want {want:e}");
+        }
+    }
+    let avx512: Vec<_> = tables().into_iter().filter(|k| k.isa == Isa::Avx512).collect();
+    eprintln!("tabled GELU checked bit for bit on {} AVX-512 table(s)", avx512.len());
+    for kern in avx512 {
+        let mut y = xs.clone();
+        kern.gelu(GeluKind::Erf, &mut y);
+        for ((x, a), b) in xs.iter().zip(&y).zip(&twin) {
+            assert!(a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()), "gelu({x:e}): avx512 {a:e}, twin {b:e}");
+        }
+    }
+}
+
 #[test]
 fn gelu_tanh_within_1e6_of_f64() {
     let xs: Vec<f32> = (-200_000..=200_000).map(|i| i as f32 * 1e-4).chain([-30.0, 30.0, 1e4, -1e4]).collect();

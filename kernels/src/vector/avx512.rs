@@ -54,30 +54,29 @@ pub fn exp16(x: __m512) -> __m512 {
     _mm512_mul_ps(p, _mm512_castsi512_ps(pow2))
 }
 
-/// `erfc(z)` for `z ≥ 0`.
+/// GELU (erf) from the tabled `Q(a) = Φ(-a)` (`consts::GELU_Q`): each coefficient of the
+/// lane's interval is one `vpermps` of a 16-float table row, then 7 FMAs in `u`. Scalar
+/// twin: `scalar::gelu_erf_tabled_1`.
 ///
 /// # Safety
 /// The CPU must support AVX-512F.
 #[inline]
 #[target_feature(enable = "avx512f")]
-pub fn erfc16(z: __m512) -> __m512 {
-    let z = _mm512_min_ps(z, splat(ERFC_ZMAX));
-    let t = _mm512_div_ps(splat(1.0), _mm512_fmadd_ps(z, splat(0.5), splat(1.0)));
-    let mut p = splat(ERFC_P[0]);
-    for c in &ERFC_P[1..] {
-        p = _mm512_fmadd_ps(p, t, splat(*c));
-    }
-    _mm512_mul_ps(t, exp16(_mm512_fnmadd_ps(z, z, p)))
-}
-
-/// # Safety
-/// The CPU must support AVX-512F.
-#[inline]
-#[target_feature(enable = "avx512f")]
 pub fn gelu_erf16(x: __m512) -> __m512 {
-    let hc = _mm512_mul_ps(_mm512_mul_ps(x, splat(0.5)), erfc16(_mm512_mul_ps(_mm512_abs_ps(x), splat(FRAC_1_SQRT_2))));
+    let a = _mm512_abs_ps(x);
+    // NaN lanes take the end here (`vminps` returns its second operand) and Q = 0 below.
+    let am = _mm512_min_ps(a, splat(GELU_Q_END));
+    let i = _mm512_min_epi32(_mm512_cvttps_epi32(_mm512_mul_ps(am, splat(2.0))), _mm512_set1_epi32(15));
+    let u = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(i), splat(0.5), am);
+    // SAFETY (loads): every row of the table holds 16 floats.
+    let row = |j: usize| unsafe { _mm512_permutexvar_ps(i, _mm512_loadu_ps(GELU_Q[j].as_ptr())) };
+    let mut q = row(7);
+    for j in (0..7).rev() {
+        q = _mm512_fmadd_ps(q, u, row(j));
+    }
+    let t = _mm512_maskz_mul_ps(_mm512_cmp_ps_mask::<_CMP_LT_OQ>(a, splat(GELU_Q_END)), x, q);
     let negative = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(x, _mm512_setzero_ps());
-    _mm512_mask_blend_ps(negative, _mm512_sub_ps(x, hc), hc)
+    _mm512_mask_blend_ps(negative, _mm512_sub_ps(x, t), t)
 }
 
 /// # Safety

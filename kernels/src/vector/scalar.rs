@@ -56,6 +56,26 @@ pub fn gelu_erf_1(x: f32) -> f32 {
     }
 }
 
+/// The scalar twin of AVX-512's tabled GELU (`avx512::gelu_erf16`), operation for
+/// operation (see `consts::GELU_Q`), so the two agree bit for bit.
+pub fn gelu_erf_tabled_1(x: f32) -> f32 {
+    let a = x.abs();
+    // `min` returns the end for NaN, as `vminps` does with the end second.
+    let am = a.min(GELU_Q_END);
+    let i = ((am * 2.0) as usize).min(15);
+    let u = (-(i as f32)).mul_add(0.5, am);
+    let mut q = GELU_Q[7][i];
+    for c in GELU_Q[..7].iter().rev() {
+        q = q.mul_add(u, c[i]);
+    }
+    let t = if a < GELU_Q_END { x * q } else { 0.0 };
+    if x < 0.0 {
+        t
+    } else {
+        x - t
+    }
+}
+
 #[inline(always)]
 pub fn gelu_tanh_1(x: f32) -> f32 {
     let u = TANH_C * (x + TANH_C3 * x * x * x);
