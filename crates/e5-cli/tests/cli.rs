@@ -156,6 +156,20 @@ fn tokenize_and_info() {
 }
 
 #[test]
+fn bench_reports_every_phase() {
+    let workload = format!("{}/../../benches/workload.jsonl", env!("CARGO_MANIFEST_DIR"));
+    let o = e5(&["bench", "-m", &tiny(), "--workload", &workload, "--seconds", "0.05", "--threads", "2"], b"");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    for key in ["queries_per_s_batch32", "passages_per_s_batch32", "fma_peak_gflops"] {
+        assert!(v[key].as_f64().is_some_and(|x| x > 0.0), "{key}: {v}");
+    }
+    assert!(v["query_latency_ms"]["median"].as_f64().is_some_and(|x| x > 0.0), "{v}");
+    assert_eq!(v["cold_query_latency_ms"]["n"], 5, "{v}");
+    assert!(v["dispatch"].as_str().is_some_and(|d| !d.is_empty()), "{v}");
+}
+
+#[test]
 fn missing_model_is_a_clear_error() {
     let o = e5(&["embed", "-m", "/nonexistent/model"], b"x\n");
     assert!(!o.status.success());
