@@ -1,6 +1,7 @@
 //! Smoothed static int8 (SmoothQuant, `e5::quantize::smooth`): unit factors are plain static
 //! int8 bit for bit, the calibration never does worse than no smoothing on its own samples,
-//! it lifts e5-small's static int8 on real texts, and bad factors are refused clearly.
+//! calibrated on texts that cover the kinds of input it holds e5-small's static int8 to
+//! cosine min ≥ 0.995 and mean ≥ 0.999 on held-out texts, and bad factors are refused clearly.
 
 use e5::quantize::smooth::{calibrate, Calibration, Search};
 use e5::{Input, Model, Options, Precision};
@@ -36,6 +37,13 @@ const EVALUATED: [&str; 3] = [
     "benches/workload.jsonl",
     "tests/fixtures/texts/tokenizer_edge_cases.jsonl",
 ];
+
+/// The texts of a JSONL file with their E5 prefixes (kind query / short: a query).
+fn prefixed(path: &str) -> Vec<String> {
+    let query = |r: &serde_json::Value| ["query", "short"].contains(&r["kind"].as_str().unwrap_or(""));
+    let prefix = |r: &serde_json::Value| if query(r) { "query: " } else { "passage: " };
+    records(path).iter().map(|r| format!("{}{}", prefix(r), r["text"].as_str().unwrap())).collect()
+}
 
 fn min_mean_cosine(a: &e5::Embeddings, b: &e5::Embeddings) -> (f64, f64) {
     let c: Vec<f64> = (0..a.len()).map(|i| cosine(a.vector(i), b.vector(i))).collect();
@@ -128,17 +136,23 @@ fn headroom_widens_every_searched_scale_and_nothing_else() {
 }
 
 #[test]
-fn smoothing_lifts_e5_small_static_int8_on_real_texts() {
+fn smoothing_calibrated_on_covering_texts_holds_e5_small_static_int8_to_the_target() {
     let dir = built_model("multilingual-e5-small");
     let fp32 = Model::load(&dir, Options::default()).unwrap();
-    let texts = workload_texts();
-    // Calibrate on every 6th text, evaluate on every 4th of the others; a coarse grid
-    // (the full one is `Search::default()`, measured by `e5 quant-eval`).
-    let calibration: Vec<String> = texts.iter().step_by(6).cloned().collect();
-    let evaluated: Vec<String> =
-        texts.iter().enumerate().filter(|(i, _)| i % 6 != 0 && i % 4 == 1).map(|(_, t)| t.clone()).collect();
-    let search =
-        Search { alphas: vec![0.6, 0.8, 0.9], clips: vec![1.0, 0.8, 0.6], sample_rows: 192, ..Search::default() };
+    // Calibrate on the hand-written fixture that covers kinds of input (scripts, digits, URLs,
+    // code, repeats, …); evaluate every text of the three evaluated files, all held out. A
+    // coarse grid (the full one is `Search::default()`, measured by `e5 quant-eval`: min
+    // 0.995243, mean 0.999023 on these texts) and headroom 1.25 (docs/quantization.md,
+    // Calibration coverage).
+    let calibration = prefixed(CALIBRATION);
+    let evaluated: Vec<String> = EVALUATED.iter().flat_map(|f| prefixed(f)).collect();
+    let search = Search {
+        alphas: vec![0.6, 0.8, 0.9],
+        clips: vec![1.0, 0.8, 0.6],
+        sample_rows: 192,
+        headroom: 1.25,
+        ..Search::default()
+    };
     let cal = calibrate(&fp32, &inputs(&calibration), &search).unwrap();
     let want = fp32.embed(&inputs(&evaluated)).unwrap();
     let smoothed = Model::load(&dir, cal.options(Options::default())).unwrap();
@@ -151,8 +165,9 @@ fn smoothing_lifts_e5_small_static_int8_on_real_texts() {
         "static int8 over {} texts: smoothed min {min:.6} mean {mean:.6}; unsmoothed min {plain_min:.6} mean {plain_mean:.6}",
         evaluated.len()
     );
+    assert_eq!(evaluated.len(), 444);
     assert!(mean > plain_mean && min > plain_min, "smoothing did not help");
-    assert!(min >= 0.98 && mean >= 0.998, "smoothed static int8: min {min}, mean {mean}");
+    assert!(min >= 0.995 && mean >= 0.999, "smoothed static int8: min {min}, mean {mean}");
 }
 
 #[test]
