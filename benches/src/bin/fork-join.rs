@@ -29,16 +29,14 @@ fn main() {
     println!("| gap µs | task µs | rayon idle policy | hot workers, rayon loop | hot workers, for_each_index |");
     println!("| ---: | ---: | ---: | ---: | ---: |");
     for (gap, task) in [(0.0, 5.0), (10.0, 5.0), (30.0, 5.0), (100.0, 5.0), (10.0, 2.0)] {
-        let rayon_regions = || {
+        // A run of regions, each a rayon loop or a `for_each_index` job.
+        let regions = |team: bool| {
             for _ in 0..REGIONS {
                 spin(gap);
-                (0..TASKS).into_par_iter().for_each(|_| spin(task));
-            }
-        };
-        let team_regions = || {
-            for _ in 0..REGIONS {
-                spin(gap);
-                e5_kernels::for_each_index(TASKS, |_| spin(task));
+                match team {
+                    true => e5_kernels::for_each_index(TASKS, |_| spin(task)),
+                    false => (0..TASKS).into_par_iter().for_each(|_| spin(task)),
+                }
             }
         };
         let ideal = gap + TASKS.div_ceil(threads) as f64 * task;
@@ -47,9 +45,9 @@ fn main() {
             for (way, out) in [(0, &mut plain), (1, &mut hot), (2, &mut team)] {
                 let t = Instant::now();
                 pool.install(|| match way {
-                    0 => rayon_regions(),
-                    1 => e5_kernels::with_hot_workers(rayon_regions),
-                    _ => e5_kernels::with_hot_workers(team_regions),
+                    0 => regions(false),
+                    1 => e5_kernels::with_hot_workers(|| regions(false)),
+                    _ => e5_kernels::with_hot_workers(|| regions(true)),
                 });
                 out.push(t.elapsed().as_secs_f64() * 1e6 / REGIONS as f64 - ideal);
             }

@@ -238,8 +238,9 @@ pub fn quantize_model(src: &Path, dst: &Path, options: &QuantizeOptions) -> Resu
         .map(|(n, _, s)| (n.to_string(), s.to_vec()))
         .collect();
     tensors.sort();
-    // GPTQ factors by sub-layer, computed at its first weight (QKV has three).
-    let mut factors: BTreeMap<LinearId, gptq::Factor> = BTreeMap::new();
+    // The GPTQ factor of the last sub-layer seen: QKV's three weights share one, and sorted
+    // names put them one after another (were they not, it would only be computed again).
+    let mut last_factor: Option<(LinearId, gptq::Factor)> = None;
     for (name, shape) in tensors {
         crate::validate::check_tensor_shape(&cfg, &name, &shape)?;
         let mut v = ck.f32(&name, &shape)?;
@@ -264,13 +265,18 @@ pub fn quantize_model(src: &Path, dst: &Path, options: &QuantizeOptions) -> Resu
                     h.k
                 )));
             }
-            if let (Some(h), Some(id), false) = (hessian, linear, linear.is_some_and(|id| factors.contains_key(&id))) {
-                let factor = gptq::Factor::new(h).ok_or_else(|| {
-                    Error::Options(format!("{name}: its GPTQ Hessian is not finite (overflowing activations)"))
-                })?;
-                factors.insert(id, factor);
-            }
-            let factor = linear.and_then(|id| factors.get(&id));
+            let factor = match (hessian, linear) {
+                (Some(h), Some(id)) => {
+                    if last_factor.as_ref().is_none_or(|(last, _)| *last != id) {
+                        let f = gptq::Factor::new(h).ok_or_else(|| {
+                            Error::Options(format!("{name}: its GPTQ Hessian is not finite (overflowing activations)"))
+                        })?;
+                        last_factor = Some((id, f));
+                    }
+                    last_factor.as_ref().map(|(_, f)| f)
+                }
+                _ => None,
+            };
             let e = int4::encode(&name, &v, n, k, group, factor)?;
             if is_table && e.scale_dtype != FloatType::F16 {
                 return Err(Error::Options(format!(
