@@ -14,17 +14,24 @@ pub fn fixture(name: &str) -> PathBuf {
     workspace().join("tests/fixtures").join(name)
 }
 
-/// The benchmark workload (`benches/workload.jsonl`: 300 real multilingual texts) with their
-/// E5 prefixes.
+/// The records of a JSONL file of the workspace (blank lines skipped).
+pub fn jsonl_records(path: &str) -> Vec<serde_json::Value> {
+    let body = std::fs::read_to_string(workspace().join(path)).unwrap();
+    body.lines().filter(|l| !l.trim().is_empty()).map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+/// The texts of a JSONL text file of the workspace with their E5 prefixes: `query: ` for
+/// kind `query` or `short` (as `e5 quant-eval` reads them), `passage: ` otherwise.
+pub fn prefixed_texts(path: &str) -> Vec<String> {
+    let query = |r: &serde_json::Value| ["query", "short"].contains(&r["kind"].as_str().unwrap_or(""));
+    let prefix = |r: &serde_json::Value| if query(r) { "query: " } else { "passage: " };
+    jsonl_records(path).iter().map(|r| format!("{}{}", prefix(r), r["text"].as_str().unwrap())).collect()
+}
+
+/// The benchmark workload (`benches/workload.jsonl`: 300 real multilingual texts, each a
+/// query or a passage) with their E5 prefixes.
 pub fn workload_texts() -> Vec<String> {
-    let text = std::fs::read_to_string(workspace().join("benches/workload.jsonl")).unwrap();
-    text.lines()
-        .map(|line| {
-            let v: serde_json::Value = serde_json::from_str(line).unwrap();
-            let prefix = if v["kind"] == "passage" { "passage: " } else { "query: " };
-            format!("{prefix}{}", v["text"].as_str().unwrap())
-        })
-        .collect()
+    prefixed_texts("benches/workload.jsonl")
 }
 
 /// A model built from a pinned PyPI package into `models/` (or `$E5_MODELS`).

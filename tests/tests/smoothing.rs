@@ -25,12 +25,6 @@ fn small_search() -> Search {
     Search { sample_rows: 64, ..Search::default() }
 }
 
-/// The records of a JSONL file of the workspace.
-fn records(path: &str) -> Vec<serde_json::Value> {
-    let body = std::fs::read_to_string(workspace().join(path)).unwrap();
-    body.lines().filter(|l| !l.trim().is_empty()).map(|l| serde_json::from_str(l).unwrap()).collect()
-}
-
 /// Hand-written calibration texts covering kinds of input (docs/quantization.md, Calibration
 /// coverage); none of them is one of the evaluated texts.
 const CALIBRATION: &str = "tests/fixtures/texts/calibration.jsonl";
@@ -39,13 +33,6 @@ const EVALUATED: [&str; 3] = [
     "benches/workload.jsonl",
     "tests/fixtures/texts/tokenizer_edge_cases.jsonl",
 ];
-
-/// The texts of a JSONL file with their E5 prefixes (kind query / short: a query).
-fn prefixed(path: &str) -> Vec<String> {
-    let query = |r: &serde_json::Value| ["query", "short"].contains(&r["kind"].as_str().unwrap_or(""));
-    let prefix = |r: &serde_json::Value| if query(r) { "query: " } else { "passage: " };
-    records(path).iter().map(|r| format!("{}{}", prefix(r), r["text"].as_str().unwrap())).collect()
-}
 
 fn min_mean_cosine(a: &e5::Embeddings, b: &e5::Embeddings) -> (f64, f64) {
     let c: Vec<f64> = (0..a.len()).map(|i| cosine(a.vector(i), b.vector(i))).collect();
@@ -146,8 +133,8 @@ fn smoothing_calibrated_on_covering_texts_holds_e5_small_static_int8_to_the_targ
     // coarse grid (the full one is `Search::default()`, measured by `e5 quant-eval`: min
     // 0.995165, mean 0.999031 on these texts) and headroom 1.25 (docs/quantization.md,
     // Calibration coverage).
-    let calibration = prefixed(CALIBRATION);
-    let evaluated: Vec<String> = EVALUATED.iter().flat_map(|f| prefixed(f)).collect();
+    let calibration = prefixed_texts(CALIBRATION);
+    let evaluated: Vec<String> = EVALUATED.iter().flat_map(|f| prefixed_texts(f)).collect();
     let search = Search {
         alphas: vec![0.6, 0.8, 0.9],
         clips: vec![1.0, 0.8, 0.6],
@@ -195,7 +182,7 @@ fn smoothed_files_run_as_the_in_memory_smoothed_model_bit_for_bit() {
 
 #[test]
 fn the_calibration_fixture_is_hand_written_and_holds_none_of_the_evaluated_texts() {
-    let cal = records(CALIBRATION);
+    let cal = jsonl_records(CALIBRATION);
     assert!((96..=128).contains(&cal.len()), "{} texts", cal.len());
     let texts: Vec<&str> = cal.iter().map(|r| r["text"].as_str().expect("a text")).collect();
     for r in &cal {
@@ -205,7 +192,7 @@ fn the_calibration_fixture_is_hand_written_and_holds_none_of_the_evaluated_texts
     let distinct: std::collections::HashSet<&str> = texts.iter().copied().collect();
     assert_eq!(distinct.len(), texts.len(), "a calibration text twice");
     for file in EVALUATED {
-        for r in records(file) {
+        for r in jsonl_records(file) {
             let t = r["text"].as_str().unwrap();
             assert!(!distinct.contains(t), "{file}: {t:?} is a calibration text");
             // Nor copied into a longer one.
