@@ -196,23 +196,38 @@ fn static_scale_quantizes_and_clips_per_tensor() {
 }
 
 #[test]
-fn smoothed_static_scale_divides_each_channel_before_rounding() {
+fn smoothed_static_scale_divides_each_channel_and_is_a_floor() {
     let (m, n, k) = (70, 19, 40);
     // Channel j carries the smoothing factor s[j] = 2^(j mod 5) and the tensor scale 0.5:
-    // x = v·s·scale with integer v, so x·inv is v again (exactly); one v of 500 clips to 127.
+    // x = v·s·scale with integer v, so x·inv is v again (exactly). Row 0 holds a v of 500,
+    // outside the range: it takes its own scale (500 / 127) instead of clipping.
     let (scale, s): (f32, Vec<f32>) = (0.5, (0..k).map(|j| (1 << (j % 5)) as f32).collect());
     let mut v: Vec<f32> = rand_vec(23, m * k, 60.0).iter().map(|v| v.round()).collect();
     v[7] = 500.0;
     let a: Vec<f32> = v.iter().enumerate().map(|(i, v)| v * s[i % k] * scale).collect();
     let inv: Vec<f32> = s.iter().map(|s| 1.0 / (s * scale)).collect();
     let q = int_weights(24, n, k, false);
+    let mut row0 = vec![0i8; k];
+    let row0_scale = quantize_row(&v[..k], &mut row0);
+    assert_eq!(row0_scale, 500.0 / 127.0);
     for kern in tables() {
         let w = PackedI8::from_quantized(kern, &q, &vec![1.0; n], n, k, None);
         let c = kern.gemm_i8_to_vec(&a, m, &w, ActQuant::Smoothed { scale, inv: &inv }, Post::None);
         for i in 0..m {
             for j in 0..n {
-                let dot: i64 = (0..k).map(|c| (v[i * k + c].clamp(-127.0, 127.0) as i64) * q[j * k + c] as i64).sum();
-                assert_eq!(c[i * n + j], dot as f32 * scale, "{} ({i}, {j})", kern.int8_kernel());
+                let w_row = &q[j * k..][..k];
+                let (want, tol) = match i {
+                    0 => {
+                        let dot: i64 = row0.iter().zip(w_row).map(|(a, w)| *a as i64 * *w as i64).sum();
+                        (dot as f32 * row0_scale * scale, 1e-6 * (dot as f32 * row0_scale * scale).abs())
+                    }
+                    _ => {
+                        let dot: i64 = v[i * k..][..k].iter().zip(w_row).map(|(a, w)| *a as i64 * *w as i64).sum();
+                        (dot as f32 * scale, 0.0)
+                    }
+                };
+                let got = c[i * n + j];
+                assert!((got - want).abs() <= tol, "{} ({i}, {j}): {got} vs {want}", kern.int8_kernel());
             }
         }
     }

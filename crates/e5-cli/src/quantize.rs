@@ -54,8 +54,9 @@ pub struct QuantizeArgs {
     /// ({"text", "kind"}: kind query/short → `query: ` prefix, else `passage: `).
     #[arg(long, value_name = "FILE")]
     calibration_texts: Option<String>,
-    /// With --smooth: multiplier (1 to 8) on every searched input scale, room for inputs
-    /// beyond the calibration texts' range (docs/quantization.md, Headroom).
+    /// With --smooth: multiplier (1 to 8) on every searched input scale, so that rows up to
+    /// that many times the calibration texts' range keep the static scale (rows beyond it take
+    /// their own, never clip; docs/quantization.md, Outlier smoothing).
     #[arg(long, default_value_t = 1.0, requires = "smooth")]
     headroom: f32,
 }

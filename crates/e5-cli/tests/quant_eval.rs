@@ -219,6 +219,16 @@ fn smoothed_static_int8_reports_its_alpha_per_sub_layer() {
     }
     assert_eq!(rep["calibration"]["int8-static-smooth"].as_object().unwrap().len(), 8, "its scales");
     assert!(rep["final"]["int8-static-smooth"]["min"].as_f64().unwrap() > 0.98);
+    // The share of evaluated rows that left the calibrated range, in total and by sub-layer.
+    let out_of_range = &rep["calibration"]["smooth_out_of_range"];
+    let by_site = out_of_range["by_site"].as_object().unwrap();
+    assert_eq!(by_site.keys().collect::<Vec<_>>(), sites.keys().collect::<Vec<_>>());
+    let fraction = out_of_range["fraction"].as_f64().unwrap();
+    let mean = by_site.values().map(|f| f.as_f64().unwrap()).sum::<f64>() / 8.0;
+    assert!((0.0..=1.0).contains(&fraction) && (fraction - mean).abs() < 1e-12, "{out_of_range}");
+    assert!(out_of_range["rows"].as_u64().unwrap() > 0);
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(md.contains("leave the calibrated range"), "{md}");
 }
 
 #[test]

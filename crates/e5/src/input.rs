@@ -220,8 +220,9 @@ pub struct Options {
     pub activation_scales: Option<std::sync::Arc<std::collections::BTreeMap<String, f32>>>,
     /// Smoothed static int8 (SmoothQuant): per-input-channel factors `s` of a sub-layer
     /// (`[k]`, keyed like `keep_fp32`; each needs its activation scale, which is then the
-    /// scale of `x / s`). The sub-layer's weight columns are multiplied by `s` before they
-    /// are quantized. [`crate::quantize::smooth::calibrate`] finds both.
+    /// scale of `x / s`, and a floor: a row beyond its range takes its own scale rather than
+    /// clip). The sub-layer's weight columns are multiplied by `s` before they are quantized.
+    /// [`crate::quantize::smooth::calibrate`] finds both.
     pub smoothing: Option<std::sync::Arc<std::collections::BTreeMap<String, Vec<f32>>>>,
     pub device: Device,
     /// Keep the first `n` components of each vector (L2-renormalized when the model

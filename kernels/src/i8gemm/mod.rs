@@ -143,7 +143,12 @@ pub enum ActQuant<'a> {
     Static(f32),
     /// Static with per-channel smoothing (SmoothQuant): `x[j] ≈ q[j]·scale·s[j]`, where the
     /// weights' input column `j` was multiplied by `s[j]` before they were quantized.
-    /// `inv[j] = 1 / (s[j]·scale)` (`[k]`); `x[j]·inv[j]` is rounded and clipped to ±127.
+    /// `inv[j] = 1 / (s[j]·scale)` (`[k]`); `x[j]·inv[j]` is rounded to `q[j]`.
+    ///
+    /// The scale is a floor, not a ceiling: a row with some `|x[j]·inv[j]| > 127` (outside
+    /// the calibrated range) takes its own scale `scale · max_j |x[j]·inv[j]| / 127`, as
+    /// dynamic int8 would, instead of clipping. Smoothing evens out the channels' ranges, so
+    /// a fresh input that exceeds any one channel's calibrated maximum would otherwise clip.
     Smoothed { scale: f32, inv: &'a [f32] },
 }
 
@@ -237,8 +242,8 @@ fn quantize_pack_a(
         // Past `k`, `q` stays 0: the padding of the last group.
         let mut q = vec![0i8; groups * 4];
         let mut wide = vec![0i16; if ik.layout == Layout::Pairs { groups * 4 } else { 0 }];
-        // The smoothed row, in L1: scaling channel-wise here costs one pass over `k` values,
-        // against the two (max |x|, then quantize) of per-row dynamic scales.
+        // The smoothed row, in L1: scaling it channel-wise, checking its range and quantizing
+        // it read `x` from memory once, against twice (max |x|, then quantize) for dynamic.
         let mut smoothed = vec![0f32; if matches!(act, ActQuant::Smoothed { .. }) { k } else { 0 }];
         let rows = mr.min(m - s * mr);
         for r in 0..rows {
@@ -251,8 +256,15 @@ fn quantize_pack_a(
                 }
                 ActQuant::Smoothed { scale, inv } => {
                     smoothed.iter_mut().zip(row.iter().zip(inv)).for_each(|(y, (x, i))| *y = x * i);
-                    quantize_with_scale_with(kern.vector, &smoothed, 1.0, &mut q[..k]);
-                    scale
+                    // SAFETY: `kern.vector` belongs to a supported ISA (see `VectorKernels`).
+                    let amax = unsafe { (kern.vector.abs_max)(&smoothed) };
+                    if amax > 127.0 {
+                        // Out of the calibrated range: the row's own scale (NaN for ±inf).
+                        scale * quantize_row_with(kern.vector, &smoothed, &mut q[..k])
+                    } else {
+                        quantize_with_scale_with(kern.vector, &smoothed, 1.0, &mut q[..k]);
+                        scale
+                    }
                 }
             };
             // Group `g` of row `r` is the `ab` bytes at `(g·MR + r)·ab`.

@@ -48,6 +48,10 @@ pub struct Calibration {
     /// int8-static-smooth: per sub-layer α (null: no smoothing), clip, scale and errors.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub smooth: Option<e5::quantize::smooth::Calibration>,
+    /// int8-static-smooth: how many evaluated rows leave the calibrated range (and take their
+    /// own scale), by sub-layer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub smooth_out_of_range: Option<e5::quantize::smooth::OutOfRange>,
     /// int4-g<N>-gptq: calibration tokens of the GPTQ Hessians.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gptq_tokens: Option<usize>,
@@ -64,6 +68,7 @@ pub fn stage(model: &Model, corpus: &Corpus, statics: &[(String, Method)]) -> Re
         max_abs: stats.names.iter().cloned().zip(stats.max.iter().copied()).collect(),
         tokens: stats.tokens,
         smooth: None,
+        smooth_out_of_range: None,
         gptq_tokens: None,
         file_dirs: BTreeMap::new(),
     })

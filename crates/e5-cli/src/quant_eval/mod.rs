@@ -38,7 +38,8 @@ pub struct QuantEvalArgs {
     #[arg(long, short)]
     model: String,
     /// Precisions to compare with fp32: fp32, f16, bf16, int8 (dynamic), int8-static-<minmax|pN|mse>,
-    /// int8-static-smooth (SmoothQuant factors and clip searched per sub-layer).
+    /// int8-static-smooth (SmoothQuant factors searched per sub-layer; rows outside the
+    /// calibrated range take their own scale).
     #[arg(long, value_delimiter = ',', default_value = DEFAULT_PRECISIONS)]
     precisions: Vec<String>,
     /// JSONL texts {"text", "lang", "kind"} (repeat or comma-separate for several files). kind
@@ -65,8 +66,8 @@ pub struct QuantEvalArgs {
     /// of the inputs; every --texts text is then evaluated.
     #[arg(long)]
     calibration_file: Option<String>,
-    /// int8-static-smooth: multiplier (≥ 1) on every searched scale, room for inputs beyond
-    /// the calibration texts' range.
+    /// int8-static-smooth: multiplier (≥ 1) on every searched scale: rows up to that many times
+    /// the calibration texts' range keep the static scale.
     #[arg(long, default_value_t = 1.0)]
     smooth_headroom: f32,
     /// Largest number of sub-layers kept in f32 in the mixed-precision search (0: no search).
@@ -242,6 +243,9 @@ pub fn run(a: QuantEvalArgs) -> Result<()> {
             smooth::calibrate(&reference, &corpus.calibration_inputs, &search)?
         };
         log(format!("smoothing calibrated on {} rows per sub-layer", smooth.sampled_rows));
+        let out = smooth.out_of_range(&reference, &corpus.inputs)?;
+        log(format!("{:.2}% of the evaluated rows leave the smoothed static range", 100.0 * out.fraction));
+        cal.smooth_out_of_range = Some(out);
         cal.scales.insert(SMOOTH.into(), smooth.activation_scales());
         cal.smooth = Some(smooth);
     }

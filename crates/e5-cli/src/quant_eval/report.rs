@@ -9,6 +9,7 @@ use super::plots;
 use super::retrieval::Retrieval;
 use super::timing::Speed;
 use super::vectors::VectorScores;
+use super::SMOOTH;
 use anyhow::Result;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -296,6 +297,15 @@ fn summary(m: &mut String, w: &Written) {
         "{} texts ({}); {} calibration texts{overlap}, {} evaluated (final embeddings), {} of them ({} tokens) for the per-layer comparison, {} for the mixed-precision configurations. Threads {}, ISA {}, {:.0} s.\n",
         t.total, t.files.join(", "), t.calibration, t.evaluated, t.per_layer, t.per_layer_tokens, t.mixed_eval, r.threads, r.isa, w.elapsed_s
     );
+    if let Some(out) = &r.calibration.smooth_out_of_range {
+        let worst = out.by_site.iter().max_by(|a, b| a.1.total_cmp(b.1));
+        let _ = writeln!(
+            m,
+            "{SMOOTH}: {:.2}% of the evaluated rows (tokens × sub-layers, fp32 traces) leave the calibrated range and take their own scale{}.\n",
+            100.0 * out.fraction,
+            worst.map_or(String::new(), |(site, f)| format!(" (most: {site}, {:.2}%)", 100.0 * f))
+        );
+    }
     let _ = writeln!(m, "## Final embeddings and retrieval\n");
     let _ = writeln!(m, "Cosine of each text's embedding to its fp32 embedding; retrieval on the parallel set (English query → passage in another language); τ = Kendall τ-b of the full candidate ranking vs fp32's, averaged over queries; speed = batch-32 texts/s (whole passes over the texts in batches of 32 for the measuring time, at least one pass; the precisions take turns, 2 rounds, best of) on {} evaluated texts.\n", t.speed);
     let _ = writeln!(m, "| precision | cos min | cos p1 | cos p50 | cos mean | acc@1 | nDCG@10 | τ | texts/s |");

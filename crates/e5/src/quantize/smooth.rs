@@ -11,9 +11,15 @@
 //! ([`e5_kernels::ActQuant::Smoothed`]: one multiply per value, on the row in L1), which
 //! works the same for every sub-layer, the attention output and FFN-down included.
 //!
-//! [`calibrate`] searches, per sub-layer, α and the clip of the per-tensor scale that
-//! minimise the GEMM's output error on rows of fp32 calibration traces, with the int8
-//! kernels the model runs.
+//! [`calibrate`] searches, per sub-layer, α (or unit factors) and the clip of the per-tensor
+//! scale that minimise the GEMM's output error on rows of fp32 calibration traces, with the
+//! int8 kernels the model runs.
+//!
+//! The calibrated scale is a floor: a row outside the calibrated range takes its own scale
+//! instead of clipping (see `ActQuant::Smoothed`). Smoothing with a high α evens out the
+//! channels' maxima, so on fresh text a row exceeds *some* channel's calibrated maximum far
+//! more often than without it; clipping those rows cost e5-small 0.002–0.003 of cosine on
+//! fresh prose (docs/quantization.md). [`Calibration::out_of_range`] counts such rows.
 
 use crate::error::{Error, Result};
 use crate::input::{Input, Options, Precision};
@@ -41,16 +47,16 @@ pub struct Search {
     /// plain per-tensor static int8 (no smoothing) is always a candidate too.
     pub alphas: Vec<f32>,
     /// Clips of the per-tensor scale, as fractions of max |x / s| over the calibration rows.
+    /// Rows beyond a clip take their own scale, so a clip below 1 trades static rows for
+    /// per-row (dynamic) ones: the default tries only 1.
     pub clips: Vec<f32>,
     /// Rows (tokens) per sub-layer on which the output error is measured, evenly spaced over
     /// the calibration tokens; max |x_j| comes from all of them.
     pub sample_rows: usize,
     /// Texts traced at once.
     pub batch_texts: usize,
-    /// Multiplier (≥ 1) on each chosen scale. The search ranks clips on the calibration rows,
-    /// where no value exceeds the calibrated range; an input outside it (digits, a script
-    /// the calibration texts lack) saturates at ±127. Headroom h lets values up to h × that
-    /// range through, at h × the rounding step.
+    /// Multiplier (≥ 1) on each chosen scale: the rows up to h × the calibrated range keep
+    /// the static scale, at h × its rounding step.
     pub headroom: f32,
 }
 
@@ -58,7 +64,7 @@ impl Default for Search {
     fn default() -> Self {
         Search {
             alphas: vec![0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0],
-            clips: vec![1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3],
+            clips: vec![1.0],
             sample_rows: 512,
             batch_texts: 16,
             headroom: 1.0,
@@ -69,7 +75,8 @@ impl Default for Search {
 /// The calibration of one sub-layer.
 #[derive(Clone, Debug, Serialize)]
 pub struct SiteCalibration {
-    /// α of the chosen smoothing; `None`: plain per-tensor static int8 had the least error.
+    /// α of the chosen smoothing; `None`: unit factors (plain per-tensor static int8, with
+    /// the same floor) had the least error.
     pub alpha: Option<f32>,
     /// The chosen clip (fraction of max |x / s|).
     pub clip: f32,
@@ -79,9 +86,9 @@ pub struct SiteCalibration {
     /// best without smoothing (any clip).
     pub error: f32,
     pub error_unsmoothed: f32,
-    /// The smoothing factors `s` (`[k]`), with `alpha`.
+    /// The smoothing factors `s` (`[k]`): all 1 where `alpha` is `None`.
     #[serde(skip)]
-    pub factors: Option<Vec<f32>>,
+    pub factors: Vec<f32>,
 }
 
 /// Static int8 scales and smoothing factors of every sub-layer.
@@ -103,7 +110,7 @@ impl Calibration {
     }
 
     pub fn smoothing(&self) -> Factors {
-        self.sites.iter().filter_map(|(n, c)| Some((n.clone(), c.factors.clone()?))).collect()
+        self.sites.iter().map(|(n, c)| (n.clone(), c.factors.clone())).collect()
     }
 
     /// `base` with int8 precision, these scales and these smoothing factors.
@@ -114,6 +121,52 @@ impl Calibration {
             smoothing: Some(Arc::new(self.smoothing())),
             ..base
         }
+    }
+}
+
+/// How often rows of some texts leave the calibrated range (and take their own scale), by
+/// sub-layer, measured on their fp32 traces.
+#[derive(Clone, Debug, Serialize)]
+pub struct OutOfRange {
+    /// Rows (tokens) traced per sub-layer.
+    pub rows: usize,
+    /// The fraction of all sub-layers' rows out of range.
+    pub fraction: f64,
+    /// The same by sub-layer name.
+    pub by_site: BTreeMap<String, f64>,
+}
+
+impl Calibration {
+    /// Traces `inputs` with the fp32 `model` and counts, per sub-layer, the input rows `x`
+    /// with some `|x_j| / (s_j · scale) > 127`: the rows the int8 model quantizes with
+    /// their own scale (up to the int8 model's own drift from fp32).
+    pub fn out_of_range(&self, model: &Model, inputs: &[Input<'_>]) -> Result<OutOfRange> {
+        let ids: Vec<LinearId> = LinearId::all(model.config().layers).collect();
+        let mut inv = Vec::with_capacity(ids.len());
+        for id in &ids {
+            let site =
+                self.sites.get(&id.to_string()).ok_or_else(|| Error::Options(format!("no calibration for {id}")))?;
+            inv.push(site.factors.iter().map(|s| 1.0 / (s * site.scale)).collect::<Vec<f32>>());
+        }
+        let (mut out, mut rows) = (vec![0usize; ids.len()], 0);
+        for batch in inputs.chunks(16) {
+            let (batch_ids, _) = model.trace(batch, &mut |site, x| {
+                if let Site::LinearInput(id) = site {
+                    let inv = &inv[id.index()];
+                    out[id.index()] += x
+                        .chunks_exact(inv.len())
+                        .filter(|row| row.iter().zip(inv).any(|(x, i)| (x * i).abs() > 127.0))
+                        .count();
+                }
+            })?;
+            rows += batch_ids.len();
+        }
+        let share = |n: usize| n as f64 / rows.max(1) as f64;
+        Ok(OutOfRange {
+            rows,
+            fraction: share(out.iter().sum()) / ids.len() as f64,
+            by_site: ids.iter().zip(&out).map(|(id, n)| (id.to_string(), share(*n))).collect(),
+        })
     }
 }
 
@@ -273,23 +326,18 @@ fn calibrate_site(
     let mut error_unsmoothed = f32::INFINITY;
     let candidates = std::iter::once(None).chain(search.alphas.iter().map(Some));
     for alpha in candidates {
-        let s = alpha.map(|&a| factors(act_max, &weight_max, a));
-        let mut ws = w.clone();
-        if let Some(s) = &s {
-            scale_columns(&mut ws, s);
-        }
-        let packed = PackedI8::quantize(kern, &ws, n, k, None);
-        let amax = match &s {
-            Some(s) => act_max.iter().zip(s).fold(0f32, |m, (a, s)| m.max(a / s)),
-            None => act_max.iter().fold(0f32, |m, a| m.max(*a)),
+        let s = match alpha {
+            Some(&a) => factors(act_max, &weight_max, a),
+            None => vec![1.0; k],
         };
+        let mut ws = w.clone();
+        scale_columns(&mut ws, &s);
+        let packed = PackedI8::quantize(kern, &ws, n, k, None);
+        let amax = act_max.iter().zip(&s).fold(0f32, |m, (a, s)| m.max(a / s));
         for &clip in &search.clips {
             let scale = (clip * amax / 127.0).max(crate::validate::INPUT_SCALE_RANGE.0);
-            let inv: Vec<f32> = s.iter().flatten().map(|s| 1.0 / (s * scale)).collect();
-            let act = match s {
-                Some(_) => ActQuant::Smoothed { scale, inv: &inv },
-                None => ActQuant::Static(scale),
-            };
+            let inv: Vec<f32> = s.iter().map(|s| 1.0 / (s * scale)).collect();
+            let act = ActQuant::Smoothed { scale, inv: &inv };
             let error = rel_error(&kern.gemm_i8_to_vec(x, rows, &packed, act, Post::None), &want);
             if alpha.is_none() {
                 error_unsmoothed = error_unsmoothed.min(error);
