@@ -44,7 +44,8 @@ pub const MAX_HEADROOM: f32 = 8.0;
 #[derive(Clone, Debug)]
 pub struct Search {
     /// Migration strengths α (0: all of the range in the activations, 1: in the weights);
-    /// plain per-tensor static int8 (no smoothing) is always a candidate too.
+    /// unit factors (plain per-tensor static int8, with the same floor) are always a
+    /// candidate too.
     pub alphas: Vec<f32>,
     /// Clips of the per-tensor scale, as fractions of max |x / s| over the calibration rows.
     /// Rows beyond a clip take their own scale, so a clip below 1 trades static rows for
@@ -91,6 +92,18 @@ pub struct SiteCalibration {
     pub factors: Vec<f32>,
 }
 
+/// How often rows of some texts leave the calibrated range (and take their own scale), by
+/// sub-layer, measured on their fp32 traces.
+#[derive(Clone, Debug, Serialize)]
+pub struct OutOfRange {
+    /// Rows (tokens) traced per sub-layer.
+    pub rows: usize,
+    /// The fraction of all sub-layers' rows out of range.
+    pub fraction: f64,
+    /// The same by sub-layer name.
+    pub by_site: BTreeMap<String, f64>,
+}
+
 /// Static int8 scales and smoothing factors of every sub-layer.
 #[derive(Clone, Debug, Serialize)]
 pub struct Calibration {
@@ -122,21 +135,7 @@ impl Calibration {
             ..base
         }
     }
-}
 
-/// How often rows of some texts leave the calibrated range (and take their own scale), by
-/// sub-layer, measured on their fp32 traces.
-#[derive(Clone, Debug, Serialize)]
-pub struct OutOfRange {
-    /// Rows (tokens) traced per sub-layer.
-    pub rows: usize,
-    /// The fraction of all sub-layers' rows out of range.
-    pub fraction: f64,
-    /// The same by sub-layer name.
-    pub by_site: BTreeMap<String, f64>,
-}
-
-impl Calibration {
     /// Traces `inputs` with the fp32 `model` and counts, per sub-layer, the input rows `x`
     /// with some `|x_j| / (s_j · scale) > 127`: the rows the int8 model quantizes with
     /// their own scale (up to the int8 model's own drift from fp32).
