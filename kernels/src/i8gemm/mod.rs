@@ -117,7 +117,12 @@ pub fn quantize_row(x: &[f32], q: &mut [i8]) -> f32 {
 
 pub(crate) fn quantize_row_with(v: &crate::vector::VectorKernels, x: &[f32], q: &mut [i8]) -> f32 {
     // SAFETY: `v` belongs to a supported ISA (see `VectorKernels`); lengths match.
-    let amax = unsafe { (v.abs_max)(x) };
+    quantize_row_by_max(v, x, unsafe { (v.abs_max)(x) }, q)
+}
+
+/// [`quantize_row_with`] given `amax = max |x|`, already computed: scale 0 (all-zero row)
+/// or NaN (`amax` not finite) with `q` zeroed, else `amax / 127`.
+fn quantize_row_by_max(v: &crate::vector::VectorKernels, x: &[f32], amax: f32, q: &mut [i8]) -> f32 {
     if amax == 0.0 || !amax.is_finite() {
         q.fill(0);
         return if amax == 0.0 { 0.0 } else { f32::NAN };
@@ -260,7 +265,7 @@ fn quantize_pack_a(
                     let amax = unsafe { (kern.vector.abs_max)(&smoothed) };
                     if amax > 127.0 {
                         // Out of the calibrated range: the row's own scale (NaN for ±inf).
-                        scale * quantize_row_with(kern.vector, &smoothed, &mut q[..k])
+                        scale * quantize_row_by_max(kern.vector, &smoothed, amax, &mut q[..k])
                     } else {
                         quantize_with_scale_with(kern.vector, &smoothed, 1.0, &mut q[..k]);
                         scale
