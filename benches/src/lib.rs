@@ -17,12 +17,12 @@ pub fn rand_vec(seed: u64, n: usize) -> Vec<f32> {
 }
 
 /// A report binary's arguments `[threads] [seconds-per-case] [M]` (defaults 2, 0.3, every
-/// M), with a pool of that many threads.
+/// M; `all` also means every M), with a pool of that many threads.
 pub fn report_args() -> (usize, f64, Option<usize>, rayon::ThreadPool) {
     let mut args = std::env::args().skip(1);
     let threads: usize = args.next().map(|s| s.parse().unwrap()).unwrap_or(2);
     let secs: f64 = args.next().map(|s| s.parse().unwrap()).unwrap_or(0.3);
-    let filter: Option<usize> = args.next().map(|s| s.parse().unwrap());
+    let filter: Option<usize> = args.next().filter(|s| s != "all").map(|s| s.parse().unwrap());
     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
     (threads, secs, filter, pool)
 }

@@ -139,7 +139,7 @@ impl Kernels {
             "requested by the caller".to_string()
         };
         let caches = CacheSizes::get();
-        let b = Blocking::derive(self.f32_gemm.mr, caches);
+        let b = Blocking::derive(self.f32_gemm.mr, self.f32_gemm.nr, caches);
         format!(
             "{} ({how}); f32 {}x{} tile, KC {} MC {} from L1D {} KiB / L2 {} KiB{}; int8 {}; {}",
             self.isa,

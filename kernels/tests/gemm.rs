@@ -87,10 +87,20 @@ proptest! {
 #[test]
 fn gemm_shapes_of_real_models() {
     // e5-small attention/FFN shapes with a query-sized and a batch-sized M.
-    // K = 1024, 2048: row strides of whole 4 KiB pages take the packed-A path.
-    for (m, n, k) in
-        [(17, 384, 384), (17, 1536, 384), (130, 384, 1536), (3, 1152, 384), (17, 40, 1024), (100, 33, 2048)]
-    {
+    // K = 1024, 2048: row strides of whole 4 KiB pages take the packed-A path (a lone row, a
+    // last strip of 1 or 5 rows). K = 2048 and 3100 at M > 4 strips: several K slices
+    // (partial sums round-trip through C) on every ISA.
+    for (m, n, k) in [
+        (17, 384, 384),
+        (17, 1536, 384),
+        (130, 384, 1536),
+        (3, 1152, 384),
+        (17, 40, 1024),
+        (1, 50, 1024),
+        (13, 37, 2048),
+        (100, 33, 2048),
+        (61, 70, 3100),
+    ] {
         check(m, n, k, (m % 4) as u8, m as u64);
     }
 }
@@ -133,9 +143,9 @@ fn strided_and_transposed_packing() {
 #[test]
 fn half_storage_equals_f32_on_rounded_weights() {
     // M = 21: few strips, one K slice, widened in registers where the kernel can (AVX2);
-    // M = 150: row blocks of many strips, several K slices, widened through a buffer.
-    for m in [21, 150] {
-        half_storage_check(m, 45, 300);
+    // M = 150, K = 2300: row blocks of many strips, several K slices, widened through a buffer.
+    for (m, k) in [(21, 300), (150, 2300)] {
+        half_storage_check(m, 45, k);
     }
 }
 

@@ -87,7 +87,7 @@ impl Bf16Kernel {
 
     /// Cache blocking: the `MR × KC` strip of `A` holds 2 bytes per value.
     pub fn blocking(&self) -> Blocking {
-        Blocking::derive_for(self.mr, 2, CacheSizes::get())
+        Blocking::derive_l1_strip(self.mr, 2, CacheSizes::get())
     }
 }
 
@@ -227,7 +227,7 @@ pub(crate) fn gemm(
     let blocking = kernel.blocking();
     let strips = pack_a(kernel, a, lda, m, k, threads > 1 && m > blocking.mc);
     let out = OutputTiles { c: SyncPtr(c.as_mut_ptr().cast()), ldc, n, tile: (mr, nr), bias: &w.bias, post };
-    for_each_task(m, blocking.mc, n.div_ceil(nr), threads, |rows, panels| {
+    for_each_task(m, mr, blocking.mc, n.div_ceil(nr), threads, |rows, panels| {
         let few_strips = rows.len() <= 4 * mr;
         let kc_max = if few_strips { 2 * pairs.max(1) } else { k_slice(blocking, k) };
         let k_slices = k.div_ceil(kc_max).max(1);

@@ -356,21 +356,29 @@ pub struct Blocking {
 }
 
 impl Blocking {
-    /// - `KC`: the `MR × KC` strip of `A`, which every panel of a task reuses from L1, takes
-    ///   at most 3/8 of L1D (a power of two, 64..=1024). With 32 KiB: 256 for the AVX-512
-    ///   12-row tile, 512 for the AVX2 6-row tile. On Zen 4 (one thread, alternating runs)
-    ///   AVX-512 ran 3–5% faster at 256 than at 128 (the `KC × NR` panel slice filling L1D
-    ///   was not the limit: panels stream from L2), and AVX2 alike at 256 and 512.
-    /// - `MC`: the `MC × KC` block of `A` within half of L2, as 4..=16 whole strips. On
-    ///   Zen 4, 8 AVX2 strips (48 rows) ran up to 20% slower at M = 512 than 16; 16 and 32
-    ///   AVX-512 strips alike.
-    pub fn derive(mr: usize, caches: CacheSizes) -> Blocking {
-        Blocking::derive_for(mr, 4, caches)
+    /// The f32 tile's blocking (strip-outer order: a task's panel slices come from L2 for
+    /// each of its strips; the strip streams through L1 once per panel):
+    /// - `KC`: the deepest power of two up to 1024 at which one tile's operands for a slice,
+    ///   the `MR × KC` strip and the `KC × NR` panel slice, take at most a quarter of L2,
+    ///   leaving the rest for the task's other panel slices. 1024 for both x86 tiles with
+    ///   1 MiB of L2. Each slice costs every tile a `C` round trip and its set-up, so deeper is
+    ///   better while the panels stay in L2: on Zen 4 (two threads, 5–7 alternated rounds of
+    ///   `gemm-isa`'s shapes at `M` ≥ 128) AVX-512 ran 3–10% faster at 1024 than at 256 on
+    ///   the `K` ≥ 768 shapes, its worst shape 70% → 77% of the FMA peak; AVX2 1024 ≥ 512.
+    /// - `MC`: 16 strips. The block is not meant to stay cached: each strip is read once per
+    ///   slice per task. On Zen 4, 8 AVX2 strips (48 rows) ran up to 20% slower at `M` = 512
+    ///   than 16, and 32 alike; 10 AVX-512 strips 5–12% slower at `M` = 128 (two uneven
+    ///   blocks instead of one).
+    pub fn derive(mr: usize, nr: usize, caches: CacheSizes) -> Blocking {
+        let kc = caches.l2 / 4 / ((mr + nr) * 4);
+        Blocking { kc: (1usize << kc.max(1).ilog2()).clamp(64, 1024), mc: 16 * mr }
     }
 
-    /// [`Blocking::derive`] for a strip of `A` holding `a_bytes` per value (2 for bf16:
-    /// with 32 KiB of L1D, `KC` 512 for a 12-row tile).
-    pub fn derive_for(mr: usize, a_bytes: usize, caches: CacheSizes) -> Blocking {
+    /// The bf16-dot tile's blocking, where the `MR × KC` strip of `A` (`a_bytes` per value)
+    /// stays in L1 across a task's panels: `KC` the power of two (64..=1024) at which the
+    /// strip takes at most 3/8 of L1D (512 for a 12-row tile with 32 KiB), and `MC` the
+    /// `MC × KC` block within half of L2, as 4..=16 whole strips.
+    pub fn derive_l1_strip(mr: usize, a_bytes: usize, caches: CacheSizes) -> Blocking {
         let strip_kc = caches.l1d * 3 / 8 / (mr * a_bytes);
         let kc = (1usize << strip_kc.max(1).ilog2()).clamp(64, 1024);
         let strips = (caches.l2 / 2 / (mr * kc * a_bytes)).clamp(4, 16);
@@ -392,24 +400,37 @@ impl Blocking {
 /// Below this many multiply-adds a GEMM runs on the calling thread.
 const PARALLEL_MIN_MACS: usize = 1 << 17;
 
-/// Packs all of `A` into `MR`-row strips, `strip[k][r]` (rows past `m` are zero), so a
-/// micro-kernel reads one contiguous stream: strip `s`, depth `k0` starts at
-/// `(s·K + k0)·MR`. Done once per call and shared by every task.
+/// Packs all of `A` into `MR`-row strips, `strip[k][r]`, so a micro-kernel reads one
+/// contiguous stream: strip `s` starts at `s·MR·K` and holds its `rows` real rows (`MR`, or
+/// fewer in the last strip) side by side, depth `k0` at `k0·rows` into it. No padding rows:
+/// at `M` = 1 the copy is `K` floats, not `MR·K`. Done once per call and shared by every
+/// task.
+///
+/// Each strip is written in 64-deep chunks (3 KiB at `MR` 12, in L1 while its rows are
+/// scattered into it), row by row, so the reads of `A` are contiguous; every element is
+/// written once, with no zero-fill pass first.
 fn pack_a(a: &[f32], lda: usize, m: usize, k: usize, mr: usize, parallel: bool) -> Vec<f32> {
-    let mut out = vec![0.0; m.div_ceil(mr) * k * mr];
-    let pack = |(s, strip): (usize, &mut [f32])| {
-        let rows = mr.min(m - s * mr);
-        for (c, col) in strip.chunks_exact_mut(mr).enumerate() {
-            for (r, v) in col.iter_mut().enumerate().take(rows) {
-                *v = a[(s * mr + r) * lda + c];
+    const CHUNK: usize = 64;
+    let mut out = Vec::with_capacity(m * k);
+    let pack = |(s, strip): (usize, &mut [MaybeUninit<f32>])| {
+        let rows = strip.len() / k;
+        for c0 in (0..k).step_by(CHUNK) {
+            let cols = CHUNK.min(k - c0);
+            let chunk = &mut strip[c0 * rows..(c0 + cols) * rows];
+            for r in 0..rows {
+                let src = &a[(s * mr + r) * lda + c0..][..cols];
+                chunk.iter_mut().skip(r).step_by(rows).zip(src).for_each(|(d, &v)| _ = d.write(v));
             }
         }
     };
+    let slots = &mut out.spare_capacity_mut()[..m * k];
     if parallel {
-        out.par_chunks_mut(k * mr).enumerate().for_each(pack);
+        slots.par_chunks_mut(mr * k).enumerate().for_each(pack);
     } else {
-        out.chunks_mut(k * mr).enumerate().for_each(pack);
+        slots.chunks_mut(mr * k).enumerate().for_each(pack);
     }
+    // SAFETY: `pack` wrote every element of every strip, and the strips tile `m·k`.
+    unsafe { out.set_len(m * k) };
     out
 }
 
@@ -439,13 +460,16 @@ pub(crate) fn gemm(
     };
     let (mr, nr) = (mk.mr, mk.nr);
     let out = OutputTiles { c: SyncPtr(c.as_mut_ptr().cast()), ldc, n, tile: (mr, nr), bias: &w.bias, post };
-    let blocking = Blocking::derive(mr, CacheSizes::get());
+    let blocking = Blocking::derive(mr, nr, CacheSizes::get());
     // Rows whose stride is a multiple of 4 KiB alias in L1 when read side by side: pack
     // those; read the others in place.
-    let packed =
-        if lda.is_multiple_of(1024) { pack_a(a, lda, m, k, mr, threads > 1 && m > blocking.mc) } else { Vec::new() };
+    let packed = if k > 0 && lda.is_multiple_of(1024) {
+        pack_a(a, lda, m, k, mr, threads > 1 && m > blocking.mc)
+    } else {
+        Vec::new()
+    };
     let (row_bytes, last_panel) = (w.panel_row_bytes(), n.div_ceil(nr) - 1);
-    for_each_task(m, blocking.mc, n.div_ceil(nr), threads, |rows, panels| {
+    for_each_task(m, mr, blocking.mc, n.div_ceil(nr), threads, |rows, panels| {
         let mut converted = Vec::new();
         // Few strips reuse a panel slice too little for K blocking to pay; one slice keeps
         // each panel a single sequential stream. (Results do not depend on the slicing:
@@ -460,7 +484,10 @@ pub(crate) fn gemm(
             let tile_at = |p: usize, i: usize, b: PanelPtr, (prefetch, prefetch_step): (*const u8, usize)| {
                 let (a, row_stride, k_stride) = match packed.is_empty() {
                     true => (a[i * lda + k0..].as_ptr(), lda, 1),
-                    false => (packed[((i / mr) * k + k0) * mr..].as_ptr(), 1, mr),
+                    false => {
+                        let rows = mr.min(m - i);
+                        (packed[i * k + k0 * rows..].as_ptr(), 1, rows)
+                    }
                 };
                 let tile = Tile {
                     k: kc,

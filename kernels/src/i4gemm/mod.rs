@@ -378,7 +378,7 @@ pub(crate) fn gemm(
     let (mr, nr, groups) = (ik.mr, w.nr, k.div_ceil(w.group));
     let (quads, kp) = (groups * w.group / 4, groups * w.group);
     let cp = SyncPtr(c.as_mut_ptr().cast::<f32>());
-    for_each_task(m, MC, n.div_ceil(nr), threads, |rows, panels| {
+    for_each_task(m, mr, MC, n.div_ceil(nr), threads, |rows, panels| {
         for i in rows.clone().step_by(mr) {
             let s = i / mr;
             for p in panels.clone() {

@@ -343,7 +343,7 @@ pub(crate) fn gemm(
     let (strips, row_scales) = quantize_pack_a(kern, a, lda, m, k, act, threads > 1);
     let (mr, nr, groups_k) = (ik.mr, w.nr, k.div_ceil(4));
     let cp = SyncPtr(c.as_mut_ptr().cast::<f32>());
-    for_each_task(m, MC, n.div_ceil(nr), threads, |rows, panels| {
+    for_each_task(m, mr, MC, n.div_ceil(nr), threads, |rows, panels| {
         // Strip-outer: a task's activation strip (up to 18 KiB of i16 at K = 1536) stays in
         // L1 across its panels, which come from L2 (at e5-small's shapes a task's panels
         // fit). Panel-outer kept a panel in L1 instead, but then the whole i16 block of `MC`
