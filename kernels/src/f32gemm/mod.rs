@@ -362,9 +362,10 @@ impl Blocking {
     ///   the `MR × KC` strip and the `KC × NR` panel slice, take at most a quarter of L2,
     ///   leaving the rest for the task's other panel slices. 1024 for both x86 tiles with
     ///   1 MiB of L2. Each slice costs every tile a `C` round trip and its set-up, so deeper is
-    ///   better while the panels stay in L2: on Zen 4 (two threads, 5–7 alternated rounds of
-    ///   `gemm-isa`'s shapes at `M` ≥ 128) AVX-512 ran 3–10% faster at 1024 than at 256 on
-    ///   the `K` ≥ 768 shapes, its worst shape 70% → 77% of the FMA peak; AVX2 1024 ≥ 512.
+    ///   better while the panels stay in L2: on Zen 4 (two threads, 7 alternated rounds of
+    ///   the `gemm-report` shapes at `M` ≥ 128) AVX-512 at 1024 gained 2–6 points of the FMA
+    ///   peak over 256 on 13 of the 14 `K` ≥ 768 shapes (one lost 1); AVX2 at 1024 within 1%
+    ///   of 512 or up to 7% faster.
     /// - `MC`: 16 strips. The block is not meant to stay cached: each strip is read once per
     ///   slice per task. On Zen 4, 8 AVX2 strips (48 rows) ran up to 20% slower at `M` = 512
     ///   than 16, and 32 alike; 10 AVX-512 strips 5–12% slower at `M` = 128 (two uneven
