@@ -1,25 +1,23 @@
-//! Data-cache sizes of this CPU, read once, from which the GEMM blocking is derived.
+//! The L2 size of this CPU, read once, from which the GEMM blocking is derived.
 //!
 //! Linux reports each level in `/sys/devices/system/cpu/cpu0/cache/index*/{level,type,size}`
 //! (on x86 the kernel fills it from CPUID leaf 4 / 0x8000_001D; on aarch64 from the
 //! device tree or ACPI PPTT). Where it reports nothing — other systems, containers that
-//! hide sysfs, some arm boards — the fallback is a common modern core: 32 KiB L1D,
-//! 512 KiB L2. Sizes change only the blocking, never a result (see the determinism
+//! hide sysfs, some arm boards — the fallback is a common modern core's 512 KiB. Sizes change only the blocking, never a result (see the determinism
 //! contract in `f32gemm`), so a wrong guess costs speed, not correctness.
 
 use std::sync::OnceLock;
 
-/// Per-core data-cache capacities in bytes.
+/// Per-core cache capacities in bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CacheSizes {
-    pub l1d: usize,
     pub l2: usize,
-    /// Whether the sizes were read from the system (else they are the fallback).
+    /// Whether the size was read from the system (else it is the fallback).
     pub detected: bool,
 }
 
 impl CacheSizes {
-    pub const FALLBACK: CacheSizes = CacheSizes { l1d: 32 << 10, l2: 512 << 10, detected: false };
+    pub const FALLBACK: CacheSizes = CacheSizes { l2: 512 << 10, detected: false };
 
     /// This CPU's sizes, read once.
     pub fn get() -> CacheSizes {
@@ -28,26 +26,19 @@ impl CacheSizes {
     }
 }
 
-/// L1 data and L2 sizes of cpu0 from sysfs; `None` unless both are there and plausible.
+/// The L2 size of cpu0 from sysfs; `None` unless it is there and plausible.
 fn read_sysfs() -> Option<CacheSizes> {
-    let (mut l1d, mut l2) = (None, None);
+    let mut l2 = None;
     for entry in std::fs::read_dir("/sys/devices/system/cpu/cpu0/cache").ok()?.flatten() {
         let read = |name: &str| std::fs::read_to_string(entry.path().join(name)).ok();
         let (Some(level), Some(kind), Some(size)) = (read("level"), read("type"), read("size")) else { continue };
         let Some(bytes) = parse_size(&size) else { continue };
-        match (level.trim(), kind.trim()) {
-            ("1", "Data") => l1d = Some(bytes),
-            ("2", "Unified" | "Data") => l2 = Some(bytes),
-            _ => {}
+        if let ("2", "Unified" | "Data") = (level.trim(), kind.trim()) {
+            l2 = Some(bytes);
         }
     }
-    // Sizes outside these bounds are a misreport (a hypervisor's placeholder): fall back.
-    let plausible = |b: usize, lo: usize, hi: usize| (lo..=hi).contains(&b).then_some(b);
-    Some(CacheSizes {
-        l1d: plausible(l1d?, 8 << 10, 1 << 20)?,
-        l2: plausible(l2?, 64 << 10, 64 << 20)?,
-        detected: true,
-    })
+    // A size outside these bounds is a misreport (a hypervisor's placeholder): fall back.
+    Some(CacheSizes { l2: l2.filter(|b| (64 << 10..=64 << 20).contains(b))?, detected: true })
 }
 
 /// `"32K"`, `"1024K"`, `"2M"` or a plain byte count.
@@ -79,6 +70,6 @@ mod tests {
     #[test]
     fn detected_sizes_are_plausible() {
         let c = CacheSizes::get();
-        assert!(c.l1d >= 8 << 10 && c.l2 >= 64 << 10, "{c:?}");
+        assert!(c.l2 >= 64 << 10, "{c:?}");
     }
 }

@@ -139,15 +139,14 @@ impl Kernels {
             "requested by the caller".to_string()
         };
         let caches = CacheSizes::get();
-        let b = Blocking::derive(self.f32_gemm.mr, self.f32_gemm.nr, caches);
+        let b = Blocking::derive(self.f32_gemm.mr, self.f32_gemm.nr, 4, caches);
         format!(
-            "{} ({how}); f32 {}x{} tile, KC {} MC {} from L1D {} KiB / L2 {} KiB{}; int8 {}; {}",
+            "{} ({how}); f32 {}x{} tile, KC {} MC {} from L2 {} KiB{}; int8 {}; {}",
             self.isa,
             self.f32_gemm.mr,
             self.f32_gemm.nr,
             b.kc,
             b.mc,
-            caches.l1d >> 10,
             caches.l2 >> 10,
             if caches.detected { "" } else { " (not reported: assumed)" },
             self.i8_gemm.name,

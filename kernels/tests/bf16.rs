@@ -183,7 +183,8 @@ proptest! {
     }
 
     /// Any subset of rows, computed alone, is bit-identical to the same rows in the full
-    /// batch: large batches take even `K` slices and strip-outer order, small ones neither.
+    /// batch: large batches take strip-outer order, small ones panel-outer (`K` slices:
+    /// `sliced_rows_do_not_depend_on_batch_mates`).
     #[test]
     fn rows_do_not_depend_on_batch_mates(m in 2usize..160, n in 1usize..70, k in 1usize..1100, start in 0usize..59, seed in any::<u64>()) {
         let w = rand_vec(seed + 1, n * k, 1.0);
@@ -198,9 +199,26 @@ proptest! {
 
 #[test]
 fn shapes_of_real_models() {
-    // e5-small's maps at a query-sized and a batch-sized M (K = 1536: three `K` slices).
-    for (m, n, k) in [(17, 384, 384), (17, 1536, 384), (130, 384, 1536), (3, 1152, 384), (61, 33, 1001)] {
+    // e5-small's maps at a query-sized and a batch-sized M, and an odd K = 2601 at M > 4
+    // strips: several `K` slices of whole pairs, partial sums round-tripping through `C`.
+    for (m, n, k) in [(17, 384, 384), (17, 1536, 384), (130, 384, 1536), (3, 1152, 384), (61, 33, 1001), (70, 40, 2601)]
+    {
         check_gemm(m, n, k, (m % 4) as u8, m as u64);
+    }
+}
+
+#[test]
+fn sliced_rows_do_not_depend_on_batch_mates() {
+    // 120 rows take several `K` slices at K = 2300; 10 of them computed alone take one.
+    let (m, n, k) = (120, 40, 2300);
+    let w = rand_vec(5, n * k, 1.0);
+    for kern in variants() {
+        let packed = PackedBf16::from_rows(kern, &w, n, k, k, None);
+        for start in [0, 13, 58] {
+            assert_rows_alone_match_batch((m, n, k), start, 9, kern.name, |a, m| {
+                packed.gemm_to_vec(a, m, Post::Gelu(GeluKind::Erf))
+            });
+        }
     }
 }
 

@@ -106,6 +106,26 @@ fn gemm_shapes_of_real_models() {
 }
 
 #[test]
+fn sliced_rows_do_not_depend_on_batch_mates() {
+    // 120 rows take several `K` slices at K = 2300 (and 3072, packed `A`); 10 of them
+    // computed alone take one.
+    for k in [2300, 3072] {
+        let n = 40;
+        let w = rand_vec(5, n * k, 1.0);
+        for kern in tables() {
+            let packed = PackedF32::from_rows(kern, &w, n, k, k, None);
+            for start in [0, 13, 58] {
+                assert_rows_alone_match_batch((120, n, k), start, 9, &kern.isa.to_string(), |a, m| {
+                    let mut c = vec![0.0; m * n];
+                    kern.gemm(a, m, &packed, Post::Gelu(GeluKind::Erf), &mut c);
+                    c
+                });
+            }
+        }
+    }
+}
+
+#[test]
 fn results_do_not_depend_on_thread_count() {
     let (m, n, k) = (203, 389, 301);
     let a = rand_vec(7, m * k, 1.0);

@@ -85,9 +85,9 @@ impl Bf16Kernel {
         unsafe { (self.round)(x, out) }
     }
 
-    /// Cache blocking: the `MR × KC` strip of `A` holds 2 bytes per value.
+    /// Cache blocking: the f32 tile's rule, with 2 bytes per value of `A` and `W`.
     pub fn blocking(&self) -> Blocking {
-        Blocking::derive_l1_strip(self.mr, 2, CacheSizes::get())
+        Blocking::derive(self.mr, self.nr, 2, CacheSizes::get())
     }
 }
 

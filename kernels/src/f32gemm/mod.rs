@@ -356,34 +356,25 @@ pub struct Blocking {
 }
 
 impl Blocking {
-    /// The f32 tile's blocking (strip-outer order: a task's panel slices come from L2 for
-    /// each of its strips; the strip streams through L1 once per panel):
+    /// The blocking of a tile with `a_bytes`-wide operands (4 for f32, 2 for bf16-dot), in
+    /// strip-outer order (a task's panel slices come from L2 for each of its strips; the
+    /// strip streams through L1 once per panel):
     /// - `KC`: the deepest power of two up to 1024 at which one tile's operands for a slice,
     ///   the `MR × KC` strip and the `KC × NR` panel slice, take at most a quarter of L2,
-    ///   leaving the rest for the task's other panel slices. 1024 for both x86 tiles with
-    ///   1 MiB of L2. Each slice costs every tile a `C` round trip and its set-up, so deeper is
-    ///   better while the panels stay in L2: on Zen 4 (two threads, 7 alternated rounds of
-    ///   the `gemm-report` shapes at `M` ≥ 128) AVX-512 at 1024 gained 2–6 points of the FMA
-    ///   peak over 256 on 13 of the 14 `K` ≥ 768 shapes (one lost 1); AVX2 at 1024 within 1%
-    ///   of 512 or up to 7% faster.
+    ///   leaving the rest for the task's other panel slices: 1024 for the x86 f32 and
+    ///   bf16-dot tiles with 1 MiB of L2. Each slice costs every tile a `C` round trip and
+    ///   its set-up, so deeper is better while the panels stay in L2. On Zen 4 (two threads,
+    ///   alternated rounds of the `gemm-report` shapes at `M` ≥ 128): AVX-512 f32 at 1024
+    ///   gained 2–6 points of the FMA peak over 256 on 13 of the 14 `K` ≥ 768 shapes (one
+    ///   lost 1); AVX2 at 1024 within 1% of 512 or up to 7% faster; bf16-dot at 1024 faster
+    ///   than 512 on all 10 `K` ≥ 1024 shapes in one run (0–9%), 8 of 10 in another.
     /// - `MC`: 16 strips. The block is not meant to stay cached: each strip is read once per
     ///   slice per task. On Zen 4, 8 AVX2 strips (48 rows) ran up to 20% slower at `M` = 512
     ///   than 16, and 32 alike; 10 AVX-512 strips 5–12% slower at `M` = 128 (two uneven
     ///   blocks instead of one).
-    pub fn derive(mr: usize, nr: usize, caches: CacheSizes) -> Blocking {
-        let kc = caches.l2 / 4 / ((mr + nr) * 4);
+    pub fn derive(mr: usize, nr: usize, a_bytes: usize, caches: CacheSizes) -> Blocking {
+        let kc = caches.l2 / 4 / ((mr + nr) * a_bytes);
         Blocking { kc: (1usize << kc.max(1).ilog2()).clamp(64, 1024), mc: 16 * mr }
-    }
-
-    /// The bf16-dot tile's blocking, where the `MR × KC` strip of `A` (`a_bytes` per value)
-    /// stays in L1 across a task's panels: `KC` the power of two (64..=1024) at which the
-    /// strip takes at most 3/8 of L1D (512 for a 12-row tile with 32 KiB), and `MC` the
-    /// `MC × KC` block within half of L2, as 4..=16 whole strips.
-    pub fn derive_l1_strip(mr: usize, a_bytes: usize, caches: CacheSizes) -> Blocking {
-        let strip_kc = caches.l1d * 3 / 8 / (mr * a_bytes);
-        let kc = (1usize << strip_kc.max(1).ilog2()).clamp(64, 1024);
-        let strips = (caches.l2 / 2 / (mr * kc * a_bytes)).clamp(4, 16);
-        Blocking { kc, mc: strips * mr }
     }
 
     /// Depth of the `K` slices for a `K`-deep product: one slice up to 1.5·`KC` (an uneven
@@ -461,7 +452,7 @@ pub(crate) fn gemm(
     };
     let (mr, nr) = (mk.mr, mk.nr);
     let out = OutputTiles { c: SyncPtr(c.as_mut_ptr().cast()), ldc, n, tile: (mr, nr), bias: &w.bias, post };
-    let blocking = Blocking::derive(mr, nr, CacheSizes::get());
+    let blocking = Blocking::derive(mr, nr, 4, CacheSizes::get());
     // Rows whose stride is a multiple of 4 KiB alias in L1 when read side by side: pack
     // those; read the others in place.
     let packed = if k > 0 && lda.is_multiple_of(1024) {
