@@ -3,8 +3,9 @@
 //! Linux reports each level in `/sys/devices/system/cpu/cpu0/cache/index*/{level,type,size}`
 //! (on x86 the kernel fills it from CPUID leaf 4 / 0x8000_001D; on aarch64 from the
 //! device tree or ACPI PPTT). Where it reports nothing — other systems, containers that
-//! hide sysfs, some arm boards — the fallback is a common modern core's 512 KiB. Sizes change only the blocking, never a result (see the determinism
-//! contract in `f32gemm`), so a wrong guess costs speed, not correctness.
+//! hide sysfs, some arm boards — the fallback is a common modern core's 512 KiB. The size
+//! changes only the blocking, never a result (see the determinism contract in `f32gemm`),
+//! so a wrong guess costs speed, not correctness.
 
 use std::sync::OnceLock;
 

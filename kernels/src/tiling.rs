@@ -13,10 +13,10 @@ const TASKS_PER_THREAD: usize = 8;
 ///
 /// Blocks are runs of whole `mr`-row strips that differ by at most one strip (512 rows at
 /// `mc` 192, `mr` 12: 168 + 168 + 176, not 192 + 192 + 128), and groups differ by at most
-/// one panel (32 panels in 6 groups: 5 or 6 each, not 6 × 5 + 2), so no task is left running alone at the end for
-/// being larger than the rest. On Zen 4, two threads, `M` = 512: AVX-512's `K` ≥ 768
-/// shapes went from 67–81% to 74–87% of the FMA peak (two runs minutes apart, not an
-/// in-process A/B; `docs/cpu-analysis.md` §14).
+/// one panel (32 panels in 6 groups: 5 or 6 each, not 6 × 5 + 2), so no task is left
+/// running alone at the end for being larger than the rest. On Zen 4, two threads,
+/// `M` = 512: AVX-512's `K` ≥ 768 shapes went from 67–81% to 74–87% of the FMA peak (two
+/// runs minutes apart, not an in-process A/B; `docs/cpu-analysis.md` §14).
 pub(crate) fn for_each_task(
     m: usize,
     mr: usize,
