@@ -37,8 +37,14 @@ pub fn median_secs(seconds: f64, mut f: impl FnMut()) -> f64 {
         f();
         t.push(s.elapsed().as_secs_f64());
     }
-    t.sort_by(|a, b| a.total_cmp(b));
-    t[t.len() / 2]
+    median(&t)
+}
+
+/// Median (the upper one of an even count) of a non-empty sample.
+pub fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    s[s.len() / 2]
 }
 
 /// `C[m, n] = A[m, k] · W[n, k]ᵀ + bias` with the `gemm` crate (bias pre-broadcast into C).

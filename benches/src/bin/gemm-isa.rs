@@ -76,10 +76,3 @@ fn main() {
         worst.join(", ")
     );
 }
-
-/// Median of a non-empty sample.
-fn median(v: &[f64]) -> f64 {
-    let mut s = v.to_vec();
-    s.sort_by(f64::total_cmp);
-    s[s.len() / 2]
-}
