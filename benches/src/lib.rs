@@ -40,6 +40,24 @@ pub fn median_secs(seconds: f64, mut f: impl FnMut()) -> f64 {
     median(&t)
 }
 
+/// Median seconds of each of `fs`, run call by call in turn (`f0, f1, …, f0, f1, …`) for
+/// about `seconds` each (at least 5 calls each): a slow phase of a shared machine, seconds
+/// or milliseconds long, falls on every variant alike, where back-to-back blocks of
+/// `median_secs` let it fall on one.
+pub fn interleaved_median_secs(seconds: f64, fs: &mut [&mut (dyn FnMut() + Send)]) -> Vec<f64> {
+    fs.iter_mut().for_each(|f| f());
+    let start = Instant::now();
+    let mut t = vec![Vec::new(); fs.len()];
+    while t[0].len() < 5 || start.elapsed().as_secs_f64() < seconds * fs.len() as f64 {
+        for (f, t) in fs.iter_mut().zip(&mut t) {
+            let s = Instant::now();
+            f();
+            t.push(s.elapsed().as_secs_f64());
+        }
+    }
+    t.iter().map(|t| median(t)).collect()
+}
+
 /// Median (the upper one of an even count) of a non-empty sample.
 pub fn median(v: &[f64]) -> f64 {
     let mut s = v.to_vec();

@@ -14,12 +14,16 @@ use std::sync::OnceLock;
 /// Every kernel of one ISA. Obtained only through [`Kernels::get`] / [`Kernels::detect`],
 /// which check that the CPU supports the ISA; that check is what makes the safe methods
 /// below sound.
+#[derive(Clone)]
 pub struct Kernels {
     pub isa: Isa,
     pub(crate) f32_gemm: MicroKernel,
     pub(crate) i8_gemm: I8MicroKernel,
     pub(crate) i4_gemm: I4MicroKernel,
     pub(crate) vector: &'static VectorKernels,
+    /// The f32 GEMM blocking, when set by [`Kernels::with_f32_blocking`]; else derived from
+    /// the caches.
+    f32_blocking: Option<Blocking>,
 }
 
 const fn table(
@@ -29,7 +33,7 @@ const fn table(
     i4_gemm: I4MicroKernel,
     vector: &'static VectorKernels,
 ) -> Kernels {
-    Kernels { isa, f32_gemm, i8_gemm, i4_gemm, vector }
+    Kernels { isa, f32_gemm, i8_gemm, i4_gemm, vector, f32_blocking: None }
 }
 
 static SCALAR: Kernels = table(
@@ -139,14 +143,16 @@ impl Kernels {
             "requested by the caller".to_string()
         };
         let caches = CacheSizes::get();
-        let b = Blocking::derive(self.f32_gemm.mr, self.f32_gemm.nr, 4, caches);
+        let b = self.f32_blocking();
+        let from = if self.f32_blocking.is_some() { "set by the caller, not derived from" } else { "from" };
         format!(
-            "{} ({how}); f32 {}x{} tile, KC {} MC {} from L2 {} KiB{}; int8 {}; {}",
+            "{} ({how}); f32 {}x{} tile, KC {} MC {} NC {} {from} L2 {} KiB{}; int8 {}; {}",
             self.isa,
             self.f32_gemm.mr,
             self.f32_gemm.nr,
             b.kc,
             b.mc,
+            b.nc,
             caches.l2 >> 10,
             if caches.detected { "" } else { " (not reported: assumed)" },
             self.i8_gemm.name,
@@ -184,7 +190,7 @@ impl Kernels {
                 let b = k.blocking();
                 let why =
                     if forced { format!("forced by {}", crate::BF16_ENV) } else { "the CPU has AVX512-BF16".into() };
-                format!("bf16 {}-dot {}x{} tile, KC {} MC {} ({why})", k.name, k.mr, k.nr, b.kc, b.mc)
+                format!("bf16 {}-dot {}x{} tile, KC {} MC {} NC {} ({why})", k.name, k.mr, k.nr, b.kc, b.mc, b.nc)
             }
             (Ok(None), true) => format!("bf16 widened to f32 (forced by {})", crate::BF16_ENV),
             (Ok(None), false) => format!("bf16 widened to f32 (no AVX512-BF16 kernel on the {} path)", self.isa),
@@ -200,6 +206,26 @@ impl Kernels {
     /// Tile shape `(MR, NR)` of the f32 micro-kernel.
     pub fn f32_tile(&self) -> (usize, usize) {
         (self.f32_gemm.mr, self.f32_gemm.nr)
+    }
+
+    /// The f32 GEMM's cache blocking: set by [`Kernels::with_f32_blocking`], else derived
+    /// from this tile and the CPU's L2 ([`Blocking::derive`]).
+    pub fn f32_blocking(&self) -> Blocking {
+        let (mr, nr) = self.f32_tile();
+        self.f32_blocking.unwrap_or_else(|| Blocking::derive(mr, nr, 4, CacheSizes::get()))
+    }
+
+    /// This table with the f32 GEMM blocked as `b` instead: for benchmarks that compare
+    /// blockings in one process (`gemm-isa … blocking=`). Results are bit-identical
+    /// whatever the blocking (partial sums round-trip through `C` exactly); only speed
+    /// changes. Packed weights stay valid: they depend on the ISA, not on the blocking.
+    ///
+    /// # Panics
+    /// If `b.kc` or `b.nc` is 0, or `b.mc` is not a positive multiple of the tile height.
+    pub fn with_f32_blocking(&self, b: Blocking) -> Kernels {
+        let mr = self.f32_gemm.mr;
+        assert!(b.kc > 0 && b.nc > 0 && b.mc > 0 && b.mc.is_multiple_of(mr), "blocking {b:?} for a {mr}-row tile");
+        Kernels { f32_blocking: Some(b), ..self.clone() }
     }
 
     /// `C[m, n] = post(A[m, k] · Wᵀ + bias)`, contiguous rows, threaded over the rayon pool.

@@ -4,7 +4,7 @@
 
 mod common;
 use common::*;
-use e5_kernels::{GeluKind, PackedF32, Post};
+use e5_kernels::{Blocking, GeluKind, PackedF32, Post};
 use proptest::prelude::*;
 
 /// f64 `post(A·Wᵀ + b)` and the per-element error scale `Σ|a·w| + |b|`.
@@ -137,6 +137,33 @@ fn results_do_not_depend_on_thread_count() {
             kern.gemm(&a, m, &packed, Post::None, &mut c);
             c
         });
+    }
+}
+
+#[test]
+fn results_do_not_depend_on_the_blocking() {
+    // Shallow and deep `K` slices, one-strip and many-strip blocks, one-panel and unchunked
+    // panel groups: the same bits as the derived blocking, with every epilogue (each is
+    // applied on the last slice only). K = 1024 also takes the packed-`A` path.
+    let (m, n) = (150, 200);
+    for k in [301, 1024] {
+        let a = rand_vec(9, m * k, 1.0);
+        let (w, r) = (rand_vec(10, n * k, 1.0), rand_vec(11, m * n, 1.0));
+        for kern in tables() {
+            let packed = PackedF32::from_rows(kern, &w, n, k, k, Some(&rand_vec(12, n, 1.0)));
+            let mr = kern.f32_tile().0;
+            let blockings = [(64, mr, 1), (100, 2 * mr, 3), (1 << 20, 16 * mr, 1 << 20), (512, 3 * mr, 2)];
+            for post in [Post::None, Post::Gelu(GeluKind::Erf), Post::Residual(&r)] {
+                let mut want = vec![0.0; m * n];
+                kern.gemm(&a, m, &packed, post, &mut want);
+                for (kc, mc, nc) in blockings {
+                    let mut got = vec![f32::NAN; m * n];
+                    kern.with_f32_blocking(Blocking { kc, mc, nc }).gemm(&a, m, &packed, post, &mut got);
+                    let same = got.iter().zip(&want).all(|(x, y)| x.to_bits() == y.to_bits());
+                    assert!(same, "{} K {k} KC {kc} MC {mc} NC {nc} {post:?}", kern.isa);
+                }
+            }
+        }
     }
 }
 

@@ -1,52 +1,97 @@
 //! The packed f32 GEMM on every vector ISA this CPU has, on every `gemm-report` shape,
-//! alternated: each round runs each ISA once per shape (`seconds` each, median call), so a
-//! slow phase of a shared machine hits all of them alike. Per shape: each ISA's median
+//! alternated: each round runs the ISAs call by call in turn for `seconds` each per shape
+//! (median call), so a slow phase of a shared machine hits all of them alike. Per shape: each ISA's median
 //! GFLOP/s over the rounds and its % of the FMA peak, then the dispatched ISA against the
 //! fastest other one (median ratio, and the rounds it won). The check behind "dispatch
 //! never picks a slower f32 path".
 //!
-//! `cargo run --release -p e5-benches --bin gemm-isa -- [threads] [seconds] [M|all] [rounds]`
+//! With `blocking=KCxMCxNC,…` the variants are instead the dispatched ISA at its derived
+//! blocking and at each listed one (`KC` any depth, `MC` a multiple of the tile height, `NC` panels),
+//! alternated alike: the A/B behind the `Blocking::derive` rule, re-runnable on any CPU.
+//!
+//! `cargo run --release -p e5-benches --bin gemm-isa -- [threads] [seconds] [M|all] [rounds] [blocking=KCxMCxNC,…]`
 
 use e5_benches::*;
-use e5_kernels::{Isa, Kernels, PackedF32, Post};
+use e5_kernels::{Blocking, Isa, Kernels, PackedF32, Post};
+
+/// `"256x192x8,1024x192x4"` as blockings.
+fn parse_blockings(list: &str) -> Vec<Blocking> {
+    let parse = |item: &str| {
+        let v: Vec<usize> = item.split('x').map(|s| s.parse().ok()).collect::<Option<_>>()?;
+        let &[kc, mc, nc] = v.as_slice() else { return None };
+        Some(Blocking { kc, mc, nc })
+    };
+    list.split(',').map(|item| parse(item).unwrap_or_else(|| panic!("blocking {item:?}: want KCxMCxNC"))).collect()
+}
 
 fn main() {
     let (threads, secs, filter, pool) = report_args();
     let rounds: usize = std::env::args().nth(4).map_or(5, |s| s.parse().expect("rounds"));
+    let blockings = std::env::args().nth(5).map(|a| match a.strip_prefix("blocking=") {
+        Some(list) => parse_blockings(list),
+        None => panic!("5th argument {a:?}: want blocking=KCxMCxNC,…"),
+    });
     let default = Kernels::detect().unwrap();
-    // Vector ISAs only: the scalar twin is a reference, never a dispatch candidate.
-    let isas: Vec<&Kernels> =
-        Isa::available().into_iter().filter(|&i| i != Isa::Scalar).map(|i| Kernels::get(i).unwrap()).collect();
+    // (label, table), and which one is the default. Vector ISAs only: the scalar twin is a
+    // reference, never a dispatch candidate.
+    let (variants, d): (Vec<(String, Kernels)>, usize) = match &blockings {
+        None => {
+            let isas = Isa::available().into_iter().filter(|&i| i != Isa::Scalar);
+            let v: Vec<_> = isas.map(|i| Kernels::get(i).unwrap()).map(|k| (k.isa.to_string(), k.clone())).collect();
+            let d = v.iter().position(|(_, k)| k.isa == default.isa).unwrap();
+            (v, d)
+        }
+        Some(list) => {
+            let derived = default.f32_blocking();
+            let label = |b: Blocking| format!("KC {} MC {} NC {}", b.kc, b.mc, b.nc);
+            let mut v = vec![(format!("derived {}", label(derived)), default.clone())];
+            v.extend(list.iter().filter(|&&b| b != derived).map(|&b| (label(b), default.with_f32_blocking(b))));
+            (v, 0)
+        }
+    };
     let peak = pool.install(|| default.fma_peak_gflops(threads, 0.5));
-    println!("default {} | threads {threads} | rounds {rounds} | FMA peak {peak:.1} GFLOP/s\n", default.isa);
-    let names: Vec<String> = isas.iter().map(|k| k.isa.to_string()).collect();
+    println!(
+        "default {} | threads {threads} | rounds {rounds} | FMA peak {peak:.1} GFLOP/s\n",
+        default.dispatch_reason()
+    );
+    let names: Vec<String> = variants.iter().map(|(name, _)| name.clone()).collect();
     println!(
         "| M | K | N | {} | default ÷ best other | rounds won |",
         names.join(" GFLOP/s (% peak) | ") + " GFLOP/s (% peak)"
     );
-    println!("|{}", " ---: |".repeat(5 + isas.len()));
-    let (mut worst_big, mut losses) = (vec![f64::MAX; isas.len()], 0);
+    println!("|{}", " ---: |".repeat(5 + variants.len()));
+    let (mut worst_big, mut losses) = (vec![f64::MAX; variants.len()], 0);
     for &(k, n) in &GEMM_KNS {
         let w = rand_vec(1, n * k);
         let bias = rand_vec(2, n);
-        let packed: Vec<PackedF32> =
-            isas.iter().map(|kern| PackedF32::from_rows(kern, &w, n, k, k, Some(&bias))).collect();
+        // One copy of the weights per ISA, shared by that ISA's blockings: separate copies
+        // sit at different addresses and pages, which alone moved identical code by 10%.
+        let mut packed: Vec<PackedF32> = Vec::new();
+        for (_, kern) in &variants {
+            if !packed.iter().any(|p| p.isa() == kern.isa) {
+                packed.push(PackedF32::from_rows(kern, &w, n, k, k, Some(&bias)));
+            }
+        }
+        let weights = |kern: &Kernels| packed.iter().find(|p| p.isa() == kern.isa).unwrap();
         for &m in GEMM_MS.iter().filter(|&&m| filter.is_none_or(|f| f == m)) {
             let a = rand_vec(3, m * k);
-            let mut c = vec![0.0; m * n];
+            let mut outs = vec![vec![0.0; m * n]; variants.len()];
             let flops = 2.0 * (m * n * k) as f64;
             // rates[isa][round], GFLOP/s
-            let mut rates = vec![Vec::with_capacity(rounds); isas.len()];
+            let mut rates = vec![Vec::with_capacity(rounds); variants.len()];
             for _ in 0..rounds {
-                for (i, kern) in isas.iter().enumerate() {
-                    let t = pool.install(|| median_secs(secs, || kern.gemm(&a, m, &packed[i], Post::None, &mut c)));
-                    rates[i].push(flops / t / 1e9);
-                }
+                let mut calls: Vec<_> = variants
+                    .iter()
+                    .zip(&mut outs)
+                    .map(|((_, kern), c)| || kern.gemm(&a, m, weights(kern), Post::None, c))
+                    .collect();
+                let mut fs: Vec<&mut (dyn FnMut() + Send)> = calls.iter_mut().map(|f| f as _).collect();
+                let times = pool.install(|| interleaved_median_secs(secs, &mut fs));
+                rates.iter_mut().zip(times).for_each(|(r, t)| r.push(flops / t / 1e9));
             }
-            let d = isas.iter().position(|kern| kern.isa == default.isa).unwrap();
             let medians: Vec<f64> = rates.iter().map(|r| median(r)).collect();
             let cells: Vec<String> = medians.iter().map(|g| format!("{g:.1} ({:.0}%)", 100.0 * g / peak)).collect();
-            let other = (0..isas.len()).filter(|&i| i != d).max_by(|&x, &y| medians[x].total_cmp(&medians[y]));
+            let other = (0..variants.len()).filter(|&i| i != d).max_by(|&x, &y| medians[x].total_cmp(&medians[y]));
             let (ratio, won) = match other {
                 Some(o) => {
                     let ratios: Vec<f64> = (0..rounds).map(|r| rates[d][r] / rates[o][r]).collect();

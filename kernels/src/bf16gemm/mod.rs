@@ -246,7 +246,9 @@ pub(crate) fn gemm(
             if few_strips {
                 panels.clone().for_each(|p| rows.clone().step_by(mr).for_each(|i| run(p, i)));
             } else {
-                rows.clone().step_by(mr).for_each(|i| panels.clone().for_each(|p| run(p, i)));
+                for chunk in blocking.panel_chunks(panels.clone()) {
+                    rows.clone().step_by(mr).for_each(|i| chunk.clone().for_each(|p| run(p, i)));
+                }
             }
         }
     });

@@ -87,6 +87,7 @@ impl ScalePtr {
 }
 
 /// An ISA's int4 micro-kernel.
+#[derive(Clone)]
 pub struct I4MicroKernel {
     pub name: &'static str,
     pub mr: usize,

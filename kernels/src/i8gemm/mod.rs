@@ -58,6 +58,7 @@ pub struct I8Tile {
 }
 
 /// An ISA's int8 micro-kernel.
+#[derive(Clone)]
 pub struct I8MicroKernel {
     pub name: &'static str,
     pub mr: usize,
