@@ -146,7 +146,7 @@ impl Kernels {
         let b = self.f32_blocking();
         let from = if self.f32_blocking.is_some() { "set by the caller, not derived from" } else { "from" };
         format!(
-            "{} ({how}); f32 {}x{} tile, KC {} MC {} NC {} {from} L2 {} KiB{}; int8 {}; {}",
+            "{} ({how}); f32 {}x{} tile, KC {} MC {} NC {} {from} L2 {} KiB{}, {}; int8 {}; {}",
             self.isa,
             self.f32_gemm.mr,
             self.f32_gemm.nr,
@@ -155,6 +155,11 @@ impl Kernels {
             b.nc,
             caches.l2 >> 10,
             if caches.detected { "" } else { " (not reported: assumed)" },
+            match (b.prefetch, self.f32_blocking.is_some()) {
+                (true, _) => "software prefetch",
+                (false, true) => "no software prefetch",
+                (false, false) => "no software prefetch (AVX-512 on AMD)",
+            },
             self.i8_gemm.name,
             self.bf16_reason(),
         )
@@ -212,7 +217,23 @@ impl Kernels {
     /// from this tile and the CPU's L2 ([`Blocking::derive`]).
     pub fn f32_blocking(&self) -> Blocking {
         let (mr, nr) = self.f32_tile();
-        self.f32_blocking.unwrap_or_else(|| Blocking::derive(mr, nr, 4, CacheSizes::get()))
+        self.f32_blocking.unwrap_or_else(|| Blocking {
+            prefetch: self.f32_prefetch_pays(),
+            ..Blocking::derive(mr, nr, 4, CacheSizes::get())
+        })
+    }
+
+    /// Whether the f32 micro-kernel's software prefetch pays on this CPU: everywhere but
+    /// the AVX-512 tile on AMD. Both ways measured with the variants alternated in one
+    /// process, two threads:
+    /// - Intel Xeon (Emerald Rapids), AVX-512 (`gemm-isa … blocking=`): `M` = 1 1.03–1.34×
+    ///   faster with it, `M` = 8 1.07–1.23×, `M` ≥ 128 0.98–1.12×;
+    /// - AMD Zen 4, AVX-512: no faster at `M` = 1 and 17, and 0–25% slower at `M` = 1
+    ///   (back-to-back runs, before `gemm-isa`: to re-measure there).
+    ///
+    /// The AVX2 tile prefetches on both vendors (its one-line rows, tuned on Zen 3).
+    fn f32_prefetch_pays(&self) -> bool {
+        !(self.isa == Isa::Avx512 && crate::isa::amd_cpu())
     }
 
     /// This table with the f32 GEMM blocked as `b` instead: for benchmarks that compare

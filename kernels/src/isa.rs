@@ -127,3 +127,20 @@ impl Isa {
         }
     }
 }
+
+/// Whether this is an AMD CPU (CPUID vendor `AuthenticAMD`): some driver choices were
+/// measured to differ between AMD's and Intel's cores (see [`crate::Blocking`]). Read
+/// once: in a VM each `CPUID` traps to the hypervisor, microseconds a call.
+pub(crate) fn amd_cpu() -> bool {
+    static AMD: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *AMD.get_or_init(|| {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let v = std::arch::x86_64::__cpuid(0);
+            let name: Vec<u8> = [v.ebx, v.edx, v.ecx].iter().flat_map(|r| r.to_le_bytes()).collect();
+            name == b"AuthenticAMD"
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        false
+    })
+}

@@ -88,6 +88,13 @@ macro_rules! by_rows {
             _ => unreachable!("tile rows {}", $mr),
         }
     };
+    // With two more const parameters and one more argument.
+    (@rows $mr:expr; $t:expr, $f:ident, [$($r:literal),+], $c:expr, $d:expr, $arg:expr) => {
+        match $mr {
+            $($r => $f::<$r, $c, $d>($t, $arg),)+
+            _ => unreachable!("tile rows {}", $mr),
+        }
+    };
     ($t:expr, $f:ident, $rows:tt $(, $c:expr, $arg:expr)?) => {
         by_rows!(@rows $t.mr; $t, $f, $rows $(, $c, $arg)?)
     };

@@ -143,7 +143,7 @@ fn results_do_not_depend_on_thread_count() {
 #[test]
 fn results_do_not_depend_on_the_blocking() {
     // Shallow and deep `K` slices, one-strip and many-strip blocks, one-panel and unchunked
-    // panel groups: the same bits as the derived blocking, with every epilogue (each is
+    // panel groups, with and without software prefetch: the same bits as the derived blocking, with every epilogue (each is
     // applied on the last slice only). K = 1024 also takes the packed-`A` path.
     let (m, n) = (150, 200);
     for k in [301, 1024] {
@@ -152,15 +152,20 @@ fn results_do_not_depend_on_the_blocking() {
         for kern in tables() {
             let packed = PackedF32::from_rows(kern, &w, n, k, k, Some(&rand_vec(12, n, 1.0)));
             let mr = kern.f32_tile().0;
-            let blockings = [(64, mr, 1), (100, 2 * mr, 3), (1 << 20, 16 * mr, 1 << 20), (512, 3 * mr, 2)];
+            let blockings = [
+                (64, mr, 1, true),
+                (100, 2 * mr, 3, false),
+                (1 << 20, 16 * mr, 1 << 20, true),
+                (512, 3 * mr, 2, false),
+            ];
             for post in [Post::None, Post::Gelu(GeluKind::Erf), Post::Residual(&r)] {
                 let mut want = vec![0.0; m * n];
                 kern.gemm(&a, m, &packed, post, &mut want);
-                for (kc, mc, nc) in blockings {
+                for (kc, mc, nc, prefetch) in blockings {
                     let mut got = vec![f32::NAN; m * n];
-                    kern.with_f32_blocking(Blocking { kc, mc, nc }).gemm(&a, m, &packed, post, &mut got);
+                    kern.with_f32_blocking(Blocking { kc, mc, nc, prefetch }).gemm(&a, m, &packed, post, &mut got);
                     let same = got.iter().zip(&want).all(|(x, y)| x.to_bits() == y.to_bits());
-                    assert!(same, "{} K {k} KC {kc} MC {mc} NC {nc} {post:?}", kern.isa);
+                    assert!(same, "{} K {k} KC {kc} MC {mc} NC {nc} prefetch {prefetch} {post:?}", kern.isa);
                 }
             }
         }

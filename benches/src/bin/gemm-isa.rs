@@ -5,23 +5,24 @@
 //! fastest other one (median ratio, and the rounds it won). The check behind "dispatch
 //! never picks a slower f32 path".
 //!
-//! With `blocking=KCxMCxNC,…` the variants are instead the dispatched ISA at its derived
-//! blocking and at each listed one (`KC` any depth, `MC` a multiple of the tile height, `NC` panels),
+//! With `blocking=KCxMCxNCxPF,…` the variants are instead the dispatched ISA at its derived
+//! blocking and at each listed one (`KC` any depth, `MC` a multiple of the tile height, `NC` panels, `PF` 1 or 0 for
+//! software prefetch on or off),
 //! alternated alike: the A/B behind the `Blocking::derive` rule, re-runnable on any CPU.
 //!
-//! `cargo run --release -p e5-benches --bin gemm-isa -- [threads] [seconds] [M|all] [rounds] [blocking=KCxMCxNC,…]`
+//! `cargo run --release -p e5-benches --bin gemm-isa -- [threads] [seconds] [M|all] [rounds] [blocking=KCxMCxNCxPF,…]`
 
 use e5_benches::*;
 use e5_kernels::{Blocking, Isa, Kernels, PackedF32, Post};
 
-/// `"256x192x8,1024x192x4"` as blockings.
+/// `"256x192x8x1,1024x192x4x0"` as blockings (the last number: software prefetch on or off).
 fn parse_blockings(list: &str) -> Vec<Blocking> {
     let parse = |item: &str| {
         let v: Vec<usize> = item.split('x').map(|s| s.parse().ok()).collect::<Option<_>>()?;
-        let &[kc, mc, nc] = v.as_slice() else { return None };
-        Some(Blocking { kc, mc, nc })
+        let &[kc, mc, nc, pf @ (0 | 1)] = v.as_slice() else { return None };
+        Some(Blocking { kc, mc, nc, prefetch: pf == 1 })
     };
-    list.split(',').map(|item| parse(item).unwrap_or_else(|| panic!("blocking {item:?}: want KCxMCxNC"))).collect()
+    list.split(',').map(|item| parse(item).unwrap_or_else(|| panic!("blocking {item:?}: want KCxMCxNCxPF"))).collect()
 }
 
 fn main() {
@@ -29,7 +30,7 @@ fn main() {
     let rounds: usize = std::env::args().nth(4).map_or(5, |s| s.parse().expect("rounds"));
     let blockings = std::env::args().nth(5).map(|a| match a.strip_prefix("blocking=") {
         Some(list) => parse_blockings(list),
-        None => panic!("5th argument {a:?}: want blocking=KCxMCxNC,…"),
+        None => panic!("5th argument {a:?}: want blocking=KCxMCxNCxPF,…"),
     });
     let default = Kernels::detect().unwrap();
     // (label, table), and which one is the default. Vector ISAs only: the scalar twin is a
@@ -43,7 +44,7 @@ fn main() {
         }
         Some(list) => {
             let derived = default.f32_blocking();
-            let label = |b: Blocking| format!("KC {} MC {} NC {}", b.kc, b.mc, b.nc);
+            let label = |b: Blocking| format!("KC {} MC {} NC {} PF {}", b.kc, b.mc, b.nc, u8::from(b.prefetch));
             let mut v = vec![(format!("derived {}", label(derived)), default.clone())];
             v.extend(list.iter().filter(|&&b| b != derived).map(|&b| (label(b), default.with_f32_blocking(b))));
             (v, 0)

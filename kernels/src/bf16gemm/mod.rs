@@ -85,9 +85,10 @@ impl Bf16Kernel {
         unsafe { (self.round)(x, out) }
     }
 
-    /// Cache blocking: the f32 tile's rule, with 2 bytes per value of `A` and `W`.
+    /// Cache blocking: the f32 tile's rule, with 2 bytes per value of `A` and `W` (and no
+    /// prefetch: this tile has none).
     pub fn blocking(&self) -> Blocking {
-        Blocking::derive(self.mr, self.nr, 2, CacheSizes::get())
+        Blocking { prefetch: false, ..Blocking::derive(self.mr, self.nr, 2, CacheSizes::get()) }
     }
 }
 

@@ -20,10 +20,25 @@ const BF16: u8 = 2;
 /// AVX-512F must be available and `t` must describe in-bounds memory.
 #[target_feature(enable = "avx512f")]
 pub unsafe fn tile(t: &Tile) {
-    match t.b {
-        PanelPtr::F32(b) => by_rows!(@rows t.out.mr; t, rows, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12], F32, b.cast()),
-        PanelPtr::F16(b) => by_rows!(@rows t.out.mr; t, rows, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12], F16, b.cast()),
-        PanelPtr::Bf16(b) => by_rows!(@rows t.out.mr; t, rows, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12], BF16, b.cast()),
+    match (t.b, t.prefetch_step > 0) {
+        (PanelPtr::F32(b), false) => {
+            by_rows!(@rows t.out.mr; t, rows, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12], F32, false, b.cast())
+        }
+        (PanelPtr::F32(b), true) => {
+            by_rows!(@rows t.out.mr; t, rows, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12], F32, true, b.cast())
+        }
+        (PanelPtr::F16(b), false) => {
+            by_rows!(@rows t.out.mr; t, rows, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12], F16, false, b.cast())
+        }
+        (PanelPtr::F16(b), true) => {
+            by_rows!(@rows t.out.mr; t, rows, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12], F16, true, b.cast())
+        }
+        (PanelPtr::Bf16(b), false) => {
+            by_rows!(@rows t.out.mr; t, rows, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12], BF16, false, b.cast())
+        }
+        (PanelPtr::Bf16(b), true) => {
+            by_rows!(@rows t.out.mr; t, rows, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12], BF16, true, b.cast())
+        }
     }
 }
 
@@ -50,16 +65,24 @@ pub(crate) fn masks(n: usize) -> [__mmask16; 2] {
 
 #[inline]
 #[target_feature(enable = "avx512f")]
-unsafe fn rows<const R: usize, const S: u8>(t: &Tile, b: *const u8) {
+unsafe fn rows<const R: usize, const S: u8, const PREFETCH: bool>(t: &Tile, b: *const u8) {
     let k = masks(t.out.nr);
     let mut acc = [[_mm512_setzero_ps(); 2]; R];
     unrolled!(R, |r| { acc[r] = start_row(&t.out, r, k) });
     let size = if S == F32 { 4 } else { 2 };
-    // No software prefetch (`t.prefetch` unused): touching both lines of each 128-byte
-    // panel row per `k` step measured no faster at M = 1 and M = 17 on Zen 4 (two threads,
-    // 3 quiet alternating runs of `gemm-report`; 0–25% slower at M = 1).
-    let (mut a, mut b) = (t.a, b);
+    // Software prefetch when the driver asks for it (`Blocking::prefetch`): per `k` step,
+    // the two halves of the `prefetch_step` bytes, so both lines of a 128-byte f32 panel
+    // row (32 rows ahead; a half-width row or a strip's share of the next panel is one
+    // line, touched twice). Without it, the loop is the one measured on Zen 4. Separate
+    // instances, not a test in the loop: with the test, codegen stored an accumulator to
+    // the stack every step in the 7- and 8-row instances.
+    let (mut a, mut b, mut pf, step) = (t.a, b, t.prefetch, t.prefetch_step);
     for _ in 0..t.k {
+        if PREFETCH {
+            _mm_prefetch::<_MM_HINT_T0>(pf.cast());
+            _mm_prefetch::<_MM_HINT_T0>(pf.wrapping_add(step / 2).cast());
+            pf = pf.wrapping_add(step);
+        }
         let w0 = load16::<S>(b, 0);
         let w1 = load16::<S>(b, 16);
         unrolled!(R, |r| {

@@ -142,8 +142,10 @@ pub struct Tile {
     /// One packed panel slice: `k` steps of `NR` values.
     pub b: PanelPtr,
     pub out: TileOut,
-    /// Software prefetch (kernels that use it): touch `prefetch + i·prefetch_step` at step
-    /// `i`. Any address: prefetches never fault.
+    /// Software prefetch: at step `i`, touch the cache lines of the `prefetch_step` bytes
+    /// at `prefetch + i·prefetch_step`; none for a step of 0 (AVX2 touches the first line
+    /// only, whatever the step: null, a no-op, when there is none). Any address:
+    /// prefetches never fault.
     pub prefetch: *const u8,
     pub prefetch_step: usize,
 }
@@ -359,6 +361,9 @@ pub struct Blocking {
     /// Panels per chunk: a task runs its strips over one chunk of its panels at a time, so
     /// that the chunk's `KC`-deep slices stay in L2 while every strip passes over them.
     pub nc: usize,
+    /// Whether the f32 micro-kernel prefetches panel rows ahead of its loads (see
+    /// [`Tile::prefetch`]). The bf16-dot tile never prefetches.
+    pub prefetch: bool,
 }
 
 impl Blocking {
@@ -388,7 +393,7 @@ impl Blocking {
     pub fn derive(mr: usize, nr: usize, a_bytes: usize, caches: CacheSizes) -> Blocking {
         let kc = caches.l2 / 4 / ((mr + nr) * a_bytes);
         let kc = (1usize << kc.max(1).ilog2()).clamp(64, 1024);
-        Blocking { kc, mc: 16 * mr, nc: (caches.l2 / 2 / (kc * nr * a_bytes)).max(1) }
+        Blocking { kc, mc: 16 * mr, nc: (caches.l2 / 2 / (kc * nr * a_bytes)).max(1), prefetch: true }
     }
 
     /// `panels` in chunks of at most `NC`, in order.
@@ -513,9 +518,12 @@ pub(crate) fn gemm(
                 // SAFETY: the table exists only for a supported ISA; the tile is in bounds.
                 unsafe { (mk.run)(&tile) };
             };
-            // Where each tile's kernel prefetches (one touch per `k` step): by default 32
-            // panel rows ahead in its own stream (8 measured ~5% slower at batch 1).
-            let ahead = |p: usize| (w.panel_addr(p, k0).wrapping_add(32 * row_bytes), row_bytes);
+            // Where each tile's kernel prefetches (one panel row's lines per `k` step): by
+            // default 32 panel rows ahead in its own stream (8 measured ~5% slower at batch 1).
+            let ahead = |p: usize| match blocking.prefetch {
+                true => (w.panel_addr(p, k0).wrapping_add(32 * row_bytes), row_bytes),
+                false => (std::ptr::null(), 0),
+            };
             let strips = rows.len().div_ceil(mr);
             if few_strips || w.storage() != Storage::F32 && !in_register {
                 // Panel-outer: the strips sharing panel `p` run back to back (a widened copy
@@ -526,8 +534,8 @@ pub(crate) fn gemm(
                 // the default: a whole panel ahead is too far (M = 1 ran at 0.87× the gemm
                 // crate at K = 1536).
                 let step = row_bytes.div_ceil(strips);
-                let share = |p: usize, j: usize| match strips {
-                    1 => ahead(p),
+                let share = |p: usize, j: usize| match (strips, blocking.prefetch) {
+                    (1, _) | (_, false) => ahead(p),
                     _ => (w.panel_addr((p + 1).min(last_panel), k0).wrapping_add(j * step * kc), step),
                 };
                 for p in panels.clone() {
