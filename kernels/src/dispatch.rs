@@ -2,7 +2,7 @@
 
 use crate::bf16gemm::Bf16Kernel;
 use crate::cache::CacheSizes;
-use crate::f32gemm::{self, Blocking, MicroKernel, PackedF32, Post, Storage};
+use crate::f32gemm::{self, Blocking, MicroKernel, PackedF32, Post, Prefetch, Storage};
 use crate::i4gemm::{self, I4MicroKernel, PackedI4};
 use crate::i8gemm::{self, ActQuant, I8MicroKernel, PackedI8};
 use crate::isa::{Isa, IsaError};
@@ -156,9 +156,10 @@ impl Kernels {
             caches.l2 >> 10,
             if caches.detected { "" } else { " (not reported: assumed)" },
             match (b.prefetch, self.f32_blocking.is_some()) {
-                (true, _) => "software prefetch",
-                (false, true) => "no software prefetch",
-                (false, false) => "no software prefetch (AVX-512 on AMD)",
+                (Prefetch::Ahead, _) => "prefetch ahead",
+                (Prefetch::NextPanelShares, _) => "prefetch ahead, next-panel shares at batch 1",
+                (Prefetch::None, true) => "no prefetch",
+                (Prefetch::None, false) => "no prefetch (AVX-512 on AMD)",
             },
             self.i8_gemm.name,
             self.bf16_reason(),
@@ -218,22 +219,30 @@ impl Kernels {
     pub fn f32_blocking(&self) -> Blocking {
         let (mr, nr) = self.f32_tile();
         self.f32_blocking.unwrap_or_else(|| Blocking {
-            prefetch: self.f32_prefetch_pays(),
+            prefetch: self.f32_prefetch(),
             ..Blocking::derive(mr, nr, 4, CacheSizes::get())
         })
     }
 
-    /// Whether the f32 micro-kernel's software prefetch pays on this CPU: everywhere but
-    /// the AVX-512 tile on AMD. Both ways measured with the variants alternated in one
-    /// process, two threads:
-    /// - Intel Xeon (Emerald Rapids), AVX-512 (`gemm-isa … blocking=`): `M` = 1 1.03–1.34×
-    ///   faster with it, `M` = 8 1.07–1.23×, `M` ≥ 128 0.98–1.12×;
-    /// - AMD Zen 4, AVX-512: no faster at `M` = 1 and 17, and 0–25% slower at `M` = 1
-    ///   (back-to-back runs, before `gemm-isa`: to re-measure there).
-    ///
-    /// The AVX2 tile prefetches on both vendors (its one-line rows, tuned on Zen 3).
-    fn f32_prefetch_pays(&self) -> bool {
-        !(self.isa == Isa::Avx512 && crate::isa::amd_cpu())
+    /// The f32 micro-kernel's software prefetch on this CPU, each choice measured with its
+    /// variants alternated in one process, two threads:
+    /// - AVX2: `NextPanelShares`, tuned on Zen 3 (fp32 batch-1 6–11% faster than
+    ///   strip-outer). On the Intel Xeon (Emerald Rapids), `Ahead` instead ran the 48 GEMMs
+    ///   of e5-small at 17 rows 1.07× slower.
+    /// - AVX-512 on Intel and others: `Ahead`, both lines of each 128-byte panel row.
+    ///   Against none (`gemm-isa 2 0.1 all 5 blocking=1024x192x8x0`): 46 of 54 shapes
+    ///   faster, `M` = 1 1.03–1.35×, `M` = 8 1.11–1.32×, `M` ≥ 128 1.03–1.17×. Against
+    ///   `NextPanelShares` on the 48 GEMMs of e5-small (distinct weights, streamed):
+    ///   1.21× faster at 17 rows, 1.06× at 32, 1.02× at 45.
+    /// - AVX-512 on AMD: none. On Zen 4 touching both lines measured no faster at `M` = 1
+    ///   and 17, and 0–25% slower at `M` = 1 (back-to-back runs, before `gemm-isa`: to
+    ///   re-measure there).
+    fn f32_prefetch(&self) -> Prefetch {
+        match self.isa {
+            Isa::Avx512 if crate::isa::amd_cpu() => Prefetch::None,
+            Isa::Avx512 => Prefetch::Ahead,
+            _ => Prefetch::NextPanelShares,
+        }
     }
 
     /// This table with the f32 GEMM blocked as `b` instead: for benchmarks that compare

@@ -4,7 +4,7 @@
 
 mod common;
 use common::*;
-use e5_kernels::{Blocking, GeluKind, PackedF32, Post};
+use e5_kernels::{Blocking, GeluKind, PackedF32, Post, Prefetch};
 use proptest::prelude::*;
 
 /// f64 `post(A·Wᵀ + b)` and the per-element error scale `Σ|a·w| + |b|`.
@@ -153,10 +153,10 @@ fn results_do_not_depend_on_the_blocking() {
             let packed = PackedF32::from_rows(kern, &w, n, k, k, Some(&rand_vec(12, n, 1.0)));
             let mr = kern.f32_tile().0;
             let blockings = [
-                (64, mr, 1, true),
-                (100, 2 * mr, 3, false),
-                (1 << 20, 16 * mr, 1 << 20, true),
-                (512, 3 * mr, 2, false),
+                (64, mr, 1, Prefetch::Ahead),
+                (100, 2 * mr, 3, Prefetch::None),
+                (1 << 20, 16 * mr, 1 << 20, Prefetch::NextPanelShares),
+                (512, 3 * mr, 2, Prefetch::None),
             ];
             for post in [Post::None, Post::Gelu(GeluKind::Erf), Post::Residual(&r)] {
                 let mut want = vec![0.0; m * n];
@@ -165,7 +165,7 @@ fn results_do_not_depend_on_the_blocking() {
                     let mut got = vec![f32::NAN; m * n];
                     kern.with_f32_blocking(Blocking { kc, mc, nc, prefetch }).gemm(&a, m, &packed, post, &mut got);
                     let same = got.iter().zip(&want).all(|(x, y)| x.to_bits() == y.to_bits());
-                    assert!(same, "{} K {k} KC {kc} MC {mc} NC {nc} prefetch {prefetch} {post:?}", kern.isa);
+                    assert!(same, "{} K {k} KC {kc} MC {mc} NC {nc} {prefetch:?} {post:?}", kern.isa);
                 }
             }
         }

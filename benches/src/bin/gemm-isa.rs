@@ -6,21 +6,23 @@
 //! never picks a slower f32 path".
 //!
 //! With `blocking=KCxMCxNCxPF,…` the variants are instead the dispatched ISA at its derived
-//! blocking and at each listed one (`KC` any depth, `MC` a multiple of the tile height, `NC` panels, `PF` 1 or 0 for
-//! software prefetch on or off),
+//! blocking and at each listed one (`KC` any depth, `MC` a multiple of the tile height, `NC` panels, `PF` 0, 1 or 2 for
+//! no prefetch, ahead, or next-panel shares),
 //! alternated alike: the A/B behind the `Blocking::derive` rule, re-runnable on any CPU.
 //!
 //! `cargo run --release -p e5-benches --bin gemm-isa -- [threads] [seconds] [M|all] [rounds] [blocking=KCxMCxNCxPF,…]`
 
 use e5_benches::*;
-use e5_kernels::{Blocking, Isa, Kernels, PackedF32, Post};
+use e5_kernels::{Blocking, Isa, Kernels, PackedF32, Post, Prefetch};
 
-/// `"256x192x8x1,1024x192x4x0"` as blockings (the last number: software prefetch on or off).
+/// `"256x192x8x1,1024x192x4x0"` as blockings (the last number: `Prefetch` 0 none, 1 ahead,
+/// 2 next-panel shares).
 fn parse_blockings(list: &str) -> Vec<Blocking> {
     let parse = |item: &str| {
         let v: Vec<usize> = item.split('x').map(|s| s.parse().ok()).collect::<Option<_>>()?;
-        let &[kc, mc, nc, pf @ (0 | 1)] = v.as_slice() else { return None };
-        Some(Blocking { kc, mc, nc, prefetch: pf == 1 })
+        let &[kc, mc, nc, pf] = v.as_slice() else { return None };
+        let prefetch = [Prefetch::None, Prefetch::Ahead, Prefetch::NextPanelShares].get(pf).copied()?;
+        Some(Blocking { kc, mc, nc, prefetch })
     };
     list.split(',').map(|item| parse(item).unwrap_or_else(|| panic!("blocking {item:?}: want KCxMCxNCxPF"))).collect()
 }
@@ -44,7 +46,7 @@ fn main() {
         }
         Some(list) => {
             let derived = default.f32_blocking();
-            let label = |b: Blocking| format!("KC {} MC {} NC {} PF {}", b.kc, b.mc, b.nc, u8::from(b.prefetch));
+            let label = |b: Blocking| format!("KC {} MC {} NC {} {:?}", b.kc, b.mc, b.nc, b.prefetch);
             let mut v = vec![(format!("derived {}", label(derived)), default.clone())];
             v.extend(list.iter().filter(|&&b| b != derived).map(|&b| (label(b), default.with_f32_blocking(b))));
             (v, 0)

@@ -26,7 +26,7 @@ pub mod scalar;
 pub mod avx512bf16;
 
 use crate::cache::CacheSizes;
-use crate::f32gemm::{Blocking, OutputTiles, Post, TileOut};
+use crate::f32gemm::{Blocking, OutputTiles, Post, Prefetch, TileOut};
 use crate::sync_ptr::SyncPtr;
 use crate::tiling::{for_each_task, gemm_setup};
 use rayon::prelude::*;
@@ -88,7 +88,7 @@ impl Bf16Kernel {
     /// Cache blocking: the f32 tile's rule, with 2 bytes per value of `A` and `W` (and no
     /// prefetch: this tile has none).
     pub fn blocking(&self) -> Blocking {
-        Blocking { prefetch: false, ..Blocking::derive(self.mr, self.nr, 2, CacheSizes::get()) }
+        Blocking { prefetch: Prefetch::None, ..Blocking::derive(self.mr, self.nr, 2, CacheSizes::get()) }
     }
 }
 

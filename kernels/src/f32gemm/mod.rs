@@ -361,9 +361,21 @@ pub struct Blocking {
     /// Panels per chunk: a task runs its strips over one chunk of its panels at a time, so
     /// that the chunk's `KC`-deep slices stay in L2 while every strip passes over them.
     pub nc: usize,
-    /// Whether the f32 micro-kernel prefetches panel rows ahead of its loads (see
-    /// [`Tile::prefetch`]). The bf16-dot tile never prefetches.
-    pub prefetch: bool,
+    /// What the f32 micro-kernel prefetches (see [`Tile::prefetch`]). The bf16-dot tile
+    /// never prefetches.
+    pub prefetch: Prefetch,
+}
+
+/// The f32 micro-kernel's software prefetch, as the driver asks for it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Prefetch {
+    None,
+    /// Every tile touches its own panel 32 rows ahead of its loads.
+    Ahead,
+    /// As `Ahead`, except where a task's few strips run panel-outer (batch 1): there strip
+    /// `j` of `s` touches the `j`-th `1/s` of the next panel, so the panels stream in once,
+    /// spread over all the strips.
+    NextPanelShares,
 }
 
 impl Blocking {
@@ -393,7 +405,12 @@ impl Blocking {
     pub fn derive(mr: usize, nr: usize, a_bytes: usize, caches: CacheSizes) -> Blocking {
         let kc = caches.l2 / 4 / ((mr + nr) * a_bytes);
         let kc = (1usize << kc.max(1).ilog2()).clamp(64, 1024);
-        Blocking { kc, mc: 16 * mr, nc: (caches.l2 / 2 / (kc * nr * a_bytes)).max(1), prefetch: true }
+        Blocking {
+            kc,
+            mc: 16 * mr,
+            nc: (caches.l2 / 2 / (kc * nr * a_bytes)).max(1),
+            prefetch: Prefetch::NextPanelShares,
+        }
     }
 
     /// `panels` in chunks of at most `NC`, in order.
@@ -521,22 +538,24 @@ pub(crate) fn gemm(
             // Where each tile's kernel prefetches (one panel row's lines per `k` step): by
             // default 32 panel rows ahead in its own stream (8 measured ~5% slower at batch 1).
             let ahead = |p: usize| match blocking.prefetch {
-                true => (w.panel_addr(p, k0).wrapping_add(32 * row_bytes), row_bytes),
-                false => (std::ptr::null(), 0),
+                Prefetch::None => (std::ptr::null(), 0),
+                _ => (w.panel_addr(p, k0).wrapping_add(32 * row_bytes), row_bytes),
             };
             let strips = rows.len().div_ceil(mr);
             if few_strips || w.storage() != Storage::F32 && !in_register {
                 // Panel-outer: the strips sharing panel `p` run back to back (a widened copy
-                // is made once), and strip `j` prefetches its share of panel `p + 1`. At
-                // batch 1 the weights stream from DRAM, and this overlaps that stream with
-                // every strip's arithmetic instead of the first one's only: fp32 batch-1
-                // latency 6–11% lower than strip-outer (in-process A/B). A lone strip keeps
-                // the default: a whole panel ahead is too far (M = 1 ran at 0.87× the gemm
-                // crate at K = 1536).
+                // is made once). At batch 1 the weights stream from DRAM or L3, and this
+                // overlaps that stream with every strip's arithmetic instead of the first
+                // one's only: fp32 batch-1 latency 6–11% lower than strip-outer (in-process
+                // A/B). With `NextPanelShares` strip `j` prefetches its share of panel
+                // `p + 1` (a lone strip keeps `Ahead`: a whole panel ahead is too far, M = 1
+                // ran at 0.87× the gemm crate at K = 1536).
                 let step = row_bytes.div_ceil(strips);
                 let share = |p: usize, j: usize| match (strips, blocking.prefetch) {
-                    (1, _) | (_, false) => ahead(p),
-                    _ => (w.panel_addr((p + 1).min(last_panel), k0).wrapping_add(j * step * kc), step),
+                    (2.., Prefetch::NextPanelShares) => {
+                        (w.panel_addr((p + 1).min(last_panel), k0).wrapping_add(j * step * kc), step)
+                    }
+                    _ => ahead(p),
                 };
                 for p in panels.clone() {
                     let b = w.panel(kern, p, k0, kc, in_register, &mut converted);
