@@ -71,6 +71,7 @@ fn main() {
         bias: scales.as_ptr(),
         colsum: colsum.as_ptr(),
         post: TilePost::None,
+        prefetch: 0,
     };
 
     let (f32_macs, i8_macs) = (fk.mr * fk.nr * k, ik.mr * ik.nr * k);

@@ -14,15 +14,26 @@ pub const KERNEL: I8MicroKernel =
 /// AVX-512F/BW and AVX512-VNNI must be available and `t` must describe in-bounds memory.
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
 pub unsafe fn tile(t: &I8Tile) {
-    by_rows!(t, rows, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12])
+    // A prefetching instance and a plain one, as in the f32 tile (no test in the loop).
+    if t.prefetch == 0 {
+        by_rows!(t, rows, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12], false, 0)
+    } else {
+        by_rows!(t, rows, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12], true, t.prefetch)
+    }
 }
 
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-unsafe fn rows<const R: usize>(t: &I8Tile) {
+unsafe fn rows<const R: usize, const PREFETCH: bool>(t: &I8Tile, ahead: usize) {
     let mut acc = [[_mm512_setzero_si512(); 2]; R];
     let (mut a, mut b) = (t.a, t.b);
     for _ in 0..t.groups {
+        if PREFETCH {
+            // Both lines of the group `ahead` bytes on (past the panel's end: the next
+            // panel's; prefetches never fault).
+            _mm_prefetch::<_MM_HINT_T0>(b.wrapping_add(ahead).cast());
+            _mm_prefetch::<_MM_HINT_T0>(b.wrapping_add(ahead + 64).cast());
+        }
         let w0 = _mm512_loadu_si512(b.cast());
         let w1 = _mm512_loadu_si512(b.add(64).cast());
         unrolled!(R, |r| {

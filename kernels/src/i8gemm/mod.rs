@@ -55,6 +55,10 @@ pub struct I8Tile {
     pub bias: *const f32,
     pub colsum: *const i32,
     pub post: TilePost,
+    /// Software prefetch distance: at each group, the AVX-512 VNNI tile touches the two
+    /// lines `prefetch` bytes past its panel loads; 0 for none. The AVX2-class tiles keep
+    /// their own fixed distance.
+    pub prefetch: usize,
 }
 
 /// An ISA's int8 micro-kernel.
@@ -334,7 +338,7 @@ pub(crate) fn gemm(
     ldc: usize,
     parallel: bool,
 ) {
-    let ik = &kern.i8_gemm;
+    let (ik, prefetch) = (&kern.i8_gemm, kern.i8_prefetch());
     assert_eq!(w.kernel, ik.name, "int8 weights packed for {} used with {}", w.kernel, ik.name);
     let (n, k) = (w.n, w.k);
     let Some((post, threads)) = gemm_setup(a.len(), lda, m, k, c.len(), ldc, n, post, parallel, PARALLEL_MIN_MACS)
@@ -367,6 +371,7 @@ pub(crate) fn gemm(
                     bias: w.bias[p * nr..].as_ptr(),
                     colsum: w.colsum[p * nr..].as_ptr(),
                     post: post.at(i, p * nr),
+                    prefetch,
                 };
                 // SAFETY: the table exists only for a supported ISA; the tile is in bounds.
                 unsafe { (ik.run)(&tile) };
