@@ -235,8 +235,9 @@ impl Kernels {
     ///   `NextPanelShares` on the 48 GEMMs of e5-small (distinct weights, streamed):
     ///   1.21× faster at 17 rows, 1.06× at 32, 1.02× at 45.
     /// - AVX-512 on AMD: none. On Zen 4 touching both lines measured no faster at `M` = 1
-    ///   and 17, and 0–25% slower at `M` = 1 (back-to-back runs, before `gemm-isa`: to
-    ///   re-measure there).
+    ///   and 17, and 0–25% slower at `M` = 1 (back-to-back runs); in alternated rounds it
+    ///   took 1 × 1024 × 1024 from 1.06× to 0.94–0.95× AVX2 and cost the `K` = 384 shapes
+    ///   ~10% (`docs/cpu-analysis.md` §14). Not yet re-measured with `stream-gemm`.
     fn f32_prefetch(&self) -> Prefetch {
         match self.isa {
             Isa::Avx512 if crate::isa::amd_cpu() => Prefetch::None,
