@@ -232,8 +232,8 @@ impl Kernels {
     /// - AVX-512 on Intel and others: `Ahead`, both lines of each 128-byte panel row.
     ///   Against none (`gemm-isa 2 0.1 all 5 blocking=1024x192x8x0`): 46 of 54 shapes
     ///   faster, `M` = 1 1.03–1.35×, `M` = 8 1.11–1.32×, `M` ≥ 128 1.03–1.17×. Against
-    ///   `NextPanelShares` on the 48 GEMMs of e5-small (distinct weights, streamed):
-    ///   1.21× faster at 17 rows, 1.06× at 32, 1.02× at 45.
+    ///   `NextPanelShares` on the 48 GEMMs of e5-small (distinct weights, streamed;
+    ///   `stream-gemm`): 1.25× faster at 17 rows, 1.05× at 32.
     /// - AVX-512 on AMD: none. On Zen 4 touching both lines measured no faster at `M` = 1
     ///   and 17, and 0–25% slower at `M` = 1 (back-to-back runs); in alternated rounds it
     ///   took 1 × 1024 × 1024 from 1.06× to 0.94–0.95× AVX2 and cost the `K` = 384 shapes

@@ -402,6 +402,8 @@ impl Blocking {
     ///   `gemm-isa … blocking=`): that shape ran 1.14× and 1.21× faster at `NC` 8 than
     ///   unchunked in two runs, `NC` 4 alike, 16 in between; the other `M` ≥ 128 shapes,
     ///   whose tasks hold ≤ 8 panels, within the ±5% noise.
+    /// - `prefetch`: `NextPanelShares`, which [`crate::Kernels::f32_blocking`] replaces by
+    ///   its per-ISA, per-vendor choice.
     pub fn derive(mr: usize, nr: usize, a_bytes: usize, caches: CacheSizes) -> Blocking {
         let kc = caches.l2 / 4 / ((mr + nr) * a_bytes);
         let kc = (1usize << kc.max(1).ilog2()).clamp(64, 1024);
