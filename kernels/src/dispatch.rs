@@ -169,13 +169,18 @@ impl Kernels {
     /// How `--precision bf16` runs on this table: the bf16-dot kernel, or `None` for the
     /// widening path (bf16 panels widened to f32 for the f32 GEMM). `E5_BF16` (`dot` or
     /// `widen`) forces either, else the dot kernel wherever this table has one (AVX-512 on a
-    /// CPU with AVX512-BF16). Decided once per process and table.
+    /// CPU with AVX512-BF16) and it is the faster path: on AMD. On Zen 4 the dot kernel met
+    /// the fp32 targets (`docs/cpu-analysis.md` §11). On the Intel Xeon (Emerald Rapids),
+    /// `e5 bench --precision bf16`, two threads, 3 rounds alternated: widening ran every
+    /// column faster (batch 1 4.8–5.4 against 7.9–8.8 ms, queries 210–247 against 168–188/s,
+    /// passages 6.4–7.5 against 5.3–6.1/s), and it keeps activations in f32. Decided once
+    /// per process and table.
     pub fn bf16_dot(&self) -> Result<Option<&'static Bf16Kernel>, IsaError> {
         let own = self.bf16_dot_kernel();
         match bf16_env()? {
             Some(Bf16Path::Widen) => Ok(None),
             Some(Bf16Path::Dot) => own.map(Some).ok_or(IsaError::Bf16DotUnsupported(self.isa)),
-            None => Ok(own),
+            None => Ok(own.filter(|_| crate::isa::amd_cpu())),
         }
     }
 
@@ -199,6 +204,9 @@ impl Kernels {
                 format!("bf16 {}-dot {}x{} tile, KC {} MC {} NC {} ({why})", k.name, k.mr, k.nr, b.kc, b.mc, b.nc)
             }
             (Ok(None), true) => format!("bf16 widened to f32 (forced by {})", crate::BF16_ENV),
+            (Ok(None), false) if self.bf16_dot_kernel().is_some() => {
+                "bf16 widened to f32 (faster than the AVX512-BF16 dot kernel on this non-AMD CPU)".to_string()
+            }
             (Ok(None), false) => format!("bf16 widened to f32 (no AVX512-BF16 kernel on the {} path)", self.isa),
             (Err(e), _) => format!("bf16: {e}"),
         }

@@ -26,7 +26,7 @@ fn alone_or_in_a_batch_of_32_with_1_or_2_threads_is_bit_identical() {
     assert_eq!(texts.len(), 32);
     let inputs: Vec<Input> = texts.iter().map(|t| Input::raw(t.as_str())).collect();
     // Quantized activations are per token, so the quantized paths keep the guarantee too;
-    // bf16 runs the bf16-dot kernel where the CPU has AVX512-BF16 (activations rounded per
+    // bf16 runs the bf16-dot kernel on AMD CPUs with AVX512-BF16 (activations rounded per
     // element), else the widening path.
     for precision in [Precision::Fp32, Precision::Bf16, Precision::Int8, Precision::Int4G32] {
         let one = load_as(precision, 1, 16 * 1024);

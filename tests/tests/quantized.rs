@@ -53,7 +53,7 @@ fn e5_small_precisions_against_fp32_on_real_texts() {
         eprintln!("{}: cosine to fp32 over {} texts: min {min:.6}, mean {mean:.6}", p.name(), texts.len());
         assert!(min >= min_bound && mean >= mean_bound, "{}: min {min}, mean {mean}", p.name());
     }
-    // bf16 above took the bf16-dot kernel where the CPU has AVX512-BF16; AVX2 always widens
+    // bf16 above took the bf16-dot kernel on an AMD CPU with AVX512-BF16; AVX2 always widens
     // bf16 weights to f32, so this keeps that path checked end to end on such CPUs too.
     if Isa::Avx2.is_supported() {
         let some: Vec<String> = texts.iter().step_by(4).cloned().collect();

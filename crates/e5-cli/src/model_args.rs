@@ -16,7 +16,7 @@ pub struct ModelArgs {
     /// mapped file — or copy (private memory; survives the file being rewritten in place).
     #[arg(long, value_enum, default_value_t = ResidencyArg::Lazy)]
     pub residency: ResidencyArg,
-    /// Linear-layer format: fp32, f16, bf16 (half-width weights; bf16 dot products with f32 sums on AVX512-BF16 CPUs, else widened to f32; `E5_BF16=dot|widen` forces), int8 (dynamic), or int4-g32 / int4-g64 / int4-g128 (group-wise 4-bit weights, quantized at load unless `e5 quantize` wrote them; `int4` = int4-g32). Default: fp32 on the CPU, f16 on CUDA.
+    /// Linear-layer format: fp32, f16, bf16 (half-width weights; bf16 dot products with f32 sums on AMD CPUs with AVX512-BF16, else widened to f32 (faster on Intel); `E5_BF16=dot|widen` forces), int8 (dynamic), or int4-g32 / int4-g64 / int4-g128 (group-wise 4-bit weights, quantized at load unless `e5 quantize` wrote them; `int4` = int4-g32). Default: fp32 on the CPU, f16 on CUDA.
     #[arg(long, value_parser = parse_precision)]
     pub precision: Option<Precision>,
     /// Sub-layers kept in f32 (mixed precision), e.g. `layer.11.ffn_down`; repeat or comma-separate.

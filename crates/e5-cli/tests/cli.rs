@@ -188,6 +188,7 @@ fn unknown_or_unavailable_devices_are_clear_errors() {
 }
 
 /// `E5_BF16` forces how `--precision bf16` runs (the bf16-dot kernel or widening to f32),
+/// the default is the dot kernel on AMD CPUs that have it and widening elsewhere,
 /// `e5 info` says which and why, and a bad value or a kernel this table lacks is an error.
 #[test]
 fn bf16_path_is_reported_and_forced() {
@@ -202,9 +203,21 @@ fn bf16_path_is_reported_and_forced() {
     };
     assert!(dispatch(&info("widen", "")).contains("bf16 widened to f32 (forced by E5_BF16)"));
     let dot = ["avx512f", "avx512bw", "avx512vl", "avx512_bf16"].iter().all(|f| cpu_has(f));
+    let amd = std::fs::read_to_string("/proc/cpuinfo").is_ok_and(|s| s.contains("AuthenticAMD"));
     let default = dispatch(&info("", ""));
-    let want = if dot { "bf16 avx512-bf16-dot 12x32 tile" } else { "bf16 widened to f32 (no AVX512-BF16" };
+    let want = match (dot, amd) {
+        (true, true) => "bf16 avx512-bf16-dot 12x32 tile",
+        (true, false) => "bf16 widened to f32 (faster than the AVX512-BF16 dot kernel",
+        (false, _) => "bf16 widened to f32 (no AVX512-BF16",
+    };
     assert!(default.contains(want), "{default}");
+    if dot {
+        let forced = dispatch(&info("dot", ""));
+        assert!(
+            forced.contains("bf16 avx512-bf16-dot 12x32 tile") && forced.contains("(forced by E5_BF16)"),
+            "{forced}"
+        );
+    }
     let o = info("bogus", "");
     assert!(!o.status.success() && stderr(&o).contains("E5_BF16=\"bogus\" is not a bf16 path"), "{}", stderr(&o));
     let o = info("dot", "scalar");

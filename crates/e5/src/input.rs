@@ -118,10 +118,10 @@ pub enum Precision {
     Fp32,
     /// Weights stored as IEEE half, computed in f32.
     F16,
-    /// Weights stored as bfloat16. On AVX-512 CPUs with AVX512-BF16 the activations are
+    /// Weights stored as bfloat16. On AMD CPUs with AVX512-BF16 the activations are
     /// rounded to bfloat16 too and multiplied by `vdpbf16ps` (exact products, f32 sums);
-    /// elsewhere the weights are widened to f32 and computed in f32 (`E5_BF16=dot|widen`
-    /// forces either).
+    /// elsewhere (Intel's measured faster so) the weights are widened to f32 and computed
+    /// in f32 (`E5_BF16=dot|widen` forces either).
     Bf16,
     /// Dynamic quantization: int8 weights per output channel, activations per token at
     /// run time, exact i32 accumulation, f32 epilogue.
