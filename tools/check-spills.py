@@ -20,8 +20,9 @@ import subprocess
 import sys
 
 DEFAULT_FUNCTIONS = [
-    # The row-count instances, out of line since the tile picks a prefetching or not one.
-    "e5_kernels::f32gemm::avx512::rows",
+    # The whole module: the row-count instances sit in `tile`, in `tile_of` (one per panel
+    # type) or out of line in `rows`, as codegen inlines them.
+    "e5_kernels::f32gemm::avx512::",
     "e5_kernels::f32gemm::avx2::tile",
     "e5_kernels::i8gemm::avx512vnni::tile",
     "e5_kernels::i8gemm::avxvnni::tile",

@@ -1,13 +1,13 @@
 //! The packed f32 GEMM on every vector ISA this CPU has, on every `gemm-report` shape,
 //! alternated: each round runs the ISAs call by call in turn for `seconds` each per shape
-//! (median call), so a slow phase of a shared machine hits all of them alike. Per shape: each ISA's median
-//! GFLOP/s over the rounds and its % of the FMA peak, then the dispatched ISA against the
-//! fastest other one (median ratio, and the rounds it won). The check behind "dispatch
-//! never picks a slower f32 path".
+//! (median call), so a slow phase of a shared machine hits all of them alike. Per shape:
+//! each ISA's median GFLOP/s over the rounds and its % of the FMA peak, then the
+//! dispatched ISA against the fastest other one (median ratio, and the rounds it won). The
+//! check behind "dispatch never picks a slower f32 path".
 //!
 //! With `blocking=KCxMCxNCxPF,…` the variants are instead the dispatched ISA at its derived
-//! blocking and at each listed one (`KC` any depth, `MC` a multiple of the tile height, `NC` panels, `PF` 0, 1 or 2 for
-//! no prefetch, ahead, or next-panel shares),
+//! blocking and at each listed one (`KC` any depth, `MC` a multiple of the tile height,
+//! `NC` panels, `PF` an index into `Prefetch::ALL`: 0 none, 1 ahead, 2 next-panel shares),
 //! alternated alike: the A/B behind the `Blocking::derive` rule, re-runnable on any CPU.
 //!
 //! `cargo run --release -p e5-benches --bin gemm-isa -- [threads] [seconds] [M|all] [rounds] [blocking=KCxMCxNCxPF,…]`
@@ -15,13 +15,12 @@
 use e5_benches::*;
 use e5_kernels::{Blocking, Isa, Kernels, PackedF32, Post, Prefetch};
 
-/// `"256x192x8x1,1024x192x4x0"` as blockings (the last number: `Prefetch` 0 none, 1 ahead,
-/// 2 next-panel shares).
+/// `"256x192x8x1,1024x192x4x0"` as blockings (the last number indexes `Prefetch::ALL`).
 fn parse_blockings(list: &str) -> Vec<Blocking> {
     let parse = |item: &str| {
         let v: Vec<usize> = item.split('x').map(|s| s.parse().ok()).collect::<Option<_>>()?;
         let &[kc, mc, nc, pf] = v.as_slice() else { return None };
-        let prefetch = [Prefetch::None, Prefetch::Ahead, Prefetch::NextPanelShares].get(pf).copied()?;
+        let prefetch = Prefetch::ALL.get(pf).copied()?;
         Some(Blocking { kc, mc, nc, prefetch })
     };
     list.split(',').map(|item| parse(item).unwrap_or_else(|| panic!("blocking {item:?}: want KCxMCxNCxPF"))).collect()

@@ -24,8 +24,7 @@ fn main() {
         .collect();
     let derived = kern.f32_blocking();
     let mut variants = vec![(format!("{:?} (derived)", derived.prefetch), kern.clone())];
-    for p in [Prefetch::None, Prefetch::Ahead, Prefetch::NextPanelShares].into_iter().filter(|&p| p != derived.prefetch)
-    {
+    for p in Prefetch::ALL.into_iter().filter(|&p| p != derived.prefetch) {
         variants.push((format!("{p:?}"), kern.with_f32_blocking(Blocking { prefetch: p, ..derived })));
     }
     let a = rand_vec(99, m * 1536);

@@ -20,25 +20,22 @@ const BF16: u8 = 2;
 /// AVX-512F must be available and `t` must describe in-bounds memory.
 #[target_feature(enable = "avx512f")]
 pub unsafe fn tile(t: &Tile) {
-    match (t.b, t.prefetch_step > 0) {
-        (PanelPtr::F32(b), false) => {
-            by_rows!(@rows t.out.mr; t, rows, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12], F32, false, b.cast())
-        }
-        (PanelPtr::F32(b), true) => {
-            by_rows!(@rows t.out.mr; t, rows, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12], F32, true, b.cast())
-        }
-        (PanelPtr::F16(b), false) => {
-            by_rows!(@rows t.out.mr; t, rows, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12], F16, false, b.cast())
-        }
-        (PanelPtr::F16(b), true) => {
-            by_rows!(@rows t.out.mr; t, rows, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12], F16, true, b.cast())
-        }
-        (PanelPtr::Bf16(b), false) => {
-            by_rows!(@rows t.out.mr; t, rows, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12], BF16, false, b.cast())
-        }
-        (PanelPtr::Bf16(b), true) => {
-            by_rows!(@rows t.out.mr; t, rows, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12], BF16, true, b.cast())
-        }
+    match t.b {
+        PanelPtr::F32(b) => tile_of::<F32>(t, b.cast()),
+        PanelPtr::F16(b) => tile_of::<F16>(t, b.cast()),
+        PanelPtr::Bf16(b) => tile_of::<BF16>(t, b.cast()),
+    }
+}
+
+/// [`tile`] on panels of element type `S`: the prefetching instance of each row count, or
+/// the plain one (a separate instance, not a test in the loop; see `rows`).
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn tile_of<const S: u8>(t: &Tile, b: *const u8) {
+    if t.prefetch_step > 0 {
+        by_rows!(@rows t.out.mr; t, rows, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12], S, true, b)
+    } else {
+        by_rows!(@rows t.out.mr; t, rows, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12], S, false, b)
     }
 }
 

@@ -378,6 +378,10 @@ pub enum Prefetch {
     NextPanelShares,
 }
 
+impl Prefetch {
+    pub const ALL: [Prefetch; 3] = [Prefetch::None, Prefetch::Ahead, Prefetch::NextPanelShares];
+}
+
 impl Blocking {
     /// The blocking of a tile with `a_bytes`-wide operands (4 for f32, 2 for bf16-dot), in
     /// strip-outer order (a task's panel slices come from L2 for each of its strips; the
