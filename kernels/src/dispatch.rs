@@ -24,6 +24,9 @@ pub struct Kernels {
     /// The f32 GEMM blocking, when set by [`Kernels::with_f32_blocking`]; else derived from
     /// the caches.
     f32_blocking: Option<Blocking>,
+    /// The int8 tile's prefetch distance, when set by [`Kernels::with_i8_prefetch`]; else
+    /// per ISA and vendor.
+    i8_prefetch: Option<usize>,
 }
 
 const fn table(
@@ -33,7 +36,7 @@ const fn table(
     i4_gemm: I4MicroKernel,
     vector: &'static VectorKernels,
 ) -> Kernels {
-    Kernels { isa, f32_gemm, i8_gemm, i4_gemm, vector, f32_blocking: None }
+    Kernels { isa, f32_gemm, i8_gemm, i4_gemm, vector, f32_blocking: None, i8_prefetch: None }
 }
 
 static SCALAR: Kernels = table(
@@ -145,6 +148,12 @@ impl Kernels {
         let caches = CacheSizes::get();
         let b = self.f32_blocking();
         let from = if self.f32_blocking.is_some() { "set by the caller, not derived from" } else { "from" };
+        // Only the AVX-512 VNNI int8 tile takes a prefetch distance.
+        let int8 = match (self.i8_gemm.name, self.i8_prefetch()) {
+            (name @ "avx512-vnni", 0) => format!("{name}, no prefetch"),
+            (name @ "avx512-vnni", bytes) => format!("{name}, prefetch {bytes} B ahead"),
+            (name, _) => name.to_string(),
+        };
         format!(
             "{} ({how}); f32 {}x{} tile, KC {} MC {} NC {} {from} L2 {} KiB{}, {}; int8 {}; {}",
             self.isa,
@@ -161,7 +170,7 @@ impl Kernels {
                 (Prefetch::None, true) => "no prefetch",
                 (Prefetch::None, false) => "no prefetch (AVX-512 on AMD)",
             },
-            self.i8_gemm.name,
+            int8,
             self.bf16_reason(),
         )
     }
@@ -254,15 +263,27 @@ impl Kernels {
         }
     }
 
-    /// The int8 micro-kernel's software prefetch distance in bytes ([`I8Tile::prefetch`]):
-    /// 4 groups (512 bytes) for the AVX-512 VNNI tile except on AMD, else none. On the
-    /// Intel Xeon (Emerald Rapids), `e5 bench --precision int8`, two threads, 6 rounds of
-    /// processes alternated with and without: queries 1.02–1.35× and passages 1.03–1.39×
-    /// faster in every round, batch 1 faster in 4 of 6 (median 0.93× the latency); 1024
-    /// and 2048 bytes alike. Zen 4 ran the tile without, and meets the int8 targets so.
+    /// The int8 micro-kernel's software prefetch distance in bytes ([`I8Tile::prefetch`]),
+    /// unless [`Kernels::with_i8_prefetch`] set one: 4 groups (512 bytes) for the AVX-512
+    /// VNNI tile except on AMD, else none. On the Intel Xeon (Emerald Rapids), two threads:
+    /// - `e5 bench --precision int8`, 6 rounds of processes alternated with and without:
+    ///   queries 1.02–1.35× and passages 1.03–1.39× faster in every round, batch 1 faster
+    ///   in 4 of 6 (median 0.93× the latency);
+    /// - the 48 int8 GEMMs of e5-small with streamed weights, distances alternated call by
+    ///   call (`stream-gemm M 2 9 0.3 int8`; 13 runs with 512, 1024 or 2048 as the default,
+    ///   listed first): at 128 rows none took 1.04–1.11× the default's time in every run;
+    ///   at 17 rows 1.04–1.09× in the last seven, but 0.97× in the first three. 512 to 4096
+    ///   bytes read within ~3% of each other with no consistent winner, except that the
+    ///   one listed first tended to read 1–2% slower (up to 12% in early runs). So 512
+    ///   stays.
+    ///
+    /// Zen 4 ran the tile without, and meets the int8 targets so.
     ///
     /// [`I8Tile::prefetch`]: crate::i8gemm::I8Tile::prefetch
-    pub(crate) fn i8_prefetch(&self) -> usize {
+    pub fn i8_prefetch(&self) -> usize {
+        if let Some(bytes) = self.i8_prefetch {
+            return bytes;
+        }
         match self.isa {
             Isa::Avx512 if !crate::isa::amd_cpu() => 512,
             _ => 0,
@@ -280,6 +301,13 @@ impl Kernels {
         let mr = self.f32_gemm.mr;
         assert!(b.kc > 0 && b.nc > 0 && b.mc > 0 && b.mc.is_multiple_of(mr), "blocking {b:?} for a {mr}-row tile");
         Kernels { f32_blocking: Some(b), ..self.clone() }
+    }
+
+    /// This table with the int8 tile prefetching `bytes` ahead (0: none) instead: for
+    /// benchmarks that compare distances in one process (`stream-gemm … int8`). Only
+    /// speed changes; kernels without software prefetch ignore it.
+    pub fn with_i8_prefetch(&self, bytes: usize) -> Kernels {
+        Kernels { i8_prefetch: Some(bytes), ..self.clone() }
     }
 
     /// `C[m, n] = post(A[m, k] · Wᵀ + bias)`, contiguous rows, threaded over the rayon pool.
@@ -400,6 +428,20 @@ impl Kernels {
         assert_eq!(x.len(), q.len(), "quantize_i8 lengths");
         // SAFETY: the table's ISA is supported; lengths checked.
         unsafe { (self.vector.quantize_i8)(x, inv, q) }
+    }
+
+    /// [`quantize_i8`](Self::quantize_i8) in cells of 4 at `stride` bytes, each XORed with
+    /// `flip`: see [`VectorKernels::quantize_i8_cells`](crate::vector::VectorKernels).
+    ///
+    /// # Panics
+    /// If `stride < 4` or a cell would fall outside `q`.
+    pub fn quantize_i8_cells(&self, x: &[f32], inv: f32, flip: u32, q: &mut [i8], stride: usize) {
+        crate::vector::scalar::check_cells(x.len(), q, stride);
+        // SAFETY: `i8` and `MaybeUninit<i8>` share their layout, and the kernel writes only
+        // initialized values.
+        let q = unsafe { &mut *(std::ptr::from_mut(q) as *mut [std::mem::MaybeUninit<i8>]) };
+        // SAFETY: the table's ISA is supported; the cells are inside `q`.
+        unsafe { (self.vector.quantize_i8_cells)(x, inv, flip, q, stride) }
     }
 
     /// `dst[i] = src[i]` for 16-bit floats stored as `storage` (`F16` or `Bf16` bits).

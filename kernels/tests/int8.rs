@@ -165,6 +165,28 @@ fn rows_do_not_depend_on_batch_mates_or_threads() {
 }
 
 #[test]
+fn results_do_not_depend_on_the_prefetch_distance() {
+    // None, inside a group, a few groups and past a whole panel (K = 333: 84 groups of 128
+    // bytes), at batch-1 and many-strip heights: the same bits as the default distance.
+    let (n, k) = (77, 333);
+    let w = rand_vec(10, n * k, 1.0);
+    for m in [17, 150] {
+        let a = rand_vec(9, m * k, 1.0);
+        for kern in tables() {
+            let q = PackedI8::quantize(kern, &w, n, k, None);
+            let mut want = vec![0.0; m * n];
+            kern.gemm_i8(&a, m, &q, Post::Gelu(GeluKind::Erf), &mut want);
+            for bytes in [0, 64, 512, 4096, 1 << 20] {
+                let mut got = vec![f32::NAN; m * n];
+                kern.with_i8_prefetch(bytes).gemm_i8(&a, m, &q, Post::Gelu(GeluKind::Erf), &mut got);
+                let same = got.iter().zip(&want).all(|(x, y)| x.to_bits() == y.to_bits());
+                assert!(same, "{} M {m}: prefetch {bytes} B changed the results", kern.int8_kernel());
+            }
+        }
+    }
+}
+
+#[test]
 fn row_quantization_is_symmetric_and_bounded() {
     let x = [0.5f32, -1.0, 0.25, 0.0];
     let mut q = [0i8; 4];

@@ -271,6 +271,27 @@ fn check_quantization(x: &[f32], inv: f32) {
         kern.quantize_i8(x, inv, &mut q[..x.len()]);
         assert_eq!(&q[..x.len()], &want[..], "{} quantize_i8 of {x:?} at inv {inv}", kern.isa);
         assert_eq!(q[x.len()], 99, "{} wrote past a row of {}", kern.isa, x.len());
+        check_cells(kern, x, inv, &want);
+    }
+}
+
+/// `quantize_i8_cells` of one table against the reference values `want`: cells of 4 (zeros
+/// past the row) at strides 4 and 48, XORed with 0 and `0x8080_8080`; the bytes between
+/// and after the cells keep their guard value.
+fn check_cells(kern: &Kernels, x: &[f32], inv: f32, want: &[i8]) {
+    let cells = x.len().div_ceil(4);
+    for (stride, flip) in [(4, 0u32), (48, 0x8080_8080), (12, 0)] {
+        let mut q = vec![99i8; cells * stride + 8];
+        kern.quantize_i8_cells(x, inv, flip, &mut q[..(cells * stride).saturating_sub(stride - 4)], stride);
+        for (i, &b) in q.iter().enumerate() {
+            let (g, j) = (i / stride, i % stride);
+            let expect = if g < cells && j < 4 {
+                (want.get(4 * g + j).copied().unwrap_or(0) as u8 ^ flip.to_ne_bytes()[j]) as i8
+            } else {
+                99
+            };
+            assert_eq!(b, expect, "{} cells of {x:?} at inv {inv}, stride {stride}: byte {i}", kern.isa);
+        }
     }
 }
 

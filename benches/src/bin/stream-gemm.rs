@@ -1,32 +1,70 @@
-//! The 48 f32 GEMMs of e5-small's 12 layers (QKV, attention output, FFN up, FFN down;
-//! distinct weights per layer, so they stream from L3 or DRAM as in the model) at `M`
-//! rows, inside the model's hot workers, once per software-prefetch choice of the
-//! dispatched ISA ([`Prefetch`]), alternated call by call (a call: all 48 GEMMs). Per
-//! choice: the median time of a call over the rounds, and its median ratio to the
-//! derived choice's. The check behind `Kernels::f32_blocking`'s prefetch rule at batch 1.
+//! The 48 GEMMs of e5-small's 12 layers (QKV, attention output, FFN up, FFN down; distinct
+//! weights per layer, so they stream from L3 or DRAM as in the model) at `M` rows, inside
+//! the model's hot workers, once per software-prefetch choice of the dispatched ISA,
+//! alternated call by call (a call: all 48 GEMMs). Per choice: the median time of a call
+//! over the rounds, and its median ratio to the derived choice's. The check behind the
+//! prefetch rules at batch 1:
+//! - `f32` (default): each [`Prefetch`] of `Kernels::f32_blocking`;
+//! - `int8`: the int8 tile's prefetch distance (`Kernels::i8_prefetch`): 0, 512, 1024 and
+//!   2048 bytes (only the AVX-512 VNNI tile takes one; elsewhere the rows read alike).
 //!
-//! `cargo run --release -p e5-benches --bin stream-gemm -- [M] [threads] [rounds] [seconds]`
+//! `cargo run --release -p e5-benches --bin stream-gemm -- [M] [threads] [rounds] [seconds] [f32|int8]`
 
 use e5_benches::*;
-use e5_kernels::{Blocking, Kernels, PackedF32, Post, Prefetch};
+use e5_kernels::{Blocking, Kernels, PackedF32, PackedI8, Post, Prefetch};
 
 /// (K, N) of each layer's GEMMs.
 const SHAPES: [(usize, usize); 4] = [(384, 1152), (384, 384), (384, 1536), (1536, 384)];
+/// The int8 prefetch distances compared, in bytes.
+const I8_PREFETCH: [usize; 6] = [0, 512, 1024, 2048, 4096, 8192];
+
+/// The 48 weight matrices, in one format.
+enum Layers {
+    F32(Vec<PackedF32>),
+    Int8(Vec<PackedI8>),
+}
+
+impl Layers {
+    /// One call: every GEMM on `a` (`[m, 1536]`, the first `K` columns read), into `c`.
+    fn run(&self, k: &Kernels, a: &[f32], m: usize, c: &mut [f32]) {
+        match self {
+            Layers::F32(ws) => ws.iter().for_each(|w| k.gemm(&a[..m * w.k()], m, w, Post::None, &mut c[..m * w.n()])),
+            Layers::Int8(ws) => {
+                ws.iter().for_each(|w| k.gemm_i8(&a[..m * w.k()], m, w, Post::None, &mut c[..m * w.n()]))
+            }
+        }
+    }
+}
 
 fn main() {
     let mut args = std::env::args().skip(1);
     let mut next = |default: f64| args.next().map_or(default, |s| s.parse().expect("numeric argument"));
     let (m, threads, rounds, secs) = (next(17.0) as usize, next(2.0) as usize, next(7.0) as usize, next(0.3));
+    let format = std::env::args().nth(5).unwrap_or_else(|| "f32".into());
     let kern = Kernels::detect().unwrap();
     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-    let layers: Vec<PackedF32> = (0..12u64)
-        .flat_map(|l| SHAPES.map(|(k, n)| PackedF32::from_rows(kern, &rand_vec(l, n * k), n, k, k, None)))
-        .collect();
-    let derived = kern.f32_blocking();
-    let mut variants = vec![(format!("{:?} (derived)", derived.prefetch), kern.clone())];
-    for p in Prefetch::ALL.into_iter().filter(|&p| p != derived.prefetch) {
-        variants.push((format!("{p:?}"), kern.with_f32_blocking(Blocking { prefetch: p, ..derived })));
-    }
+    let weights = |l: u64, (k, n): (usize, usize)| (rand_vec(l, n * k), n, k);
+    let (layers, variants) = match format.as_str() {
+        "f32" => {
+            let derived = kern.f32_blocking();
+            let mut variants = vec![(format!("{:?} (derived)", derived.prefetch), kern.clone())];
+            for p in Prefetch::ALL.into_iter().filter(|&p| p != derived.prefetch) {
+                variants.push((format!("{p:?}"), kern.with_f32_blocking(Blocking { prefetch: p, ..derived })));
+            }
+            let ws = (0..12u64).flat_map(|l| SHAPES.map(|s| weights(l, s)));
+            (Layers::F32(ws.map(|(w, n, k)| PackedF32::from_rows(kern, &w, n, k, k, None)).collect()), variants)
+        }
+        "int8" => {
+            let derived = kern.i8_prefetch();
+            let mut variants = vec![(format!("{derived} B (derived)"), kern.clone())];
+            for bytes in I8_PREFETCH.into_iter().filter(|&b| b != derived) {
+                variants.push((format!("{bytes} B"), kern.with_i8_prefetch(bytes)));
+            }
+            let ws = (0..12u64).flat_map(|l| SHAPES.map(|s| weights(l, s)));
+            (Layers::Int8(ws.map(|(w, n, k)| PackedI8::quantize(kern, &w, n, k, None)).collect()), variants)
+        }
+        other => panic!("format {other:?}: f32 or int8"),
+    };
     let a = rand_vec(99, m * 1536);
     let mut outs = vec![vec![0.0f32; m * 1536]; variants.len()];
     let mut times = vec![Vec::new(); variants.len()];
@@ -34,24 +72,19 @@ fn main() {
     pool.install(|| {
         e5_kernels::with_hot_workers(|| {
             for _ in 0..rounds {
-                let mut calls: Vec<_> = variants
-                    .iter()
-                    .zip(&mut outs)
-                    .map(|((_, k), c)| {
-                        move || layers.iter().for_each(|w| k.gemm(a, m, w, Post::None, &mut c[..m * w.n()]))
-                    })
-                    .collect();
+                let mut calls: Vec<_> =
+                    variants.iter().zip(&mut outs).map(|((_, k), c)| move || layers.run(k, a, m, c)).collect();
                 let mut fs: Vec<&mut (dyn FnMut() + Send)> = calls.iter_mut().map(|f| f as _).collect();
                 times.iter_mut().zip(interleaved_median_secs(secs, &mut fs)).for_each(|(v, t)| v.push(t));
             }
         })
     });
-    let flops = 12.0 * SHAPES.iter().map(|&(k, n)| 2.0 * (m * n * k) as f64).sum::<f64>();
-    println!("{} | M {m} | threads {threads} | rounds {rounds}\n", kern.dispatch_reason());
-    println!("| prefetch | ms per call (median) | GFLOP/s | time ÷ derived (median) |\n| --- | ---: | ---: | ---: |");
+    let ops = 12.0 * SHAPES.iter().map(|&(k, n)| 2.0 * (m * n * k) as f64).sum::<f64>();
+    println!("{} | {format} | M {m} | threads {threads} | rounds {rounds}\n", kern.dispatch_reason());
+    println!("| prefetch | ms per call (median) | G op/s | time ÷ derived (median) |\n| --- | ---: | ---: | ---: |");
     for (i, (name, _)) in variants.iter().enumerate() {
         let ratios: Vec<f64> = (0..rounds).map(|r| times[i][r] / times[0][r]).collect();
         let t = median(&times[i]);
-        println!("| {name} | {:.3} | {:.0} | {:.3} |", t * 1e3, flops / t / 1e9, median(&ratios));
+        println!("| {name} | {:.3} | {:.0} | {:.3} |", t * 1e3, ops / t / 1e9, median(&ratios));
     }
 }

@@ -32,7 +32,6 @@ pub mod neon_dot;
 use crate::f32gemm::{Post, TilePost};
 use crate::sync_ptr::SyncPtr;
 use crate::tiling::{for_each_task, gemm_setup};
-use rayon::prelude::*;
 use std::mem::MaybeUninit;
 
 /// One micro-kernel call over the whole of `K`.
@@ -121,27 +120,31 @@ pub fn quantize_row(x: &[f32], q: &mut [i8]) -> f32 {
 }
 
 pub(crate) fn quantize_row_with(v: &crate::vector::VectorKernels, x: &[f32], q: &mut [i8]) -> f32 {
-    // SAFETY: `v` belongs to a supported ISA (see `VectorKernels`); lengths match.
-    quantize_row_by_max(v, x, unsafe { (v.abs_max)(x) }, q)
-}
-
-/// [`quantize_row_with`] given `amax = max |x|`, already computed: scale 0 (all-zero row)
-/// or NaN (`amax` not finite) with `q` zeroed, else `amax / 127`.
-fn quantize_row_by_max(v: &crate::vector::VectorKernels, x: &[f32], amax: f32, q: &mut [i8]) -> f32 {
-    if amax == 0.0 || !amax.is_finite() {
-        q.fill(0);
-        return if amax == 0.0 { 0.0 } else { f32::NAN };
-    }
-    let scale = amax / 127.0;
-    quantize_with_scale_with(v, x, scale, q);
+    // SAFETY: `v` belongs to a supported ISA (see `VectorKernels`).
+    let scale = scale_for_max(unsafe { (v.abs_max)(x) });
+    // SAFETY: as above; the caller's lengths match (checked by the kernel).
+    unsafe { (v.quantize_i8)(x, inv_of(scale), q) };
     scale
 }
 
-/// Quantizes `x ≈ q·scale` with a given scale, clipping to `[-127, 127]`.
-fn quantize_with_scale_with(v: &crate::vector::VectorKernels, x: &[f32], scale: f32, q: &mut [i8]) {
-    let inv = if scale > 0.0 { 1.0 / scale } else { 0.0 };
-    // SAFETY: `v` belongs to a supported ISA (see `VectorKernels`); lengths match.
-    unsafe { (v.quantize_i8)(x, inv, q) };
+/// The scale of a row whose `max |x|` is `amax`: 0 for an all-zero row, NaN when `amax` is
+/// not finite (the row quantizes to zeros, see [`inv_of`]), else `amax / 127`.
+fn scale_for_max(amax: f32) -> f32 {
+    if amax.is_finite() {
+        amax / 127.0
+    } else {
+        f32::NAN
+    }
+}
+
+/// The multiplier that quantizes `x ≈ q·scale` (clipping to `[-127, 127]`): `1 / scale`, or
+/// 0 (every `q` zero) for a scale that is 0 or NaN.
+fn inv_of(scale: f32) -> f32 {
+    if scale > 0.0 {
+        1.0 / scale
+    } else {
+        0.0
+    }
 }
 
 /// How activations are quantized.
@@ -220,7 +223,7 @@ impl PackedI8 {
 
 /// Rows of `A` per parallel block.
 const MC: usize = 96;
-/// Below this many rows, quantizing `A` costs less than handing it to other threads.
+/// Below this many rows `A` is quantized on the calling thread.
 const PARALLEL_MIN_ROWS: usize = 64;
 /// Below this many multiply-adds a GEMM runs on the calling thread.
 const PARALLEL_MIN_MACS: usize = 1 << 18;
@@ -228,6 +231,10 @@ const PARALLEL_MIN_MACS: usize = 1 << 18;
 /// Quantizes the rows of `A` and packs them into `MR`-row strips; returns the strips and
 /// the per-row scales (padded to whole strips with 0). Every byte of the strips is written
 /// once (rows of `A`, then padding rows that read as zero), so they start uninitialized.
+///
+/// Parallel (when `parallel` and `m` ≥ [`PARALLEL_MIN_ROWS`]) a strip per task: the rows
+/// of a strip share cache lines (4 bytes of each row per 48-byte group), so tasks of
+/// fewer rows would write the same lines from two cores at once.
 fn quantize_pack_a(
     kern: &crate::Kernels,
     a: &[f32],
@@ -242,85 +249,104 @@ fn quantize_pack_a(
     }
     let ik = &kern.i8_gemm;
     let (mr, groups, ab) = (ik.mr, k.div_ceil(4), ik.layout.a_group_bytes());
-    let strips = m.div_ceil(mr);
-    let mut packed = Vec::with_capacity(strips * groups * mr * ab);
-    let mut scales = vec![0.0f32; strips * mr];
+    let slots = m.div_ceil(mr) * mr;
+    let mut packed = Vec::<i8>::with_capacity(slots * groups * ab);
+    let mut scales = vec![0.0f32; slots];
     // Unsigned kernels read `q + 128`: each byte flipped by the shift, 4 at a time.
     let shift = if ik.unsigned_a { 128u8 as i8 } else { 0 };
     let flip = u32::from_ne_bytes([shift as u8; 4]);
-    let work = |(s, (strip, sc)): (usize, (&mut [MaybeUninit<i8>], &mut [f32]))| {
-        // Past `k`, `q` stays 0: the padding of the last group.
-        let mut q = vec![0i8; groups * 4];
+    let strip_len = groups * mr * ab;
+    let (out, sc) = (SyncPtr(packed.as_mut_ptr()), SyncPtr(scales.as_mut_ptr()));
+    let work = |s: usize| {
+        // SAFETY: strip `s` lies inside the capacity, and this task alone writes it and
+        // its `MR` scales.
+        let strip = unsafe { std::slice::from_raw_parts_mut(out.get().add(s * strip_len).cast(), strip_len) };
+        let scales = unsafe { std::slice::from_raw_parts_mut(sc.get().add(s * mr), mr) };
+        let mut q = vec![0i8; if ik.layout == Layout::Pairs { k } else { 0 }];
         let mut wide = vec![0i16; if ik.layout == Layout::Pairs { groups * 4 } else { 0 }];
         // The smoothed row, in L1: scaling it channel-wise, checking its range and quantizing
         // it read `x` from memory once, against twice (max |x|, then quantize) for dynamic.
         let mut smoothed = vec![0f32; if matches!(act, ActQuant::Smoothed { .. }) { k } else { 0 }];
-        let rows = mr.min(m - s * mr);
-        for r in 0..rows {
-            let row = &a[(s * mr + r) * lda..][..k];
-            sc[r] = match act {
-                ActQuant::Dynamic => quantize_row_with(kern.vector, row, &mut q[..k]),
-                ActQuant::Static(s) => {
-                    quantize_with_scale_with(kern.vector, row, s, &mut q[..k]);
-                    s
+        for (r, scale) in scales.iter_mut().enumerate() {
+            // Row `r`'s group `g` is the `ab` bytes at `(g·MR + r)·ab` of the strip.
+            let cells = &mut strip[r * ab..];
+            let Some(row) = a.get((s * mr + r) * lda..).filter(|_| s * mr + r < m).map(|row| &row[..k]) else {
+                // Padding rows read as zero: bytes of the shift alone, which the kernel
+                // removes (unsigned kernels all take quads), else zeros.
+                // SAFETY: `cells` holds every cell of the row.
+                unsafe {
+                    match ik.layout {
+                        Layout::Quads => put_cells(cells, mr * ab, groups, |_| flip),
+                        Layout::Pairs => put_cells(cells, mr * ab, groups, |_| 0u64),
+                    }
                 }
-                ActQuant::Smoothed { scale, inv } => {
-                    smoothed.iter_mut().zip(row.iter().zip(inv)).for_each(|(y, (x, i))| *y = x * i);
+                continue;
+            };
+            // `x ≈ q·scale`, `q = x·inv`: in the smoothed units for `Smoothed`.
+            let (x, inv) = match act {
+                ActQuant::Dynamic => {
                     // SAFETY: `kern.vector` belongs to a supported ISA (see `VectorKernels`).
+                    *scale = scale_for_max(unsafe { (kern.vector.abs_max)(row) });
+                    (row, inv_of(*scale))
+                }
+                ActQuant::Static(s) => {
+                    *scale = s;
+                    (row, inv_of(s))
+                }
+                ActQuant::Smoothed { scale: floor, inv } => {
+                    smoothed.iter_mut().zip(row.iter().zip(inv)).for_each(|(y, (x, i))| *y = x * i);
+                    // SAFETY: as above.
                     let amax = unsafe { (kern.vector.abs_max)(&smoothed) };
                     if amax > 127.0 {
                         // Out of the calibrated range: the row's own scale (NaN for ±inf).
-                        scale * quantize_row_by_max(kern.vector, &smoothed, amax, &mut q[..k])
+                        let own = scale_for_max(amax);
+                        *scale = floor * own;
+                        (&smoothed[..], inv_of(own))
                     } else {
-                        quantize_with_scale_with(kern.vector, &smoothed, 1.0, &mut q[..k]);
-                        scale
+                        *scale = floor;
+                        (&smoothed[..], 1.0)
                     }
                 }
             };
-            // Group `g` of row `r` is the `ab` bytes at `(g·MR + r)·ab`.
-            let dst = strip[r * ab..].chunks_mut(mr * ab);
             match ik.layout {
-                Layout::Quads => q.chunks_exact(4).zip(dst).for_each(|(v, d)| {
-                    let v = u32::from_ne_bytes([v[0] as u8, v[1] as u8, v[2] as u8, v[3] as u8]) ^ flip;
-                    // SAFETY: `d` holds at least `ab` = 4 bytes; the write is unaligned.
-                    unsafe { d.as_mut_ptr().cast::<u32>().write_unaligned(v) };
-                }),
-                // i16 in native byte order, as the kernel loads it: widened in one
+                // SAFETY: as above; `cells` holds every cell of the row.
+                Layout::Quads => unsafe { (kern.vector.quantize_i8_cells)(x, inv, flip, cells, mr * ab) },
+                // i16 in native byte order, as the kernel loads it: quantized, widened in one
                 // (vectorized) pass, then moved 8 bytes per group.
                 Layout::Pairs => {
+                    // SAFETY: as above; lengths match.
+                    unsafe { (kern.vector.quantize_i8)(x, inv, &mut q) };
                     wide.iter_mut().zip(&q).for_each(|(w, &v)| *w = v as i16);
-                    wide.chunks_exact(4).zip(dst).for_each(|(w, d)| {
-                        // SAFETY: `d` holds at least `ab` = 8 bytes; the write is unaligned.
-                        unsafe { d.as_mut_ptr().cast::<[i16; 4]>().write_unaligned([w[0], w[1], w[2], w[3]]) };
-                    });
-                }
-            }
-        }
-        // Padding rows read as zero: bytes of the shift alone, which the kernel removes
-        // (unsigned kernels all take quads), else zeros.
-        for r in rows..mr {
-            for d in strip[r * ab..].chunks_mut(mr * ab) {
-                // SAFETY: `d` holds at least `ab` bytes (4 for quads, 8 for pairs); unaligned.
-                unsafe {
-                    match ik.layout {
-                        Layout::Quads => d.as_mut_ptr().cast::<u32>().write_unaligned(flip),
-                        Layout::Pairs => d.as_mut_ptr().cast::<u64>().write_unaligned(0),
-                    }
+                    let wp = wide.as_ptr().cast::<u64>();
+                    // SAFETY: `wide` holds `groups` runs of 4 i16; `cells` every cell.
+                    unsafe { put_cells(cells, mr * ab, groups, |g| wp.add(g).read_unaligned()) };
                 }
             }
         }
     };
-    let strip_len = groups * mr * ab;
-    let uninit = &mut packed.spare_capacity_mut()[..strips * strip_len];
     if parallel && m >= PARALLEL_MIN_ROWS {
-        uninit.par_chunks_mut(strip_len).zip(scales.par_chunks_mut(mr)).enumerate().for_each(work);
+        crate::hot::for_each_index(slots / mr, work);
     } else {
-        uninit.chunks_mut(strip_len).zip(scales.chunks_mut(mr)).enumerate().for_each(work);
+        (0..slots / mr).for_each(work);
     }
-    // SAFETY: `work` wrote every byte of every strip: `groups` cells of `ab` bytes for each
-    // of the strip's `MR` rows (real or padding).
-    unsafe { packed.set_len(strips * strip_len) };
+    // SAFETY: the tasks wrote every byte: `groups` cells of `ab` bytes for each of the
+    // `slots` rows (real or padding).
+    unsafe { packed.set_len(slots * groups * ab) };
     (packed, scales)
+}
+
+/// Writes `v(g)` for `g` in `0..cells` at byte `g·stride` of `dst`, unaligned: one row's
+/// cells in an activation strip.
+///
+/// # Safety
+/// `dst` must hold every cell: `(cells - 1)·stride + size_of::<T>()` bytes.
+#[inline(always)]
+unsafe fn put_cells<T>(dst: &mut [MaybeUninit<i8>], stride: usize, cells: usize, v: impl Fn(usize) -> T) {
+    let mut p = dst.as_mut_ptr();
+    for g in 0..cells {
+        p.cast::<T>().write_unaligned(v(g));
+        p = p.add(stride);
+    }
 }
 
 /// `C[m, n] = post(dequant(quant(A) · Wqᵀ) + bias)` with strides `lda`, `ldc`. Every

@@ -4,6 +4,7 @@
 use super::consts::*;
 use super::VectorKernels;
 use std::arch::x86_64::*;
+use std::mem::MaybeUninit;
 
 pub static KERNELS: VectorKernels = VectorKernels {
     gelu_erf,
@@ -18,6 +19,7 @@ pub static KERNELS: VectorKernels = VectorKernels {
     widen_bf16,
     abs_max,
     quantize_i8,
+    quantize_i8_cells,
     fma_probe,
     fma_probe_flops: 192,
 };
@@ -355,6 +357,17 @@ pub unsafe fn abs_max(x: &[f32]) -> f32 {
 #[target_feature(enable = "avx2")]
 pub unsafe fn quantize_i8(x: &[f32], inv: f32, q: &mut [i8]) {
     assert_eq!(x.len(), q.len());
+    let body = x.len() / 32 * 32;
+    for i in (0..body).step_by(32) {
+        _mm256_storeu_si256(q.as_mut_ptr().add(i).cast(), quantize32(x.as_ptr().add(i), inv));
+    }
+    super::scalar::quantize_i8(&x[body..], inv, &mut q[body..]);
+}
+
+/// `x[0..32]` quantized as in [`quantize_i8`], in order.
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn quantize32(p: *const f32, inv: f32) -> __m256i {
     let (s, lo, hi) = (_mm256_set1_ps(inv), _mm256_set1_ps(-127.0), _mm256_set1_ps(127.0));
     // Clamp, zero NaNs, then round to nearest even (the default MXCSR mode) in `cvtps`.
     let one = |p: *const f32| {
@@ -362,15 +375,30 @@ pub unsafe fn quantize_i8(x: &[f32], inv: f32, q: &mut [i8]) {
         let c = _mm256_min_ps(_mm256_max_ps(v, lo), hi);
         _mm256_cvtps_epi32(_mm256_and_ps(c, _mm256_cmp_ps::<_CMP_ORD_Q>(v, v)))
     };
+    // packs work per 128-bit lane: bytes come out as 0-3 8-11 16-19 24-27 4-7 ...
+    let w01 = _mm256_packs_epi32(one(p), one(p.add(8)));
+    let w23 = _mm256_packs_epi32(one(p.add(16)), one(p.add(24)));
+    let b = _mm256_packs_epi16(w01, w23);
+    _mm256_permutevar8x32_epi32(b, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7))
+}
+
+/// # Safety
+/// The CPU must support AVX2 and FMA.
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn quantize_i8_cells(x: &[f32], inv: f32, flip: u32, q: &mut [MaybeUninit<i8>], stride: usize) {
+    super::scalar::check_cells(x.len(), q, stride);
     let body = x.len() / 32 * 32;
+    let f = _mm256_set1_epi32(flip as i32);
+    let mut cells = [0u32; 8];
     for i in (0..body).step_by(32) {
-        let p = x.as_ptr().add(i);
-        // packs work per 128-bit lane: bytes come out as 0-3 8-11 16-19 24-27 4-7 ...
-        let w01 = _mm256_packs_epi32(one(p), one(p.add(8)));
-        let w23 = _mm256_packs_epi32(one(p.add(16)), one(p.add(24)));
-        let b = _mm256_packs_epi16(w01, w23);
-        let b = _mm256_permutevar8x32_epi32(b, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
-        _mm256_storeu_si256(q.as_mut_ptr().add(i).cast(), b);
+        let b = _mm256_xor_si256(quantize32(x.as_ptr().add(i), inv), f);
+        _mm256_storeu_si256(cells.as_mut_ptr().cast(), b);
+        let out = q.as_mut_ptr().add(i / 4 * stride);
+        for (c, v) in cells.iter().enumerate() {
+            // SAFETY: cell `i/4 + c` is inside `q` (checked above); the write is unaligned.
+            out.add(c * stride).cast::<u32>().write_unaligned(*v);
+        }
     }
-    super::scalar::quantize_i8(&x[body..], inv, &mut q[body..]);
+    let rest = (body / 4 * stride).min(q.len());
+    super::scalar::quantize_i8_cells(&x[body..], inv, flip, &mut q[rest..], stride);
 }

@@ -3,6 +3,7 @@
 use super::consts::*;
 use super::VectorKernels;
 use std::arch::x86_64::*;
+use std::mem::MaybeUninit;
 
 pub static KERNELS: VectorKernels = VectorKernels {
     gelu_erf,
@@ -17,6 +18,7 @@ pub static KERNELS: VectorKernels = VectorKernels {
     widen_bf16: super::avx2::widen_bf16,
     abs_max,
     quantize_i8,
+    quantize_i8_cells,
     fma_probe,
     fma_probe_flops: 512,
 };
@@ -281,18 +283,51 @@ pub unsafe fn abs_max(x: &[f32]) -> f32 {
 #[target_feature(enable = "avx512f")]
 pub unsafe fn quantize_i8(x: &[f32], inv: f32, q: &mut [i8]) {
     assert_eq!(x.len(), q.len());
-    let (s, lo, hi) = (splat(inv), splat(-127.0), splat(127.0));
     let (n, p, out) = (x.len(), x.as_ptr(), q.as_mut_ptr());
     let mut i = 0;
     while i < n {
         let k = if i + L <= n { !0 } else { tail_mask(n - i) };
-        let v = _mm512_mul_ps(_mm512_maskz_loadu_ps(k, p.add(i)), s);
-        // Clamp (a NaN lane comes out as -127), then round to nearest even with NaN lanes
-        // zeroed in one convert; the values fit i8, so the narrowing store is exact.
-        let c = _mm512_min_ps(_mm512_max_ps(v, lo), hi);
-        let ordered = _mm512_cmp_ps_mask::<_CMP_ORD_Q>(v, v);
-        let r = _mm512_maskz_cvt_roundps_epi32::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(ordered, c);
-        _mm512_mask_cvtsepi32_storeu_epi8(out.add(i).cast(), k, r);
+        _mm512_mask_cvtsepi32_storeu_epi8(out.add(i).cast(), k, quantize16(p.add(i), k, inv));
+        i += L;
+    }
+}
+
+/// The lanes `k` of `x[0..16]` quantized as in [`quantize_i8`], as i32 (other lanes 0).
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn quantize16(p: *const f32, k: __mmask16, inv: f32) -> __m512i {
+    let v = _mm512_mul_ps(_mm512_maskz_loadu_ps(k, p), splat(inv));
+    // Clamp (a NaN lane comes out as -127), then round to nearest even with NaN lanes
+    // zeroed in one convert; the values fit i8, so narrowing them is exact.
+    let c = _mm512_min_ps(_mm512_max_ps(v, splat(-127.0)), splat(127.0));
+    let ordered = _mm512_cmp_ps_mask::<_CMP_ORD_Q>(v, v);
+    _mm512_maskz_cvt_roundps_epi32::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(ordered, c)
+}
+
+/// # Safety
+/// The CPU must support AVX-512F.
+#[target_feature(enable = "avx512f")]
+pub unsafe fn quantize_i8_cells(x: &[f32], inv: f32, flip: u32, q: &mut [MaybeUninit<i8>], stride: usize) {
+    super::scalar::check_cells(x.len(), q, stride);
+    let (n, p, f) = (x.len(), x.as_ptr(), _mm_set1_epi32(flip as i32));
+    let mut i = 0;
+    while i < n {
+        let k = if i + L <= n { !0 } else { tail_mask(n - i) };
+        // Four cells: lanes past `n` read 0, as the cells' padding wants.
+        let b = _mm_xor_si128(_mm512_cvtepi32_epi8(quantize16(p.add(i), k, inv)), f);
+        let out = q.as_mut_ptr().add(i / 4 * stride).cast::<i32>();
+        let cells = (n - i).min(L).div_ceil(4);
+        // SAFETY (each write): the cell is inside `q` (checked above); unaligned.
+        out.write_unaligned(_mm_cvtsi128_si32(b));
+        if cells > 1 {
+            out.byte_add(stride).write_unaligned(_mm_extract_epi32::<1>(b));
+        }
+        if cells > 2 {
+            out.byte_add(2 * stride).write_unaligned(_mm_extract_epi32::<2>(b));
+        }
+        if cells > 3 {
+            out.byte_add(3 * stride).write_unaligned(_mm_extract_epi32::<3>(b));
+        }
         i += L;
     }
 }

@@ -9,6 +9,8 @@
 
 pub mod scalar;
 
+use std::mem::MaybeUninit;
+
 #[cfg(target_arch = "x86_64")]
 pub mod avx2;
 #[cfg(target_arch = "x86_64")]
@@ -83,6 +85,9 @@ pub enum GeluKind {
 /// `x = LayerNorm(x + residual)·gamma + beta` over one row (see [`VectorKernels::layernorm`]).
 pub type LayerNormFn = unsafe fn(x: &mut [f32], residual: Option<&[f32]>, gamma: &[f32], beta: &[f32], eps: f32);
 
+/// `quantize_i8` into strided cells (see [`VectorKernels::quantize_i8_cells`]).
+pub type QuantizeCellsFn = unsafe fn(x: &[f32], inv: f32, flip: u32, q: &mut [MaybeUninit<i8>], stride: usize);
+
 /// One ISA's row kernels. Slices must satisfy the documented length relations.
 pub struct VectorKernels {
     pub gelu_erf: unsafe fn(x: &mut [f32]),
@@ -107,6 +112,13 @@ pub struct VectorKernels {
     pub abs_max: unsafe fn(x: &[f32]) -> f32,
     /// `q[i] = clamp(round_ties_even(x[i]·inv), -127, 127)`, NaN → 0; `x.len() == q.len()`.
     pub quantize_i8: unsafe fn(x: &[f32], inv: f32, q: &mut [i8]),
+    /// [`quantize_i8`](Self::quantize_i8) written in cells of 4 values at a stride: cell `g`
+    /// (`x[4g..4g+4]`, zeros past the end) goes to `q[g·stride..g·stride+4]`, each 32-bit
+    /// cell XORed with `flip` (`0x8080_8080` stores `q + 128` as unsigned bytes). Bytes
+    /// between cells are left alone; `stride ≥ 4` and `q` holds every cell. One row of an
+    /// int8 activation strip, written in the pass that quantizes it (so `q` may start
+    /// uninitialized).
+    pub quantize_i8_cells: QuantizeCellsFn,
     /// Runs `iters` iterations of independent FMA chains (the throughput probe).
     pub fma_probe: unsafe fn(iters: usize) -> f32,
     /// Flops one `fma_probe` iteration performs.

@@ -17,6 +17,7 @@ pub static KERNELS: VectorKernels = VectorKernels {
     widen_bf16: super::scalar::widen_bf16,
     abs_max: super::scalar::abs_max,
     quantize_i8: super::scalar::quantize_i8,
+    quantize_i8_cells: super::scalar::quantize_i8_cells,
     fma_probe,
     fma_probe_flops: 128,
 };

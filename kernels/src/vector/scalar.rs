@@ -2,6 +2,7 @@
 
 use super::consts::*;
 use super::VectorKernels;
+use std::mem::MaybeUninit;
 
 pub static KERNELS: VectorKernels = VectorKernels {
     gelu_erf,
@@ -16,6 +17,7 @@ pub static KERNELS: VectorKernels = VectorKernels {
     widen_bf16,
     abs_max,
     quantize_i8,
+    quantize_i8_cells,
     fma_probe,
     fma_probe_flops: 32,
 };
@@ -185,5 +187,26 @@ pub unsafe fn quantize_i8(x: &[f32], inv: f32, q: &mut [i8]) {
     for (q, &v) in q.iter_mut().zip(x) {
         let p = v * inv;
         *q = if p.is_nan() { 0 } else { p.clamp(-127.0, 127.0).round_ties_even() as i8 };
+    }
+}
+
+/// Checks the shape [`quantize_i8_cells`] writes: `stride ≥ 4`, and `q` holds every cell.
+pub(crate) fn check_cells<T>(n: usize, q: &[T], stride: usize) {
+    assert!(stride >= 4, "cell stride {stride} < 4");
+    let cells = n.div_ceil(4);
+    assert!(cells == 0 || q.len() >= (cells - 1) * stride + 4, "{cells} cells of stride {stride} overrun {}", q.len());
+}
+
+/// # Safety
+/// Safe to call; `unsafe` only to share the table's signature.
+pub unsafe fn quantize_i8_cells(x: &[f32], inv: f32, flip: u32, q: &mut [MaybeUninit<i8>], stride: usize) {
+    check_cells(x.len(), q, stride);
+    for (g, v) in x.chunks(4).enumerate() {
+        let mut cell = [0i8; 4];
+        quantize_i8(v, inv, &mut cell[..v.len()]);
+        let bits = u32::from_ne_bytes(cell.map(|b| b as u8)) ^ flip;
+        for (d, b) in q[g * stride..g * stride + 4].iter_mut().zip(bits.to_ne_bytes()) {
+            d.write(b as i8);
+        }
     }
 }
