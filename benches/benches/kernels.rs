@@ -110,22 +110,41 @@ fn widen(c: &mut Criterion) {
 }
 
 /// Per-token activation quantization (max |x|, then round to int8) of 32 rows of 384 and
-/// of 1536, as the int8 GEMM does before each product, on every table this CPU has.
+/// of 1536, as the int8 GEMM does before each product, on every table this CPU has: into a
+/// row buffer then scattered into a 12-row strip's 4-byte cells (`rows_…`, what the int8
+/// GEMM did before `quantize_i8_cells`), and straight into the cells (`cells_…`).
 fn quantize(c: &mut Criterion) {
     let mut g = c.benchmark_group("quantize");
     g.warm_up_time(Duration::from_millis(300)).measurement_time(Duration::from_secs(1)).sample_size(10);
     for k in [384, 1536] {
         let x = rand_vec(11, 32 * k);
-        let mut q = vec![0i8; x.len()];
+        // Three 12-row strips hold the 32 rows (and 4 padding rows).
+        let (mut q, mut strip) = (vec![0i8; k], vec![0i8; 36 * k]);
         g.throughput(Throughput::Elements(x.len() as u64));
         for isa in Isa::available() {
             let kern = Kernels::get(isa).unwrap();
-            let id = BenchmarkId::new(format!("rows_32x{k}"), isa);
-            g.bench_function(id, |b| {
+            // Row `r`'s cells start at byte `(r % 12)·4` of strip `r / 12`, 48 bytes apart.
+            let first = |r: usize| (r / 12) * 12 * k + (r % 12) * 4;
+            g.bench_function(BenchmarkId::new(format!("rows_32x{k}"), isa), |b| {
                 b.iter(|| {
-                    for (x, q) in x.chunks_exact(k).zip(q.chunks_exact_mut(k)) {
-                        black_box(kern.quantize_row(x, q));
+                    for (r, x) in x.chunks_exact(k).enumerate() {
+                        black_box(kern.quantize_row(x, &mut q));
+                        let dst = strip[first(r)..].as_mut_ptr();
+                        for (g, v) in q.chunks_exact(4).enumerate() {
+                            // SAFETY: cell `g` of row `r` lies inside `strip`.
+                            unsafe { dst.add(g * 48).cast::<[i8; 4]>().write_unaligned([v[0], v[1], v[2], v[3]]) };
+                        }
                     }
+                    black_box(&strip);
+                })
+            });
+            g.bench_function(BenchmarkId::new(format!("cells_32x{k}"), isa), |b| {
+                b.iter(|| {
+                    for (r, x) in x.chunks_exact(k).enumerate() {
+                        let inv = 127.0 / kern.abs_max(x);
+                        kern.quantize_i8_cells(x, inv, 0x8080_8080, &mut strip[first(r)..], 48);
+                    }
+                    black_box(&strip);
                 })
             });
         }

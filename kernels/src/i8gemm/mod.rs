@@ -249,13 +249,12 @@ fn quantize_pack_a(
     }
     let ik = &kern.i8_gemm;
     let (mr, groups, ab) = (ik.mr, k.div_ceil(4), ik.layout.a_group_bytes());
-    let slots = m.div_ceil(mr) * mr;
-    let mut packed = Vec::<i8>::with_capacity(slots * groups * ab);
-    let mut scales = vec![0.0f32; slots];
+    let (strips, strip_len) = (m.div_ceil(mr), groups * mr * ab);
+    let mut packed = Vec::<i8>::with_capacity(strips * strip_len);
+    let mut scales = vec![0.0f32; strips * mr];
     // Unsigned kernels read `q + 128`: each byte flipped by the shift, 4 at a time.
     let shift = if ik.unsigned_a { 128u8 as i8 } else { 0 };
     let flip = u32::from_ne_bytes([shift as u8; 4]);
-    let strip_len = groups * mr * ab;
     let (out, sc) = (SyncPtr(packed.as_mut_ptr()), SyncPtr(scales.as_mut_ptr()));
     let work = |s: usize| {
         // SAFETY: strip `s` lies inside the capacity, and this task alone writes it and
@@ -270,7 +269,7 @@ fn quantize_pack_a(
         for (r, scale) in scales.iter_mut().enumerate() {
             // Row `r`'s group `g` is the `ab` bytes at `(g·MR + r)·ab` of the strip.
             let cells = &mut strip[r * ab..];
-            let Some(row) = a.get((s * mr + r) * lda..).filter(|_| s * mr + r < m).map(|row| &row[..k]) else {
+            if s * mr + r >= m {
                 // Padding rows read as zero: bytes of the shift alone, which the kernel
                 // removes (unsigned kernels all take quads), else zeros.
                 // SAFETY: `cells` holds every cell of the row.
@@ -281,7 +280,8 @@ fn quantize_pack_a(
                     }
                 }
                 continue;
-            };
+            }
+            let row = &a[(s * mr + r) * lda..][..k];
             // `x ≈ q·scale`, `q = x·inv`: in the smoothed units for `Smoothed`.
             let (x, inv) = match act {
                 ActQuant::Dynamic => {
@@ -325,13 +325,13 @@ fn quantize_pack_a(
         }
     };
     if parallel && m >= PARALLEL_MIN_ROWS {
-        crate::hot::for_each_index(slots / mr, work);
+        crate::hot::for_each_index(strips, work);
     } else {
-        (0..slots / mr).for_each(work);
+        (0..strips).for_each(work);
     }
     // SAFETY: the tasks wrote every byte: `groups` cells of `ab` bytes for each of the
-    // `slots` rows (real or padding).
-    unsafe { packed.set_len(slots * groups * ab) };
+    // strips' `MR` rows (real or padding).
+    unsafe { packed.set_len(strips * strip_len) };
     (packed, scales)
 }
 

@@ -383,10 +383,10 @@ unsafe fn quantize32(p: *const f32, inv: f32) -> __m256i {
 }
 
 /// # Safety
-/// The CPU must support AVX2 and FMA.
-#[target_feature(enable = "avx2,fma")]
+/// AVX2 must be available.
+#[target_feature(enable = "avx2")]
 pub unsafe fn quantize_i8_cells(x: &[f32], inv: f32, flip: u32, q: &mut [MaybeUninit<i8>], stride: usize) {
-    super::scalar::check_cells(x.len(), q, stride);
+    super::check_cells(x.len(), q, stride);
     let body = x.len() / 32 * 32;
     let f = _mm256_set1_epi32(flip as i32);
     let mut cells = [0u32; 8];

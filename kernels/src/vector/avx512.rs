@@ -308,7 +308,7 @@ unsafe fn quantize16(p: *const f32, k: __mmask16, inv: f32) -> __m512i {
 /// The CPU must support AVX-512F.
 #[target_feature(enable = "avx512f")]
 pub unsafe fn quantize_i8_cells(x: &[f32], inv: f32, flip: u32, q: &mut [MaybeUninit<i8>], stride: usize) {
-    super::scalar::check_cells(x.len(), q, stride);
+    super::check_cells(x.len(), q, stride);
     let (n, p, f) = (x.len(), x.as_ptr(), _mm_set1_epi32(flip as i32));
     let mut i = 0;
     while i < n {

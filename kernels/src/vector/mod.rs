@@ -88,6 +88,14 @@ pub type LayerNormFn = unsafe fn(x: &mut [f32], residual: Option<&[f32]>, gamma:
 /// `quantize_i8` into strided cells (see [`VectorKernels::quantize_i8_cells`]).
 pub type QuantizeCellsFn = unsafe fn(x: &[f32], inv: f32, flip: u32, q: &mut [MaybeUninit<i8>], stride: usize);
 
+/// Checks the shape `quantize_i8_cells` writes for `n` values: `stride ≥ 4`, and `q` holds
+/// every cell. Every ISA's kernel calls it: the table's pointers are called directly.
+pub(crate) fn check_cells<T>(n: usize, q: &[T], stride: usize) {
+    assert!(stride >= 4, "cell stride {stride} < 4");
+    let cells = n.div_ceil(4);
+    assert!(cells == 0 || q.len() >= (cells - 1) * stride + 4, "{cells} cells of stride {stride} overrun {}", q.len());
+}
+
 /// One ISA's row kernels. Slices must satisfy the documented length relations.
 pub struct VectorKernels {
     pub gelu_erf: unsafe fn(x: &mut [f32]),

@@ -190,17 +190,10 @@ pub unsafe fn quantize_i8(x: &[f32], inv: f32, q: &mut [i8]) {
     }
 }
 
-/// Checks the shape [`quantize_i8_cells`] writes: `stride ≥ 4`, and `q` holds every cell.
-pub(crate) fn check_cells<T>(n: usize, q: &[T], stride: usize) {
-    assert!(stride >= 4, "cell stride {stride} < 4");
-    let cells = n.div_ceil(4);
-    assert!(cells == 0 || q.len() >= (cells - 1) * stride + 4, "{cells} cells of stride {stride} overrun {}", q.len());
-}
-
 /// # Safety
 /// Safe to call; `unsafe` only to share the table's signature.
 pub unsafe fn quantize_i8_cells(x: &[f32], inv: f32, flip: u32, q: &mut [MaybeUninit<i8>], stride: usize) {
-    check_cells(x.len(), q, stride);
+    super::check_cells(x.len(), q, stride);
     for (g, v) in x.chunks(4).enumerate() {
         let mut cell = [0i8; 4];
         quantize_i8(v, inv, &mut cell[..v.len()]);
