@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Default dispatch against every forced ISA, alternated in one run: `e5 bench` per
-# (round, path, precision), then the median of each column and default ÷ best forced.
+# (round, path, precision), then the median of each column and default ÷ the best forced
+# path of another ISA. The forced path of the default's own ISA runs the same kernels: its
+# ratio is printed apart, as the run's noise floor.
 #
 #   tools/isa-bench.sh [MODEL] [ROUNDS] [THREADS] [SECONDS] [PRECISIONS]
 #   tools/isa-bench.sh models/multilingual-e5-small 3 2 2 fp32,int8

@@ -12,7 +12,7 @@
 //! through rayon's join tree, whose deque pushes, steals and epoch pins cost several µs per
 //! region on this scale (`benches/src/bin/fork-join.rs`): it offers a [`Job`] — `n`
 //! indices and a closure — in the team's slot, and the owner and every spinning helper claim
-//! indices with one `fetch_add` each until none is left. Anywhere else (another thread, a
+//! indices (each its own contiguous range first, see [`Claims`]) until none is left. Anywhere else (another thread, a
 //! task of a job, no hot region) it is a rayon parallel loop. Which thread runs an index
 //! never changes what the index computes.
 //!
@@ -27,7 +27,7 @@ use std::any::Any;
 use std::cell::Cell;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::ptr;
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 /// Idle polls between OS yields, so that a spinning helper does not starve other
@@ -113,8 +113,10 @@ struct Team {
 
 /// `n` indices, each run once by whichever thread claims it.
 struct Job<'a> {
-    next: AtomicUsize,
-    n: usize,
+    claims: Claims,
+    /// Threads that have joined the job so far (the owner first): a thread's arrival order
+    /// is the range it starts on.
+    joined: AtomicUsize,
     task: &'a (dyn Fn(usize) + Sync),
     /// The first panic of a task, for the owner to pass on.
     panic: Mutex<Option<Box<dyn Any + Send>>>,
@@ -124,27 +126,85 @@ impl Job<'_> {
     /// Claims and runs indices until none is left; a panic is kept for the owner and ends
     /// the job for everyone. Returns whether this thread ran an index.
     fn work(&self) -> bool {
+        let me = self.joined.fetch_add(1, Ordering::Relaxed);
         let mut ran = false;
-        let claimed = catch_unwind(AssertUnwindSafe(|| loop {
-            let i = self.next.fetch_add(1, Ordering::Relaxed);
-            if i >= self.n {
-                return;
+        let claimed = catch_unwind(AssertUnwindSafe(|| {
+            while let Some(i) = self.claims.claim(me) {
+                ran = true;
+                (self.task)(i);
             }
-            ran = true;
-            (self.task)(i);
         }));
         if let Err(p) = claimed {
-            self.next.store(self.n, Ordering::Relaxed);
+            self.claims.cancel();
             self.panic.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert(p);
         }
         ran
     }
 }
 
+/// The indices `0..n` cut into one contiguous range per thread of the team. A thread runs
+/// its own range front to back, then takes the last index of another's range, one at a
+/// time, until none is left.
+///
+/// Why not one shared counter: the GEMM drivers give each index a run of adjacent weight
+/// panels, and a tile prefetches a fixed distance ahead in the panel it streams. A thread
+/// that runs adjacent indices streams one contiguous run of weights, and each index's
+/// prefetch warms the next one's first panel; with a shared counter two threads take
+/// alternate indices, and every index starts on a cold panel.
+struct Claims {
+    /// Per range: `start` in the low 32 bits, `end` in the high 32 bits (`start ≥ end`:
+    /// empty). Owners advance `start`, others lower `end`, both by compare-and-swap.
+    ranges: Vec<AtomicU64>,
+}
+
+impl Claims {
+    fn new(n: usize, threads: usize) -> Self {
+        let n = u32::try_from(n).expect("a job of more than 2^32 indices") as u64;
+        let threads = threads.max(1) as u64;
+        let ranges =
+            (0..threads).map(|t| AtomicU64::new((t * n / threads) | (((t + 1) * n / threads) << 32))).collect();
+        Claims { ranges }
+    }
+
+    /// The next index for the thread that joined `me`-th: the front of its own range (a late
+    /// thread beyond the ranges has none), else the back of the next non-empty one.
+    fn claim(&self, me: usize) -> Option<usize> {
+        let t = self.ranges.len();
+        if let Some(own) = self.ranges.get(me) {
+            if let Some(i) = Self::take(own, true) {
+                return Some(i);
+            }
+        }
+        (1..=t).map(|d| &self.ranges[(me + d) % t]).find_map(|r| Self::take(r, false))
+    }
+
+    /// Takes the front (`front`) or back index of a range, if any is left.
+    fn take(range: &AtomicU64, front: bool) -> Option<usize> {
+        let mut cur = range.load(Ordering::Relaxed);
+        loop {
+            let (start, end) = (cur & 0xffff_ffff, cur >> 32);
+            if start >= end {
+                return None;
+            }
+            let (next, i) = if front { (cur + 1, start) } else { (cur - (1 << 32), end - 1) };
+            match range.compare_exchange_weak(cur, next, Ordering::Relaxed, Ordering::Relaxed) {
+                Ok(_) => return Some(i as usize),
+                Err(seen) => cur = seen,
+            }
+        }
+    }
+
+    /// Empties every range: no index is claimed after this.
+    fn cancel(&self) {
+        self.ranges.iter().for_each(|r| r.store(0, Ordering::Relaxed));
+    }
+}
+
 impl Team {
     /// The owner's side: offer the job, work on it, withdraw it, wait for the helpers.
     fn run(&self, n: usize, task: &(dyn Fn(usize) + Sync)) {
-        let job = Job { next: AtomicUsize::new(0), n, task, panic: Mutex::new(None) };
+        let threads = rayon::current_num_threads();
+        let job = Job { claims: Claims::new(n, threads), joined: AtomicUsize::new(0), task, panic: Mutex::new(None) };
         // The lifetime is erased: the offer is withdrawn, and every helper out of it,
         // before `job` leaves this frame.
         self.offer.store(ptr::from_ref(&job).cast_mut().cast(), Ordering::SeqCst);
@@ -289,6 +349,21 @@ mod tests {
             assert_eq!(msg.downcast_ref::<String>().map(String::as_str), Some(format!("index {bad}").as_str()));
             assert_eq!(pool.install(|| with_hot_workers(|| run_indices(9, 0).0)), vec![1; 9]);
         }
+    }
+
+    /// Each thread runs its own range front to back, then the back of the others'.
+    #[test]
+    fn claims_run_own_range_in_order_then_steal_from_the_back() {
+        let c = Claims::new(10, 3); // ranges 0..3, 3..6, 6..10
+        let take = |me: usize, k: usize| (0..k).map(|_| c.claim(me)).collect::<Vec<_>>();
+        assert_eq!(take(1, 3), [Some(3), Some(4), Some(5)]);
+        assert_eq!(take(1, 2), [Some(9), Some(8)]); // range 1 empty: the back of range 2
+        assert_eq!(take(0, 1), [Some(0)]);
+        assert_eq!(take(5, 1), [Some(2)]); // a late thread has no range of its own
+        assert_eq!(take(2, 3), [Some(6), Some(7), Some(1)]);
+        assert_eq!(take(0, 1), [None]);
+        c.cancel();
+        assert_eq!(Claims::new(4, 2).claim(0), Some(0));
     }
 
     #[test]
