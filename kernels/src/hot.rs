@@ -12,8 +12,9 @@
 //! through rayon's join tree, whose deque pushes, steals and epoch pins cost several µs per
 //! region on this scale (`benches/src/bin/fork-join.rs`): it offers a [`Job`] — `n`
 //! indices and a closure — in the team's slot, and the owner and every spinning helper claim
-//! indices (each its own contiguous range first, see [`Claims`]) until none is left. Anywhere else (another thread, a
-//! task of a job, no hot region) it is a rayon parallel loop. Which thread runs an index
+//! indices (each its own contiguous range first, see [`Claims`]) until none is left.
+//! Anywhere else (another thread, a task of a job, no hot region) it is a rayon parallel
+//! loop. Which thread runs an index
 //! never changes what the index computes.
 //!
 //! Lifetime protocol: the job lives in the owner's stack frame. A helper counts itself in
@@ -175,7 +176,7 @@ impl Claims {
                 return Some(i);
             }
         }
-        (1..=t).map(|d| &self.ranges[(me + d) % t]).find_map(|r| Self::take(r, false))
+        (1..t + usize::from(me >= t)).map(|d| &self.ranges[(me + d) % t]).find_map(|r| Self::take(r, false))
     }
 
     /// Takes the front (`front`) or back index of a range, if any is left.
@@ -362,8 +363,10 @@ mod tests {
         assert_eq!(take(5, 1), [Some(2)]); // a late thread has no range of its own
         assert_eq!(take(2, 3), [Some(6), Some(7), Some(1)]);
         assert_eq!(take(0, 1), [None]);
-        c.cancel();
-        assert_eq!(Claims::new(4, 2).claim(0), Some(0));
+        let fresh = Claims::new(4, 2);
+        assert_eq!(fresh.claim(0), Some(0));
+        fresh.cancel();
+        assert_eq!((fresh.claim(0), fresh.claim(1)), (None, None));
     }
 
     #[test]
