@@ -31,5 +31,6 @@ pub use hot::{for_each_index, with_hot_workers};
 pub use i4gemm::PackedI4;
 pub use i8gemm::{ActQuant, PackedI8};
 pub use isa::{Isa, IsaError, BF16_ENV, ISA_ENV};
+pub use peak::FmaProbe;
 pub use pool::Pooling;
 pub use vector::GeluKind;

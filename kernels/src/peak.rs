@@ -4,12 +4,33 @@ use crate::Kernels;
 use rayon::prelude::*;
 use std::time::Instant;
 
+/// This ISA's FMA probe, calibrated to run about 10 ms per call on every thread at once:
+/// [`Kernels::fma_peak_gflops`] takes the best of many calls; a harness can also run it
+/// call by call beside the code it measures, so that a slow phase of a shared machine (a
+/// busy hyperthread sibling halves the FMA rate) lowers the yardstick too.
+#[derive(Clone, Copy)]
+pub struct FmaProbe {
+    probe: unsafe fn(usize) -> f32,
+    iters: usize,
+    /// Floating-point operations per call, all threads together.
+    pub flops: f64,
+    threads: usize,
+}
+
+impl FmaProbe {
+    /// Runs the probe once on `threads` threads (of the current rayon pool).
+    pub fn run(&self) {
+        (0..self.threads).into_par_iter().for_each(|_| {
+            // SAFETY: the probe came from a table whose ISA is supported.
+            std::hint::black_box(unsafe { (self.probe)(self.iters) });
+        });
+    }
+}
+
 impl Kernels {
-    /// Peak f32 GFLOP/s of this ISA's FMA units on `threads` threads (of the current
-    /// rayon pool), measured for about `seconds`.
-    pub fn fma_peak_gflops(&self, threads: usize, seconds: f64) -> f64 {
-        let (probe, flops) = (self.vector.fma_probe, self.vector.fma_probe_flops);
-        // Calibrate a run of ~10 ms, then time repeated runs on every thread at once.
+    /// The FMA probe of this ISA on `threads` threads, calibrated to ~10 ms a call.
+    pub fn fma_probe(&self, threads: usize) -> FmaProbe {
+        let probe = self.vector.fma_probe;
         let mut iters = 1 << 16;
         loop {
             let t = Instant::now();
@@ -20,15 +41,19 @@ impl Kernels {
             }
             iters *= 2;
         }
+        FmaProbe { probe, iters, flops: (threads * iters * self.vector.fma_probe_flops) as f64, threads }
+    }
+
+    /// Peak f32 GFLOP/s of this ISA's FMA units on `threads` threads (of the current
+    /// rayon pool): the best of repeated probe calls over about `seconds`.
+    pub fn fma_peak_gflops(&self, threads: usize, seconds: f64) -> f64 {
+        let probe = self.fma_probe(threads);
         let rounds = ((seconds / 0.01) as usize).max(3);
         let mut best = 0.0f64;
         for _ in 0..rounds {
             let t = Instant::now();
-            (0..threads).into_par_iter().for_each(|_| {
-                // SAFETY: the table's ISA is supported.
-                std::hint::black_box(unsafe { probe(iters) });
-            });
-            best = best.max((threads * iters * flops) as f64 / t.elapsed().as_secs_f64() / 1e9);
+            probe.run();
+            best = best.max(probe.flops / t.elapsed().as_secs_f64() / 1e9);
         }
         best
     }

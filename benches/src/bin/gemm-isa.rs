@@ -5,6 +5,11 @@
 //! dispatched ISA against the fastest other one (median ratio, and the rounds it won). The
 //! check behind "dispatch never picks a slower f32 path".
 //!
+//! Each round also runs the FMA probe call by call among the GEMMs, and the last columns
+//! give each variant's median % of that probe ("% beside"): on a shared VM a busy
+//! hyperthread sibling can take a third of the FMA rate for minutes, which the best-of
+//! peak measured once at start-up cannot see.
+//!
 //! With `blocking=KCxMCxNCxPF,…` the variants are instead the dispatched ISA at its derived
 //! blocking and at each listed one (`KC` any depth, `MC` a multiple of the tile height,
 //! `NC` panels, `PF` an index into `Prefetch::ALL`: 0 none, 1 ahead, 2 next-panel shares),
@@ -52,17 +57,20 @@ fn main() {
         }
     };
     let peak = pool.install(|| default.fma_peak_gflops(threads, 0.5));
+    let probe = pool.install(|| default.fma_probe(threads));
     println!(
         "default {} | threads {threads} | rounds {rounds} | FMA peak {peak:.1} GFLOP/s\n",
         default.dispatch_reason()
     );
     let names: Vec<String> = variants.iter().map(|(name, _)| name.clone()).collect();
     println!(
-        "| M | K | N | {} | default ÷ best other | rounds won |",
-        names.join(" GFLOP/s (% peak) | ") + " GFLOP/s (% peak)"
+        "| M | K | N | {} | default ÷ best other | rounds won | {} |",
+        names.join(" GFLOP/s (% peak) | ") + " GFLOP/s (% peak)",
+        names.join(" % beside | ") + " % beside"
     );
-    println!("|{}", " ---: |".repeat(5 + variants.len()));
-    let (mut worst_big, mut losses) = (vec![f64::MAX; variants.len()], 0);
+    println!("|{}", " ---: |".repeat(5 + 2 * variants.len()));
+    let (mut worst_big, mut worst_beside, mut losses) =
+        (vec![f64::MAX; variants.len()], vec![f64::MAX; variants.len()], 0);
     for &(k, n) in &GEMM_KNS {
         let w = rand_vec(1, n * k);
         let bias = rand_vec(2, n);
@@ -79,8 +87,9 @@ fn main() {
             let a = rand_vec(3, m * k);
             let mut outs = vec![vec![0.0; m * n]; variants.len()];
             let flops = 2.0 * (m * n * k) as f64;
-            // rates[isa][round], GFLOP/s
+            // rates[isa][round], GFLOP/s; beside[isa][round], fraction of that round's probe
             let mut rates = vec![Vec::with_capacity(rounds); variants.len()];
+            let mut beside = vec![Vec::with_capacity(rounds); variants.len()];
             for _ in 0..rounds {
                 let mut calls: Vec<_> = variants
                     .iter()
@@ -88,10 +97,17 @@ fn main() {
                     .map(|((_, kern), c)| || kern.gemm(&a, m, weights(kern), Post::None, c))
                     .collect();
                 let mut fs: Vec<&mut (dyn FnMut() + Send)> = calls.iter_mut().map(|f| f as _).collect();
-                let times = pool.install(|| interleaved_median_secs(secs, &mut fs));
-                rates.iter_mut().zip(times).for_each(|(r, t)| r.push(flops / t / 1e9));
+                let mut run_probe = || probe.run();
+                fs.push(&mut run_probe);
+                let mut times = pool.install(|| interleaved_median_secs(secs, &mut fs));
+                let probe_gflops = probe.flops / times.pop().unwrap() / 1e9;
+                for ((r, b), t) in rates.iter_mut().zip(&mut beside).zip(times) {
+                    r.push(flops / t / 1e9);
+                    b.push(flops / t / 1e9 / probe_gflops);
+                }
             }
             let medians: Vec<f64> = rates.iter().map(|r| median(r)).collect();
+            let beside: Vec<f64> = beside.iter().map(|b| median(b)).collect();
             let cells: Vec<String> = medians.iter().map(|g| format!("{g:.1} ({:.0}%)", 100.0 * g / peak)).collect();
             let other = (0..variants.len()).filter(|&i| i != d).max_by(|&x, &y| medians[x].total_cmp(&medians[y]));
             let (ratio, won) = match other {
@@ -109,17 +125,24 @@ fn main() {
                 for (w, g) in worst_big.iter_mut().zip(&medians) {
                     *w = w.min(g / peak);
                 }
+                for (w, b) in worst_beside.iter_mut().zip(&beside) {
+                    *w = w.min(*b);
+                }
             }
-            println!("| {m} | {k} | {n} | {} | {ratio} | {won} |", cells.join(" | "));
+            let beside: Vec<String> = beside.iter().map(|b| format!("{:.0}%", 100.0 * b)).collect();
+            println!("| {m} | {k} | {n} | {} | {ratio} | {won} | {} |", cells.join(" | "), beside.join(" | "));
         }
     }
-    let worst: Vec<String> = names
-        .iter()
-        .zip(&worst_big)
-        .map(|(name, &v)| if v == f64::MAX { format!("{name} n/a") } else { format!("{name} {:.0}%", 100.0 * v) })
-        .collect();
+    let worst = |v: &[f64]| -> String {
+        let cell = |(name, &v): (&String, &f64)| match v {
+            f64::MAX => format!("{name} n/a"),
+            v => format!("{name} {:.0}%", 100.0 * v),
+        };
+        names.iter().zip(v).map(cell).collect::<Vec<_>>().join(", ")
+    };
     println!(
-        "\nworst % of peak at M ≥ 128: {}   shapes where the default's median is below another ISA's: {losses}",
-        worst.join(", ")
+        "\nworst % of peak at M ≥ 128: {}   of the probe beside it: {}   shapes where the default's median is below another ISA's: {losses}",
+        worst(&worst_big),
+        worst(&worst_beside)
     );
 }
