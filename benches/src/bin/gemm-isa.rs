@@ -5,10 +5,11 @@
 //! dispatched ISA against the fastest other one (median ratio, and the rounds it won). The
 //! check behind "dispatch never picks a slower f32 path".
 //!
-//! Each round also runs the FMA probe call by call among the GEMMs, and the last columns
-//! give each variant's median % of that probe ("% beside"): on a shared VM a busy
-//! hyperthread sibling can take a third of the FMA rate for minutes, which the best-of
-//! peak measured once at start-up cannot see.
+//! Each round first runs the FMA probe, and the last columns give each variant's median %
+//! of that round's probe ("% beside"): on a shared VM the FMA rate itself can drop for
+//! minutes, which the best-of peak measured once at start-up cannot see. The GEMMs run
+//! inside `with_hot_workers`, as the engine runs them whenever it splits a GEMM among
+//! threads (otherwise each call would also pay a sleeping worker's wake-up).
 //!
 //! With `blocking=KCxMCxNCxPF,…` the variants are instead the dispatched ISA at its derived
 //! blocking and at each listed one (`KC` any depth, `MC` a multiple of the tile height,
@@ -18,7 +19,7 @@
 //! `cargo run --release -p e5-benches --bin gemm-isa -- [threads] [seconds] [M|all] [rounds] [blocking=KCxMCxNCxPF,…]`
 
 use e5_benches::*;
-use e5_kernels::{Blocking, Isa, Kernels, PackedF32, Post, Prefetch};
+use e5_kernels::{with_hot_workers, Blocking, FmaProbe, Isa, Kernels, PackedF32, Post, Prefetch};
 
 /// `"256x192x8x1,1024x192x4x0"` as blockings (the last number indexes `Prefetch::ALL`).
 fn parse_blockings(list: &str) -> Vec<Blocking> {
@@ -29,6 +30,18 @@ fn parse_blockings(list: &str) -> Vec<Blocking> {
         Some(Blocking { kc, mc, nc, prefetch })
     };
     list.split(',').map(|item| parse(item).unwrap_or_else(|| panic!("blocking {item:?}: want KCxMCxNCxPF"))).collect()
+}
+
+/// The FMA probe's median rate over 3 calls, GFLOP/s.
+fn probe_median_gflops(probe: &FmaProbe) -> f64 {
+    let rates: Vec<f64> = (0..3)
+        .map(|_| {
+            let t = std::time::Instant::now();
+            probe.run();
+            probe.flops / t.elapsed().as_secs_f64() / 1e9
+        })
+        .collect();
+    median(&rates)
 }
 
 fn main() {
@@ -97,10 +110,11 @@ fn main() {
                     .map(|((_, kern), c)| || kern.gemm(&a, m, weights(kern), Post::None, c))
                     .collect();
                 let mut fs: Vec<&mut (dyn FnMut() + Send)> = calls.iter_mut().map(|f| f as _).collect();
-                let mut run_probe = || probe.run();
-                fs.push(&mut run_probe);
-                let mut times = pool.install(|| interleaved_median_secs(secs, &mut fs));
-                let probe_gflops = probe.flops / times.pop().unwrap() / 1e9;
+                // The probe runs before the GEMMs, not among them: a GEMM right after 10 ms
+                // of back-to-back FMAs ran 4–19% slower (identical variants, the one after
+                // the probe won 0 of 7 rounds on every shape).
+                let probe_gflops = pool.install(|| probe_median_gflops(&probe));
+                let times = pool.install(|| with_hot_workers(|| interleaved_median_secs(secs, &mut fs)));
                 for ((r, b), t) in rates.iter_mut().zip(&mut beside).zip(times) {
                     r.push(flops / t / 1e9);
                     b.push(flops / t / 1e9 / probe_gflops);
