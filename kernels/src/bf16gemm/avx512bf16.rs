@@ -4,7 +4,7 @@
 //! 24 FMAs per `k`, from half the weight bytes.
 
 use super::{round_bf16, Bf16Kernel, Bf16Tile};
-use crate::f32gemm::avx512::{finish_row, masks, start_row};
+use crate::f32gemm::avx512::{finish_tile, masks, start_row};
 use crate::tiling::{by_rows, unrolled};
 use crate::Isa;
 use std::arch::x86_64::*;
@@ -43,7 +43,7 @@ unsafe fn rows<const R: usize>(t: &Bf16Tile) {
         a = a.add(MR);
         b = b.add(NR);
     }
-    unrolled!(R, |r| { finish_row(&t.out, r, acc[r], k) });
+    finish_tile!(R, &t.out, acc, k);
 }
 
 /// `vcvtneps2bf16` on 16 floats at a time, the scalar twin on the tail (the same bits).

@@ -90,7 +90,63 @@ unsafe fn rows<const R: usize, const S: u8, const PREFETCH: bool>(t: &Tile, b: *
         a = a.add(t.k_stride);
         b = b.add(32 * size);
     }
-    unrolled!(R, |r| { finish_row(&t.out, r, acc[r], k) });
+    finish_tile!(R, &t.out, acc, k);
+}
+
+/// Stores a finished tile — `$acc: [[__m512; 2]; R]` under the masks `$k` — to `$out.c`
+/// with its epilogue. Plain and residual stores are inline: a call per row, which passes
+/// the row's two accumulators through the stack, made e5-small's GEMMs without an epilogue
+/// (`K` 384 and 1536, one thread, inline and out of line alternated 41 times) 1.024–1.039×
+/// slower, and its four layer GEMMs with their epilogues 1.010–1.026× (int8 1.017–1.038×).
+/// GELU, a long polynomial, stays out of line in [`finish_row`], so that the `k` loop keeps
+/// its registers. A macro, not a function taking `&acc`: that moved the accumulators to the
+/// stack and cut the GEMM rate to a third. Shared by the f32 and bf16-dot tiles.
+macro_rules! finish_tile {
+    ($R:ident, $out:expr, $acc:ident, $k:ident) => {
+        match $out.post {
+            $crate::f32gemm::TilePost::None => {
+                $crate::tiling::unrolled!($R, |r| { $crate::f32gemm::avx512::store_row($out, r, $acc[r], $k, None) });
+            }
+            $crate::f32gemm::TilePost::Residual { r: res, ldr } => {
+                $crate::tiling::unrolled!($R, |r| {
+                    $crate::f32gemm::avx512::store_row($out, r, $acc[r], $k, Some((res, ldr)))
+                });
+            }
+            $crate::f32gemm::TilePost::Gelu(_) => {
+                $crate::tiling::unrolled!($R, |r| { $crate::f32gemm::avx512::finish_row($out, r, $acc[r], $k) });
+            }
+        }
+    };
+}
+pub(crate) use finish_tile;
+
+/// Row `r` of a finished tile stored to `C` under the masks `k`, after adding the
+/// residual's row `r` (`R` and its row stride) when there is one.
+#[inline]
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn store_row(
+    out: &TileOut,
+    r: usize,
+    v: [__m512; 2],
+    k: [__mmask16; 2],
+    res: Option<(*const f32, usize)>,
+) {
+    store32(out.c.add(r * out.ldc), v, k, res.map(|(q, ldr)| q.add(r * ldr)))
+}
+
+/// 32 columns `v` stored at `c` under the masks `k`, after adding the 32 at `res` when
+/// given: the same arithmetic as [`post_store16`]'s residual arm. Shared by every AVX-512
+/// tile's inline epilogue.
+#[inline]
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn store32(c: *mut f32, v: [__m512; 2], k: [__mmask16; 2], res: Option<*const f32>) {
+    for h in 0..2 {
+        let v = match res {
+            Some(q) => _mm512_add_ps(v[h], _mm512_maskz_loadu_ps(k[h], q.add(16 * h))),
+            None => v[h],
+        };
+        _mm512_mask_storeu_ps(c.add(16 * h), k[h], v);
+    }
 }
 
 /// Row `r`'s starting accumulators of a 32-column tile: its partial sums in `C` (valid
@@ -107,9 +163,8 @@ pub(crate) unsafe fn start_row(out: &TileOut, r: usize, k: [__mmask16; 2]) -> [_
 }
 
 /// Applies the epilogue to row `r` of a finished 32-column tile and stores its valid
-/// columns (masks `k`) to `C`. Out of line: the row loop around it is
-/// unrolled so the accumulators stay in registers, and one call per row costs nothing
-/// beside the `k` loop. Shared by the f32 and bf16-dot tiles.
+/// columns (masks `k`) to `C`. Out of line, for GELU (see [`finish_tile`]): the row loop
+/// around it is unrolled so the accumulators stay in registers.
 #[inline(never)]
 #[target_feature(enable = "avx512f")]
 pub(crate) unsafe fn finish_row(out: &TileOut, r: usize, v: [__m512; 2], k: [__mmask16; 2]) {

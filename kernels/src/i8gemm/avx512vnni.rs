@@ -2,7 +2,8 @@
 //! (`a + 128`), corrected by `128·Σw` per column.
 
 use super::{I8MicroKernel, I8Tile, Layout};
-use crate::f32gemm::avx512::post_store16;
+use crate::f32gemm::avx512::{masks, post_store16, store32};
+use crate::f32gemm::TilePost;
 use crate::tiling::{by_rows, unrolled};
 use std::arch::x86_64::*;
 
@@ -44,26 +45,73 @@ unsafe fn rows<const R: usize, const PREFETCH: bool>(t: &I8Tile, ahead: usize) {
         a = a.add(4 * MR);
         b = b.add(128);
     }
-    unrolled!(R, |r| { finish_row(t, r, acc[r]) });
+    // The epilogue: plain and residual stores inline, with the panel's column terms loaded
+    // once; GELU out of line (see the f32 tile's `finish_tile`).
+    let res = match t.post {
+        TilePost::Gelu(_) => {
+            unrolled!(R, |r| { finish_row(t, r, acc[r]) });
+            return;
+        }
+        TilePost::Residual { r, ldr } => Some((r, ldr)),
+        TilePost::None => None,
+    };
+    let cols = Columns::of(t);
+    unrolled!(R, |r| {
+        let v = cols.dequantize(t, r, acc[r]);
+        store32(t.c.add(r * t.ldc), v, cols.k, res.map(|(q, ldr)| q.add(r * ldr)));
+    });
 }
 
-/// Row `r` of a finished tile: the `128·Σw` offset removed, dequantized
-/// (`acc·(s_row·s_col) + bias`), the epilogue applied, the valid columns stored. Out of
-/// line, as in the f32 tile: the row loop around it is unrolled, so the accumulators stay
-/// in registers (a real loop over rows kept them in a stack array that every call of the
-/// 11- and 12-row instances zeroed with a 1.5 KiB `memset`).
+/// A panel's per-column terms of the dequantization, per 16-column half, and the masks of
+/// its valid columns.
+#[derive(Clone, Copy)]
+struct Columns {
+    /// `128·Σw`: what the unsigned activations (`a + 128`) added to each column's sum.
+    shift: [__m512i; 2],
+    scale: [__m512; 2],
+    bias: [__m512; 2],
+    k: [__mmask16; 2],
+}
+
+impl Columns {
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    unsafe fn of(t: &I8Tile) -> Columns {
+        let half = |h: usize| {
+            (
+                _mm512_slli_epi32::<7>(_mm512_loadu_si512(t.colsum.add(16 * h).cast())),
+                _mm512_loadu_ps(t.col_scales.add(16 * h)),
+                _mm512_loadu_ps(t.bias.add(16 * h)),
+            )
+        };
+        let (h0, h1) = (half(0), half(1));
+        Columns { shift: [h0.0, h1.0], scale: [h0.1, h1.1], bias: [h0.2, h1.2], k: masks(t.nr) }
+    }
+
+    /// Row `r` dequantized: `(acc − 128·Σw)·(s_row·s_col) + bias`.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    unsafe fn dequantize(&self, t: &I8Tile, r: usize, acc: [__m512i; 2]) -> [__m512; 2] {
+        let sa = _mm512_set1_ps(*t.row_scales.add(r));
+        let half = |h: usize| {
+            let exact = _mm512_sub_epi32(acc[h], self.shift[h]);
+            _mm512_fmadd_ps(_mm512_cvtepi32_ps(exact), _mm512_mul_ps(sa, self.scale[h]), self.bias[h])
+        };
+        [half(0), half(1)]
+    }
+}
+
+/// Row `r` of a finished tile dequantized, with the epilogue applied, stored to its valid
+/// columns. Out of line, for GELU: the row loop around it is unrolled, so the
+/// accumulators stay in registers (a real loop over rows kept them in a stack array that
+/// every call of the 11- and 12-row instances zeroed with a 1.5 KiB `memset`).
 #[inline(never)]
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
 unsafe fn finish_row(t: &I8Tile, r: usize, acc: [__m512i; 2]) {
-    let m = if t.nr >= 32 { u32::MAX } else { (1u32 << t.nr) - 1 };
-    let k = [m as __mmask16, (m >> 16) as __mmask16];
-    let sa = _mm512_set1_ps(*t.row_scales.add(r));
+    let cols = Columns::of(t);
+    let v = cols.dequantize(t, r, acc);
     let p = t.c.add(r * t.ldc);
-    for h in 0..2 {
-        let shift = _mm512_slli_epi32::<7>(_mm512_loadu_si512(t.colsum.add(16 * h).cast()));
-        let exact = _mm512_sub_epi32(acc[h], shift);
-        let scale = _mm512_mul_ps(sa, _mm512_loadu_ps(t.col_scales.add(16 * h)));
-        let v = _mm512_fmadd_ps(_mm512_cvtepi32_ps(exact), scale, _mm512_loadu_ps(t.bias.add(16 * h)));
-        post_store16(t.post, r, h, k[h], p.add(16 * h), v);
+    for (h, v) in v.into_iter().enumerate() {
+        post_store16(t.post, r, h, cols.k[h], p.add(16 * h), v);
     }
 }
