@@ -100,43 +100,32 @@ unsafe fn rows<const R: usize, const S: u8, const PREFETCH: bool>(t: &Tile, b: *
 /// slower, and its four layer GEMMs with their epilogues 1.010–1.026× (int8 1.017–1.038×).
 /// GELU, a long polynomial, stays out of line in [`finish_row`], so that the `k` loop keeps
 /// its registers. A macro, not a function taking `&acc`: that moved the accumulators to the
-/// stack and cut the GEMM rate to a third. Shared by the f32 and bf16-dot tiles.
+/// stack and cut the GEMM rate to a third. Shared by the f32 and bf16-dot tiles. (The A/B
+/// used a temporary switch; end to end, `tools/ab-bench.sh 4920c17 fp32|int8` re-runs it.)
 macro_rules! finish_tile {
     ($R:ident, $out:expr, $acc:ident, $k:ident) => {
-        match $out.post {
+        let out: &$crate::f32gemm::TileOut = $out;
+        let row = |r: usize| out.c.add(r * out.ldc);
+        match out.post {
             $crate::f32gemm::TilePost::None => {
-                $crate::tiling::unrolled!($R, |r| { $crate::f32gemm::avx512::store_row($out, r, $acc[r], $k, None) });
+                $crate::tiling::unrolled!($R, |r| { $crate::f32gemm::avx512::store32(row(r), $acc[r], $k, None) });
             }
             $crate::f32gemm::TilePost::Residual { r: res, ldr } => {
                 $crate::tiling::unrolled!($R, |r| {
-                    $crate::f32gemm::avx512::store_row($out, r, $acc[r], $k, Some((res, ldr)))
+                    $crate::f32gemm::avx512::store32(row(r), $acc[r], $k, Some(res.add(r * ldr)))
                 });
             }
             $crate::f32gemm::TilePost::Gelu(_) => {
-                $crate::tiling::unrolled!($R, |r| { $crate::f32gemm::avx512::finish_row($out, r, $acc[r], $k) });
+                $crate::tiling::unrolled!($R, |r| { $crate::f32gemm::avx512::finish_row(out, r, $acc[r], $k) });
             }
         }
     };
 }
 pub(crate) use finish_tile;
 
-/// Row `r` of a finished tile stored to `C` under the masks `k`, after adding the
-/// residual's row `r` (`R` and its row stride) when there is one.
-#[inline]
-#[target_feature(enable = "avx512f")]
-pub(crate) unsafe fn store_row(
-    out: &TileOut,
-    r: usize,
-    v: [__m512; 2],
-    k: [__mmask16; 2],
-    res: Option<(*const f32, usize)>,
-) {
-    store32(out.c.add(r * out.ldc), v, k, res.map(|(q, ldr)| q.add(r * ldr)))
-}
-
-/// 32 columns `v` stored at `c` under the masks `k`, after adding the 32 at `res` when
-/// given: the same arithmetic as [`post_store16`]'s residual arm. Shared by every AVX-512
-/// tile's inline epilogue.
+/// 32 columns `v` stored at `c` under the masks `k`, after adding the 32 at `res` (the
+/// residual's row) when given: the same arithmetic as [`post_store16`]'s residual arm.
+/// The inline epilogue of the f32, bf16-dot and int8 tiles.
 #[inline]
 #[target_feature(enable = "avx512f")]
 pub(crate) unsafe fn store32(c: *mut f32, v: [__m512; 2], k: [__mmask16; 2], res: Option<*const f32>) {
