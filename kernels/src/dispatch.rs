@@ -415,6 +415,18 @@ impl Kernels {
         unsafe { (self.vector.axpy)(y, a, x) }
     }
 
+    /// Column sums of `rows` (`[R, out.len()]`, `R ≥ 0`): `out[j] = Σ_r rows[r][j]`, each
+    /// column summed in row order, bit-identical on every ISA.
+    pub fn sum_rows(&self, rows: &[f32], out: &mut [f32]) {
+        if out.is_empty() {
+            assert!(rows.is_empty(), "sum_rows: {} values into zero columns", rows.len());
+            return;
+        }
+        assert_eq!(rows.len() % out.len(), 0, "sum_rows: {} values are not rows of {}", rows.len(), out.len());
+        // SAFETY: the table's ISA is supported; shapes checked.
+        unsafe { (self.vector.sum_rows)(rows, out) }
+    }
+
     /// `max |x[i]|` over the non-NaN elements (0 for none): the row kernel of dynamic
     /// activation scales ([`Kernels::quantize_row`]).
     pub fn abs_max(&self, x: &[f32]) -> f32 {

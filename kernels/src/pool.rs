@@ -25,9 +25,7 @@ impl Kernels {
                 match mode {
                     Pooling::Cls => o.copy_from_slice(&hidden[a * width..(a + 1) * width]),
                     Pooling::Mean => {
-                        for row in hidden[a * width..b * width].chunks_exact(width) {
-                            self.axpy(o, 1.0, row);
-                        }
+                        self.sum_rows(&hidden[a * width..b * width], o);
                         self.scale(o, 1.0 / (b - a) as f32);
                     }
                 }

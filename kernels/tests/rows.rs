@@ -336,3 +336,43 @@ fn activation_quantization_on_every_length_and_position() {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Column sums: every ISA gives the scalar twin's bits and the row-by-row `axpy` sum's
+    /// (what mean pooling computed before `sum_rows`), for widths around each ISA's block
+    /// and vector edges (4 × 16 lanes on AVX-512) and row counts from 0.
+    #[test]
+    fn sum_rows_matches_the_scalar_twin_bit_for_bit(w in 1usize..140, rows in 0usize..40, seed in any::<u64>()) {
+        let x = rand_vec(seed, rows * w, 2.0);
+        let scalar = Kernels::get(Isa::Scalar).unwrap();
+        let mut twin = vec![f32::NAN; w];
+        scalar.sum_rows(&x, &mut twin);
+        let mut by_axpy = vec![0.0; w];
+        x.chunks_exact(w).for_each(|row| scalar.axpy(&mut by_axpy, 1.0, row));
+        prop_assert_eq!(bits(&twin), bits(&by_axpy));
+        for kern in tables() {
+            let mut out = vec![f32::NAN; w];
+            kern.sum_rows(&x, &mut out);
+            prop_assert_eq!(bits(&out), bits(&twin), "{} sum_rows", kern.isa);
+        }
+    }
+}
+
+fn bits(v: &[f32]) -> Vec<u32> {
+    v.iter().map(|x| x.to_bits()).collect()
+}
+
+#[test]
+fn sum_rows_rejects_ragged_input_and_accepts_nothing_into_nothing() {
+    let kern = Kernels::detect().unwrap();
+    kern.sum_rows(&[], &mut []);
+    let mut out = [f32::NAN; 3];
+    kern.sum_rows(&[], &mut out);
+    assert_eq!(out, [0.0; 3], "no rows sum to zeros");
+    for (rows, w) in [(vec![1.0; 7], 3), (vec![1.0; 2], 0)] {
+        let r = std::panic::catch_unwind(|| kern.sum_rows(&rows, &mut vec![0.0; w]));
+        assert!(r.is_err(), "{} values into {w} columns must panic", rows.len());
+    }
+}

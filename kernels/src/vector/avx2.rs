@@ -13,6 +13,7 @@ pub static KERNELS: VectorKernels = VectorKernels {
     exp_shift_sum,
     scale,
     axpy,
+    sum_rows,
     dot,
     layernorm,
     widen_f16,
@@ -229,6 +230,46 @@ pub unsafe fn axpy(y: &mut [f32], a: f32, x: &[f32]) {
     }
     for i in body..n {
         y[i] = a.mul_add(x[i], y[i]);
+    }
+}
+
+/// Column sums over the rows of `x` (see `VectorKernels::sum_rows`): blocks of 32 columns
+/// summed down the rows in four registers, then 8 at a time, the last columns one by one.
+///
+/// # Safety
+/// The CPU must support AVX2; `out` non-empty, `x.len()` a multiple of `out.len()`.
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn sum_rows(x: &[f32], out: &mut [f32]) {
+    let w = out.len();
+    let rows = x.len() / w;
+    let (xp, op) = (x.as_ptr(), out.as_mut_ptr());
+    let mut c = 0;
+    while c + 4 * L <= w {
+        let (mut s0, mut s1, mut s2, mut s3) =
+            (_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps());
+        for r in 0..rows {
+            let p = xp.add(r * w + c);
+            s0 = _mm256_add_ps(s0, _mm256_loadu_ps(p));
+            s1 = _mm256_add_ps(s1, _mm256_loadu_ps(p.add(L)));
+            s2 = _mm256_add_ps(s2, _mm256_loadu_ps(p.add(2 * L)));
+            s3 = _mm256_add_ps(s3, _mm256_loadu_ps(p.add(3 * L)));
+        }
+        _mm256_storeu_ps(op.add(c), s0);
+        _mm256_storeu_ps(op.add(c + L), s1);
+        _mm256_storeu_ps(op.add(c + 2 * L), s2);
+        _mm256_storeu_ps(op.add(c + 3 * L), s3);
+        c += 4 * L;
+    }
+    while c + L <= w {
+        let mut s = _mm256_setzero_ps();
+        for r in 0..rows {
+            s = _mm256_add_ps(s, _mm256_loadu_ps(xp.add(r * w + c)));
+        }
+        _mm256_storeu_ps(op.add(c), s);
+        c += L;
+    }
+    for j in c..w {
+        *op.add(j) = (0..rows).fold(0.0, |s, r| s + *xp.add(r * w + j));
     }
 }
 

@@ -12,6 +12,7 @@ pub static KERNELS: VectorKernels = VectorKernels {
     exp_shift_sum,
     scale,
     axpy,
+    sum_rows,
     dot,
     layernorm,
     widen_f16: super::avx2::widen_f16,
@@ -191,6 +192,47 @@ pub unsafe fn axpy(y: &mut [f32], a: f32, x: &[f32]) {
         let k = tail_mask(n - i);
         let v = _mm512_fmadd_ps(av, _mm512_maskz_loadu_ps(k, xp.add(i)), _mm512_maskz_loadu_ps(k, yp.add(i)));
         _mm512_mask_storeu_ps(yp.add(i), k, v);
+    }
+}
+
+/// Column sums over the rows of `x` (see `VectorKernels::sum_rows`): blocks of 64 columns
+/// summed down the rows in four registers, then 16 at a time, the last block masked. Each
+/// sum stays in a register until its column block is done: an `axpy` per row instead
+/// stores and reloads every sum per row, and ran 0.69–0.78× the AVX2 version (`rows-isa`,
+/// mean pool of 186 and 512 rows of 384 on an Intel Xeon).
+///
+/// # Safety
+/// The CPU must support AVX-512F; `out` non-empty, `x.len()` a multiple of `out.len()`.
+#[target_feature(enable = "avx512f")]
+pub unsafe fn sum_rows(x: &[f32], out: &mut [f32]) {
+    let w = out.len();
+    let rows = x.len() / w;
+    let (xp, op) = (x.as_ptr(), out.as_mut_ptr());
+    let mut c = 0;
+    while c + 4 * L <= w {
+        let (mut s0, mut s1, mut s2, mut s3) =
+            (_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps());
+        for r in 0..rows {
+            let p = xp.add(r * w + c);
+            s0 = _mm512_add_ps(s0, _mm512_loadu_ps(p));
+            s1 = _mm512_add_ps(s1, _mm512_loadu_ps(p.add(L)));
+            s2 = _mm512_add_ps(s2, _mm512_loadu_ps(p.add(2 * L)));
+            s3 = _mm512_add_ps(s3, _mm512_loadu_ps(p.add(3 * L)));
+        }
+        _mm512_storeu_ps(op.add(c), s0);
+        _mm512_storeu_ps(op.add(c + L), s1);
+        _mm512_storeu_ps(op.add(c + 2 * L), s2);
+        _mm512_storeu_ps(op.add(c + 3 * L), s3);
+        c += 4 * L;
+    }
+    while c < w {
+        let k = if w - c >= L { !0 } else { tail_mask(w - c) };
+        let mut s = _mm512_setzero_ps();
+        for r in 0..rows {
+            s = _mm512_add_ps(s, _mm512_maskz_loadu_ps(k, xp.add(r * w + c)));
+        }
+        _mm512_mask_storeu_ps(op.add(c), k, s);
+        c += L;
     }
 }
 

@@ -1,4 +1,4 @@
-//! Row kernels: activations, softmax pieces, LayerNorm, dot and axpy.
+//! Row kernels: activations, softmax pieces, LayerNorm, dot, axpy and column sums.
 //!
 //! One implementation per ISA (`scalar.rs` is the reference twin). All share the same
 //! polynomials, so ISAs differ only by FMA rounding, with one exception: AVX-512's erf GELU
@@ -108,6 +108,11 @@ pub struct VectorKernels {
     pub scale: unsafe fn(x: &mut [f32], s: f32),
     /// `y[i] += a·x[i]`, `x.len() == y.len()`.
     pub axpy: unsafe fn(y: &mut [f32], a: f32, x: &[f32]),
+    /// Column sums: `out[j] = Σ_r x[r·w + j]` over the `x.len() / w` rows of `x`, `w =
+    /// out.len() > 0`, `x.len()` a multiple of `w`. Each column is summed in row order from
+    /// `+0.0`, so every ISA gives the scalar twin's bits (and `axpy(out, 1.0, row)` row by
+    /// row gives the same ones: an FMA by 1 is the add).
+    pub sum_rows: unsafe fn(x: &[f32], out: &mut [f32]),
     /// `Σ a[i]·b[i]`, `a.len() == b.len()`.
     pub dot: unsafe fn(a: &[f32], b: &[f32]) -> f32,
     /// `x = LayerNorm(x + residual)·gamma + beta` over the row; all slices of one length.

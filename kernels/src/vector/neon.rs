@@ -11,6 +11,7 @@ pub static KERNELS: VectorKernels = VectorKernels {
     exp_shift_sum,
     scale,
     axpy,
+    sum_rows,
     dot,
     layernorm,
     widen_f16: super::scalar::widen_f16,
@@ -184,6 +185,45 @@ pub unsafe fn axpy(y: &mut [f32], a: f32, x: &[f32]) {
     }
     for i in body..n {
         y[i] = a.mul_add(x[i], y[i]);
+    }
+}
+
+/// Column sums over the rows of `x` (see `VectorKernels::sum_rows`): blocks of 16 columns
+/// summed down the rows in four registers, then 4 at a time, the last columns one by one.
+///
+/// # Safety
+/// The CPU must support NEON; `out` non-empty, `x.len()` a multiple of `out.len()`.
+#[target_feature(enable = "neon")]
+pub unsafe fn sum_rows(x: &[f32], out: &mut [f32]) {
+    let w = out.len();
+    let rows = x.len() / w;
+    let (xp, op) = (x.as_ptr(), out.as_mut_ptr());
+    let mut c = 0;
+    while c + 4 * L <= w {
+        let (mut s0, mut s1, mut s2, mut s3) = (splat(0.0), splat(0.0), splat(0.0), splat(0.0));
+        for r in 0..rows {
+            let p = xp.add(r * w + c);
+            s0 = vaddq_f32(s0, vld1q_f32(p));
+            s1 = vaddq_f32(s1, vld1q_f32(p.add(L)));
+            s2 = vaddq_f32(s2, vld1q_f32(p.add(2 * L)));
+            s3 = vaddq_f32(s3, vld1q_f32(p.add(3 * L)));
+        }
+        vst1q_f32(op.add(c), s0);
+        vst1q_f32(op.add(c + L), s1);
+        vst1q_f32(op.add(c + 2 * L), s2);
+        vst1q_f32(op.add(c + 3 * L), s3);
+        c += 4 * L;
+    }
+    while c + L <= w {
+        let mut s = splat(0.0);
+        for r in 0..rows {
+            s = vaddq_f32(s, vld1q_f32(xp.add(r * w + c)));
+        }
+        vst1q_f32(op.add(c), s);
+        c += L;
+    }
+    for j in c..w {
+        *op.add(j) = (0..rows).fold(0.0, |s, r| s + *xp.add(r * w + j));
     }
 }
 

@@ -11,6 +11,7 @@ pub static KERNELS: VectorKernels = VectorKernels {
     exp_shift_sum,
     scale,
     axpy,
+    sum_rows,
     dot,
     layernorm,
     widen_f16,
@@ -123,6 +124,16 @@ pub unsafe fn scale(x: &mut [f32], s: f32) {
 /// Always safe; `unsafe` only to share the table's signature.
 pub unsafe fn axpy(y: &mut [f32], a: f32, x: &[f32]) {
     y.iter_mut().zip(x).for_each(|(y, x)| *y += a * x);
+}
+
+/// # Safety
+/// Always safe; `unsafe` only to share the table's signature. `out` non-empty, `x.len()` a
+/// multiple of `out.len()`.
+pub unsafe fn sum_rows(x: &[f32], out: &mut [f32]) {
+    out.fill(0.0);
+    for row in x.chunks_exact(out.len()) {
+        out.iter_mut().zip(row).for_each(|(o, v)| *o += v);
+    }
 }
 
 /// # Safety
