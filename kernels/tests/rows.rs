@@ -342,20 +342,47 @@ proptest! {
 
     /// Column sums: every ISA gives the scalar twin's bits and the row-by-row `axpy` sum's
     /// (what mean pooling computed before `sum_rows`), for widths around each ISA's block
-    /// and vector edges (4 × 16 lanes on AVX-512) and row counts from 0.
+    /// and vector edges (4 × 16 lanes on AVX-512), multiples of 16, row counts from 0.
     #[test]
-    fn sum_rows_matches_the_scalar_twin_bit_for_bit(w in 1usize..140, rows in 0usize..40, seed in any::<u64>()) {
-        let x = rand_vec(seed, rows * w, 2.0);
+    fn sum_rows_matches_the_scalar_twin_bit_for_bit(
+        w in prop_oneof![1usize..140, (1usize..9).prop_map(|v| 16 * v)],
+        rows in 0usize..40,
+        offset in 0usize..16,
+        seed in any::<u64>(),
+    ) {
+        // At every offset within a cache line: AVX-512 peels columns up to a 64-byte boundary.
+        let buffer = rand_vec(seed, offset + rows * w, 2.0);
+        let x = &buffer[offset..];
         let scalar = Kernels::get(Isa::Scalar).unwrap();
         let mut twin = vec![f32::NAN; w];
-        scalar.sum_rows(&x, &mut twin);
+        scalar.sum_rows(x, &mut twin);
         let mut by_axpy = vec![0.0; w];
         x.chunks_exact(w).for_each(|row| scalar.axpy(&mut by_axpy, 1.0, row));
         prop_assert_eq!(bits(&twin), bits(&by_axpy));
         for kern in tables() {
             let mut out = vec![f32::NAN; w];
-            kern.sum_rows(&x, &mut out);
+            kern.sum_rows(x, &mut out);
             prop_assert_eq!(bits(&out), bits(&twin), "{} sum_rows", kern.isa);
+        }
+    }
+}
+
+/// Every offset within a cache line for widths that keep all rows at one offset: AVX-512
+/// takes its aligned kernel at exactly one of them, AVX2's at the others.
+#[test]
+fn sum_rows_is_bit_identical_at_every_alignment() {
+    let scalar = Kernels::get(Isa::Scalar).unwrap();
+    for (w, rows) in [(16, 3), (48, 5), (128, 2), (144, 7), (384, 9), (400, 4)] {
+        let buffer = rand_vec(w as u64, 16 + rows * w, 2.0);
+        for offset in 0..16 {
+            let x = &buffer[offset..offset + rows * w];
+            let mut twin = vec![f32::NAN; w];
+            scalar.sum_rows(x, &mut twin);
+            for kern in tables() {
+                let mut out = vec![f32::NAN; w];
+                kern.sum_rows(x, &mut out);
+                assert_eq!(bits(&out), bits(&twin), "{} sum_rows, {w} columns, offset {offset}", kern.isa);
+            }
         }
     }
 }

@@ -100,15 +100,18 @@ fn cases() -> Vec<Case> {
                 }),
             });
         }
-        let hidden = rand_vec(9, t * HIDDEN);
-        v.push(Case {
-            name: "mean pool + normalize",
-            shape: format!("{t} × {HIDDEN}"),
-            call: Box::new(move |k| {
-                let (k, h, mut out) = (k.clone(), hidden.clone(), vec![0.0; HIDDEN]);
-                Box::new(move || k.pool(&h, HIDDEN, &[0, t], Pooling::Mean, true, &mut out))
-            }),
-        });
+        // The rows' offset in a cache line decides whether AVX-512 loads span two lines.
+        for offset in [0, 32] {
+            let hidden = rand_vec(9, t * HIDDEN);
+            v.push(Case {
+                name: "mean pool + normalize",
+                shape: format!("{t} × {HIDDEN}, {offset} bytes past a line"),
+                call: Box::new(move |k| {
+                    let (k, (buf, at), mut out) = (k.clone(), placed(&hidden, offset), vec![0.0; HIDDEN]);
+                    Box::new(move || k.pool(&buf[at..at + t * HIDDEN], HIDDEN, &[0, t], Pooling::Mean, true, &mut out))
+                }),
+            });
+        }
     }
     // Half-width weights, one 384 × 384 matrix (what the GEMM widens per panel slice).
     let halves: Vec<u16> = rand_vec(10, HIDDEN * HIDDEN).iter().map(|&x| (x.to_bits() >> 16) as u16).collect();
@@ -124,6 +127,15 @@ fn cases() -> Vec<Case> {
         });
     }
     v
+}
+
+/// A copy of `x` inside a buffer, and the index where it starts `offset` bytes (a multiple
+/// of 4) past a 64-byte boundary.
+fn placed(x: &[f32], offset: usize) -> (Vec<f32>, usize) {
+    let mut buf = vec![0.0; x.len() + 32];
+    let at = (0..32).find(|i| (buf.as_ptr() as usize + 4 * i) % 64 == offset).expect("4-byte aligned floats");
+    buf[at..at + x.len()].copy_from_slice(x);
+    (buf, at)
 }
 
 fn main() {
