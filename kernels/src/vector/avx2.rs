@@ -237,7 +237,7 @@ pub unsafe fn axpy(y: &mut [f32], a: f32, x: &[f32]) {
 /// summed down the rows in four registers, then 8 at a time, the last columns one by one.
 ///
 /// # Safety
-/// The CPU must support AVX2; `out` non-empty, `x.len()` a multiple of `out.len()`.
+/// The CPU must support AVX2 and FMA; `out` non-empty, `x.len()` a multiple of `out.len()`.
 #[target_feature(enable = "avx2,fma")]
 pub unsafe fn sum_rows(x: &[f32], out: &mut [f32]) {
     let w = out.len();
