@@ -11,6 +11,7 @@
 //! O[L, d] = P[L, L] · V[L, d]           (packed GEMM, V packed as columns)
 //! ```
 
+use crate::dispatch::filled;
 use crate::f32gemm::{self, PackedF32, Post};
 use crate::hot::for_each_index;
 use crate::sync_ptr::SyncPtr;
@@ -24,21 +25,6 @@ use std::mem::MaybeUninit;
 /// 0.45 µs at this stride (a scratch A/B alternated in one process), and attention over 17
 /// tokens 30.4 µs and 21–23 µs per layer (`rows-isa`).
 const SCORE_ROW_ALIGN: usize = 16;
-
-/// `S[L, ld]`: `fill` (the score GEMM, row stride `ld ≥ L`) writes columns `0..L` of every
-/// row; the padding columns are zeroed here and never read as scores.
-fn scores(len: usize, ld: usize, fill: impl FnOnce(&mut [MaybeUninit<f32>])) -> Vec<f32> {
-    let mut v = Vec::with_capacity(len * ld);
-    let spare = &mut v.spare_capacity_mut()[..len * ld];
-    if ld > len {
-        spare.chunks_exact_mut(ld).for_each(|row| row[len..].fill(MaybeUninit::new(0.0)));
-    }
-    fill(spare);
-    // SAFETY: the GEMM stores every element of columns 0..len of each row (its tiles cover
-    // `C[L, L]` at row stride `ld`), and the padding was written above.
-    unsafe { v.set_len(len * ld) };
-    v
-}
 
 /// Shape of one packed-batch attention call.
 #[derive(Clone, Copy, Debug)]
@@ -72,7 +58,11 @@ impl Kernels {
             let k = PackedF32::from_rows_scaled(self, &rows[h + hd * d..], len, d, 3 * h, None, scale);
             let v = PackedF32::from_cols(self, &rows[2 * h + hd * d..], len, d, 3 * h);
             let ld = len.next_multiple_of(SCORE_ROW_ALIGN);
-            let mut p = scores(len, ld, |c| f32gemm::gemm(self, q, 3 * h, len, &k, Post::None, c, ld, false));
+            let mut p = filled(len * ld, |c| {
+                // The padding columns, zeroed so that every element is written; never read.
+                c.chunks_exact_mut(ld).for_each(|row| row[len..].fill(MaybeUninit::new(0.0)));
+                f32gemm::gemm(self, q, 3 * h, len, &k, Post::None, c, ld, false)
+            });
             for row in p.chunks_exact_mut(ld) {
                 self.softmax(&mut row[..len]);
             }

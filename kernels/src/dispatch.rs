@@ -520,11 +520,14 @@ pub(crate) fn as_uninit(c: &mut [f32]) -> &mut [MaybeUninit<f32>] {
     unsafe { &mut *(c as *mut [f32] as *mut [MaybeUninit<f32>]) }
 }
 
-/// A `len`-element vector that `fill` writes in full (a GEMM's `C[m, n]`, row stride `n`).
+/// A `len`-element vector that `fill` writes in full (a GEMM's `C[m, n]`, row stride `n`,
+/// or a strided `C` whose padding columns `fill` writes itself).
 pub(crate) fn filled(len: usize, fill: impl FnOnce(&mut [MaybeUninit<f32>])) -> Vec<f32> {
     let mut v = Vec::with_capacity(len);
     fill(&mut v.spare_capacity_mut()[..len]);
-    // SAFETY: the GEMM drivers store every element of `C[m, n]` (their tiles cover it).
+    // SAFETY: `fill` writes every element: the GEMM drivers store every element of the
+    // `C[m, n]` they are given (their tiles cover it), and callers with a row stride past
+    // `n` write the padding.
     unsafe { v.set_len(len) };
     v
 }
