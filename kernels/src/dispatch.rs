@@ -264,18 +264,17 @@ impl Kernels {
     }
 
     /// The int8 micro-kernel's software prefetch distance in bytes ([`I8Tile::prefetch`]),
-    /// unless [`Kernels::with_i8_prefetch`] set one: 4 groups (512 bytes) for the AVX-512
+    /// unless [`Kernels::with_i8_prefetch`] set one: 16 groups (2048 bytes) for the AVX-512
     /// VNNI tile except on AMD, else none. On the Intel Xeon (Emerald Rapids), two threads:
-    /// - `e5 bench --precision int8`, 6 rounds of processes alternated with and without:
-    ///   queries 1.02–1.35× and passages 1.03–1.39× faster in every round, batch 1 faster
-    ///   in 4 of 6 (median 0.93× the latency);
+    /// - `e5 bench --precision int8`, 6 rounds of processes alternated with and without a
+    ///   prefetch (512 bytes): queries 1.02–1.35× and passages 1.03–1.39× faster in every
+    ///   round, batch 1 faster in 4 of 6 (median 0.93× the latency);
     /// - the 48 int8 GEMMs of e5-small with streamed weights, distances alternated call by
-    ///   call (`stream-gemm M 2 9 0.3 int8`; 13 runs with 512, 1024 or 2048 as the default,
-    ///   listed first): at 128 rows none took 1.04–1.11× the default's time in every run;
-    ///   at 17 rows 1.04–1.09× in the last seven, but 0.97× in the first three. 512 to 4096
-    ///   bytes read within ~3% of each other with no consistent winner, except that the
-    ///   one listed first tended to read 1–2% slower (up to 12% in early runs). So 512
-    ///   stays.
+    ///   call. On 4 KiB pages 512 to 4096 bytes read within ~3% of each other, with no
+    ///   consistent winner. On 2 MiB pages, as the model's weights now are, 2048 bytes took
+    ///   0.94–0.98× the time of 512 at 17 rows (four runs of 9 rounds, either listed first,
+    ///   won 8 or 9 of 9), 0.99× at 1 row and 0.98× at 128 (`docs/cpu-analysis.md` §18):
+    ///   further ahead pays once the prefetches no longer cross 4 KiB pages.
     ///
     /// Zen 4 ran the tile without, and meets the int8 targets so.
     ///
@@ -285,7 +284,7 @@ impl Kernels {
             return bytes;
         }
         match self.isa {
-            Isa::Avx512 if !crate::isa::amd_cpu() => 512,
+            Isa::Avx512 if !crate::isa::amd_cpu() => 2048,
             _ => 0,
         }
     }

@@ -222,3 +222,47 @@ fn half_storage_check(m: usize, n: usize, k: usize) {
         }
     }
 }
+
+#[test]
+fn weights_on_huge_pages_give_the_same_bits() {
+    // Every packed format, moved onto 2 MiB pages (`into_huge_pages`), at batch 1 and 150:
+    // the same bits as on the heap. (Where the kernel grants no huge pages the buffers move
+    // to plain mapped memory: the check still holds.)
+    use e5_kernels::{PackedBf16, PackedI4, PackedI8, Storage};
+    let (n, k) = (389, 512);
+    let (w, bias) = (rand_vec(21, n * k, 0.5), rand_vec(22, n, 0.3));
+    for kern in tables() {
+        for m in [1, 150] {
+            let a = rand_vec(23, m * k, 1.0);
+            let same = |what: &str, heap: Vec<f32>, huge: Vec<f32>| {
+                let same = heap.iter().zip(&huge).all(|(x, y)| x.to_bits() == y.to_bits());
+                assert!(same && heap.len() == m * n, "{} {what} M {m}", kern.isa);
+            };
+            for storage in [Storage::F32, Storage::F16, Storage::Bf16] {
+                let heap = PackedF32::from_rows(kern, &w, n, k, k, Some(&bias)).stored_as(storage);
+                let huge = heap.clone().into_huge_pages();
+                let run = |p: &PackedF32| kern.gemm_to_vec(&a, m, p, Post::Gelu(GeluKind::Erf));
+                same(&format!("{storage:?}"), run(&heap), run(&huge));
+            }
+            let heap = PackedI8::quantize(kern, &w, n, k, Some(&bias));
+            let run = |p: &PackedI8| {
+                let mut c = vec![0.0; m * n];
+                kern.gemm_i8(&a, m, p, Post::None, &mut c);
+                c
+            };
+            same("int8", run(&heap), run(&heap.clone().into_huge_pages()));
+            let heap = PackedI4::quantize(kern, &w, n, k, 32, Some(&bias));
+            let run = |p: &PackedI4| kern.gemm_i4_to_vec(&a, m, p, Post::None);
+            same("int4", run(&heap), run(&heap.clone().into_huge_pages()));
+            if let Some(dot) = kern.bf16_dot().unwrap() {
+                let heap = PackedBf16::from_rows(dot, &w, n, k, k, Some(&bias));
+                let run = |p: &PackedBf16| {
+                    let mut c = vec![0.0; m * n];
+                    p.gemm(&a, m, Post::None, &mut c);
+                    c
+                };
+                same("bf16-dot", run(&heap), run(&heap.clone().into_huge_pages()));
+            }
+        }
+    }
+}

@@ -2,13 +2,16 @@
 //! weights per layer, so they stream from L3 or DRAM as in the model) at `M` rows, inside
 //! the model's hot workers, once per software-prefetch choice of the dispatched ISA,
 //! alternated call by call (a call: all 48 GEMMs). Per choice: the median time of a call
-//! over the rounds, and its median ratio to the derived choice's. The check behind the
-//! prefetch rules at batch 1:
+//! over the rounds, and its median ratio to the derived choice's. The weights are on 2 MiB
+//! pages, as the model's are (`into_huge_pages`). With `pages` last, the variants are
+//! instead the derived choice on those weights and on a copy left on the heap (4 KiB pages),
+//! each set streamed every other call (with more variants on one set, that set would stay in
+//! L3 and the other not). The check behind the prefetch rules and the huge pages at batch 1:
 //! - `f32` (default): each [`Prefetch`] of `Kernels::f32_blocking`;
 //! - `int8`: the int8 tile's prefetch distance (`Kernels::i8_prefetch`): 0, 512, 1024 and
 //!   2048 bytes (only the AVX-512 VNNI tile takes one; elsewhere the rows read alike).
 //!
-//! `cargo run --release -p e5-benches --bin stream-gemm -- [M] [threads] [rounds] [seconds] [f32|int8]`
+//! `cargo run --release -p e5-benches --bin stream-gemm -- [M] [threads] [rounds] [seconds] [f32|int8] [pages]`
 
 use e5_benches::*;
 use e5_kernels::{Blocking, Kernels, PackedF32, PackedI8, Post, Prefetch};
@@ -25,6 +28,14 @@ enum Layers {
 }
 
 impl Layers {
+    /// The same weights on 2 MiB pages.
+    fn into_huge_pages(self) -> Self {
+        match self {
+            Layers::F32(ws) => Layers::F32(ws.into_iter().map(PackedF32::into_huge_pages).collect()),
+            Layers::Int8(ws) => Layers::Int8(ws.into_iter().map(PackedI8::into_huge_pages).collect()),
+        }
+    }
+
     /// One call: every GEMM on `a` (`[m, 1536]`, the first `K` columns read), into `c`.
     fn run(&self, k: &Kernels, a: &[f32], m: usize, c: &mut [f32]) {
         match self {
@@ -44,7 +55,7 @@ fn main() {
     let kern = Kernels::detect().unwrap();
     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
     let weights = |l: u64, (k, n): (usize, usize)| (rand_vec(l, n * k), n, k);
-    let (layers, variants) = match format.as_str() {
+    let (heap, variants) = match format.as_str() {
         "f32" => {
             let derived = kern.f32_blocking();
             let mut variants = vec![(format!("{:?} (derived)", derived.prefetch), kern.clone())];
@@ -65,15 +76,27 @@ fn main() {
         }
         other => panic!("format {other:?}: f32 or int8"),
     };
+    let huge = match &heap {
+        Layers::F32(ws) => Layers::F32(ws.clone()),
+        Layers::Int8(ws) => Layers::Int8(ws.clone()),
+    }
+    .into_huge_pages();
+    let variants: Vec<_> = match std::env::args().nth(6).as_deref() {
+        Some("pages") => {
+            let (name, k) = variants.into_iter().next().unwrap();
+            vec![(format!("{name}, 2 MiB pages"), k.clone(), &huge), (format!("{name}, 4 KiB pages"), k, &heap)]
+        }
+        _ => variants.into_iter().map(|(name, k)| (name, k, &huge)).collect(),
+    };
     let a = rand_vec(99, m * 1536);
     let mut outs = vec![vec![0.0f32; m * 1536]; variants.len()];
     let mut times = vec![Vec::new(); variants.len()];
-    let (layers, a) = (&layers, &a);
+    let a = &a;
     pool.install(|| {
         e5_kernels::with_hot_workers(|| {
             for _ in 0..rounds {
                 let mut calls: Vec<_> =
-                    variants.iter().zip(&mut outs).map(|((_, k), c)| move || layers.run(k, a, m, c)).collect();
+                    variants.iter().zip(&mut outs).map(|((_, k, layers), c)| move || layers.run(k, a, m, c)).collect();
                 let mut fs: Vec<&mut (dyn FnMut() + Send)> = calls.iter_mut().map(|f| f as _).collect();
                 times.iter_mut().zip(interleaved_median_secs(secs, &mut fs)).for_each(|(v, t)| v.push(t));
             }
@@ -81,8 +104,8 @@ fn main() {
     });
     let ops = 12.0 * SHAPES.iter().map(|&(k, n)| 2.0 * (m * n * k) as f64).sum::<f64>();
     println!("{} | {format} | M {m} | threads {threads} | rounds {rounds}\n", kern.dispatch_reason());
-    println!("| prefetch | ms per call (median) | G op/s | time ÷ derived (median) |\n| --- | ---: | ---: | ---: |");
-    for (i, (name, _)) in variants.iter().enumerate() {
+    println!("| variant | ms per call (median) | G op/s | time ÷ derived (median) |\n| --- | ---: | ---: | ---: |");
+    for (i, (name, _, _)) in variants.iter().enumerate() {
         let ratios: Vec<f64> = (0..rounds).map(|r| times[i][r] / times[0][r]).collect();
         let t = median(&times[i]);
         println!("| {name} | {:.3} | {:.0} | {:.3} |", t * 1e3, ops / t / 1e9, median(&ratios));

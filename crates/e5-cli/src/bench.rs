@@ -142,6 +142,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
         "peak_rss_mb": mb(memory::peak_resident_bytes()),
         "rss_anon_mb": mb(memory::anonymous_resident_bytes()),
         "rss_file_mb": mb(memory::file_resident_bytes()),
+        "rss_huge_pages_mb": mb(memory::huge_page_bytes()),
         "workload": { "queries": queries.len(), "passages": passages.len(), "mean_query_tokens": mean(&qt), "mean_passage_tokens": mean(&pt) },
     });
     crate::print_stdout(&format!("{}\n", serde_json::to_string_pretty(&out)?))

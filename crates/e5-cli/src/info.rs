@@ -16,7 +16,7 @@ pub struct InfoArgs {
 
 pub fn run(a: InfoArgs) -> Result<()> {
     let model = a.model.load(a.model.options())?;
-    let rss_loaded = memory::resident_bytes();
+    let (rss_loaded, huge_pages) = (memory::resident_bytes(), memory::huge_page_bytes());
     // Resident memory while embedding: run one query and one long passage.
     let long = "passage: ".to_string() + &"The quick brown fox jumps over the lazy dog. ".repeat(60);
     model.embed(&[Input::query("how much protein should a female eat"), Input::raw(long)])?;
@@ -45,6 +45,7 @@ pub fn run(a: InfoArgs) -> Result<()> {
         ("mapped", mib(Some(i.mapped_bytes))),
         ("embedding table (mapped, in place)", mib(Some(i.embedding_table_bytes))),
         ("packed weights (owned)", mib(Some(i.owned_bytes))),
+        ("on 2 MiB pages after load", mib(huge_pages)),
         ("resident after load", mib(rss_loaded)),
         ("peak resident while embedding", mib(rss_embedding)),
         ("load time", format!("{:.0} ms", i.load_time.as_secs_f64() * 1e3)),

@@ -29,6 +29,7 @@ pub mod avx512;
 pub mod neon;
 
 use crate::cache::CacheSizes;
+use crate::pages::PanelBuf;
 use crate::sync_ptr::SyncPtr;
 use crate::tiling::{for_each_task, gemm_setup};
 use crate::vector::GeluKind;
@@ -194,9 +195,9 @@ pub enum Storage {
 /// Panel data in its storage type.
 #[derive(Clone)]
 enum Panels {
-    F32(Vec<f32>),
-    F16(Vec<f16>),
-    Bf16(Vec<bf16>),
+    F32(PanelBuf<f32>),
+    F16(PanelBuf<f16>),
+    Bf16(PanelBuf<bf16>),
 }
 
 /// `W[N, K]` packed into `NR`-wide panels for one ISA, with its bias padded alike.
@@ -264,15 +265,31 @@ impl PackedF32 {
             assert_eq!(b.len(), n, "bias length");
             padded[..n].copy_from_slice(b);
         }
-        PackedF32 { n, k, nr, isa: kern.isa, data: Panels::F32(data), bias: padded }
+        PackedF32 { n, k, nr, isa: kern.isa, data: Panels::F32(data.into()), bias: padded }
     }
 
     /// The same panels stored as `storage` (rounded to nearest).
     pub fn stored_as(self, storage: Storage) -> Self {
         let data = match (storage, self.data) {
-            (Storage::F16, Panels::F32(d)) => Panels::F16(d.iter().map(|&v| f16::from_f32(v)).collect()),
-            (Storage::Bf16, Panels::F32(d)) => Panels::Bf16(d.iter().map(|&v| bf16::from_f32(v)).collect()),
+            (Storage::F16, Panels::F32(d)) => {
+                Panels::F16(d.iter().map(|&v| f16::from_f32(v)).collect::<Vec<_>>().into())
+            }
+            (Storage::Bf16, Panels::F32(d)) => {
+                Panels::Bf16(d.iter().map(|&v| bf16::from_f32(v)).collect::<Vec<_>>().into())
+            }
             (_, d) => d,
+        };
+        PackedF32 { data, ..self }
+    }
+
+    /// The same weights moved onto 2 MiB pages (`kernels/src/pages.rs`), for weights that
+    /// live as long as a model: fewer TLB misses where batch 1 streams them. Results are
+    /// unchanged; where no huge pages can be had it changes nothing.
+    pub fn into_huge_pages(self) -> Self {
+        let data = match self.data {
+            Panels::F32(d) => Panels::F32(d.into_huge_pages()),
+            Panels::F16(d) => Panels::F16(d.into_huge_pages()),
+            Panels::Bf16(d) => Panels::Bf16(d.into_huge_pages()),
         };
         PackedF32 { data, ..self }
     }

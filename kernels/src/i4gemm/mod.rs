@@ -31,6 +31,7 @@ pub mod avx512vnni;
 pub mod neon_dot;
 
 use crate::f32gemm::{Post, Storage, TilePost};
+use crate::pages::PanelBuf;
 use crate::sync_ptr::SyncPtr;
 use crate::tiling::{for_each_task, gemm_setup};
 use half::f16;
@@ -104,7 +105,7 @@ pub struct PackedI4 {
     group: usize,
     nr: usize,
     kernel: &'static str,
-    data: Vec<u8>,
+    data: PanelBuf<u8>,
     scales: Scales,
     bias: Vec<f32>,
 }
@@ -275,7 +276,16 @@ impl PackedI4 {
             assert_eq!(b.len(), n, "bias length");
             padded_bias[..n].copy_from_slice(b);
         }
-        PackedI4 { n, k, group, nr, kernel: ik.name, data, scales: Scales::new(packed_scales), bias: padded_bias }
+        PackedI4 {
+            n,
+            k,
+            group,
+            nr,
+            kernel: ik.name,
+            data: data.into(),
+            scales: Scales::new(packed_scales),
+            bias: padded_bias,
+        }
     }
 
     pub fn n(&self) -> usize {
@@ -294,6 +304,13 @@ impl PackedI4 {
             Scales::F32(_) => Storage::F32,
         }
     }
+    /// The same weights moved onto 2 MiB pages (`kernels/src/pages.rs`), for weights that
+    /// live as long as a model: fewer TLB misses where batch 1 streams them. Results are
+    /// unchanged; where no huge pages can be had it changes nothing.
+    pub fn into_huge_pages(self) -> Self {
+        PackedI4 { data: self.data.into_huge_pages(), ..self }
+    }
+
     /// Bytes held by the packed nibbles, scales and bias.
     pub fn bytes(&self) -> usize {
         let scales = match &self.scales {

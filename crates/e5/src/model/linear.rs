@@ -19,6 +19,20 @@ enum Weights {
     Int4(PackedI4),
 }
 
+impl Weights {
+    /// The same weights on 2 MiB pages: a forward at batch 1 streams all of them once, and
+    /// on 4 KiB pages every 4 KiB of that stream costs a TLB miss (see
+    /// `kernels/src/pages.rs`; results are unchanged).
+    fn into_huge_pages(self) -> Self {
+        match self {
+            Weights::Float(w) => Weights::Float(w.into_huge_pages()),
+            Weights::Bf16Dot(w) => Weights::Bf16Dot(w.into_huge_pages()),
+            Weights::Int8(w) => Weights::Int8(w.into_huge_pages()),
+            Weights::Int4(w) => Weights::Int4(w.into_huge_pages()),
+        }
+    }
+}
+
 /// `y = x · Wᵀ + b` with `W` packed once at load.
 pub(crate) struct Linear {
     id: LinearId,
@@ -42,9 +56,21 @@ pub(crate) struct LinearFormat<'a> {
 
 impl Linear {
     /// Packs the HF modules of `id` (stacked along the output dimension, e.g. query/key/value
-    /// into one `[3H, H]` map), each `[n_each, k]` with a bias `[n_each]`, then releases
-    /// their pages.
+    /// into one `[3H, H]` map), each `[n_each, k]` with a bias `[n_each]`, onto huge pages,
+    /// then releases their pages in the checkpoint.
     pub fn load(
+        ck: &Checkpoint,
+        kern: &Kernels,
+        id: LinearId,
+        cfg: &ModelConfig,
+        format: LinearFormat<'_>,
+    ) -> Result<Self> {
+        let linear = Self::pack(ck, kern, id, cfg, format)?;
+        Ok(Linear { weight: linear.weight.into_huge_pages(), ..linear })
+    }
+
+    /// [`Linear::load`] with the weights left on the heap.
+    fn pack(
         ck: &Checkpoint,
         kern: &Kernels,
         id: LinearId,
