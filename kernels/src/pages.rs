@@ -49,7 +49,7 @@ impl Chunk {
     /// A chunk of at least `len` bytes (a multiple of [`HUGE_PAGE`]), advised as huge pages.
     fn map(len: usize) -> std::io::Result<Chunk> {
         let mut map = MmapMut::map_anon(len + HUGE_PAGE)?;
-        let skip = map.as_ptr().align_offset(HUGE_PAGE);
+        let skip = (HUGE_PAGE - map.as_ptr() as usize % HUGE_PAGE) % HUGE_PAGE;
         #[cfg(target_os = "linux")]
         // A hint: without transparent huge pages the chunk is plain memory.
         let _ = map.advise_range(memmap2::Advice::HugePage, skip, len);
