@@ -157,7 +157,7 @@ impl PackedBf16 {
     }
     /// The same weights moved onto 2 MiB pages (`kernels/src/pages.rs`), for weights that
     /// live as long as a model: fewer TLB misses where batch 1 streams them. Results are
-    /// unchanged; where no huge pages can be had it changes nothing.
+    /// unchanged (without transparent huge pages, only the speed gain is lost).
     pub fn into_huge_pages(self) -> Self {
         PackedBf16 { data: self.data.into_huge_pages(), ..self }
     }
