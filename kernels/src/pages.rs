@@ -12,7 +12,8 @@
 //! current chunk, so a model's many small matrices (e5-small's int8 ones are 0.15–0.59 MB,
 //! under one page) share pages instead of each rounding up to its own. A chunk is unmapped
 //! when its last buffer drops; the arena keeps only a weak reference to the chunk it carves
-//! from. Where the kernel grants no huge pages (THP off, not Linux) the chunk is plain
+//! from. Two models loaded one after the other may share a chunk: the older one's part of
+//! it stays mapped until the newer one drops too (at most one chunk, 32 MiB, per pair). Where the kernel grants no huge pages (THP off, not Linux) the chunk is plain
 //! memory and only the speed differs; where a mapping fails the buffer stays on the heap.
 //! Contents, and so results, never depend on where a buffer lives. `E5_HUGE_PAGES=0`
 //! ([`HUGE_PAGES_ENV`]) keeps every buffer on the heap: for an A/B, or where memory is
