@@ -2,9 +2,9 @@
 //!
 //! At batch 1 a forward reads every weight once, streamed from L3 or DRAM: 85 MB for
 //! e5-small in f32, 21k pages of 4 KiB, far past the second-level TLB's reach (2048
-//! entries, 8 MiB), so each new 4 KiB of a panel stream costs a page walk — a nested one
-//! in a VM — and the hardware prefetchers stop at every 4 KiB boundary. On 2 MiB pages the
-//! whole model is within the TLB's reach.
+//! entries, 8 MiB), so each new 4 KiB of a panel stream costs a page walk (a nested one in
+//! a VM), and so does a software prefetch that runs ahead into a new page. On 2 MiB pages
+//! the whole model is within the TLB's reach.
 //!
 //! [`PanelBuf::into_huge_pages`] copies a buffer into a shared chunk: an anonymous mapping
 //! whose 2 MiB-aligned span is advised `MADV_HUGEPAGE` (Linux; transparent huge pages in
@@ -13,9 +13,11 @@
 //! under one page) share pages instead of each rounding up to its own. A chunk is unmapped
 //! when its last buffer drops; the arena keeps only a weak reference to the chunk it carves
 //! from. Two models loaded one after the other may share a chunk: the older one's part of
-//! it stays mapped until the newer one drops too (at most one chunk, 32 MiB, per pair). Where the kernel grants no huge pages (THP off, not Linux) the chunk is plain
-//! memory and only the speed differs; where a mapping fails the buffer stays on the heap.
-//! Contents, and so results, never depend on where a buffer lives. `E5_HUGE_PAGES=0`
+//! it stays mapped until the newer one drops too (at most one chunk, 32 MiB, per pair).
+//!
+//! Where the kernel grants no huge pages (THP off, not Linux) the chunk is plain memory and
+//! only the speed differs; where a mapping fails the buffer stays on the heap. Contents,
+//! and so results, never depend on where a buffer lives. `E5_HUGE_PAGES=0`
 //! ([`HUGE_PAGES_ENV`]) keeps every buffer on the heap: for an A/B, or where memory is
 //! tighter than speed matters (a chunk's last huge page may be mostly unused).
 
@@ -103,13 +105,15 @@ impl<T: Copy> PanelBuf<T> {
 
     fn into_arena(self, arena: &Arena) -> Self {
         let PanelBuf::Heap(v) = self else { return self };
+        // Regions start at multiples of `CARVE_ALIGN` into a 2 MiB-aligned span.
+        assert!(std::mem::align_of::<T>() <= CARVE_ALIGN, "a panel type aligned past a cache line");
         if v.is_empty() {
             return PanelBuf::Heap(v);
         }
         match arena.carve(std::mem::size_of_val(v.as_slice())) {
             Ok((chunk, offset)) => {
                 // SAFETY: `carve` handed out `[offset, offset + bytes)` of the chunk to this
-                // call alone; it is aligned for `T` (64 bytes into a page-aligned span).
+                // call alone, aligned for `T` (checked above).
                 unsafe { std::ptr::copy_nonoverlapping(v.as_ptr(), chunk.base.add(offset).cast::<T>(), v.len()) };
                 PanelBuf::Huge { chunk, offset, len: v.len() }
             }
