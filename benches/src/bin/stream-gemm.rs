@@ -22,6 +22,7 @@ const SHAPES: [(usize, usize); 4] = [(384, 1152), (384, 384), (384, 1536), (1536
 const I8_PREFETCH: [usize; 6] = [0, 512, 1024, 2048, 4096, 8192];
 
 /// The 48 weight matrices, in one format.
+#[derive(Clone)]
 enum Layers {
     F32(Vec<PackedF32>),
     Int8(Vec<PackedI8>),
@@ -76,11 +77,7 @@ fn main() {
         }
         other => panic!("format {other:?}: f32 or int8"),
     };
-    let huge = match &heap {
-        Layers::F32(ws) => Layers::F32(ws.clone()),
-        Layers::Int8(ws) => Layers::Int8(ws.clone()),
-    }
-    .into_huge_pages();
+    let huge = heap.clone().into_huge_pages();
     let variants: Vec<_> = match std::env::args().nth(6).as_deref() {
         Some("pages") => {
             let (name, k) = variants.into_iter().next().unwrap();
