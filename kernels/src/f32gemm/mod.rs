@@ -35,7 +35,6 @@ use crate::tiling::{for_each_task, gemm_setup};
 use crate::vector::GeluKind;
 use crate::Isa;
 use half::{bf16, f16, slice::HalfFloatSliceExt};
-use rayon::prelude::*;
 use std::mem::MaybeUninit;
 use std::ops::Range;
 
@@ -464,12 +463,20 @@ const PARALLEL_MIN_MACS: usize = 1 << 17;
 ///
 /// Each strip is written in 64-deep chunks (3 KiB at `MR` 12, in L1 while its rows are
 /// scattered into it), row by row, so the reads of `A` are contiguous; every element is
-/// written once, with no zero-fill pass first.
+/// written once, with no zero-fill pass first. `parallel`: a strip per task on the hot
+/// workers. Packing on the calling thread while the others waited (as below `MC` rows
+/// before) cost the `gemm-report` shapes that pack 1.5–6% (Intel Xeon, two threads,
+/// `M` 17–192, alternated in one process; `docs/cpu-analysis.md` §19).
 fn pack_a(a: &[f32], lda: usize, m: usize, k: usize, mr: usize, parallel: bool) -> Vec<f32> {
     const CHUNK: usize = 64;
-    let mut out = Vec::with_capacity(m * k);
-    let pack = |(s, strip): (usize, &mut [MaybeUninit<f32>])| {
-        let rows = strip.len() / k;
+    let mut out = Vec::<f32>::with_capacity(m * k);
+    let dst = SyncPtr(out.as_mut_ptr());
+    let pack = |s: usize| {
+        let rows = mr.min(m - s * mr);
+        // SAFETY: strip `s` (`rows·k` floats at `s·MR·k`) lies inside the capacity, and
+        // this task alone writes it.
+        let strip =
+            unsafe { std::slice::from_raw_parts_mut(dst.get().add(s * mr * k).cast::<MaybeUninit<f32>>(), rows * k) };
         for c0 in (0..k).step_by(CHUNK) {
             let cols = CHUNK.min(k - c0);
             let chunk = &mut strip[c0 * rows..(c0 + cols) * rows];
@@ -479,11 +486,10 @@ fn pack_a(a: &[f32], lda: usize, m: usize, k: usize, mr: usize, parallel: bool) 
             }
         }
     };
-    let slots = &mut out.spare_capacity_mut()[..m * k];
     if parallel {
-        slots.par_chunks_mut(mr * k).enumerate().for_each(pack);
+        crate::hot::for_each_index(m.div_ceil(mr), pack);
     } else {
-        slots.chunks_mut(mr * k).enumerate().for_each(pack);
+        (0..m.div_ceil(mr)).for_each(pack);
     }
     // SAFETY: `pack` wrote every element of every strip, and the strips tile `m·k`.
     unsafe { out.set_len(m * k) };
@@ -519,11 +525,7 @@ pub(crate) fn gemm(
     let blocking = kern.f32_blocking();
     // Rows whose stride is a multiple of 4 KiB alias in L1 when read side by side: pack
     // those; read the others in place.
-    let packed = if k > 0 && lda.is_multiple_of(1024) {
-        pack_a(a, lda, m, k, mr, threads > 1 && m > blocking.mc)
-    } else {
-        Vec::new()
-    };
+    let packed = if k > 0 && lda.is_multiple_of(1024) { pack_a(a, lda, m, k, mr, threads > 1) } else { Vec::new() };
     let (row_bytes, last_panel) = (w.panel_row_bytes(), n.div_ceil(nr) - 1);
     for_each_task(m, mr, blocking.mc, n.div_ceil(nr), threads, |rows, panels| {
         let mut converted = Vec::new();
