@@ -231,8 +231,6 @@ impl PackedI8 {
 
 /// Rows of `A` per parallel block.
 const MC: usize = 96;
-/// Below this many rows `A` is quantized on the calling thread.
-const PARALLEL_MIN_ROWS: usize = 64;
 /// Below this many multiply-adds a GEMM runs on the calling thread.
 const PARALLEL_MIN_MACS: usize = 1 << 18;
 
@@ -240,9 +238,12 @@ const PARALLEL_MIN_MACS: usize = 1 << 18;
 /// the per-row scales (padded to whole strips with 0). Every byte of the strips is written
 /// once (rows of `A`, then padding rows that read as zero), so they start uninitialized.
 ///
-/// Parallel (when `parallel` and `m` ≥ [`PARALLEL_MIN_ROWS`]) a strip per task: the rows
+/// Parallel (when `parallel` and there are two strips or more) a strip per task: the rows
 /// of a strip share cache lines (4 bytes of each row per 48-byte group), so tasks of
-/// fewer rows would write the same lines from two cores at once.
+/// fewer rows would write the same lines from two cores at once. Until 64 rows it ran on
+/// the calling thread while the others waited: e5-small's 48 GEMMs took 2–3% longer at 17
+/// and 24 rows, 7% at 40 (Intel Xeon, two threads, alternated in one process;
+/// `docs/cpu-analysis.md` §19).
 fn quantize_pack_a(
     kern: &crate::Kernels,
     a: &[f32],
@@ -332,7 +333,7 @@ fn quantize_pack_a(
             }
         }
     };
-    if parallel && m >= PARALLEL_MIN_ROWS {
+    if parallel && strips > 1 {
         crate::hot::for_each_index(strips, work);
     } else {
         (0..strips).for_each(work);
