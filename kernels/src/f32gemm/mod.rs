@@ -465,7 +465,7 @@ const PARALLEL_MIN_MACS: usize = 1 << 17;
 /// scattered into it), row by row, so the reads of `A` are contiguous; every element is
 /// written once, with no zero-fill pass first. `parallel`: a strip per task on the hot
 /// workers. Packing on the calling thread while the others waited (as below `MC` rows
-/// before) cost the `gemm-report` shapes that pack 1.5–6% (Intel Xeon, two threads,
+/// before) cost the `gemm-report` shapes that pack 1–6% (Intel Xeon, two threads,
 /// `M` 17–192, alternated in one process; `docs/cpu-analysis.md` §19).
 fn pack_a(a: &[f32], lda: usize, m: usize, k: usize, mr: usize, parallel: bool) -> Vec<f32> {
     const CHUNK: usize = 64;
