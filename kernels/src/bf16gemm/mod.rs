@@ -182,9 +182,9 @@ const PARALLEL_MIN_MACS: usize = 1 << 17;
 
 /// Rounds the rows of `A` to bf16 and packs them into `MR`-row strips of pairs,
 /// `strip[kp][r]` (rows past `m` and the odd-`K` pad are zero): strip `s`, pair `kp` is
-/// at `(s·⌈K/2⌉ + kp)·MR`. `parallel`: a strip per task on the hot workers (as the f32
-/// driver's `pack_a`; on the Intel Xeon, two threads, `M` 48–192, 1–6% faster than packing
-/// on the calling thread, as below `MC` rows before; `M` = 17 even).
+/// at `(s·⌈K/2⌉ + kp)·MR`. `parallel`: a strip per task on the hot workers from two strips
+/// up, as the f32 driver's `pack_a` (on the Intel Xeon, two threads, `M` 48–192, 1–6%
+/// faster than packing on the calling thread, as below `MC` rows before; `M` = 17 even).
 fn pack_a(kernel: &Bf16Kernel, a: &[f32], lda: usize, m: usize, k: usize, parallel: bool) -> Vec<u32> {
     let (mr, pairs) = (kernel.mr, k.div_ceil(2));
     let mut out = vec![0u32; m.div_ceil(mr) * pairs * mr];
@@ -200,10 +200,9 @@ fn pack_a(kernel: &Bf16Kernel, a: &[f32], lda: usize, m: usize, k: usize, parall
             }
         }
     };
-    if parallel {
-        crate::hot::for_each_index(m.div_ceil(mr), pack);
-    } else {
-        (0..m.div_ceil(mr)).for_each(pack);
+    match m.div_ceil(mr) {
+        strips if parallel && strips > 1 => crate::hot::for_each_index(strips, pack),
+        strips => (0..strips).for_each(pack),
     }
     out
 }

@@ -464,9 +464,9 @@ const PARALLEL_MIN_MACS: usize = 1 << 17;
 /// Each strip is written in 64-deep chunks (3 KiB at `MR` 12, in L1 while its rows are
 /// scattered into it), row by row, so the reads of `A` are contiguous; every element is
 /// written once, with no zero-fill pass first. `parallel`: a strip per task on the hot
-/// workers. Packing on the calling thread while the others waited (as below `MC` rows
-/// before) cost the `gemm-report` shapes that pack 1–6% (Intel Xeon, two threads,
-/// `M` 17–192, alternated in one process; `docs/cpu-analysis.md` §19).
+/// workers, from two strips up. Packing on the calling thread while the others waited (as
+/// below `MC` rows before) cost the `gemm-report` shapes that pack 1–6% (Intel Xeon, two
+/// threads, `M` 17–192, alternated in one process; `docs/cpu-analysis.md` §19).
 fn pack_a(a: &[f32], lda: usize, m: usize, k: usize, mr: usize, parallel: bool) -> Vec<f32> {
     const CHUNK: usize = 64;
     let mut out = Vec::<f32>::with_capacity(m * k);
@@ -486,10 +486,9 @@ fn pack_a(a: &[f32], lda: usize, m: usize, k: usize, mr: usize, parallel: bool) 
             }
         }
     };
-    if parallel {
-        crate::hot::for_each_index(m.div_ceil(mr), pack);
-    } else {
-        (0..m.div_ceil(mr)).for_each(pack);
+    match m.div_ceil(mr) {
+        strips if parallel && strips > 1 => crate::hot::for_each_index(strips, pack),
+        strips => (0..strips).for_each(pack),
     }
     // SAFETY: `pack` wrote every element of every strip, and the strips tile `m·k`.
     unsafe { out.set_len(m * k) };

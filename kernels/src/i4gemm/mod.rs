@@ -332,7 +332,8 @@ type StripOut<'a> = ((&'a mut [i8], &'a mut [i32]), &'a mut [f32]);
 /// padded to `kp` values; returns the strips, the per-group row sums and the row scales.
 /// Parallel (when `parallel`) a strip per task from two strips up: on the calling thread
 /// until 64 rows, as before, e5-small's 48 GEMMs (int4-g32) took 3–4% longer at 17 rows,
-/// 5% at 24 and 7–8% at 40 (Intel Xeon, two threads, alternated in one process).
+/// 5% at 24 and 7–8% at 40 (Intel Xeon, two threads, alternated in one process;
+/// `docs/cpu-analysis.md` §19).
 fn quantize_pack_a(
     kern: &crate::Kernels,
     a: &[f32],
