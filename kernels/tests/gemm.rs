@@ -4,7 +4,7 @@
 
 mod common;
 use common::*;
-use e5_kernels::{Blocking, GeluKind, PackedF32, Post, Prefetch};
+use e5_kernels::{with_hot_workers, Blocking, GeluKind, PackedF32, Post, Prefetch};
 use proptest::prelude::*;
 
 /// f64 `post(A·Wᵀ + b)` and the per-element error scale `Σ|a·w| + |b|`.
@@ -127,16 +127,22 @@ fn sliced_rows_do_not_depend_on_batch_mates() {
 
 #[test]
 fn results_do_not_depend_on_thread_count() {
-    let (m, n, k) = (203, 389, 301);
-    let a = rand_vec(7, m * k, 1.0);
-    let w = rand_vec(8, n * k, 1.0);
-    for kern in tables() {
-        let packed = PackedF32::from_rows(kern, &w, n, k, k, None);
-        assert_same_on_any_thread_count(&kern.isa.to_string(), || {
-            let mut c = vec![0.0; m * n];
-            kern.gemm(&a, m, &packed, Post::None, &mut c);
-            c
-        });
+    // K = 1024 packs `A` first, a strip per task when the GEMM is split (17 rows: two
+    // strips); inside `with_hot_workers`, as the model runs, the tasks go to its team.
+    let n = 389;
+    for (m, k) in [(203, 301), (203, 1024), (17, 1024)] {
+        let a = rand_vec(7, m * k, 1.0);
+        let w = rand_vec(8, n * k, 1.0);
+        for kern in tables() {
+            let packed = PackedF32::from_rows(kern, &w, n, k, k, None);
+            assert_same_on_any_thread_count(&format!("{} m {m} k {k}", kern.isa), || {
+                with_hot_workers(|| {
+                    let mut c = vec![0.0; m * n];
+                    kern.gemm(&a, m, &packed, Post::None, &mut c);
+                    c
+                })
+            });
+        }
     }
 }
 
