@@ -4,7 +4,7 @@
 mod common;
 use common::*;
 use e5_kernels::i8gemm::quantize_row;
-use e5_kernels::{ActQuant, GeluKind, PackedI8, Post};
+use e5_kernels::{with_hot_workers, ActQuant, GeluKind, PackedI8, Post};
 use proptest::prelude::*;
 
 /// Integer-valued activations whose rows each reach ±127, so per-row quantization is the
@@ -161,6 +161,32 @@ fn rows_do_not_depend_on_batch_mates_or_threads() {
         let full = run(0..m, 2);
         assert_eq!(full, run(0..m, 1), "{}", kern.int8_kernel());
         assert_eq!(&full[37 * n..90 * n], &run(37..90, 2)[..], "{}", kern.int8_kernel());
+    }
+}
+
+#[test]
+fn activations_quantized_on_the_team_give_the_same_bits() {
+    // A split GEMM of two strips or more quantizes a strip per task (17 rows: two strips;
+    // 1 and 5 rows stay on the caller): the same bits on 1, 2 and 3 threads, inside
+    // `with_hot_workers` as the model runs, for every activation mode, including a smoothed
+    // row past its calibrated range.
+    let n = 77;
+    for k in [333, 1536] {
+        let w = rand_vec(10, n * k, 1.0);
+        let inv: Vec<f32> = rand_vec(11, k, 1.0).iter().map(|v| 20.0 + 10.0 * v).collect();
+        for m in [1, 5, 17] {
+            let mut a = rand_vec(9, m * k, 1.0);
+            a[k / 2] = 40.0; // row 0, smoothed: 40·inv[k/2] ≥ 400 > 127, its own scale.
+            for kern in tables() {
+                let q = PackedI8::quantize(kern, &w, n, k, None);
+                for act in [ActQuant::Dynamic, ActQuant::Static(0.01), ActQuant::Smoothed { scale: 1.0, inv: &inv }] {
+                    let what = format!("{} k {k} m {m} {act:?}", kern.int8_kernel());
+                    assert_same_on_any_thread_count(&what, || {
+                        with_hot_workers(|| kern.gemm_i8_to_vec(&a, m, &q, act, Post::None))
+                    });
+                }
+            }
+        }
     }
 }
 
