@@ -40,6 +40,22 @@ pub(crate) fn for_each_task(
     }
 }
 
+/// Runs `f(s)` for each of the `strips` strips of `A` that a GEMM prepares before its tiles
+/// (f32 packing, bf16 rounding, int8 quantization): a strip per task on the hot workers
+/// when `parallel` and there are two strips or more, else in order on the calling thread.
+/// Tasks must write disjoint strips; a strip's rows share cache lines, so a finer split
+/// would write the same lines from two cores. Preparing on the calling thread while the
+/// others waited (below `MC` or 64 rows, as the drivers did before) cost the `gemm-report`
+/// shapes that pack 1–6% and e5-small's 48 int8 GEMMs 2–3% at 17–24 rows, 7% at 40 (Intel
+/// Xeon, two threads, alternated in one process; `docs/cpu-analysis.md` §19).
+pub(crate) fn for_each_strip(strips: usize, parallel: bool, f: impl Fn(usize) + Sync) {
+    if parallel && strips > 1 {
+        crate::hot::for_each_index(strips, f);
+    } else {
+        (0..strips).for_each(f);
+    }
+}
+
 /// What every GEMM driver settles before its tiles: the shapes of `A[m, k]` (row stride
 /// `lda`) and `C[m, n]` (row stride `ldc`) checked against their slices, the epilogue in
 /// raw form, and the thread count (the pool's, when `parallel` and the product has at

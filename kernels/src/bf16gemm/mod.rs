@@ -29,7 +29,7 @@ use crate::cache::CacheSizes;
 use crate::f32gemm::{Blocking, OutputTiles, Post, Prefetch, TileOut};
 use crate::pages::PanelBuf;
 use crate::sync_ptr::SyncPtr;
-use crate::tiling::{for_each_task, gemm_setup};
+use crate::tiling::{for_each_strip, for_each_task, gemm_setup};
 use std::mem::MaybeUninit;
 
 /// `x` rounded to bfloat16 bits the way `vcvtneps2bf16` does: nearest, ties to even;
@@ -182,9 +182,8 @@ const PARALLEL_MIN_MACS: usize = 1 << 17;
 
 /// Rounds the rows of `A` to bf16 and packs them into `MR`-row strips of pairs,
 /// `strip[kp][r]` (rows past `m` and the odd-`K` pad are zero): strip `s`, pair `kp` is
-/// at `(s·⌈K/2⌉ + kp)·MR`. `parallel`: a strip per task on the hot workers from two strips
-/// up, as the f32 driver's `pack_a` (on the Intel Xeon, two threads, `M` 48–192, 1–6%
-/// faster than packing on the calling thread, as below `MC` rows before; `M` = 17 even).
+/// at `(s·⌈K/2⌉ + kp)·MR`. `parallel`: see [`for_each_strip`] (here, on the Intel Xeon,
+/// two threads, `M` 48–192 ran 1–6% faster than on the calling thread; `M` = 17 even).
 fn pack_a(kernel: &Bf16Kernel, a: &[f32], lda: usize, m: usize, k: usize, parallel: bool) -> Vec<u32> {
     let (mr, pairs) = (kernel.mr, k.div_ceil(2));
     let mut out = vec![0u32; m.div_ceil(mr) * pairs * mr];
@@ -200,10 +199,7 @@ fn pack_a(kernel: &Bf16Kernel, a: &[f32], lda: usize, m: usize, k: usize, parall
             }
         }
     };
-    match m.div_ceil(mr) {
-        strips if parallel && strips > 1 => crate::hot::for_each_index(strips, pack),
-        strips => (0..strips).for_each(pack),
-    }
+    for_each_strip(m.div_ceil(mr), parallel, pack);
     out
 }
 

@@ -31,7 +31,7 @@ pub mod neon;
 use crate::cache::CacheSizes;
 use crate::pages::PanelBuf;
 use crate::sync_ptr::SyncPtr;
-use crate::tiling::{for_each_task, gemm_setup};
+use crate::tiling::{for_each_strip, for_each_task, gemm_setup};
 use crate::vector::GeluKind;
 use crate::Isa;
 use half::{bf16, f16, slice::HalfFloatSliceExt};
@@ -463,10 +463,7 @@ const PARALLEL_MIN_MACS: usize = 1 << 17;
 ///
 /// Each strip is written in 64-deep chunks (3 KiB at `MR` 12, in L1 while its rows are
 /// scattered into it), row by row, so the reads of `A` are contiguous; every element is
-/// written once, with no zero-fill pass first. `parallel`: a strip per task on the hot
-/// workers, from two strips up. Packing on the calling thread while the others waited (as
-/// below `MC` rows before) cost the `gemm-report` shapes that pack 1–6% (Intel Xeon, two
-/// threads, `M` 17–192, alternated in one process; `docs/cpu-analysis.md` §19).
+/// written once, with no zero-fill pass first. `parallel`: see [`for_each_strip`].
 fn pack_a(a: &[f32], lda: usize, m: usize, k: usize, mr: usize, parallel: bool) -> Vec<f32> {
     const CHUNK: usize = 64;
     let mut out = Vec::<f32>::with_capacity(m * k);
@@ -486,10 +483,7 @@ fn pack_a(a: &[f32], lda: usize, m: usize, k: usize, mr: usize, parallel: bool) 
             }
         }
     };
-    match m.div_ceil(mr) {
-        strips if parallel && strips > 1 => crate::hot::for_each_index(strips, pack),
-        strips => (0..strips).for_each(pack),
-    }
+    for_each_strip(m.div_ceil(mr), parallel, pack);
     // SAFETY: `pack` wrote every element of every strip, and the strips tile `m·k`.
     unsafe { out.set_len(m * k) };
     out

@@ -32,7 +32,7 @@ pub mod neon_dot;
 use crate::f32gemm::{Post, TilePost};
 use crate::pages::PanelBuf;
 use crate::sync_ptr::SyncPtr;
-use crate::tiling::{for_each_task, gemm_setup};
+use crate::tiling::{for_each_strip, for_each_task, gemm_setup};
 use std::mem::MaybeUninit;
 
 /// One micro-kernel call over the whole of `K`.
@@ -238,12 +238,8 @@ const PARALLEL_MIN_MACS: usize = 1 << 18;
 /// the per-row scales (padded to whole strips with 0). Every byte of the strips is written
 /// once (rows of `A`, then padding rows that read as zero), so they start uninitialized.
 ///
-/// Parallel (when `parallel` and there are two strips or more) a strip per task: the rows
-/// of a strip share cache lines (4 bytes of each row per 48-byte group), so tasks of
-/// fewer rows would write the same lines from two cores at once. Until 64 rows it ran on
-/// the calling thread while the others waited: e5-small's 48 GEMMs took 2–3% longer at 17
-/// and 24 rows, 7% at 40 (Intel Xeon, two threads, alternated in one process;
-/// `docs/cpu-analysis.md` §19).
+/// `parallel`: see [`for_each_strip`] (a strip's rows share cache lines: 4 bytes of each
+/// row per 48-byte group).
 fn quantize_pack_a(
     kern: &crate::Kernels,
     a: &[f32],
@@ -333,11 +329,7 @@ fn quantize_pack_a(
             }
         }
     };
-    if parallel && strips > 1 {
-        crate::hot::for_each_index(strips, work);
-    } else {
-        (0..strips).for_each(work);
-    }
+    for_each_strip(strips, parallel, work);
     // SAFETY: the tasks wrote every byte: `groups` cells of `ab` bytes for each of the
     // strips' `MR` rows (real or padding).
     unsafe { packed.set_len(strips * strip_len) };
