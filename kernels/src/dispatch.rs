@@ -7,7 +7,6 @@ use crate::i4gemm::{self, I4MicroKernel, PackedI4};
 use crate::i8gemm::{self, ActQuant, I8MicroKernel, PackedI8};
 use crate::isa::{Isa, IsaError};
 use crate::vector::{self, GeluKind, VectorKernels};
-use rayon::prelude::*;
 use std::mem::MaybeUninit;
 use std::sync::OnceLock;
 
@@ -484,12 +483,11 @@ impl Kernels {
             assert_eq!(r.len(), x.len(), "layernorm residual length");
         }
         let f = self.vector.layernorm;
-        let rows = x.par_chunks_mut(w).with_min_len(16);
-        // SAFETY: the table's ISA is supported; every slice has width `w`.
-        match residual {
-            Some(r) => rows.zip(r.par_chunks(w)).for_each(|(x, r)| unsafe { f(x, Some(r), gamma, beta, eps) }),
-            None => rows.for_each(|x| unsafe { f(x, None, gamma, beta, eps) }),
-        }
+        crate::hot::for_each_chunk_mut(x, w, 16, |i, x| {
+            let r = residual.map(|r| &r[i * w..][..w]);
+            // SAFETY: the table's ISA is supported; every slice has width `w`.
+            unsafe { f(x, r, gamma, beta, eps) }
+        });
     }
 }
 

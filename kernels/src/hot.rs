@@ -13,9 +13,25 @@
 //! region on this scale (`benches/src/bin/fork-join.rs`): it offers a [`Job`] — `n`
 //! indices and a closure — in the team's slot, and the owner and every spinning helper claim
 //! indices (each its own contiguous range first, see [`Claims`]) until none is left.
-//! Anywhere else (another thread, a task of a job, no hot region) it is a rayon parallel
-//! loop. Which thread runs an index
+//! Anywhere else (another thread, a task of a job, no hot region) the same job runs on
+//! rayon: one spawned claimer per pool thread, no join tree. Which thread runs an index
 //! never changes what the index computes.
+//!
+//! No deadlock: a serve loop is a rayon job that ends only with its region, and rayon runs
+//! any queued job on a thread that waits (for a stolen half of a join, or for a scope) —
+//! also a serve loop that the owner spawned and no helper has taken yet. Run there, inside
+//! work that the region waits for, it would spin until a `done` that never comes (seen
+//! under qemu in CI: a helper inside a task took one while its nested loop waited). So:
+//! - a thread that owns a region, runs a job's indices, or runs what a serve loop found on
+//!   rayon's queues is [`Busy`], and a serve loop that starts on a busy thread returns;
+//! - work split inside a region goes through this module ([`for_each_index`],
+//!   [`for_each_chunk_mut`]), whose tasks run busy, never through a rayon parallel
+//!   iterator, whose halves an idle thread could steal and wait in, not busy.
+//!
+//! Serve loops are spawned, not broadcast to each thread: a broadcast copy must run on its
+//! own thread, and an owner spinning on `inside` does not look for rayon work, so a second
+//! caller's region that started inside one of this region's tasks would wait for it
+//! forever (`concurrent_regions_on_one_pool_both_finish`).
 //!
 //! Lifetime protocol: the job lives in the owner's stack frame. A helper counts itself in
 //! `inside` *before* it reads the offer; the owner withdraws the offer, then waits for
@@ -23,7 +39,7 @@
 //! accesses are `SeqCst`: a helper that read the offer before the withdrawal was counted
 //! before the owner's wait began).
 
-use rayon::prelude::*;
+use crate::sync_ptr::SyncPtr;
 use std::any::Any;
 use std::cell::Cell;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
@@ -43,22 +59,88 @@ thread_local! {
     /// The team this thread owns while its `with_hot_workers` closure runs; null while one
     /// of its jobs is on offer, so that a task's own parallel loops go to rayon.
     static OWNED: Cell<*const Team> = const { Cell::new(ptr::null()) };
+    /// How many hot-region closures and job tasks this thread is inside (see [`Busy`]).
+    static BUSY: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Marks this thread busy while alive: it owns a hot region, runs a job's indices or runs
+/// what a serve loop found on rayon's queues, and someone waits for it to come back. A
+/// serve loop that rayon hands such a thread (while something in it waits) returns at
+/// once, since it would not end before that region's owner sets `done`.
+struct Busy;
+
+impl Busy {
+    fn enter() -> Self {
+        BUSY.with(|b| b.set(b.get() + 1));
+        Busy
+    }
+
+    fn is_set() -> bool {
+        BUSY.with(Cell::get) > 0
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        BUSY.with(|b| b.set(b.get() - 1));
+    }
 }
 
 /// Runs `task(i)` for every `i` in `0..n`, in parallel on the current rayon pool. On the
 /// owner thread of a hot region the owner and its helpers share the indices (see the module
-/// docs); elsewhere it is `(0..n).into_par_iter().for_each(task)`. A panic in a task reaches
-/// the caller.
+/// docs); elsewhere up to one claimer per pool thread does. A panic in a task reaches the
+/// caller.
 pub fn for_each_index(n: usize, task: impl Fn(usize) + Sync) {
     let team = OWNED.with(|o| o.replace(ptr::null()));
     if team.is_null() {
-        (0..n).into_par_iter().for_each(&task);
-        return;
+        let threads = rayon::current_num_threads().min(n);
+        if threads <= 1 {
+            return (0..n).for_each(task);
+        }
+        let job = Job::new(n, threads, &task);
+        rayon::scope(|s| {
+            for _ in 1..threads {
+                s.spawn(|_| {
+                    job.work();
+                });
+            }
+            job.work();
+        });
+        return job.finish();
     }
     let _back = Owner(team);
     // SAFETY: `OWNED` points at the team of the `with_hot_workers` call whose closure is
     // running on this thread; the team outlives that closure.
     unsafe { &*team }.run(n, &task);
+}
+
+/// Runs `f(i, chunk)` for each `width`-long chunk `data[i * width..][..width]`, in parallel
+/// through [`for_each_index`]: as many tasks as hold `min_chunks` chunks each, in runs of
+/// adjacent chunks that differ by at most one (a trailing partial chunk is left out, as
+/// `chunks_exact_mut` leaves it; width 0: no chunk). Inside a hot region this is how to
+/// split a slice, not `par_chunks_mut` (see the module docs).
+pub fn for_each_chunk_mut<T: Send>(
+    data: &mut [T],
+    width: usize,
+    min_chunks: usize,
+    f: impl Fn(usize, &mut [T]) + Sync,
+) {
+    if width == 0 {
+        return;
+    }
+    let chunks = data.len() / width;
+    let tasks = chunks / min_chunks.max(1);
+    if tasks <= 1 {
+        return data.chunks_exact_mut(width).enumerate().for_each(|(i, c)| f(i, c));
+    }
+    let base = SyncPtr(data.as_mut_ptr());
+    for_each_index(tasks, |t| {
+        for i in t * chunks / tasks..(t + 1) * chunks / tasks {
+            // SAFETY: chunk `i` lies inside `data` (i < chunks), and each `i` belongs to one
+            // task, so no two `&mut` overlap.
+            f(i, unsafe { std::slice::from_raw_parts_mut(base.get().add(i * width), width) });
+        }
+    });
 }
 
 /// Runs `f` on a worker of the current rayon pool while the pool's other workers spin,
@@ -73,6 +155,7 @@ pub fn with_hot_workers<T: Send>(f: impl FnOnce() -> T + Send) -> T {
         Team { offer: AtomicPtr::new(ptr::null_mut()), inside: AtomicUsize::new(0), done: AtomicBool::new(false) };
     let mut out = None;
     rayon::scope(|s| {
+        let _busy = Busy::enter();
         for _ in 0..helpers {
             s.spawn(|_| team.serve());
         }
@@ -123,10 +206,23 @@ struct Job<'a> {
     panic: Mutex<Option<Box<dyn Any + Send>>>,
 }
 
-impl Job<'_> {
+impl<'a> Job<'a> {
+    /// `n` indices cut into ranges for `threads` threads.
+    fn new(n: usize, threads: usize, task: &'a (dyn Fn(usize) + Sync)) -> Self {
+        Job { claims: Claims::new(n, threads), joined: AtomicUsize::new(0), task, panic: Mutex::new(None) }
+    }
+
+    /// After every thread has left the job: passes its first panic on.
+    fn finish(self) {
+        if let Some(p) = self.panic.into_inner().unwrap_or_else(|e| e.into_inner()) {
+            resume_unwind(p);
+        }
+    }
+
     /// Claims and runs indices until none is left; a panic is kept for the owner and ends
     /// the job for everyone. Returns whether this thread ran an index.
     fn work(&self) -> bool {
+        let _busy = Busy::enter();
         let me = self.joined.fetch_add(1, Ordering::Relaxed);
         let mut ran = false;
         let claimed = catch_unwind(AssertUnwindSafe(|| {
@@ -204,8 +300,7 @@ impl Claims {
 impl Team {
     /// The owner's side: offer the job, work on it, withdraw it, wait for the helpers.
     fn run(&self, n: usize, task: &(dyn Fn(usize) + Sync)) {
-        let threads = rayon::current_num_threads();
-        let job = Job { claims: Claims::new(n, threads), joined: AtomicUsize::new(0), task, panic: Mutex::new(None) };
+        let job = Job::new(n, rayon::current_num_threads(), task);
         // The lifetime is erased: the offer is withdrawn, and every helper out of it,
         // before `job` leaves this frame.
         self.offer.store(ptr::from_ref(&job).cast_mut().cast(), Ordering::SeqCst);
@@ -214,9 +309,7 @@ impl Team {
         while self.inside.load(Ordering::SeqCst) != 0 {
             std::hint::spin_loop();
         }
-        if let Some(p) = job.panic.into_inner().unwrap_or_else(|e| e.into_inner()) {
-            resume_unwind(p);
-        }
+        job.finish();
     }
 
     /// A helper's poll of the slot: runs indices of the job on offer, if any. Returns
@@ -233,14 +326,21 @@ impl Team {
         ran
     }
 
+    /// Runs one job from rayon's queues, busy (see the module docs); whether there was one.
+    fn run_queued() -> bool {
+        let _busy = Busy::enter();
+        rayon::yield_now() == Some(rayon::Yield::Executed)
+    }
+
     /// A helper's loop until the owner's closure returns: the team's jobs first, rayon's
-    /// queued tasks every few polls.
+    /// queued tasks every few polls. Returns at once on a busy thread.
     fn serve(&self) {
+        if Busy::is_set() {
+            return;
+        }
         let mut idle = 0u32;
         while !self.done.load(Ordering::Acquire) {
-            if self.help()
-                || (idle.is_multiple_of(POLLS_PER_RAYON_LOOK) && rayon::yield_now() == Some(rayon::Yield::Executed))
-            {
+            if self.help() || (idle.is_multiple_of(POLLS_PER_RAYON_LOOK) && Self::run_queued()) {
                 idle = 0;
                 continue;
             }
@@ -256,19 +356,25 @@ impl Team {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rayon::prelude::*;
 
+    /// Helpers also run what the owner hands to rayon itself (here a scope's spawns, each a
+    /// leaf: no rayon parallel iterator inside a region, see the module docs).
     #[test]
     fn returns_the_closures_result_and_helpers_run_its_tasks() {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
         let (sum, workers) = pool.install(|| {
             with_hot_workers(|| {
-                let ids: Vec<usize> = (0..64)
-                    .into_par_iter()
-                    .map(|i| {
-                        std::thread::sleep(std::time::Duration::from_millis(1));
-                        i + 1000 * rayon::current_thread_index().unwrap()
-                    })
-                    .collect();
+                let ids: Vec<AtomicUsize> = (0..64).map(|_| AtomicUsize::new(0)).collect();
+                rayon::scope(|s| {
+                    for (i, id) in ids.iter().enumerate() {
+                        s.spawn(move |_| {
+                            std::thread::sleep(std::time::Duration::from_millis(1));
+                            id.store(i + 1000 * rayon::current_thread_index().unwrap(), Ordering::Relaxed);
+                        });
+                    }
+                });
+                let ids: Vec<usize> = ids.into_iter().map(AtomicUsize::into_inner).collect();
                 let sum: usize = ids.iter().map(|v| v % 1000).sum();
                 let mut workers: Vec<usize> = ids.iter().map(|v| v / 1000).collect();
                 workers.sort_unstable();
@@ -278,6 +384,28 @@ mod tests {
         });
         assert_eq!(sum, (0..64).sum::<usize>());
         assert!(workers > 1, "helpers took no task");
+    }
+
+    /// Every whole chunk once, with its index, in blocks of `min_chunks`, inside a region
+    /// and outside one; the partial tail is left alone.
+    #[test]
+    fn chunks_are_each_visited_once_with_their_index() {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
+        for (len, width, min_chunks) in [(0, 3, 1), (7, 0, 1), (30, 3, 1), (31, 3, 4), (300, 5, 16), (12, 4, 100)] {
+            let fill = |data: &mut [usize]| {
+                for_each_chunk_mut(data, width, min_chunks, |i, c| {
+                    assert_eq!(c.len(), width);
+                    c.iter_mut().for_each(|v| *v += i + 1);
+                })
+            };
+            let want: Vec<usize> =
+                (0..len).map(|j| if width > 0 && j < len / width * width { j / width + 1 } else { 0 }).collect();
+            for hot in [false, true] {
+                let mut data = vec![0; len];
+                pool.install(|| if hot { with_hot_workers(|| fill(&mut data)) } else { fill(&mut data) });
+                assert_eq!(data, want, "len {len}, width {width}, min {min_chunks}, hot {hot}");
+            }
+        }
     }
 
     #[test]
@@ -349,6 +477,59 @@ mod tests {
             let msg = r.expect_err("the panic was lost");
             assert_eq!(msg.downcast_ref::<String>().map(String::as_str), Some(format!("index {bad}").as_str()));
             assert_eq!(pool.install(|| with_hot_workers(|| run_indices(9, 0).0)), vec![1; 9]);
+        }
+    }
+
+    /// Runs `f` on a thread of its own and fails if it has not finished after `secs`
+    /// seconds, so that a deadlock fails the test instead of stalling the suite.
+    fn within<T: Send + 'static>(secs: u64, f: impl FnOnce() -> T + Send + 'static) -> T {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || tx.send(f()));
+        rx.recv_timeout(std::time::Duration::from_secs(secs)).expect("deadlocked")
+    }
+
+    /// A region whose tasks each run a nested parallel loop of 1 ms steps; its step count.
+    fn nested_region() -> usize {
+        let steps = AtomicUsize::new(0);
+        for_each_index(16, |_| {
+            for_each_index(4, |_| {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+                steps.fetch_add(1, Ordering::Relaxed);
+            });
+        });
+        steps.into_inner()
+    }
+
+    /// A helper busy elsewhere when the region starts: a helper whose nested loop it robs
+    /// then waits inside a task, and must not pick up a serve loop while it does.
+    #[test]
+    fn a_helper_waiting_inside_a_task_never_serves() {
+        for _ in 0..20 {
+            let steps = within(60, || {
+                let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
+                pool.install(|| {
+                    rayon::spawn(|| std::thread::sleep(std::time::Duration::from_millis(10)));
+                    with_hot_workers(nested_region)
+                })
+            });
+            assert_eq!(steps, 64);
+        }
+    }
+
+    /// Two callers' hot regions at once on one pool: neither owner serves the other's team.
+    #[test]
+    fn concurrent_regions_on_one_pool_both_finish() {
+        let pool = std::sync::Arc::new(rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap());
+        for _ in 0..20 {
+            let pool = pool.clone();
+            let steps = within(60, move || {
+                std::thread::scope(|s| {
+                    let callers: Vec<_> =
+                        (0..2).map(|_| s.spawn(|| pool.install(|| with_hot_workers(nested_region)))).collect();
+                    callers.into_iter().map(|c| c.join().unwrap()).collect::<Vec<_>>()
+                })
+            });
+            assert_eq!(steps, [64, 64]);
         }
     }
 

@@ -28,7 +28,7 @@ pub use bf16gemm::{Bf16Kernel, PackedBf16};
 pub use cache::CacheSizes;
 pub use dispatch::Kernels;
 pub use f32gemm::{Blocking, PackedF32, Post, Prefetch, Storage};
-pub use hot::{for_each_index, with_hot_workers};
+pub use hot::{for_each_chunk_mut, for_each_index, with_hot_workers};
 pub use i4gemm::PackedI4;
 pub use i8gemm::{ActQuant, PackedI8};
 pub use isa::{Isa, IsaError, BF16_ENV, ISA_ENV};

@@ -1,7 +1,6 @@
 //! Pooling of a padding-free batch into one vector per sequence.
 
 use crate::Kernels;
-use rayon::prelude::*;
 
 /// How token vectors become one sequence vector.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -18,7 +17,7 @@ impl Kernels {
     pub fn pool(&self, hidden: &[f32], width: usize, seqs: &[usize], mode: Pooling, normalize: bool, out: &mut [f32]) {
         let n = seqs.len().saturating_sub(1);
         assert!(out.len() == n * width && hidden.len() >= seqs.last().copied().unwrap_or(0) * width, "pool shapes");
-        out.par_chunks_mut(width.max(1)).enumerate().for_each(|(s, o)| {
+        crate::hot::for_each_chunk_mut(out, width, 1, |s, o| {
             let (a, b) = (seqs[s], seqs[s + 1]);
             o.fill(0.0);
             if b > a {

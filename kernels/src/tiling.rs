@@ -41,7 +41,7 @@ pub(crate) fn for_each_task(
 }
 
 /// Runs `f(s)` for each of the `strips` strips of `A` that a GEMM prepares before its tiles
-/// (f32 packing, bf16 rounding, int8 quantization): a strip per task on the hot workers
+/// (f32 packing, bf16 rounding, int8 and int4 quantization): a strip per task on the hot workers
 /// when `parallel` and there are two strips or more, else in order on the calling thread.
 /// Tasks must write disjoint strips; a strip's rows share cache lines, so a finer split
 /// would write the same lines from two cores. Preparing on the calling thread while the

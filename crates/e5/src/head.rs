@@ -9,7 +9,6 @@
 use crate::error::{Error, Result};
 use e5_arch::{Activation, DenseSpec, Head, ModelConfig, PoolingMode};
 use e5_kernels::Kernels;
-use rayon::prelude::*;
 use std::path::Path;
 
 struct Dense {
@@ -46,7 +45,7 @@ impl OutputHead {
         {
             return kern.pool(hidden, h, seqs, mode, self.normalize, out);
         }
-        out.par_chunks_mut(width.max(1)).enumerate().for_each(|(s, o)| {
+        e5_kernels::for_each_chunk_mut(out, width, 1, |s, o| {
             let (a, b) = (seqs[s], seqs[s + 1]);
             let tokens = &hidden[a * h..b * h];
             let mut pooled = vec![0.0; self.head.pooling.modes.len() * h];

@@ -33,7 +33,7 @@ pub mod neon_dot;
 use crate::f32gemm::{Post, Storage, TilePost};
 use crate::pages::PanelBuf;
 use crate::sync_ptr::SyncPtr;
-use crate::tiling::{for_each_task, gemm_setup};
+use crate::tiling::{for_each_strip, for_each_task, gemm_setup};
 use half::f16;
 use rayon::prelude::*;
 use std::mem::MaybeUninit;
@@ -325,15 +325,11 @@ impl PackedI4 {
 const MC: usize = 96;
 const PARALLEL_MIN_MACS: usize = 1 << 18;
 
-/// One strip's packed activations, per-group row sums and row scales.
-type StripOut<'a> = ((&'a mut [i8], &'a mut [i32]), &'a mut [f32]);
-
 /// Quantizes the rows of `A` (int8, per row) and packs them into `MR`-row quad strips
 /// padded to `kp` values; returns the strips, the per-group row sums and the row scales.
-/// Parallel (when `parallel`) a strip per task from two strips up: on the calling thread
-/// until 64 rows, as before, e5-small's 48 GEMMs (int4-g32) took 3–4% longer at 17 rows,
-/// 5% at 24 and 7–8% at 40 (Intel Xeon, two threads, alternated in one process;
-/// `docs/cpu-analysis.md` §19).
+/// `parallel`: see [`for_each_strip`]. On the calling thread until 64 rows, as before,
+/// e5-small's 48 GEMMs (int4-g32) took 3–4% longer at 17 rows, 5% at 24 and 7–8% at 40
+/// (Intel Xeon, two threads, alternated in one process; `docs/cpu-analysis.md` §19).
 fn quantize_pack_a(
     kern: &crate::Kernels,
     a: &[f32],
@@ -346,10 +342,22 @@ fn quantize_pack_a(
     let (mr, groups) = (kern.i4_gemm.mr, k.div_ceil(group));
     let quads = groups * group / 4;
     let strips = m.div_ceil(mr);
-    let mut packed = vec![0i8; strips * quads * mr * 4];
-    let mut sums = vec![0i32; strips * groups * mr];
+    let (strip_len, sum_len) = (quads * mr * 4, groups * mr);
+    let mut packed = vec![0i8; strips * strip_len];
+    let mut sums = vec![0i32; strips * sum_len];
     let mut scales = vec![0.0f32; strips * mr];
-    let work = |(s, ((strip, sum), sc)): (usize, StripOut<'_>)| {
+    let (out, sum_out, sc_out) =
+        (SyncPtr(packed.as_mut_ptr()), SyncPtr(sums.as_mut_ptr()), SyncPtr(scales.as_mut_ptr()));
+    let work = |s: usize| {
+        // SAFETY: strip `s` owns `[s·len, (s+1)·len)` of each buffer, and each `s` is one
+        // task's, so no two slices overlap.
+        let (strip, sum, sc) = unsafe {
+            (
+                std::slice::from_raw_parts_mut(out.get().add(s * strip_len), strip_len),
+                std::slice::from_raw_parts_mut(sum_out.get().add(s * sum_len), sum_len),
+                std::slice::from_raw_parts_mut(sc_out.get().add(s * mr), mr),
+            )
+        };
         let mut q = vec![0i8; quads * 4];
         for r in 0..mr.min(m - s * mr) {
             sc[r] = kern.quantize_row(&a[(s * mr + r) * lda..][..k], &mut q[..k]);
@@ -361,16 +369,7 @@ fn quantize_pack_a(
             }
         }
     };
-    let (strip_len, sum_len) = (quads * mr * 4, groups * mr);
-    let chunks = |p: &mut Vec<i8>, s: &mut Vec<i32>, c: &mut Vec<f32>, par: bool| {
-        if par {
-            let it = p.par_chunks_mut(strip_len).zip(s.par_chunks_mut(sum_len)).zip(c.par_chunks_mut(mr));
-            it.enumerate().for_each(work);
-        } else {
-            p.chunks_mut(strip_len).zip(s.chunks_mut(sum_len)).zip(c.chunks_mut(mr)).enumerate().for_each(work);
-        }
-    };
-    chunks(&mut packed, &mut sums, &mut scales, parallel && strips > 1);
+    for_each_strip(strips, parallel, work);
     (packed, sums, scales)
 }
 

@@ -6,7 +6,6 @@ use crate::weights::{Checkpoint, MappedTensor};
 use e5_arch::names::{self, NormId};
 use e5_arch::ModelConfig;
 use e5_kernels::Kernels;
-use rayon::prelude::*;
 
 pub(crate) struct TokenEmbeddings {
     /// `[vocab, H]`, read in place from the checkpoint.
@@ -45,9 +44,9 @@ impl TokenEmbeddings {
         for s in seqs.windows(2) {
             (s[0]..s[1]).for_each(|t| pos[t] = t - s[0]);
         }
-        x.par_chunks_mut(h).zip(ids.par_iter().zip(&pos)).for_each(|(row, (&id, &p))| {
-            self.words.row_into(id as usize, row);
-            let p = p + self.position_offset;
+        e5_kernels::for_each_chunk_mut(&mut x, h, 16, |t, row| {
+            self.words.row_into(ids[t] as usize, row);
+            let p = pos[t] + self.position_offset;
             kern.axpy(row, 1.0, &self.positions[p * h..(p + 1) * h]);
             kern.axpy(row, 1.0, &self.token_type);
         });
