@@ -327,9 +327,10 @@ const PARALLEL_MIN_MACS: usize = 1 << 18;
 
 /// Quantizes the rows of `A` (int8, per row) and packs them into `MR`-row quad strips
 /// padded to `kp` values; returns the strips, the per-group row sums and the row scales.
-/// `parallel`: see [`for_each_strip`]. On the calling thread until 64 rows, as before,
-/// e5-small's 48 GEMMs (int4-g32) took 3–4% longer at 17 rows, 5% at 24 and 7–8% at 40
-/// (Intel Xeon, two threads, alternated in one process; `docs/cpu-analysis.md` §19).
+/// `parallel`: see [`for_each_strip`]. Run on the calling thread below 64 rows (until
+/// f7c2bc1), e5-small's 48 GEMMs (int4-g32) took 3–4% longer at 17 rows, 5% at 24 and
+/// 7–8% at 40 (Intel Xeon, two threads, alternated in one process; `docs/cpu-analysis.md`
+/// §19).
 fn quantize_pack_a(
     kern: &crate::Kernels,
     a: &[f32],
