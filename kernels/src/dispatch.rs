@@ -249,7 +249,9 @@ impl Kernels {
     ///   Against none (`gemm-isa 2 0.1 all 5 blocking=1024x192x8x0`): 46 of 54 shapes
     ///   faster, `M` = 1 1.03–1.35×, `M` = 8 1.11–1.32×, `M` ≥ 128 1.03–1.17×. Against
     ///   `NextPanelShares` on the 48 GEMMs of e5-small (distinct weights, streamed;
-    ///   `stream-gemm`): 1.25× faster at 17 rows, 1.05× at 32.
+    ///   `stream-gemm`): 1.25× faster at 17 rows, 1.05× at 32, when the strips took equal
+    ///   shares; with shares in proportion to their rows the two are even (0.999–1.009× at
+    ///   17 rows), so `Ahead`, the simpler, stays.
     /// - AVX-512 on AMD: none. On Zen 4 touching both lines measured no faster at `M` = 1
     ///   and 17, and 0–25% slower at `M` = 1 (back-to-back runs); in alternated rounds it
     ///   took 1 × 1024 × 1024 from 1.06× to 0.94–0.95× AVX2 and cost the `K` = 384 shapes

@@ -388,9 +388,9 @@ pub enum Prefetch {
     None,
     /// Every tile touches its own panel 32 rows ahead of its loads.
     Ahead,
-    /// As `Ahead`, except where a task's few strips run panel-outer (batch 1): there strip
-    /// `j` of `s` touches the `j`-th `1/s` of the next panel, so the panels stream in once,
-    /// spread over all the strips.
+    /// As `Ahead`, except where a task's few strips run panel-outer (batch 1): there each
+    /// strip touches a share of the next panel in proportion to its rows (its time), so the
+    /// panels stream in once, at an even rate over all the strips.
     NextPanelShares,
 }
 
@@ -565,20 +565,26 @@ pub(crate) fn gemm(
                 // is made once). At batch 1 the weights stream from DRAM or L3, and this
                 // overlaps that stream with every strip's arithmetic instead of the first
                 // one's only: fp32 batch-1 latency 6–11% lower than strip-outer (in-process
-                // A/B). With `NextPanelShares` strip `j` prefetches its share of panel
-                // `p + 1` (a lone strip keeps `Ahead`: a whole panel ahead is too far, M = 1
-                // ran at 0.87× the gemm crate at K = 1536).
-                let step = row_bytes.div_ceil(strips);
-                let share = |p: usize, j: usize| match (strips, blocking.prefetch) {
+                // A/B). With `NextPanelShares` each strip prefetches a share of panel `p + 1`
+                // in proportion to its rows, starting at rows-before / all-rows of it, so the
+                // stream runs at an even rate (equal shares had the 5-row strip of a 17-row
+                // query issue half the lines in under a third of the time; either way within
+                // the noise end to end, `docs/cpu-analysis.md` §20). A lone strip keeps
+                // `Ahead`: a whole panel ahead is too far, M = 1 ran at 0.87× the gemm crate
+                // at K = 1536.
+                let share = |p: usize, i: usize| match (strips, blocking.prefetch) {
                     (2.., Prefetch::NextPanelShares) => {
-                        (w.panel_addr((p + 1).min(last_panel), k0).wrapping_add(j * step * kc), step)
+                        let (before, height, all) = (i - rows.start, mr.min(rows.end - i), rows.len());
+                        let start = row_bytes * kc * before / all;
+                        let step = (row_bytes * height).div_ceil(all);
+                        (w.panel_addr((p + 1).min(last_panel), k0).wrapping_add(start), step)
                     }
                     _ => ahead(p),
                 };
                 for p in panels.clone() {
                     let b = w.panel(kern, p, k0, kc, in_register, &mut converted);
-                    for (j, i) in rows.clone().step_by(mr).enumerate() {
-                        tile_at(p, i, b, share(p, j));
+                    for i in rows.clone().step_by(mr) {
+                        tile_at(p, i, b, share(p, i));
                     }
                 }
             } else {
