@@ -243,8 +243,10 @@ impl Kernels {
     /// The f32 micro-kernel's software prefetch on this CPU, each choice measured with its
     /// variants alternated in one process, two threads:
     /// - AVX2: `NextPanelShares`, tuned on Zen 3 (fp32 batch-1 6–11% faster than
-    ///   strip-outer). On the Intel Xeon (Emerald Rapids), `Ahead` instead ran the 48 GEMMs
-    ///   of e5-small at 17 rows 1.07× slower.
+    ///   strip-outer). Re-measured there with shares in proportion to rows
+    ///   (`stream-gemm M 2 9`): `Ahead` took 1.31× its time at 17 rows and 1.18× at 8, none
+    ///   1.39× and 1.32×. On the Intel Xeon (Emerald Rapids), `Ahead` ran the 48 GEMMs of
+    ///   e5-small at 17 rows 1.07× slower.
     /// - AVX-512 on Intel and others: `Ahead`, both lines of each 128-byte panel row.
     ///   Against none (`gemm-isa 2 0.1 all 5 blocking=1024x192x8x0`): 46 of 54 shapes
     ///   faster, `M` = 1 1.03–1.35×, `M` = 8 1.11–1.32×, `M` ≥ 128 1.03–1.17×. Against
