@@ -10,6 +10,7 @@ use std::arch::x86_64::*;
 
 const MR: usize = 6;
 pub const KERNEL: MicroKernel = MicroKernel { mr: MR, nr: 16, half_panels: true, run: tile };
+
 /// Panel element types, as `rows`' const parameter.
 const F32: u8 = 0;
 const F16: u8 = 1;
