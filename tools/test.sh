@@ -7,7 +7,9 @@ bash tools/setup-models.sh
 # Lint and format before the long run: both are house rules, and both fail fast.
 cargo fmt --all -- --check
 cargo clippy --release --workspace --all-targets -- -D warnings
-cargo test --workspace --release "$@"
+# With the optional CUDA backend compiled in: it must build everywhere, and one build for
+# both saves a second compile of 51 crates that `-p e5-cli --features cuda` resolved apart.
+cargo test --workspace --release --features e5-tests/cuda "$@"
 # Micro-kernel accumulators must stay in registers: fail on any stack store in an inner loop.
 # (int4 tiles are linked only into their test binary so far: the newest one is read.)
 if [[ "$(uname -m)" == x86_64 ]]; then
@@ -19,10 +21,10 @@ bash tools/cross-test.sh # aarch64 NEON kernels (sdot and smull int8 paths) unde
 cargo run --release -q -p e5 --example semantic_search -- models/multilingual-e5-small
 # The Python package: wheel built by maturin, installed in a fresh venv, pytest.
 bash tools/python-test.sh
-# The optional CUDA backend must build everywhere; its GPU tests say visibly when they skip.
-cargo build --release -p e5-cli --features cuda
+# The GPU tests again, uncaptured, so that they say visibly when they skip (the same
+# selection and features as the run above: nothing is rebuilt).
 log="$(mktemp)"
-cargo test --release -p e5-tests --features cuda --test gpu -- --nocapture >"$log" 2>&1 || { cat "$log"; exit 1; }
+cargo test --workspace --release --features e5-tests/cuda --test gpu -- --nocapture >"$log" 2>&1 || { cat "$log"; exit 1; }
 grep -E "skipped: no CUDA device|test result" "$log" || true
 rm -f "$log"
 # e5 serve through real clients: the official openai package (default base64 encoding)
