@@ -53,9 +53,10 @@ unsafe fn rows<const R: usize, const S: u8>(t: &Tile, b: *const u8) {
     // One pointer per row, each stepped by `k_stride`. Written as `a.add(r * row_stride)`
     // off one pointer, the row addresses compiled to a chain of 6 dependent `add`s per `k`
     // step, as long as the step's 12 FMAs take on 2 pipes; apart, the loop carries one
-    // `add` (the rows read at base + index·{4, 8}). Operands in L1, alternated: 1.05–1.10×
-    // the rate of the chained loop while the VM's other load shares the core, 1.01× when
-    // quiet (Zen 3, `docs/cpu-analysis.md` §21).
+    // `add` (the rows read at base + index·{4, 8}; `objdump` shows it). Operands in L1, the
+    // two loops alternated in a scratch harness: 1.05–1.10× the rate while the VM's other
+    // load shares the core, 1.01× when quiet (Zen 3); `tools/ab-bench.sh` against the
+    // commit before re-measures it end to end (`docs/cpu-analysis.md` §21).
     let (mut b, mut pf) = (b, t.prefetch);
     let mut a: [*const f32; R] = std::array::from_fn(|r| t.a.add(r * t.row_stride));
     for _ in 0..t.k {
