@@ -121,7 +121,11 @@ fn check_e5_small(isa: Isa) {
 /// most of the 281 s the two took there.
 #[test]
 fn e5_small_on_every_vector_isa() {
-    for isa in Isa::available().into_iter().filter(|&isa| isa != Isa::Scalar) {
+    let isas: Vec<Isa> = Isa::available().into_iter().filter(|&isa| isa != Isa::Scalar).collect();
+    if isas.is_empty() {
+        eprintln!("skipped: this CPU has no vector ISA (the scalar twin has its own test)");
+    }
+    for isa in isas {
         check_e5_small(isa);
     }
 }
