@@ -10,16 +10,18 @@ cargo clippy --release --workspace --all-targets -- -D warnings
 # With the optional CUDA backend compiled in: it must build everywhere, and one build for
 # both saves a second compile of 51 crates that `-p e5-cli --features cuda` resolved apart.
 cargo test --workspace --release --features e5-tests/cuda "$@"
+# The newest binary cargo wrote under a hashed name (`PREFIX-<hash>`; its `.d` file skipped).
+newest() { ls -t "$1"-* | grep -v '\.d$' | head -n 1; }
 # Micro-kernel accumulators must stay in registers: fail on any stack store in an inner loop.
 # (int4 tiles are linked only into their test binary so far: the newest one is read.)
 if [[ "$(uname -m)" == x86_64 ]]; then
-  int4_tests="$(ls -t target/release/deps/int4-* | grep -v '\.d$' | head -n 1)"
+  int4_tests="$(newest target/release/deps/int4)"
   python3 tools/check-spills.py "target/release/e5,$int4_tests"
 fi
 bash tools/cross-test.sh # aarch64 NEON kernels (sdot and smull int8 paths) under qemu
 # The documented library example, end to end on the real model: the binary the test run
 # built (`cargo run -p e5` would resolve e5's features apart and recompile it, 1m46s).
-"$(ls -t target/release/examples/semantic_search-* | grep -v '\.d$' | head -n 1)" models/multilingual-e5-small
+"$(newest target/release/examples/semantic_search)" models/multilingual-e5-small
 # The Python package: wheel built by maturin, installed in a fresh venv, pytest.
 bash tools/python-test.sh
 # The GPU tests again, uncaptured, so that they say visibly when they skip (the same
