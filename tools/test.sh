@@ -39,6 +39,8 @@ command -v chromium >/dev/null || {
   apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium
 }
 (cd crates/e5-server/tests/clients && python3 -m pytest -q -p no:cacheprovider test_clients.py)
+# tools/compare's reductions of its rounds (best-of, paired by round): pure functions, 1 s.
+(cd tools && python3 -m pytest -q -p no:cacheprovider tests)
 # Fuzz smoke (issue 18): every cargo-fuzz target in fuzz/ for 5 s from the committed seeds,
 # built unoptimized with overflow checks (2m16s less to compile than the optimized build;
 # cargo-fuzz 0.13.1 installed if missing; RUSTC_BOOTSTRAP=1 on the stable toolchain).

