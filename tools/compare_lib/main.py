@@ -6,8 +6,8 @@ import json
 import os
 import platform
 import shlex
-import subprocess
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -217,7 +217,7 @@ def ratio_rows(results, base_name):
 
 def paired_ratios(results):
     """e5 ÷ ONNX Runtime of the same precision, round by round (the two ran in the same round,
-    minutes apart at most, where best-of may take each engine's best from different phases
+    a minute or so apart, where best-of may take each engine's best from different phases
     of a noisy machine): per precision, the median and range over rounds of batch-1 latency,
     queries/s and passages/s ratios. Only precisions where both engines have every round."""
     rows = []
