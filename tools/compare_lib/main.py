@@ -215,6 +215,15 @@ def ratio_rows(results, base_name):
     return [(name, *speedups(r["best"], base)) for name, r in results.items() if r.get("best")]
 
 
+METRICS = ("ms_median", "qps", "pps")
+
+
+def bench_metrics(bench):
+    """The metrics of one `e5 bench` JSON report (or a worker's, same keys)."""
+    return {"ms_median": bench["query_latency_ms"]["median"], "qps": bench["queries_per_s_batch32"],
+            "pps": bench["passages_per_s_batch32"]}
+
+
 def paired_ratios(results):
     """e5 ÷ ONNX Runtime of the same precision, round by round (the two ran in the same round,
     a minute or so apart, where best-of may take each engine's best from different phases
@@ -225,9 +234,7 @@ def paired_ratios(results):
         e5, ort = (results.get(f"{e}-{prec}", {}).get("runs") or [] for e in ("e5", "ort"))
         if not e5 or len(e5) != len(ort):
             continue
-        per_round = [(x["query_latency_ms"]["median"] / y["query_latency_ms"]["median"],
-                      x["queries_per_s_batch32"] / y["queries_per_s_batch32"],
-                      x["passages_per_s_batch32"] / y["passages_per_s_batch32"]) for x, y in zip(e5, ort)]
+        per_round = [[x[m] / y[m] for m in METRICS] for x, y in zip(map(bench_metrics, e5), map(bench_metrics, ort))]
         cells = [f"{statistics.median(v):.2f} ({min(v):.2f}–{max(v):.2f})" for v in zip(*per_round)]
         rows.append([f"e5-{prec} ÷ ort-{prec}", str(len(per_round)), *cells])
     return rows

@@ -14,9 +14,7 @@ import os
 import statistics
 import sys
 
-from compare_lib.main import cpu_model, load_workload, md_table, speedups
-
-METRICS = ("ms_median", "qps", "pps")
+from compare_lib.main import METRICS, bench_metrics, cpu_model, load_workload, md_table, speedups
 
 
 def subset_workload(dst, queries, passages, src="benches/workload.jsonl"):
@@ -27,12 +25,6 @@ def subset_workload(dst, queries, passages, src="benches/workload.jsonl"):
     rows = q[:queries] + [p[i * len(p) // n] for i in range(n)]
     with open(dst, "w", encoding="utf-8") as f:
         f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
-
-
-def bench_metrics(bench):
-    """The metrics of one `e5 bench` JSON report."""
-    return {"ms_median": bench["query_latency_ms"]["median"], "qps": bench["queries_per_s_batch32"],
-            "pps": bench["passages_per_s_batch32"]}
 
 
 def ratio_text(x, base):

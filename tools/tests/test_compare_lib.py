@@ -12,8 +12,8 @@ def run(ms, qps, pps):
             "passages_per_s_batch32": pps}
 
 
-# Two noisy rounds: e5-fp32's best queries/s (200) and ort-fp32's (150) come from different
-# rounds, so best-of reads 1.33× where the rounds read 1.25× and 1.00×.
+# Two noisy rounds: best-of reads e5-fp32's queries/s at 200 ÷ 160 = 1.25×, where the rounds
+# read 1.25× and 1.00× (median 1.12×).
 RESULTS = {
     "e5-fp32": {"runs": [run(6.0, 200.0, 12.0), run(8.0, 120.0, 10.0)]},
     "ort-fp32": {"runs": [run(10.0, 160.0, 4.0), run(10.0, 120.0, 5.0)]},
