@@ -19,6 +19,46 @@ fn gelu_erf_within_1e6_of_f64() {
     }
 }
 
+/// AVX2's GELU issues three registers' chains at once (`gelu_erf8x`): every register
+/// gets the bits it gets alone, in the row kernel (24-value steps, then single registers
+/// and a partial tail) and in `gelu_erf8_each` (threes, then a pair or one).
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn avx2_gelu_in_lockstep_gives_each_register_its_own_bits() {
+    use e5_kernels::vector::avx2::{gelu_erf8, gelu_erf8_each};
+    use std::arch::x86_64::*;
+    let Ok(kern) = Kernels::get(Isa::Avx2) else {
+        eprintln!("no AVX2 on this CPU: only the other tables' GELU ran (gelu_erf_within_1e6_of_f64)");
+        return;
+    };
+    let xs: Vec<f32> = rand_vec(7, 100_003, 12.0).into_iter().chain([0.0, -0.0, 9.99, -9.99, 1e4, -1e4]).collect();
+    // SAFETY: the table exists, so the CPU has AVX2 and FMA.
+    let one = |x: &[f32]| unsafe {
+        let mut v = [0.0f32; 8];
+        v[..x.len()].copy_from_slice(x);
+        let mut y = [0.0f32; 8];
+        _mm256_storeu_ps(y.as_mut_ptr(), gelu_erf8(_mm256_loadu_ps(v.as_ptr())));
+        y
+    };
+    let want: Vec<u32> = xs.chunks(8).flat_map(|c| one(c)[..c.len()].to_vec()).map(f32::to_bits).collect();
+    for len in [xs.len(), 24, 23, 17, 8, 1] {
+        let mut y = xs[..len].to_vec();
+        kern.gelu(GeluKind::Erf, &mut y);
+        assert!(y.iter().map(|v| v.to_bits()).eq(want[..len].iter().copied()), "row kernel, length {len}");
+    }
+    for regs in 1..=12 {
+        // SAFETY: as above.
+        let got: Vec<u32> = unsafe {
+            let mut v: Vec<__m256> = (0..regs).map(|i| _mm256_loadu_ps(xs[8 * i..].as_ptr())).collect();
+            gelu_erf8_each(&mut v);
+            let mut y = vec![0.0f32; 8 * regs];
+            v.iter().enumerate().for_each(|(i, r)| _mm256_storeu_ps(y[8 * i..].as_mut_ptr(), *r));
+            y.into_iter().map(f32::to_bits).collect()
+        };
+        assert_eq!(got, want[..8 * regs], "gelu_erf8_each of {regs} registers");
+    }
+}
+
 /// Inputs for the tabled GELU: a fine grid, every interval edge (`k/2`) and its float
 /// neighbours, the table's end, and special and random bit patterns.
 fn tabled_gelu_inputs() -> Vec<f32> {

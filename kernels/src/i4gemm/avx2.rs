@@ -8,7 +8,7 @@ use super::{I4MicroKernel, I4Tile, ScalePtr};
 use crate::f32gemm::avx2::{load_row, store_row};
 use crate::f32gemm::TilePost;
 use crate::tiling::{by_rows, unrolled};
-use crate::vector::avx2::{gelu_erf8, gelu_tanh8, half8};
+use crate::vector::avx2::{gelu_erf8x, gelu_tanh8, half8};
 use crate::vector::GeluKind;
 use std::arch::x86_64::*;
 
@@ -88,7 +88,7 @@ unsafe fn finish_row(t: &I4Tile, r: usize, f: [__m256; 2]) {
         [_mm256_fmadd_ps(f[0], sa, _mm256_loadu_ps(t.bias)), _mm256_fmadd_ps(f[1], sa, _mm256_loadu_ps(t.bias.add(8)))];
     let y = match t.post {
         TilePost::None => y,
-        TilePost::Gelu(GeluKind::Erf) => [gelu_erf8(y[0]), gelu_erf8(y[1])],
+        TilePost::Gelu(GeluKind::Erf) => gelu_erf8x(y),
         TilePost::Gelu(GeluKind::Tanh) => [gelu_tanh8(y[0]), gelu_tanh8(y[1])],
         TilePost::Residual { r: res, ldr } => {
             let x = load_row(res.add(r * ldr), t.nr);

@@ -38,34 +38,8 @@ fn splat(x: f32) -> __m256 {
 #[inline]
 #[target_feature(enable = "avx2,fma")]
 pub fn exp8(x: __m256) -> __m256 {
-    let x = _mm256_min_ps(_mm256_max_ps(x, splat(EXP_LO)), splat(EXP_HI));
-    let ni = _mm256_cvtps_epi32(_mm256_mul_ps(x, splat(LOG2E)));
-    let n = _mm256_cvtepi32_ps(ni);
-    let r = _mm256_fnmadd_ps(n, splat(LN2_HI), x);
-    let r = _mm256_fnmadd_ps(n, splat(LN2_LO), r);
-    let mut p = splat(EXP_P[0]);
-    for c in &EXP_P[1..] {
-        p = _mm256_fmadd_ps(p, r, splat(*c));
-    }
-    let p = _mm256_fmadd_ps(_mm256_mul_ps(p, r), r, _mm256_add_ps(r, splat(1.0)));
-    let pow2 = _mm256_slli_epi32::<23>(_mm256_add_epi32(ni, _mm256_set1_epi32(127)));
-    _mm256_mul_ps(p, _mm256_castsi256_ps(pow2))
-}
-
-/// `erfc(z)` for `z ≥ 0`.
-///
-/// # Safety
-/// The CPU must support AVX2 and FMA.
-#[inline]
-#[target_feature(enable = "avx2,fma")]
-pub fn erfc8(z: __m256) -> __m256 {
-    let z = _mm256_min_ps(z, splat(ERFC_ZMAX));
-    let t = _mm256_div_ps(splat(1.0), _mm256_fmadd_ps(z, splat(0.5), splat(1.0)));
-    let mut p = splat(ERFC_P[0]);
-    for c in &ERFC_P[1..] {
-        p = _mm256_fmadd_ps(p, t, splat(*c));
-    }
-    _mm256_mul_ps(t, exp8(_mm256_fnmadd_ps(z, z, p)))
+    let [y] = exp8x([x]);
+    y
 }
 
 /// # Safety
@@ -73,10 +47,93 @@ pub fn erfc8(z: __m256) -> __m256 {
 #[inline]
 #[target_feature(enable = "avx2,fma")]
 pub fn gelu_erf8(x: __m256) -> __m256 {
-    let abs = _mm256_andnot_ps(splat(-0.0), x);
-    let hc = _mm256_mul_ps(_mm256_mul_ps(x, splat(0.5)), erfc8(_mm256_mul_ps(abs, splat(FRAC_1_SQRT_2))));
-    let negative = _mm256_cmp_ps::<_CMP_LT_OQ>(x, _mm256_setzero_ps());
-    _mm256_blendv_ps(_mm256_sub_ps(x, hc), hc, negative)
+    let [y] = gelu_erf8x([x]);
+    y
+}
+
+/// [`gelu_erf8`] of `N` registers at once, bit for bit: every step is issued for all `N`
+/// before the next. One register's GELU is a chain of ~40 dependent operations (a
+/// division, 9 FMAs for erfc's polynomial, 6 for exp's, ~120 cycles of latency); issued
+/// one register at a time, the out-of-order window holds too few of them to fill the
+/// pipes (Zen 3: ~60 cycles per 8 values in a row loop, against ~10 of issue).
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+pub fn gelu_erf8x<const N: usize>(x: [__m256; N]) -> [__m256; N] {
+    // z = min(|x|/√2, ZMAX); t = 1/(1 + z/2)
+    let z = x.map(|v| {
+        _mm256_min_ps(_mm256_mul_ps(_mm256_andnot_ps(splat(-0.0), v), splat(FRAC_1_SQRT_2)), splat(ERFC_ZMAX))
+    });
+    let t = z.map(|z| _mm256_div_ps(splat(1.0), _mm256_fmadd_ps(z, splat(0.5), splat(1.0))));
+    let mut p = [splat(ERFC_P[0]); N];
+    for c in &ERFC_P[1..] {
+        for i in 0..N {
+            p[i] = _mm256_fmadd_ps(p[i], t[i], splat(*c));
+        }
+    }
+    // erfc(z) = t·exp(-z² + P(t))
+    let mut e = [splat(0.0); N];
+    for i in 0..N {
+        e[i] = _mm256_fnmadd_ps(z[i], z[i], p[i]);
+    }
+    let e = exp8x(e);
+    let mut y = x;
+    for i in 0..N {
+        let hc = _mm256_mul_ps(_mm256_mul_ps(x[i], splat(0.5)), _mm256_mul_ps(t[i], e[i]));
+        let negative = _mm256_cmp_ps::<_CMP_LT_OQ>(x[i], _mm256_setzero_ps());
+        y[i] = _mm256_blendv_ps(_mm256_sub_ps(x[i], hc), hc, negative);
+    }
+    y
+}
+
+/// [`gelu_erf8`] of every register of `v`, three at a time: the most whose chains fit the
+/// 16 registers (a row loop on Zen 3: 11.0 ns per 8 values at three, 13.4 at two, 13.0 at
+/// four, which spills, 17.4 at one; `docs/cpu-analysis.md` §24). For a tile's values once
+/// they are out of its accumulators: walking the accumulators themselves through a slice
+/// kept them in memory inside the f32 tile's `k` loop (`tools/check-spills.py`).
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+pub fn gelu_erf8_each(v: &mut [__m256]) {
+    let mut threes = v.chunks_exact_mut(3);
+    for c in &mut threes {
+        let y = gelu_erf8x([c[0], c[1], c[2]]);
+        c.copy_from_slice(&y);
+    }
+    match threes.into_remainder() {
+        [a] => *a = gelu_erf8(*a),
+        [a, b] => [*a, *b] = gelu_erf8x([*a, *b]),
+        _ => {}
+    }
+}
+
+/// [`exp8`] of `N` registers, each step issued for all `N` (see [`gelu_erf8x`]).
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn exp8x<const N: usize>(x: [__m256; N]) -> [__m256; N] {
+    let x = x.map(|v| _mm256_min_ps(_mm256_max_ps(v, splat(EXP_LO)), splat(EXP_HI)));
+    let ni = x.map(|v| _mm256_cvtps_epi32(_mm256_mul_ps(v, splat(LOG2E))));
+    let mut r = [splat(0.0); N];
+    for i in 0..N {
+        let n = _mm256_cvtepi32_ps(ni[i]);
+        r[i] = _mm256_fnmadd_ps(n, splat(LN2_LO), _mm256_fnmadd_ps(n, splat(LN2_HI), x[i]));
+    }
+    let mut p = [splat(EXP_P[0]); N];
+    for c in &EXP_P[1..] {
+        for i in 0..N {
+            p[i] = _mm256_fmadd_ps(p[i], r[i], splat(*c));
+        }
+    }
+    for i in 0..N {
+        let q = _mm256_fmadd_ps(_mm256_mul_ps(p[i], r[i]), r[i], _mm256_add_ps(r[i], splat(1.0)));
+        let pow2 = _mm256_slli_epi32::<23>(_mm256_add_epi32(ni[i], _mm256_set1_epi32(127)));
+        p[i] = _mm256_mul_ps(q, _mm256_castsi256_ps(pow2));
+    }
+    p
 }
 
 /// # Safety
@@ -165,7 +222,18 @@ fn load_partial(x: &[f32]) -> __m256 {
 /// The CPU must support AVX2 and FMA.
 #[target_feature(enable = "avx2,fma")]
 pub unsafe fn gelu_erf(x: &mut [f32]) {
-    map8(x, |v| gelu_erf8(v));
+    // Three registers per step (see `gelu_erf8x`), what is left one at a time.
+    let mut threes = x.chunks_exact_mut(3 * L);
+    for c in &mut threes {
+        let p = c.as_mut_ptr();
+        // SAFETY: `c` holds exactly 24 floats.
+        let y = gelu_erf8x([0, 1, 2].map(|i| unsafe { _mm256_loadu_ps(p.add(i * L)) }));
+        for (i, y) in y.into_iter().enumerate() {
+            // SAFETY: as above.
+            unsafe { _mm256_storeu_ps(p.add(i * L), y) };
+        }
+    }
+    map8(threes.into_remainder(), |v| gelu_erf8(v));
 }
 
 /// # Safety
