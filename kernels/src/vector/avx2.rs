@@ -55,7 +55,7 @@ pub fn gelu_erf8(x: __m256) -> __m256 {
 /// before the next. One register's GELU is a chain of ~40 dependent operations (a
 /// division, 9 FMAs for erfc's polynomial, 6 for exp's, ~120 cycles of latency); issued
 /// one register at a time, the out-of-order window holds too few of them to fill the
-/// pipes (Zen 3: ~60 cycles per 8 values in a row loop, against ~10 of issue).
+/// pipes (Zen 3: ~54 cycles per 8 values in a row loop, against ~10 of issue).
 ///
 /// # Safety
 /// The CPU must support AVX2 and FMA.
