@@ -143,3 +143,8 @@ impl TileOutput {
         }
     }
 }
+
+/// The bit patterns of `x`, to compare results bit for bit (NaNs and signed zeros included).
+pub fn bits(x: &[f32]) -> Vec<u32> {
+    x.iter().map(|v| v.to_bits()).collect()
+}

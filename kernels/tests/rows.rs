@@ -3,7 +3,7 @@
 
 mod common;
 use common::*;
-use e5_kernels::{AttentionShape, GeluKind, Isa, IsaError, Kernels, Pooling};
+use e5_kernels::{AttentionShape, GeluKind, Isa, IsaError, Kernels, PackedF32, Pooling, Post};
 use proptest::prelude::*;
 
 #[test]
@@ -138,6 +138,23 @@ proptest! {
         }
     }
 
+    /// `softmax_rows` (AVX2: three rows' chains at once) gives every row the bits `softmax`
+    /// gives it alone, and leaves the bytes between rows alone.
+    #[test]
+    fn softmax_rows_is_softmax_row_by_row_bit_for_bit(rows in 0usize..8, len in 0usize..70, pad in 0usize..20, scale in 0.1f32..60.0, seed in any::<u64>()) {
+        let ld = len + pad;
+        let x = rand_vec(seed, rows * ld + 3, scale);
+        for kern in tables() {
+            let mut want = x.clone();
+            if len > 0 {
+                want.chunks_mut(ld).take(rows).for_each(|row| kern.softmax(&mut row[..len]));
+            }
+            let mut got = x.clone();
+            kern.softmax_rows(&mut got, rows, len, ld);
+            prop_assert!(bits(&got) == bits(&want), "{}: {rows} rows of {len}, {ld} apart", kern.isa);
+        }
+    }
+
     #[test]
     fn layernorm_matches_f64(w in 1usize..1100, rows in 1usize..4, residual in any::<bool>(), seed in any::<u64>()) {
         let x = rand_vec(seed, rows * w, 3.0);
@@ -218,6 +235,48 @@ proptest! {
             kern.attention(&qkv, &seqs, AttentionShape { hidden: h, heads }, &mut out);
             let err = max_abs_diff(&out, &want);
             prop_assert!(err <= 1e-5, "{}: attention error {:e}", kern.isa, err);
+        }
+    }
+}
+
+/// Attention through the public GEMM and softmax, as it was computed before it called the
+/// micro-kernel itself: K scaled by 1/√d and packed as rows, V packed as columns.
+fn attention_by_gemm(kern: &Kernels, qkv: &[f32], seqs: &[usize], h: usize, heads: usize) -> Vec<f32> {
+    let d = h / heads;
+    let mut out = vec![0.0; seqs.last().unwrap() * h];
+    for s in seqs.windows(2).filter(|s| s[1] > s[0]) {
+        let (rows, len) = (&qkv[s[0] * 3 * h..s[1] * 3 * h], s[1] - s[0]);
+        for hd in 0..heads {
+            let scale = 1.0 / (d as f32).sqrt();
+            let k: Vec<f32> =
+                (0..len).flat_map(|j| (0..d).map(move |c| scale * rows[j * 3 * h + h + hd * d + c])).collect();
+            let k = PackedF32::from_rows(kern, &k, len, d, d, None);
+            let v = PackedF32::from_cols(kern, &rows[2 * h + hd * d..], len, d, 3 * h);
+            let mut p = vec![0.0; len * len];
+            kern.gemm_strided(&rows[hd * d..], 3 * h, len, &k, Post::None, &mut p, len, false);
+            p.chunks_exact_mut(len).for_each(|row| kern.softmax(row));
+            kern.gemm_strided(&p, len, len, &v, Post::None, &mut out[s[0] * h + hd * d..], h, false);
+        }
+    }
+    out
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    /// Attention calls the f32 micro-kernel tile by tile (no driver, no `PackedF32`): the
+    /// same FMA chains as the GEMM, so the same bits, on every ISA.
+    #[test]
+    fn attention_is_the_gemm_formulation_bit_for_bit(lens in proptest::collection::vec(0usize..80, 1..4), heads in 1usize..4, d in 1usize..70, seed in any::<u64>()) {
+        let h = heads * d;
+        let mut seqs = vec![0];
+        for l in &lens { seqs.push(seqs.last().unwrap() + l); }
+        let t = *seqs.last().unwrap();
+        let qkv = rand_vec(seed, t * 3 * h, 2.0);
+        for kern in tables() {
+            let mut out = vec![f32::NAN; t * h];
+            kern.attention(&qkv, &seqs, AttentionShape { hidden: h, heads }, &mut out);
+            prop_assert!(bits(&out) == bits(&attention_by_gemm(kern, &qkv, &seqs, h, heads)), "{}: {lens:?}, d {d}", kern.isa);
         }
     }
 }

@@ -71,20 +71,27 @@ fn cases() -> Vec<Case> {
                 Box::new(move || k.attention(&qkv, &[0, t], shape, &mut out))
             }),
         });
-        // Rows 64 bytes apart, as attention lays its scores out.
+        // Rows 64 bytes apart, as attention lays its scores out; all at once, as attention
+        // runs them (`softmax_rows`), and one by one.
         let ld = t.next_multiple_of(16);
         let scores = rand_vec(7, t * ld).iter().map(|x| 8.0 * x).collect::<Vec<_>>();
-        v.push(Case {
-            name: "softmax rows (copy + op)",
-            shape: format!("{t} × {t}, stride {ld}"),
-            call: Box::new(move |k| {
-                let (k, src, mut s) = (k.clone(), scores.clone(), scores.clone());
-                Box::new(move || {
-                    s.copy_from_slice(&src);
-                    s.chunks_exact_mut(ld).for_each(|row| k.softmax(&mut row[..t]))
-                })
-            }),
-        });
+        for (name, at_once) in [("softmax rows (copy + op)", true), ("softmax row by row (copy + op)", false)] {
+            let scores = scores.clone();
+            v.push(Case {
+                name,
+                shape: format!("{t} × {t}, stride {ld}"),
+                call: Box::new(move |k| {
+                    let (k, src, mut s) = (k.clone(), scores.clone(), scores.clone());
+                    Box::new(move || {
+                        s.copy_from_slice(&src);
+                        match at_once {
+                            true => k.softmax_rows(&mut s, t, t, ld),
+                            false => s.chunks_exact_mut(ld).for_each(|row| k.softmax(&mut row[..t])),
+                        }
+                    })
+                }),
+            });
+        }
         for width in [HIDDEN, FFN] {
             let a = rand_vec(8, t * width);
             v.push(Case {

@@ -12,6 +12,7 @@ pub static KERNELS: VectorKernels = VectorKernels {
     max,
     exp_shift_sum,
     scale,
+    softmax_rows,
     axpy,
     sum_rows,
     dot,
@@ -275,6 +276,77 @@ pub unsafe fn exp_shift_sum(x: &mut [f32], shift: f32) -> f32 {
         total += tail.iter().sum::<f32>();
     }
     total
+}
+
+/// # Safety
+/// The CPU must support AVX2 and FMA; see [`VectorKernels::softmax_rows`].
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn softmax_rows(x: &mut [f32], rows: usize, len: usize, ld: usize) {
+    super::check_rows(x.len(), rows, len, ld);
+    if len == 0 {
+        return;
+    }
+    // Three rows at a time, as GELU runs three registers (`gelu_erf8x`): one short row's
+    // max → exp → sum → 1/sum → scale is a chain of ~150 cycles with little beside it.
+    let p = x.as_mut_ptr();
+    let mut r = 0;
+    while r + 3 <= rows {
+        softmax_lockstep::<3>(p.add(r * ld), len, ld);
+        r += 3;
+    }
+    for r in r..rows {
+        softmax_lockstep::<1>(p.add(r * ld), len, ld);
+    }
+}
+
+/// Softmax of `N` rows of `len` floats at `p`, `ld` apart, each step issued for all `N`:
+/// per row, the operations of `max`, `exp_shift_sum` and `scale` in the same order.
+///
+/// # Safety
+/// The `N` rows must be valid for reads and writes.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn softmax_lockstep<const N: usize>(p: *mut f32, len: usize, ld: usize) {
+    // SAFETY: the caller's rows, disjoint (`len ≤ ld`).
+    let rows: [&mut [f32]; N] = std::array::from_fn(|i| unsafe { std::slice::from_raw_parts_mut(p.add(i * ld), len) });
+    let (body, tail) = (len - len % L, len % L);
+    let mut m = [splat(f32::NEG_INFINITY); N];
+    for c in (0..body).step_by(L) {
+        for (m, row) in m.iter_mut().zip(&rows) {
+            *m = _mm256_max_ps(*m, _mm256_loadu_ps(row[c..].as_ptr()));
+        }
+    }
+    let shift: [__m256; N] =
+        std::array::from_fn(|i| splat(rows[i][body..].iter().copied().fold(hmax8(m[i]), f32::max)));
+    let mut sum = [_mm256_setzero_ps(); N];
+    for c in (0..body).step_by(L) {
+        let e: [_; N] = exp8x(std::array::from_fn(|i| _mm256_sub_ps(_mm256_loadu_ps(rows[i][c..].as_ptr()), shift[i])));
+        for i in 0..N {
+            _mm256_storeu_ps(rows[i][c..].as_mut_ptr(), e[i]);
+            sum[i] = _mm256_add_ps(sum[i], e[i]);
+        }
+    }
+    let mut total = sum.map(|s| hsum8(s));
+    // The tail stays in its register for the scaling: `scale` would reload it with a masked
+    // load, which waits for the partial store before it to complete.
+    let mut e_tail = [_mm256_setzero_ps(); N];
+    if tail > 0 {
+        e_tail = exp8x(std::array::from_fn(|i| _mm256_sub_ps(load_partial(&rows[i][body..]), shift[i])));
+        for i in 0..N {
+            store_partial(rows[i][body..].as_mut_ptr(), tail, e_tail[i]);
+            total[i] += rows[i][body..].iter().sum::<f32>();
+        }
+    }
+    for i in 0..N {
+        let s = splat(1.0 / total[i]);
+        for c in (0..body).step_by(L) {
+            let v = rows[i][c..].as_mut_ptr();
+            _mm256_storeu_ps(v, _mm256_mul_ps(_mm256_loadu_ps(v), s));
+        }
+        if tail > 0 {
+            store_partial(rows[i][body..].as_mut_ptr(), tail, _mm256_mul_ps(e_tail[i], s));
+        }
+    }
 }
 
 /// # Safety

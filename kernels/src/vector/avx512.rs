@@ -11,6 +11,7 @@ pub static KERNELS: VectorKernels = VectorKernels {
     max,
     exp_shift_sum,
     scale,
+    softmax_rows,
     axpy,
     sum_rows,
     dot,
@@ -174,6 +175,14 @@ pub unsafe fn exp_shift_sum(x: &mut [f32], shift: f32) -> f32 {
 pub unsafe fn scale(x: &mut [f32], s: f32) {
     let sv = splat(s);
     map16(x, |v| _mm512_mul_ps(v, sv));
+}
+
+/// One row after another (`super::softmax_row_by_row`).
+///
+/// # Safety
+/// See [`VectorKernels::softmax_rows`].
+pub unsafe fn softmax_rows(x: &mut [f32], rows: usize, len: usize, ld: usize) {
+    super::softmax_row_by_row(&KERNELS, x, rows, len, ld)
 }
 
 /// # Safety

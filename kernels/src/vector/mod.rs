@@ -85,6 +85,34 @@ pub enum GeluKind {
 /// `x = LayerNorm(x + residual)·gamma + beta` over one row (see [`VectorKernels::layernorm`]).
 pub type LayerNormFn = unsafe fn(x: &mut [f32], residual: Option<&[f32]>, gamma: &[f32], beta: &[f32], eps: f32);
 
+/// `softmax_rows` (see [`VectorKernels::softmax_rows`]).
+pub type SoftmaxRowsFn = unsafe fn(x: &mut [f32], rows: usize, len: usize, ld: usize);
+
+/// Checks the rows `softmax_rows` touches lie inside `x`. Every ISA's kernel calls it.
+pub(crate) fn check_rows(x_len: usize, rows: usize, len: usize, ld: usize) {
+    assert!(
+        rows == 0 || len <= ld && x_len >= (rows - 1) * ld + len,
+        "{rows} rows of {len}, {ld} apart, overrun {x_len}"
+    );
+}
+
+/// [`VectorKernels::softmax_rows`] one row after another, from `k`'s one-row kernels: the
+/// scalar twin, and the kernel of ISAs with no multi-row form.
+///
+/// # Safety
+/// `k`'s ISA must be available.
+pub(crate) unsafe fn softmax_row_by_row(k: &VectorKernels, x: &mut [f32], rows: usize, len: usize, ld: usize) {
+    check_rows(x.len(), rows, len, ld);
+    if len == 0 {
+        return;
+    }
+    for r in 0..rows {
+        let row = &mut x[r * ld..][..len];
+        let sum = (k.exp_shift_sum)(row, (k.max)(row));
+        (k.scale)(row, 1.0 / sum);
+    }
+}
+
 /// `quantize_i8` into strided cells (see [`VectorKernels::quantize_i8_cells`]).
 pub type QuantizeCellsFn = unsafe fn(x: &[f32], inv: f32, flip: u32, q: &mut [MaybeUninit<i8>], stride: usize);
 
@@ -106,6 +134,10 @@ pub struct VectorKernels {
     pub exp_shift_sum: unsafe fn(x: &mut [f32], shift: f32) -> f32,
     /// `x[i] *= s`.
     pub scale: unsafe fn(x: &mut [f32], s: f32),
+    /// Softmax of `rows` rows of `len` floats, `ld` apart (`x.len() ≥ (rows − 1)·ld + len`),
+    /// bit for bit `max`, `exp_shift_sum` and `scale` by `1 / sum` row by row
+    /// ([`softmax_row_by_row`]); SIMD ISAs may issue several rows' chains at once.
+    pub softmax_rows: SoftmaxRowsFn,
     /// `y[i] += a·x[i]`, `x.len() == y.len()`.
     pub axpy: unsafe fn(y: &mut [f32], a: f32, x: &[f32]),
     /// Column sums: `out[j] = Σ_r x[r·w + j]` over the `x.len() / w` rows of `x`, `w =

@@ -10,6 +10,7 @@ pub static KERNELS: VectorKernels = VectorKernels {
     max,
     exp_shift_sum,
     scale,
+    softmax_rows,
     axpy,
     sum_rows,
     dot,
@@ -118,6 +119,14 @@ pub unsafe fn exp_shift_sum(x: &mut [f32], shift: f32) -> f32 {
 /// Always safe; `unsafe` only to share the table's signature.
 pub unsafe fn scale(x: &mut [f32], s: f32) {
     x.iter_mut().for_each(|v| *v *= s);
+}
+
+/// One row after another (`super::softmax_row_by_row`).
+///
+/// # Safety
+/// See [`VectorKernels::softmax_rows`].
+pub unsafe fn softmax_rows(x: &mut [f32], rows: usize, len: usize, ld: usize) {
+    super::softmax_row_by_row(&KERNELS, x, rows, len, ld)
 }
 
 /// # Safety
