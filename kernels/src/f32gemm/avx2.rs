@@ -74,15 +74,32 @@ unsafe fn rows<const R: usize, const S: u8>(t: &Tile, b: *const u8) {
     }
     for (r, v) in acc.iter().enumerate() {
         let v = match t.out.post {
-            TilePost::None => *v,
+            // GELU (tanh) runs on the stored tile, below.
+            TilePost::None | TilePost::Gelu(GeluKind::Tanh) => *v,
             TilePost::Gelu(GeluKind::Erf) => [gelu_erf8(v[0]), gelu_erf8(v[1])],
-            TilePost::Gelu(GeluKind::Tanh) => [gelu_tanh8(v[0]), gelu_tanh8(v[1])],
             TilePost::Residual { r: res, ldr } => {
                 let x = load_row(res.add(r * ldr), t.out.nr);
                 [_mm256_add_ps(v[0], x[0]), _mm256_add_ps(v[1], x[1])]
             }
         };
         store_row(t.out.c.add(r * t.out.ldc), t.out.nr, v);
+    }
+    if let TilePost::Gelu(GeluKind::Tanh) = t.out.post {
+        gelu_tanh_in_place::<R>(t.out.c, t.out.ldc, t.out.nr);
+    }
+}
+
+/// GELU (tanh) of the `R × n` tile just stored at `c` (row stride `ldc`), out of line.
+/// Inlined, `gelu_tanh8`'s `exp8` was left as a call inside the tile once attention and
+/// `softmax_rows` changed the crate around it (LLVM's choice; reverting either half alone
+/// did not undo it), the tile's registers saved around the call: what
+/// `tools/check-spills.py` fails on. Erf, e5's GELU, stays inline.
+#[inline(never)]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn gelu_tanh_in_place<const R: usize>(c: *mut f32, ldc: usize, n: usize) {
+    for r in 0..R {
+        let [v0, v1] = load_row(c.add(r * ldc), n);
+        store_row(c.add(r * ldc), n, [gelu_tanh8(v0), gelu_tanh8(v1)]);
     }
 }
 

@@ -295,7 +295,9 @@ pub unsafe fn softmax_rows(x: &mut [f32], rows: usize, len: usize, ld: usize) {
         r += 3;
     }
     for r in r..rows {
-        softmax_lockstep::<1>(p.add(r * ld), len, ld);
+        let row = &mut x[r * ld..][..len];
+        let sum = exp_shift_sum(row, max(row));
+        scale(row, 1.0 / sum);
     }
 }
 
@@ -304,7 +306,7 @@ pub unsafe fn softmax_rows(x: &mut [f32], rows: usize, len: usize, ld: usize) {
 ///
 /// # Safety
 /// The `N` rows must be valid for reads and writes.
-#[inline]
+#[inline(never)]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn softmax_lockstep<const N: usize>(p: *mut f32, len: usize, ld: usize) {
     // SAFETY: the caller's rows, disjoint (`len ≤ ld`).
