@@ -82,27 +82,21 @@ impl Kernels {
         let (mr, nr) = (self.f32_gemm.mr, self.f32_gemm.nr);
         let (key_panels, value_panels) = (len.div_ceil(nr), d.div_ceil(nr));
         let ld = len.next_multiple_of(SCORE_ROW_ALIGN);
-        // One allocation per task: packed K (`[key_panels][d][NR]`), S (`[L][ld]`, the
-        // padding columns never written nor read), packed V (`[value_panels][L][NR]`).
+        // One allocation per task: packed K (`[key_panels][d][NR]`), S (`[L][ld]`; the
+        // padding columns zeroed, never read), packed V (`[value_panels][L][NR]`).
         let (k_len, s_len) = (key_panels * d * nr, len * ld);
         let mut buf = Box::<[f32]>::new_uninit_slice(k_len + s_len + value_panels * len * nr);
         let (kp, rest) = buf.split_at_mut(k_len);
         let (sp, vp) = rest.split_at_mut(s_len);
+        sp.chunks_exact_mut(ld).for_each(|row| row[len..].fill(MaybeUninit::new(0.0)));
         // 1/√d folded into K: one rounding per K element instead of a pass over S.
         let scale = 1.0 / (d as f32).sqrt();
         pack_transposed(kp, rows, (len, d, 3 * h), h + hd * d, nr, scale);
         pack_columns(vp, rows, (len, d, 3 * h), 2 * h + hd * d, nr);
         let (kp, sp, vp) = (kp.as_ptr().cast::<f32>(), sp.as_mut_ptr().cast::<f32>(), vp.as_ptr().cast::<f32>());
-        let tile = |a: *const f32, lda: usize, k: usize, b: *const f32, c: *mut f32, ldc: usize, (rows, cols)| {
-            let out = TileOut {
-                bias: ZERO_BIAS.as_ptr(),
-                c,
-                ldc,
-                mr: rows,
-                nr: cols,
-                accumulate: false,
-                post: TilePost::None,
-            };
+        let tile = |a: *const f32, lda: usize, k: usize, b: *const f32, c: *mut f32, ldc: usize, (m, n)| {
+            let out =
+                TileOut { bias: ZERO_BIAS.as_ptr(), c, ldc, mr: m, nr: n, accumulate: false, post: TilePost::None };
             let t = Tile {
                 k,
                 a,
@@ -130,7 +124,7 @@ impl Kernels {
                 );
             }
         }
-        // SAFETY: the tiles above wrote columns 0..L of every row of S.
+        // SAFETY: the tiles above wrote columns 0..L of every row of S, the fill the rest.
         self.softmax_rows(unsafe { std::slice::from_raw_parts_mut(sp, (len - 1) * ld + len) }, len, len, ld);
         for i in (0..len).step_by(mr) {
             for p in 0..value_panels {
