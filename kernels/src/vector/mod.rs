@@ -136,7 +136,7 @@ pub struct VectorKernels {
     pub scale: unsafe fn(x: &mut [f32], s: f32),
     /// Softmax of `rows` rows of `len` floats, `ld` apart (`x.len() ≥ (rows − 1)·ld + len`),
     /// bit for bit `max`, `exp_shift_sum` and `scale` by `1 / sum` row by row
-    /// ([`softmax_row_by_row`]); SIMD ISAs may issue several rows' chains at once.
+    /// (`softmax_row_by_row`); SIMD ISAs may issue several rows' chains at once.
     pub softmax_rows: SoftmaxRowsFn,
     /// `y[i] += a·x[i]`, `x.len() == y.len()`.
     pub axpy: unsafe fn(y: &mut [f32], a: f32, x: &[f32]),
