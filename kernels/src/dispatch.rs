@@ -394,15 +394,9 @@ impl Kernels {
 
     /// Numerically stable softmax of one row, in place.
     pub fn softmax(&self, x: &mut [f32]) {
-        if x.is_empty() {
-            return;
-        }
+        let n = x.len();
         // SAFETY: the table's ISA is supported.
-        unsafe {
-            let max = (self.vector.max)(x);
-            let sum = (self.vector.exp_shift_sum)(x, max);
-            (self.vector.scale)(x, 1.0 / sum);
-        }
+        unsafe { vector::softmax_row_by_row(self.vector, x, 1, n, n) }
     }
 
     /// [`Kernels::softmax`] of `rows` rows of `len` floats, `ld` apart, bit for bit; AVX2

@@ -294,10 +294,8 @@ pub unsafe fn softmax_rows(x: &mut [f32], rows: usize, len: usize, ld: usize) {
         softmax_lockstep::<3>(p.add(r * ld), len, ld);
         r += 3;
     }
-    for r in r..rows {
-        let row = &mut x[r * ld..][..len];
-        let sum = exp_shift_sum(row, max(row));
-        scale(row, 1.0 / sum);
+    if r < rows {
+        super::softmax_row_by_row(&KERNELS, &mut x[r * ld..], rows - r, len, ld);
     }
 }
 
