@@ -163,11 +163,11 @@ impl Kernels {
             b.nc,
             caches.l2 >> 10,
             if caches.detected { "" } else { " (not reported: assumed)" },
-            match (b.prefetch, self.f32_blocking.is_some()) {
-                (Prefetch::Ahead, _) => "prefetch ahead",
-                (Prefetch::NextPanelShares, _) => "prefetch ahead, next-panel shares at batch 1",
-                (Prefetch::None, true) => "no prefetch",
-                (Prefetch::None, false) => "no prefetch (AVX-512 on AMD)",
+            match b.prefetch {
+                Prefetch::Ahead => "prefetch ahead",
+                Prefetch::NextPanelShares => "prefetch ahead, next-panel shares at batch 1",
+                Prefetch::TallStripShares => "strips of 8+ rows prefetch ahead, next-panel shares at batch 1",
+                Prefetch::None => "no prefetch",
             },
             int8,
             self.bf16_reason(),
@@ -254,21 +254,25 @@ impl Kernels {
     ///   `stream-gemm`): 1.25× faster at 17 rows, 1.05× at 32, when the strips took equal
     ///   shares; with shares in proportion to their rows the two are even (0.999–1.009× at
     ///   17 rows), so `Ahead`, the simpler, stays.
-    /// - AVX-512 on AMD: none. On Zen 4 touching both lines measured no faster at `M` = 1
-    ///   and 17, and 0–25% slower at `M` = 1 (back-to-back runs); in alternated rounds it
-    ///   took 1 × 1024 × 1024 from 1.06× to 0.94–0.95× AVX2 and cost the `K` = 384 shapes
-    ///   ~10% (`docs/cpu-analysis.md` §14). Not yet re-measured with `stream-gemm`.
+    /// - AVX-512 on AMD: `TallStripShares`. On Zen 4, the 48 streamed GEMMs of e5-small on
+    ///   2 MiB pages (`stream-gemm M 2 9`), time ÷ none's: 0.97–1.05 at 1–8 rows, 0.85–0.97
+    ///   at 10–32, 0.98–0.99 at 128 and 536. `Ahead` and `NextPanelShares` took 1.05–1.16×
+    ///   none's time at 1–4 rows; `NextPanelShares` 1.03–1.12× `TallStripShares`' at 14 and
+    ///   17 rows, where the short last strip takes a share, and `Ahead` 1.05–1.10× at 20–32
+    ///   rows, where both strips are tall (`docs/cpu-analysis.md` §27). Before the weights
+    ///   moved to 2 MiB pages, touching both lines had measured no faster than none (§14).
     fn f32_prefetch(&self) -> Prefetch {
         match self.isa {
-            Isa::Avx512 if crate::isa::amd_cpu() => Prefetch::None,
+            Isa::Avx512 if crate::isa::amd_cpu() => Prefetch::TallStripShares,
             Isa::Avx512 => Prefetch::Ahead,
             _ => Prefetch::NextPanelShares,
         }
     }
 
     /// The int8 micro-kernel's software prefetch distance in bytes ([`I8Tile::prefetch`]),
-    /// unless [`Kernels::with_i8_prefetch`] set one: 16 groups (2048 bytes) for the AVX-512
-    /// VNNI tile except on AMD, else none. On the Intel Xeon (Emerald Rapids), two threads:
+    /// unless [`Kernels::with_i8_prefetch`] set one, for the AVX-512 VNNI tile: 2048 bytes
+    /// ahead on Intel (and any non-AMD CPU), 4096 on AMD; other tiles take none. On the
+    /// Intel Xeon (Emerald Rapids), two threads:
     /// - `e5 bench --precision int8`, 6 rounds of processes alternated with and without a
     ///   prefetch (512 bytes): queries 1.02–1.35× and passages 1.03–1.39× faster in every
     ///   round, batch 1 faster in 4 of 6 (median 0.93× the latency);
@@ -279,7 +283,10 @@ impl Kernels {
     ///   won 8 or 9 of 9), 0.99× at 1 row and 0.98× at 128 (`docs/cpu-analysis.md` §18):
     ///   further ahead pays once the prefetches no longer cross 4 KiB pages.
     ///
-    /// Zen 4 ran the tile without, and meets the int8 targets so.
+    /// On Zen 4, the 48 streamed GEMMs on 2 MiB pages (`stream-gemm M 2 9 0.3 int8`),
+    /// time ÷ none's at 4096 bytes: 0.82–0.89 at 6–32 rows, 0.94 at 4, 0.98 at 128 and 536,
+    /// 1.01 at 1; 8192 within 4% of 4096 either way, 2048 0.84–0.95, 512 0.92–1.00
+    /// (`docs/cpu-analysis.md` §27).
     ///
     /// [`I8Tile::prefetch`]: crate::i8gemm::I8Tile::prefetch
     pub fn i8_prefetch(&self) -> usize {
@@ -287,7 +294,8 @@ impl Kernels {
             return bytes;
         }
         match self.isa {
-            Isa::Avx512 if !crate::isa::amd_cpu() => 2048,
+            Isa::Avx512 if crate::isa::amd_cpu() => 4096,
+            Isa::Avx512 => 2048,
             _ => 0,
         }
     }

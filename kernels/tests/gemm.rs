@@ -149,8 +149,9 @@ fn results_do_not_depend_on_thread_count() {
 #[test]
 fn results_do_not_depend_on_the_blocking() {
     // Shallow and deep `K` slices, one-strip and many-strip blocks, one-panel and unchunked
-    // panel groups, with and without software prefetch: the same bits as the derived blocking, with every epilogue (each is
-    // applied on the last slice only). K = 1024 also takes the packed-`A` path.
+    // panel groups, with and without software prefetch (every `Prefetch`): the same bits as
+    // the derived blocking, with every epilogue (each is applied on the last slice only).
+    // K = 1024 also takes the packed-`A` path.
     let (m, n) = (150, 200);
     for k in [301, 1024] {
         let a = rand_vec(9, m * k, 1.0);
@@ -163,6 +164,7 @@ fn results_do_not_depend_on_the_blocking() {
                 (100, 2 * mr, 3, Prefetch::None),
                 (1 << 20, 16 * mr, 1 << 20, Prefetch::NextPanelShares),
                 (512, 3 * mr, 2, Prefetch::None),
+                (256, 2 * mr, 2, Prefetch::TallStripShares),
             ];
             for post in [Post::None, Post::Gelu(GeluKind::Erf), Post::Residual(&r)] {
                 let mut want = vec![0.0; m * n];

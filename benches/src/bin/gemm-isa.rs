@@ -13,7 +13,8 @@
 //!
 //! With `blocking=KCxMCxNCxPF,…` the variants are instead the dispatched ISA at its derived
 //! blocking and at each listed one (`KC` any depth, `MC` a multiple of the tile height,
-//! `NC` panels, `PF` an index into `Prefetch::ALL`: 0 none, 1 ahead, 2 next-panel shares),
+//! `NC` panels, `PF` an index into `Prefetch::ALL`: 0 none, 1 ahead, 2 next-panel shares,
+//! 3 tall-strip shares),
 //! alternated alike: the A/B behind the `Blocking::derive` rule, re-runnable on any CPU.
 //!
 //! `cargo run --release -p e5-benches --bin gemm-isa -- [threads] [seconds] [M|all] [rounds] [blocking=KCxMCxNCxPF,…]`

@@ -400,11 +400,21 @@ pub enum Prefetch {
     /// strip touches a share of the next panel in proportion to its rows (its time), so the
     /// panels stream in once, at an even rate over all the strips.
     NextPanelShares,
+    /// As `NextPanelShares`, except that strips under 8 rows (`TALL_STRIP`) never prefetch
+    /// (every strip at `M` < 8, the 5-row last strip of 17 rows): the next-panel shares go
+    /// to the tall strips alone, and a lone tall strip prefetches `Ahead`. A short strip
+    /// either streams its panel at a rate the hardware prefetcher keeps up with or rereads
+    /// it from L2, so its prefetches only take load slots and fill buffers.
+    TallStripShares,
 }
 
 impl Prefetch {
-    pub const ALL: [Prefetch; 3] = [Prefetch::None, Prefetch::Ahead, Prefetch::NextPanelShares];
+    pub const ALL: [Prefetch; 4] =
+        [Prefetch::None, Prefetch::Ahead, Prefetch::NextPanelShares, Prefetch::TallStripShares];
 }
+
+/// The fewest rows of a strip that prefetches under [`Prefetch::TallStripShares`].
+const TALL_STRIP: usize = 8;
 
 impl Blocking {
     /// The blocking of a tile with `a_bytes`-wide operands (4 for f32, 2 for bf16-dot), in
@@ -562,12 +572,17 @@ pub(crate) fn gemm(
                 unsafe { (mk.run)(&tile) };
             };
             // Where each tile's kernel prefetches (one panel row's lines per `k` step): by
-            // default 32 panel rows ahead in its own stream (8 measured ~5% slower at batch 1).
-            let ahead = |p: usize| match blocking.prefetch {
-                Prefetch::None => (std::ptr::null(), 0),
-                _ => (w.panel_addr(p, k0).wrapping_add(32 * row_bytes), row_bytes),
+            // default 32 panel rows ahead in its own stream (8 measured ~5% slower at batch 1,
+            // 64 no faster on Zen 4). Only a block's last strip can be short.
+            let prefetches = |i: usize| match blocking.prefetch {
+                Prefetch::None => false,
+                Prefetch::TallStripShares => mr.min(rows.end - i) >= TALL_STRIP,
+                Prefetch::Ahead | Prefetch::NextPanelShares => true,
             };
-            let strips = rows.len().div_ceil(mr);
+            let ahead = |p: usize, i: usize| match prefetches(i) {
+                false => (std::ptr::null(), 0),
+                true => (w.panel_addr(p, k0).wrapping_add(32 * row_bytes), row_bytes),
+            };
             if few_strips || w.storage() != Storage::F32 && !in_register {
                 // Panel-outer: the strips sharing panel `p` run back to back (a widened copy
                 // is made once). At batch 1 the weights stream from DRAM or L3, and this
@@ -580,14 +595,19 @@ pub(crate) fn gemm(
                 // the noise end to end, `docs/cpu-analysis.md` §20). A lone strip keeps
                 // `Ahead`: a whole panel ahead is too far, M = 1 ran at 0.87× the gemm crate
                 // at K = 1536.
-                let share = |p: usize, i: usize| match (strips, blocking.prefetch) {
-                    (2.., Prefetch::NextPanelShares) => {
-                        let (before, height, all) = (i - rows.start, mr.min(rows.end - i), rows.len());
+                // `TallStripShares` leaves a short last strip out of the shares.
+                let sharing_rows = match rows.len() % mr {
+                    short if short > 0 && !prefetches(rows.end - short) => rows.len() - short,
+                    _ => rows.len(),
+                };
+                let share = |p: usize, i: usize| match blocking.prefetch {
+                    Prefetch::NextPanelShares | Prefetch::TallStripShares if sharing_rows > mr && prefetches(i) => {
+                        let (before, height, all) = (i - rows.start, mr.min(rows.end - i), sharing_rows);
                         let start = row_bytes * kc * before / all;
                         let step = (row_bytes * height).div_ceil(all);
                         (w.panel_addr((p + 1).min(last_panel), k0).wrapping_add(start), step)
                     }
-                    _ => ahead(p),
+                    _ => ahead(p, i),
                 };
                 for p in panels.clone() {
                     let b = w.panel(kern, p, k0, kc, in_register, &mut converted);
@@ -602,7 +622,7 @@ pub(crate) fn gemm(
                 for chunk in blocking.panel_chunks(panels.clone()) {
                     for i in rows.clone().step_by(mr) {
                         for p in chunk.clone() {
-                            tile_at(p, i, w.panel(kern, p, k0, kc, in_register, &mut converted), ahead(p));
+                            tile_at(p, i, w.panel(kern, p, k0, kc, in_register, &mut converted), ahead(p, i));
                         }
                     }
                 }
