@@ -284,9 +284,9 @@ impl Kernels {
     ///   further ahead pays once the prefetches no longer cross 4 KiB pages.
     ///
     /// On Zen 4, the 48 streamed GEMMs on 2 MiB pages (`stream-gemm M 2 9 0.3 int8`),
-    /// time ÷ none's at 4096 bytes: 0.82–0.89 at 6–32 rows, 0.94 at 4, 0.98 at 128 and 536,
-    /// 1.01 at 1; 8192 within 4% of 4096 either way, 2048 0.84–0.95, 512 0.92–1.00
-    /// (`docs/cpu-analysis.md` §27).
+    /// time ÷ none's at 4096 bytes: 0.82–0.89 at 6–32 rows, 0.94 at 4, 0.98–0.99 at 128 and
+    /// 536, 1.01 at 1; 8192 within 4% of 4096 either way; at 4–32 rows 2048 0.84–1.00 and
+    /// 512 0.92–1.00 (`docs/cpu-analysis.md` §27).
     ///
     /// [`I8Tile::prefetch`]: crate::i8gemm::I8Tile::prefetch
     pub fn i8_prefetch(&self) -> usize {
