@@ -2,7 +2,7 @@
 
 use crate::bf16gemm::Bf16Kernel;
 use crate::cache::CacheSizes;
-use crate::f32gemm::{self, Blocking, MicroKernel, PackedF32, Post, Prefetch, Storage};
+use crate::f32gemm::{self, Blocking, MicroKernel, PackedF32, Post, Prefetch, Storage, TALL_STRIP};
 use crate::i4gemm::{self, I4MicroKernel, PackedI4};
 use crate::i8gemm::{self, ActQuant, I8MicroKernel, PackedI8};
 use crate::isa::{Isa, IsaError};
@@ -164,10 +164,12 @@ impl Kernels {
             caches.l2 >> 10,
             if caches.detected { "" } else { " (not reported: assumed)" },
             match b.prefetch {
-                Prefetch::Ahead => "prefetch ahead",
-                Prefetch::NextPanelShares => "prefetch ahead, next-panel shares at batch 1",
-                Prefetch::TallStripShares => "strips of 8+ rows prefetch ahead, next-panel shares at batch 1",
-                Prefetch::None => "no prefetch",
+                Prefetch::Ahead => "prefetch ahead".to_string(),
+                Prefetch::NextPanelShares => "prefetch ahead, next-panel shares at batch 1".to_string(),
+                Prefetch::TallStripShares => {
+                    format!("strips of {TALL_STRIP}+ rows prefetch ahead, next-panel shares at batch 1")
+                }
+                Prefetch::None => "no prefetch".to_string(),
             },
             int8,
             self.bf16_reason(),

@@ -414,7 +414,7 @@ impl Prefetch {
 }
 
 /// The fewest rows of a strip that prefetches under [`Prefetch::TallStripShares`].
-const TALL_STRIP: usize = 8;
+pub(crate) const TALL_STRIP: usize = 8;
 
 impl Blocking {
     /// The blocking of a tile with `a_bytes`-wide operands (4 for f32, 2 for bf16-dot), in
