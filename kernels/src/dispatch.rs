@@ -2,7 +2,7 @@
 
 use crate::bf16gemm::Bf16Kernel;
 use crate::cache::CacheSizes;
-use crate::f32gemm::{self, Blocking, MicroKernel, PackedF32, Post, Prefetch, Storage, TALL_STRIP};
+use crate::f32gemm::{self, Blocking, MicroKernel, PackedF32, Post, Prefetch, Storage};
 use crate::i4gemm::{self, I4MicroKernel, PackedI4};
 use crate::i8gemm::{self, ActQuant, I8MicroKernel, PackedI8};
 use crate::isa::{Isa, IsaError};
@@ -163,14 +163,7 @@ impl Kernels {
             b.nc,
             caches.l2 >> 10,
             if caches.detected { "" } else { " (not reported: assumed)" },
-            match b.prefetch {
-                Prefetch::Ahead => "prefetch ahead".to_string(),
-                Prefetch::NextPanelShares => "prefetch ahead, next-panel shares at batch 1".to_string(),
-                Prefetch::TallStripShares => {
-                    format!("strips of {TALL_STRIP}+ rows prefetch ahead, next-panel shares at batch 1")
-                }
-                Prefetch::None => "no prefetch".to_string(),
-            },
+            b.prefetch.describe(),
             int8,
             self.bf16_reason(),
         )
@@ -211,7 +204,16 @@ impl Kernels {
                 let b = k.blocking();
                 let why =
                     if forced { format!("forced by {}", crate::BF16_ENV) } else { "the CPU has AVX512-BF16".into() };
-                format!("bf16 {}-dot {}x{} tile, KC {} MC {} NC {} ({why})", k.name, k.mr, k.nr, b.kc, b.mc, b.nc)
+                format!(
+                    "bf16 {}-dot {}x{} tile, KC {} MC {} NC {}, {} ({why})",
+                    k.name,
+                    k.mr,
+                    k.nr,
+                    b.kc,
+                    b.mc,
+                    b.nc,
+                    b.prefetch.describe()
+                )
             }
             (Ok(None), true) => format!("bf16 widened to f32 (forced by {})", crate::BF16_ENV),
             (Ok(None), false) if self.bf16_dot_kernel().is_some() => {
@@ -233,42 +235,14 @@ impl Kernels {
     }
 
     /// The f32 GEMM's cache blocking: set by [`Kernels::with_f32_blocking`], else derived
-    /// from this tile and the CPU's L2 ([`Blocking::derive`]).
+    /// from this tile and the CPU's L2 ([`Blocking::derive`]), prefetching as
+    /// [`Prefetch::for_isa`] chooses.
     pub fn f32_blocking(&self) -> Blocking {
         let (mr, nr) = self.f32_tile();
         self.f32_blocking.unwrap_or_else(|| Blocking {
-            prefetch: self.f32_prefetch(),
+            prefetch: Prefetch::for_isa(self.isa),
             ..Blocking::derive(mr, nr, 4, CacheSizes::get())
         })
-    }
-
-    /// The f32 micro-kernel's software prefetch on this CPU, each choice measured with its
-    /// variants alternated in one process, two threads:
-    /// - AVX2: `NextPanelShares`, tuned on Zen 3 (fp32 batch-1 6–11% faster than
-    ///   strip-outer). Re-measured there with shares in proportion to rows
-    ///   (`stream-gemm M 2 9`): `Ahead` took 1.31× its time at 17 rows and 1.18× at 8, none
-    ///   1.39× and 1.32×. On the Intel Xeon (Emerald Rapids), `Ahead` ran the 48 GEMMs of
-    ///   e5-small at 17 rows 1.07× slower.
-    /// - AVX-512 on Intel and others: `Ahead`, both lines of each 128-byte panel row.
-    ///   Against none (`gemm-isa 2 0.1 all 5 blocking=1024x192x8x0`): 46 of 54 shapes
-    ///   faster, `M` = 1 1.03–1.35×, `M` = 8 1.11–1.32×, `M` ≥ 128 1.03–1.17×. Against
-    ///   `NextPanelShares` on the 48 GEMMs of e5-small (distinct weights, streamed;
-    ///   `stream-gemm`): 1.25× faster at 17 rows, 1.05× at 32, when the strips took equal
-    ///   shares; with shares in proportion to their rows the two are even (0.999–1.009× at
-    ///   17 rows), so `Ahead`, the simpler, stays.
-    /// - AVX-512 on AMD: `TallStripShares`. On Zen 4, the 48 streamed GEMMs of e5-small on
-    ///   2 MiB pages (`stream-gemm M 2 9`), time ÷ none's: 0.97–1.05 at 1–8 rows, 0.85–0.97
-    ///   at 10–32, 0.98–0.99 at 128 and 536. `Ahead` and `NextPanelShares` took 1.05–1.16×
-    ///   none's time at 1–4 rows; `NextPanelShares` 1.03–1.12× `TallStripShares`' at 14 and
-    ///   17 rows, where the short last strip takes a share, and `Ahead` 1.05–1.10× at 20–32
-    ///   rows, where both strips are tall (`docs/cpu-analysis.md` §27). Before the weights
-    ///   moved to 2 MiB pages, touching both lines had measured no faster than none (§14).
-    fn f32_prefetch(&self) -> Prefetch {
-        match self.isa {
-            Isa::Avx512 if crate::isa::amd_cpu() => Prefetch::TallStripShares,
-            Isa::Avx512 => Prefetch::Ahead,
-            _ => Prefetch::NextPanelShares,
-        }
     }
 
     /// The int8 micro-kernel's software prefetch distance in bytes ([`I8Tile::prefetch`]),

@@ -97,6 +97,13 @@ macro_rules! by_rows {
             _ => unreachable!("tile rows {}", $mr),
         }
     };
+    // With one more const parameter.
+    (@rows $mr:expr; $t:expr, $f:ident, [$($r:literal),+], $c:expr) => {
+        match $mr {
+            $($r => $f::<$r, $c>($t),)+
+            _ => unreachable!("tile rows {}", $mr),
+        }
+    };
     // With one more const parameter and one more argument.
     (@rows $mr:expr; $t:expr, $f:ident, [$($r:literal),+], $c:expr, $arg:expr) => {
         match $mr {

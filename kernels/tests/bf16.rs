@@ -14,7 +14,7 @@
 mod common;
 use common::*;
 use e5_kernels::bf16gemm::{self, round_bf16, Bf16Kernel, Bf16Tile};
-use e5_kernels::{GeluKind, PackedBf16, Post};
+use e5_kernels::{Blocking, GeluKind, PackedBf16, Post, Prefetch};
 use proptest::prelude::*;
 
 fn variants() -> Vec<&'static Bf16Kernel> {
@@ -104,13 +104,17 @@ fn check_tile(kern: &Bf16Kernel, c: &Case) {
     let lane = |v: &[u16], kp: usize| v[2 * kp] as u32 | (v[2 * kp + 1] as u32) << 16;
     let strip: Vec<u32> = (0..pairs).flat_map(|kp| a.iter().map(move |r| lane(r, kp))).collect();
     let panel: Vec<u32> = (0..pairs).flat_map(|kp| w.iter().map(move |col| lane(col, kp))).collect();
-    // C: the partial sums to accumulate onto inside the tile, NaN sentinels outside it.
-    let mut buffers = TileOutput::new(c.seed, (mr_max, nr_max), (mr, nr));
-    let tile = Bf16Tile { pairs, a: strip.as_ptr(), b: panel.as_ptr(), out: buffers.tile_out(c.accumulate, c.post) };
-    // SAFETY: every buffer covers an `MR × NR` tile of `pairs` pairs.
-    unsafe { kern.tile(&tile) };
-    let what = format!("{} k={k} acc={} post={}", kern.name, c.accumulate, c.post);
-    buffers.check(&what, c.accumulate, |r, j, init, res| expect(init, &a[r], &w[j], c.post, res));
+    // Both instances: without software prefetch, and touching the panel 128 bytes a pair.
+    for (prefetch, prefetch_step) in [(std::ptr::null(), 0), (panel.as_ptr().cast(), 128)] {
+        // C: the partial sums to accumulate onto inside the tile, NaN sentinels outside it.
+        let mut buffers = TileOutput::new(c.seed, (mr_max, nr_max), (mr, nr));
+        let out = buffers.tile_out(c.accumulate, c.post);
+        let tile = Bf16Tile { pairs, a: strip.as_ptr(), b: panel.as_ptr(), out, prefetch, prefetch_step };
+        // SAFETY: every buffer covers an `MR × NR` tile of `pairs` pairs.
+        unsafe { kern.tile(&tile) };
+        let what = format!("{} k={k} acc={} post={} prefetch step {prefetch_step}", kern.name, c.accumulate, c.post);
+        buffers.check(&what, c.accumulate, |r, j, init, res| expect(init, &a[r], &w[j], c.post, res));
+    }
 }
 
 proptest! {
@@ -218,6 +222,34 @@ fn sliced_rows_do_not_depend_on_batch_mates() {
             assert_rows_alone_match_batch((m, n, k), start, 9, kern.name, |a, m| {
                 packed.gemm_to_vec(a, m, Post::Gelu(GeluKind::Erf))
             });
+        }
+    }
+}
+
+#[test]
+fn results_do_not_depend_on_the_blocking() {
+    // Every `Prefetch` in both orders (few strips run panel-outer, with next-panel shares;
+    // many run strip-outer), shallow and deep slices, one-panel chunks: the same bits as
+    // the kernel's own blocking, with every epilogue.
+    let (n, k) = (200, 1001);
+    let (w, r) = (rand_vec(20, n * k, 1.0), rand_vec(21, 150 * n, 1.0));
+    for kern in variants() {
+        let packed = PackedBf16::from_rows(kern, &w, n, k, k, Some(&rand_vec(22, n, 1.0)));
+        let own = kern.blocking();
+        for m in [1, 17, 150] {
+            let a = rand_vec(23, m * k, 1.0);
+            for post in [Post::None, Post::Gelu(GeluKind::Erf), Post::Residual(&r[..m * n])] {
+                let want = packed.gemm_to_vec(&a, m, post);
+                for prefetch in Prefetch::ALL {
+                    for (kc, nc) in [(own.kc, own.nc), (64, 1)] {
+                        let blocking = Blocking { kc, nc, prefetch, ..own };
+                        let mut got = vec![f32::NAN; m * n];
+                        packed.gemm_blocked(blocking, &a, m, post, &mut got);
+                        let same = got.iter().zip(&want).all(|(x, y)| x.to_bits() == y.to_bits());
+                        assert!(same, "{} M {m} KC {kc} NC {nc} {prefetch:?} {post:?}", kern.name);
+                    }
+                }
+            }
         }
     }
 }

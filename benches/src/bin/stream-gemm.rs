@@ -8,13 +8,15 @@
 //! each set streamed every other call (with more variants on one set, that set would stay in
 //! L3 and the other not). The check behind the prefetch rules and the huge pages at batch 1:
 //! - `f32` (default): each [`Prefetch`] of `Kernels::f32_blocking`;
-//! - `int8`: the int8 tile's prefetch distance (`Kernels::i8_prefetch`): 0, 512, 1024 and
-//!   2048 bytes (only the AVX-512 VNNI tile takes one; elsewhere the rows read alike).
+//! - `int8`: the int8 tile's prefetch distance (`Kernels::i8_prefetch`): 0 to 8192 bytes
+//!   (only the AVX-512 VNNI tile takes one; elsewhere the rows read alike);
+//! - `bf16`: each [`Prefetch`] of the bf16-dot kernel's blocking (`Bf16Kernel::blocking`),
+//!   on a CPU that has the kernel.
 //!
-//! `cargo run --release -p e5-benches --bin stream-gemm -- [M] [threads] [rounds] [seconds] [f32|int8] [pages]`
+//! `cargo run --release -p e5-benches --bin stream-gemm -- [M] [threads] [rounds] [seconds] [f32|int8|bf16] [pages]`
 
 use e5_benches::*;
-use e5_kernels::{Blocking, Kernels, PackedF32, PackedI8, Post, Prefetch};
+use e5_kernels::{Blocking, Kernels, PackedBf16, PackedF32, PackedI8, Post, Prefetch};
 
 /// (K, N) of each layer's GEMMs.
 const SHAPES: [(usize, usize); 4] = [(384, 1152), (384, 384), (384, 1536), (1536, 384)];
@@ -26,6 +28,20 @@ const I8_PREFETCH: [usize; 6] = [0, 512, 1024, 2048, 4096, 8192];
 enum Layers {
     F32(Vec<PackedF32>),
     Int8(Vec<PackedI8>),
+    Bf16(Vec<PackedBf16>),
+}
+
+/// One timed variant: the kernel table it runs with, and the bf16-dot blocking.
+#[derive(Clone)]
+struct Variant {
+    kern: Kernels,
+    bf16: Option<Blocking>,
+}
+
+impl Variant {
+    fn kernels(kern: Kernels) -> Self {
+        Variant { kern, bf16: None }
+    }
 }
 
 impl Layers {
@@ -34,16 +50,22 @@ impl Layers {
         match self {
             Layers::F32(ws) => Layers::F32(ws.into_iter().map(PackedF32::into_huge_pages).collect()),
             Layers::Int8(ws) => Layers::Int8(ws.into_iter().map(PackedI8::into_huge_pages).collect()),
+            Layers::Bf16(ws) => Layers::Bf16(ws.into_iter().map(PackedBf16::into_huge_pages).collect()),
         }
     }
 
     /// One call: every GEMM on `a` (`[m, 1536]`, the first `K` columns read), into `c`.
-    fn run(&self, k: &Kernels, a: &[f32], m: usize, c: &mut [f32]) {
+    fn run(&self, v: &Variant, a: &[f32], m: usize, c: &mut [f32]) {
+        let k = &v.kern;
         match self {
             Layers::F32(ws) => ws.iter().for_each(|w| k.gemm(&a[..m * w.k()], m, w, Post::None, &mut c[..m * w.n()])),
             Layers::Int8(ws) => {
                 ws.iter().for_each(|w| k.gemm_i8(&a[..m * w.k()], m, w, Post::None, &mut c[..m * w.n()]))
             }
+            Layers::Bf16(ws) => ws.iter().for_each(|w| {
+                let blocking = v.bf16.unwrap_or_else(|| w.kernel().blocking());
+                w.gemm_blocked(blocking, &a[..m * w.k()], m, Post::None, &mut c[..m * w.n()])
+            }),
         }
     }
 }
@@ -59,23 +81,35 @@ fn main() {
     let (heap, variants) = match format.as_str() {
         "f32" => {
             let derived = kern.f32_blocking();
-            let mut variants = vec![(format!("{:?} (derived)", derived.prefetch), kern.clone())];
+            let mut variants = vec![(format!("{:?} (derived)", derived.prefetch), Variant::kernels(kern.clone()))];
             for p in Prefetch::ALL.into_iter().filter(|&p| p != derived.prefetch) {
-                variants.push((format!("{p:?}"), kern.with_f32_blocking(Blocking { prefetch: p, ..derived })));
+                let k = kern.with_f32_blocking(Blocking { prefetch: p, ..derived });
+                variants.push((format!("{p:?}"), Variant::kernels(k)));
             }
             let ws = (0..12u64).flat_map(|l| SHAPES.map(|s| weights(l, s)));
             (Layers::F32(ws.map(|(w, n, k)| PackedF32::from_rows(kern, &w, n, k, k, None)).collect()), variants)
         }
         "int8" => {
             let derived = kern.i8_prefetch();
-            let mut variants = vec![(format!("{derived} B (derived)"), kern.clone())];
+            let mut variants = vec![(format!("{derived} B (derived)"), Variant::kernels(kern.clone()))];
             for bytes in I8_PREFETCH.into_iter().filter(|&b| b != derived) {
-                variants.push((format!("{bytes} B"), kern.with_i8_prefetch(bytes)));
+                variants.push((format!("{bytes} B"), Variant::kernels(kern.with_i8_prefetch(bytes))));
             }
             let ws = (0..12u64).flat_map(|l| SHAPES.map(|s| weights(l, s)));
             (Layers::Int8(ws.map(|(w, n, k)| PackedI8::quantize(kern, &w, n, k, None)).collect()), variants)
         }
-        other => panic!("format {other:?}: f32 or int8"),
+        "bf16" => {
+            let dot = kern.bf16_dot().ok().flatten().expect("bf16: no bf16-dot path here (E5_BF16=dot forces one)");
+            let derived = dot.blocking();
+            let mut variants = vec![(format!("{:?} (derived)", derived.prefetch), Variant::kernels(kern.clone()))];
+            for p in Prefetch::ALL.into_iter().filter(|&p| p != derived.prefetch) {
+                let bf16 = Some(Blocking { prefetch: p, ..derived });
+                variants.push((format!("{p:?}"), Variant { kern: kern.clone(), bf16 }));
+            }
+            let ws = (0..12u64).flat_map(|l| SHAPES.map(|s| weights(l, s)));
+            (Layers::Bf16(ws.map(|(w, n, k)| PackedBf16::from_rows(dot, &w, n, k, k, None)).collect()), variants)
+        }
+        other => panic!("format {other:?}: f32, int8 or bf16"),
     };
     let huge = heap.clone().into_huge_pages();
     let variants: Vec<_> = match std::env::args().nth(6).as_deref() {

@@ -11,7 +11,7 @@ use std::arch::x86_64::*;
 
 const MR: usize = 12;
 const NR: usize = 32;
-pub static KERNEL: Bf16Kernel = Bf16Kernel { name: "avx512-bf16", mr: MR, nr: NR, run: tile, round };
+pub static KERNEL: Bf16Kernel = Bf16Kernel { isa: Isa::Avx512, name: "avx512-bf16", mr: MR, nr: NR, run: tile, round };
 
 /// Whether this CPU runs the kernel (AVX-512F/BW/VL and AVX512-BF16: Zen 4, Sapphire Rapids).
 pub fn supported() -> bool {
@@ -22,17 +22,28 @@ pub fn supported() -> bool {
 /// AVX-512F and AVX512-BF16 must be available and `t` must describe in-bounds memory.
 #[target_feature(enable = "avx512f,avx512bf16")]
 unsafe fn tile(t: &Bf16Tile) {
-    by_rows!(@rows t.out.mr; t, rows, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12])
+    if t.prefetch_step > 0 {
+        by_rows!(@rows t.out.mr; t, rows, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12], true)
+    } else {
+        by_rows!(@rows t.out.mr; t, rows, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12], false)
+    }
 }
 
 #[inline]
 #[target_feature(enable = "avx512f,avx512bf16")]
-unsafe fn rows<const R: usize>(t: &Bf16Tile) {
+unsafe fn rows<const R: usize, const PREFETCH: bool>(t: &Bf16Tile) {
     let k = masks(t.out.nr);
     let mut acc = [[_mm512_setzero_ps(); 2]; R];
     unrolled!(R, |r| { acc[r] = start_row(&t.out, r, k) });
-    let (mut a, mut b) = (t.a, t.b);
+    // Software prefetch as in the f32 tile: both halves of the step's bytes per pair, in
+    // a separate instance (a test in the loop can cost the accumulators their registers).
+    let (mut a, mut b, mut pf, step) = (t.a, t.b, t.prefetch, t.prefetch_step);
     for _ in 0..t.pairs {
+        if PREFETCH {
+            _mm_prefetch::<_MM_HINT_T0>(pf.cast());
+            _mm_prefetch::<_MM_HINT_T0>(pf.wrapping_add(step / 2).cast());
+            pf = pf.wrapping_add(step);
+        }
         let w0 = std::mem::transmute::<__m512i, __m512bh>(_mm512_loadu_si512(b.cast()));
         let w1 = std::mem::transmute::<__m512i, __m512bh>(_mm512_loadu_si512(b.add(16).cast()));
         unrolled!(R, |r| {

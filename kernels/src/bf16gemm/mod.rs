@@ -26,10 +26,11 @@ pub mod scalar;
 pub mod avx512bf16;
 
 use crate::cache::CacheSizes;
-use crate::f32gemm::{Blocking, OutputTiles, Post, Prefetch, TileOut};
+use crate::f32gemm::{Blocking, OutputTiles, Post, Prefetch, PrefetchPlan, TileOut};
 use crate::pages::PanelBuf;
 use crate::sync_ptr::SyncPtr;
 use crate::tiling::{for_each_strip, for_each_task, gemm_setup};
+use crate::Isa;
 use std::mem::MaybeUninit;
 
 /// `x` rounded to bfloat16 bits the way `vcvtneps2bf16` does: nearest, ties to even;
@@ -55,6 +56,11 @@ pub struct Bf16Tile {
     /// Panel slice: `pairs × NR` lanes of two bf16.
     pub b: *const u32,
     pub out: TileOut,
+    /// Software prefetch, as the f32 tile's (`crate::f32gemm::Tile::prefetch`): at pair
+    /// `i`, touch the lines of the `prefetch_step` bytes at `prefetch + i·prefetch_step`;
+    /// none for a step of 0. Any address: prefetches never fault.
+    pub prefetch: *const u8,
+    pub prefetch_step: usize,
 }
 
 /// A bf16-dot micro-kernel with its tile shape and its activation rounding. Only
@@ -62,6 +68,8 @@ pub struct Bf16Tile {
 /// CPU runs it: that is what makes the safe methods sound.
 pub struct Bf16Kernel {
     pub name: &'static str,
+    /// The ISA whose prefetch choice the tile takes ([`Prefetch::for_isa`]).
+    pub isa: Isa,
     pub mr: usize,
     pub nr: usize,
     pub(crate) run: unsafe fn(&Bf16Tile),
@@ -85,10 +93,10 @@ impl Bf16Kernel {
         unsafe { (self.round)(x, out) }
     }
 
-    /// Cache blocking: the f32 tile's rule, with 2 bytes per value of `A` and `W` (and no
-    /// prefetch: this tile has none).
+    /// Cache blocking: the f32 tile's rule, with 2 bytes per value of `A` and `W`, and the
+    /// f32 tile's prefetch choice for the same ISA.
     pub fn blocking(&self) -> Blocking {
-        Blocking { prefetch: Prefetch::None, ..Blocking::derive(self.mr, self.nr, 2, CacheSizes::get()) }
+        Blocking { prefetch: Prefetch::for_isa(self.isa), ..Blocking::derive(self.mr, self.nr, 2, CacheSizes::get()) }
     }
 }
 
@@ -168,12 +176,27 @@ impl PackedBf16 {
 
     /// `C[m, n] = post(A[m, k] · Wᵀ + bias)`, contiguous rows, threaded over the rayon pool.
     pub fn gemm(&self, a: &[f32], m: usize, post: Post<'_>, c: &mut [f32]) {
-        gemm(a, self.k, m, self, post, crate::dispatch::as_uninit(c), self.n, true);
+        self.gemm_blocked(self.kernel.blocking(), a, m, post, c);
+    }
+
+    /// [`PackedBf16::gemm`] blocked as `blocking` instead of the kernel's own: for
+    /// benchmarks that compare blockings or prefetch choices in one process (`stream-gemm
+    /// … bf16`). Results are bit-identical whatever the blocking; only speed changes.
+    ///
+    /// # Panics
+    /// If `blocking.kc` or `blocking.nc` is 0, or `blocking.mc` is not a positive multiple
+    /// of the tile height.
+    pub fn gemm_blocked(&self, blocking: Blocking, a: &[f32], m: usize, post: Post<'_>, c: &mut [f32]) {
+        let mr = self.kernel.mr;
+        let Blocking { kc, mc, nc, .. } = blocking;
+        assert!(kc > 0 && nc > 0 && mc > 0 && mc.is_multiple_of(mr), "blocking {blocking:?} for a {mr}-row tile");
+        gemm(a, self.k, m, self, blocking, post, crate::dispatch::as_uninit(c), self.n, true);
     }
 
     /// [`PackedBf16::gemm`] into a new `[m, n]` vector, with no zero-fill pass.
     pub fn gemm_to_vec(&self, a: &[f32], m: usize, post: Post<'_>) -> Vec<f32> {
-        crate::dispatch::filled(m * self.n, |c| gemm(a, self.k, m, self, post, c, self.n, true))
+        let blocking = self.kernel.blocking();
+        crate::dispatch::filled(m * self.n, |c| gemm(a, self.k, m, self, blocking, post, c, self.n, true))
     }
 }
 
@@ -208,19 +231,22 @@ fn k_slice(blocking: Blocking, k: usize) -> usize {
     blocking.k_slice(k).next_multiple_of(2)
 }
 
-/// `C[m, n] = post(bf16(A)[m, k] · Wᵀ + bias)` with strides `lda`, `ldc`. Every element of
-/// `C[m, n]` is written (so `C` may start uninitialized); none is read before it is.
+/// `C[m, n] = post(bf16(A)[m, k] · Wᵀ + bias)` with strides `lda`, `ldc`, blocked as
+/// `blocking`. Every element of `C[m, n]` is written (so `C` may start uninitialized);
+/// none is read before it is.
 ///
 /// Order as in the f32 driver: per task (a block of at most `MC` rows × a group of
 /// panels), per `KC` slice, strip-outer (the strip stays in L1 across the task's panels);
 /// a task of at most 4 strips runs one slice, panel-outer (the strips sharing a panel run
-/// back to back while it streams in).
+/// back to back while it streams in). The tiles prefetch as the f32 driver's do
+/// ([`PrefetchPlan`]), one 128-byte panel row per pair.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn gemm(
     a: &[f32],
     lda: usize,
     m: usize,
     w: &PackedBf16,
+    blocking: Blocking,
     post: Post<'_>,
     c: &mut [MaybeUninit<f32>],
     ldc: usize,
@@ -232,30 +258,39 @@ pub(crate) fn gemm(
         return;
     };
     let (mr, nr, pairs) = (kernel.mr, kernel.nr, k.div_ceil(2));
-    let blocking = kernel.blocking();
     let strips = pack_a(kernel, a, lda, m, k, threads > 1);
     let out = OutputTiles { c: SyncPtr(c.as_mut_ptr().cast()), ldc, n, tile: (mr, nr), bias: &w.bias, post };
+    let last_panel = n.div_ceil(nr) - 1;
     for_each_task(m, mr, blocking.mc, n.div_ceil(nr), threads, |rows, panels| {
         let few_strips = rows.len() <= 4 * mr;
         let kc_max = if few_strips { 2 * pairs.max(1) } else { k_slice(blocking, k) };
         let k_slices = k.div_ceil(kc_max).max(1);
         for ks in 0..k_slices {
             let (p0, pc) = (ks * kc_max / 2, (kc_max / 2).min(pairs - ks * kc_max / 2));
-            let run = |p: usize, i: usize| {
+            let panel = |p: usize| w.data[(p * pairs + p0) * nr..].as_ptr();
+            let plan = PrefetchPlan::new(blocking.prefetch, mr, rows.clone(), 4 * nr, pc);
+            let run = |p: usize, i: usize, (prefetch, prefetch_step): (*const u8, usize)| {
                 let tile = Bf16Tile {
                     pairs: pc,
                     a: strips[((i / mr) * pairs + p0) * mr..].as_ptr(),
-                    b: w.data[(p * pairs + p0) * nr..].as_ptr(),
+                    b: panel(p),
                     out: out.at(i, rows.end, p, (ks, k_slices)),
+                    prefetch,
+                    prefetch_step,
                 };
                 // SAFETY: the kernel was handed out for this CPU; the tile is in bounds.
                 unsafe { kernel.tile(&tile) };
             };
             if few_strips {
-                panels.clone().for_each(|p| rows.clone().step_by(mr).for_each(|i| run(p, i)));
+                for p in panels.clone() {
+                    let (here, next) = (panel(p).cast(), panel((p + 1).min(last_panel)).cast());
+                    rows.clone().step_by(mr).for_each(|i| run(p, i, plan.share(here, next, i)));
+                }
             } else {
                 for chunk in blocking.panel_chunks(panels.clone()) {
-                    rows.clone().step_by(mr).for_each(|i| chunk.clone().for_each(|p| run(p, i)));
+                    for i in rows.clone().step_by(mr) {
+                        chunk.clone().for_each(|p| run(p, i, plan.ahead(panel(p).cast(), i)));
+                    }
                 }
             }
         }

@@ -3,10 +3,11 @@
 
 use super::{round_bf16, Bf16Kernel, Bf16Tile};
 use crate::f32gemm::scalar::{finish, start};
+use crate::Isa;
 
 const MR: usize = 4;
 const NR: usize = 8;
-pub static KERNEL: Bf16Kernel = Bf16Kernel { name: "scalar", mr: MR, nr: NR, run: tile, round };
+pub static KERNEL: Bf16Kernel = Bf16Kernel { isa: Isa::Scalar, name: "scalar", mr: MR, nr: NR, run: tile, round };
 
 /// The two values of a lane, low (even `k`) first, widened exactly.
 fn halves(lane: u32) -> [f32; 2] {

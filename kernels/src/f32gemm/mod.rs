@@ -19,6 +19,7 @@
 //! shared among threads, so an embedding is bit-identical whatever its batch-mates and
 //! thread count.
 
+mod prefetch;
 pub mod scalar;
 
 #[cfg(target_arch = "x86_64")]
@@ -37,6 +38,9 @@ use crate::Isa;
 use half::{bf16, f16, slice::HalfFloatSliceExt};
 use std::mem::MaybeUninit;
 use std::ops::Range;
+
+pub use prefetch::Prefetch;
+pub(crate) use prefetch::PrefetchPlan;
 
 /// What happens to a finished tile before it is stored.
 #[derive(Clone, Copy, Debug)]
@@ -385,36 +389,9 @@ pub struct Blocking {
     /// Panels per chunk: a task runs its strips over one chunk of its panels at a time, so
     /// that the chunk's `KC`-deep slices stay in L2 while every strip passes over them.
     pub nc: usize,
-    /// What the f32 micro-kernel prefetches (see [`Tile::prefetch`]). The bf16-dot tile
-    /// never prefetches.
+    /// What the micro-kernel prefetches (see [`Tile::prefetch`] and [`PrefetchPlan`]).
     pub prefetch: Prefetch,
 }
-
-/// The f32 micro-kernel's software prefetch, as the driver asks for it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Prefetch {
-    None,
-    /// Every tile touches its own panel 32 rows ahead of its loads.
-    Ahead,
-    /// As `Ahead`, except where a task's few strips run panel-outer (batch 1): there each
-    /// strip touches a share of the next panel in proportion to its rows (its time), so the
-    /// panels stream in once, at an even rate over all the strips.
-    NextPanelShares,
-    /// As `NextPanelShares`, except that strips under 8 rows (`TALL_STRIP`) never prefetch
-    /// (every strip at `M` < 8, the 5-row last strip of 17 rows): the next-panel shares go
-    /// to the tall strips alone, and a lone tall strip prefetches `Ahead`. A short strip
-    /// either streams its panel at a rate the hardware prefetcher keeps up with or rereads
-    /// it from L2, so its prefetches only take load slots and fill buffers.
-    TallStripShares,
-}
-
-impl Prefetch {
-    pub const ALL: [Prefetch; 4] =
-        [Prefetch::None, Prefetch::Ahead, Prefetch::NextPanelShares, Prefetch::TallStripShares];
-}
-
-/// The fewest rows of a strip that prefetches under [`Prefetch::TallStripShares`].
-pub(crate) const TALL_STRIP: usize = 8;
 
 impl Blocking {
     /// The blocking of a tile with `a_bytes`-wide operands (4 for f32, 2 for bf16-dot), in
@@ -571,44 +548,17 @@ pub(crate) fn gemm(
                 // SAFETY: the table exists only for a supported ISA; the tile is in bounds.
                 unsafe { (mk.run)(&tile) };
             };
-            // Where each tile's kernel prefetches (one panel row's lines per `k` step): by
-            // default 32 panel rows ahead in its own stream (8 measured ~5% slower at batch 1,
-            // 64 no faster on Zen 4). Only a block's last strip can be short.
-            let prefetches = |i: usize| match blocking.prefetch {
-                Prefetch::None => false,
-                Prefetch::TallStripShares => mr.min(rows.end - i) >= TALL_STRIP,
-                Prefetch::Ahead | Prefetch::NextPanelShares => true,
-            };
-            let ahead = |p: usize, i: usize| match prefetches(i) {
-                false => (std::ptr::null(), 0),
-                true => (w.panel_addr(p, k0).wrapping_add(32 * row_bytes), row_bytes),
-            };
+            // Where each tile's kernel prefetches (one panel row's lines per `k` step).
+            let plan = PrefetchPlan::new(blocking.prefetch, mr, rows.clone(), row_bytes, kc);
             if few_strips || w.storage() != Storage::F32 && !in_register {
                 // Panel-outer: the strips sharing panel `p` run back to back (a widened copy
                 // is made once). At batch 1 the weights stream from DRAM or L3, and this
                 // overlaps that stream with every strip's arithmetic instead of the first
                 // one's only: fp32 batch-1 latency 6–11% lower than strip-outer (in-process
-                // A/B). With `NextPanelShares` each strip prefetches a share of panel `p + 1`
-                // in proportion to its rows, starting at rows-before / all-rows of it, so the
-                // stream runs at an even rate (equal shares had the 5-row strip of a 17-row
-                // query issue half the lines in under a third of the time; either way within
-                // the noise end to end, `docs/cpu-analysis.md` §20). A lone strip keeps
-                // `Ahead`: a whole panel ahead is too far, M = 1 ran at 0.87× the gemm crate
-                // at K = 1536.
-                // `TallStripShares` leaves a short last strip out of the shares.
-                let sharing_rows = match rows.len() % mr {
-                    short if short > 0 && !prefetches(rows.end - short) => rows.len() - short,
-                    _ => rows.len(),
-                };
-                let share = |p: usize, i: usize| match blocking.prefetch {
-                    Prefetch::NextPanelShares | Prefetch::TallStripShares if sharing_rows > mr && prefetches(i) => {
-                        let (before, height, all) = (i - rows.start, mr.min(rows.end - i), sharing_rows);
-                        let start = row_bytes * kc * before / all;
-                        let step = (row_bytes * height).div_ceil(all);
-                        (w.panel_addr((p + 1).min(last_panel), k0).wrapping_add(start), step)
-                    }
-                    _ => ahead(p, i),
-                };
+                // A/B). Each strip prefetches its share of panel `p + 1` where the choice
+                // has shares ([`PrefetchPlan::share`]; `docs/cpu-analysis.md` §20).
+                let share =
+                    |p: usize, i: usize| plan.share(w.panel_addr(p, k0), w.panel_addr((p + 1).min(last_panel), k0), i);
                 for p in panels.clone() {
                     let b = w.panel(kern, p, k0, kc, in_register, &mut converted);
                     for i in rows.clone().step_by(mr) {
@@ -622,7 +572,8 @@ pub(crate) fn gemm(
                 for chunk in blocking.panel_chunks(panels.clone()) {
                     for i in rows.clone().step_by(mr) {
                         for p in chunk.clone() {
-                            tile_at(p, i, w.panel(kern, p, k0, kc, in_register, &mut converted), ahead(p, i));
+                            let b = w.panel(kern, p, k0, kc, in_register, &mut converted);
+                            tile_at(p, i, b, plan.ahead(w.panel_addr(p, k0), i));
                         }
                     }
                 }
