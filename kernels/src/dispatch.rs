@@ -26,6 +26,9 @@ pub struct Kernels {
     /// The int8 tile's prefetch distance, when set by [`Kernels::with_i8_prefetch`]; else
     /// per ISA and vendor.
     i8_prefetch: Option<usize>,
+    /// The int4 tile's prefetch distance, when set by [`Kernels::with_i4_prefetch`]; else
+    /// per ISA and vendor.
+    i4_prefetch: Option<usize>,
 }
 
 const fn table(
@@ -35,7 +38,7 @@ const fn table(
     i4_gemm: I4MicroKernel,
     vector: &'static VectorKernels,
 ) -> Kernels {
-    Kernels { isa, f32_gemm, i8_gemm, i4_gemm, vector, f32_blocking: None, i8_prefetch: None }
+    Kernels { isa, f32_gemm, i8_gemm, i4_gemm, vector, f32_blocking: None, i8_prefetch: None, i4_prefetch: None }
 }
 
 static SCALAR: Kernels = table(
@@ -147,14 +150,16 @@ impl Kernels {
         let caches = CacheSizes::get();
         let b = self.f32_blocking();
         let from = if self.f32_blocking.is_some() { "set by the caller, not derived from" } else { "from" };
-        // Only the AVX-512 VNNI int8 tile takes a prefetch distance.
-        let int8 = match (self.i8_gemm.name, self.i8_prefetch()) {
-            (name @ "avx512-vnni", 0) => format!("{name}, no prefetch"),
-            (name @ "avx512-vnni", bytes) => format!("{name}, prefetch {bytes} B ahead"),
-            (name, _) => name.to_string(),
+        // Only the AVX-512 VNNI int8 and int4 tiles take a prefetch distance.
+        let vnni = |name: &str, bytes: usize| match (name, bytes) {
+            ("avx512-vnni", 0) => format!("{name}, no prefetch"),
+            ("avx512-vnni", bytes) => format!("{name}, prefetch {bytes} B ahead"),
+            _ => name.to_string(),
         };
+        let int8 = vnni(self.i8_gemm.name, self.i8_prefetch());
+        let int4 = vnni(self.i4_gemm.name, self.i4_prefetch());
         format!(
-            "{} ({how}); f32 {}x{} tile, KC {} MC {} NC {} {from} L2 {} KiB{}, {}; int8 {}; {}",
+            "{} ({how}); f32 {}x{} tile, KC {} MC {} NC {} {from} L2 {} KiB{}, {}; int8 {}; int4 {}; {}",
             self.isa,
             self.f32_gemm.mr,
             self.f32_gemm.nr,
@@ -165,6 +170,7 @@ impl Kernels {
             if caches.detected { "" } else { " (not reported: assumed)" },
             b.prefetch.describe(),
             int8,
+            int4,
             self.bf16_reason(),
         )
     }
@@ -266,9 +272,11 @@ impl Kernels {
     ///
     /// [`I8Tile::prefetch`]: crate::i8gemm::I8Tile::prefetch
     pub fn i8_prefetch(&self) -> usize {
-        if let Some(bytes) = self.i8_prefetch {
-            return bytes;
-        }
+        self.i8_prefetch.unwrap_or_else(|| self.vnni_prefetch())
+    }
+
+    /// The derived distance of [`Kernels::i8_prefetch`] and [`Kernels::i4_prefetch`].
+    fn vnni_prefetch(&self) -> usize {
         match self.isa {
             Isa::Avx512 if crate::isa::amd_cpu() => 4096,
             Isa::Avx512 => 2048,
@@ -294,6 +302,25 @@ impl Kernels {
     /// speed changes; kernels without software prefetch ignore it.
     pub fn with_i8_prefetch(&self, bytes: usize) -> Kernels {
         Kernels { i8_prefetch: Some(bytes), ..self.clone() }
+    }
+
+    /// The int4 micro-kernel's software prefetch distance in bytes (`I4Tile::prefetch`),
+    /// unless [`Kernels::with_i4_prefetch`] set one: the int8 tile's derived distance
+    /// ([`Kernels::i8_prefetch`]; only the AVX-512 VNNI tiles take one). Both tiles read a
+    /// 128-byte weight block per step at about the same rate. On Zen 4, the 48 streamed
+    /// int4-g32 GEMMs of e5-small (`stream-gemm M 2 9 0.3 int4`), none's time ÷ 4096
+    /// bytes': 1.056 at 4 rows, 1.02–1.10 at 8, 1.070–1.075 at 17, 1.024–1.047 at 32,
+    /// 1.00–1.01 at 1 and 128; 2048 and 8192 within 3% of 4096. Prefetching in a task's
+    /// first strip only (the later strips reread its panels from L2) read within 1.3% of
+    /// every strip, so every strip does, as in the int8 tile (`docs/cpu-analysis.md` §28).
+    pub fn i4_prefetch(&self) -> usize {
+        self.i4_prefetch.unwrap_or_else(|| self.vnni_prefetch())
+    }
+
+    /// This table with the int4 tile prefetching `bytes` ahead (0: none) instead, as
+    /// [`Kernels::with_i8_prefetch`] for the int8 tile.
+    pub fn with_i4_prefetch(&self, bytes: usize) -> Kernels {
+        Kernels { i4_prefetch: Some(bytes), ..self.clone() }
     }
 
     /// `C[m, n] = post(A[m, k] · Wᵀ + bias)`, contiguous rows, threaded over the rayon pool.

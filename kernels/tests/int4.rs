@@ -150,6 +150,32 @@ proptest! {
 }
 
 #[test]
+fn results_do_not_depend_on_the_prefetch_distance() {
+    // None, inside a pair, a few pairs and past a whole panel (K = 320 at g32: 40 pairs of
+    // 128 bytes), with f16 scales and (one channel of tiny weights) f32 scales, at batch-1
+    // and many-strip heights: the same bits as the default distance.
+    let (n, k) = (77, 320);
+    let w = rand_vec(10, n * k, 1.0);
+    let tiny: Vec<f32> = w.iter().enumerate().map(|(i, &v)| if i < k { v * 1e-7 } else { v }).collect();
+    for m in [17, 150] {
+        let a = rand_vec(9, m * k, 1.0);
+        for kern in tables() {
+            for (weights, storage) in [(&w, Storage::F16), (&tiny, Storage::F32)] {
+                let q = PackedI4::quantize(kern, weights, n, k, 32, None);
+                assert_eq!(q.scale_storage(), storage);
+                let want = kern.gemm_i4_to_vec(&a, m, &q, Post::Gelu(GeluKind::Erf));
+                for bytes in [0, 64, 512, 4096, 1 << 20] {
+                    let got = kern.with_i4_prefetch(bytes).gemm_i4_to_vec(&a, m, &q, Post::Gelu(GeluKind::Erf));
+                    let same = got.iter().zip(&want).all(|(x, y)| x.to_bits() == y.to_bits());
+                    let what = format!("{} {:?} scales", kern.int4_kernel(), q.scale_storage());
+                    assert!(same, "{what} M {m}: prefetch {bytes} B changed the results");
+                }
+            }
+        }
+    }
+}
+
+#[test]
 fn gelu_epilogue_tracks_the_plain_result() {
     let (m, n, k) = (13, 45, 200);
     let a = rand_vec(1, m * k, 1.0);

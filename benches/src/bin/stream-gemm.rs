@@ -10,13 +10,14 @@
 //! - `f32` (default): each [`Prefetch`] of `Kernels::f32_blocking`;
 //! - `int8`: the int8 tile's prefetch distance (`Kernels::i8_prefetch`): 0 to 8192 bytes
 //!   (only the AVX-512 VNNI tile takes one; elsewhere the rows read alike);
+//! - `int4`: the int4-g32 tile's prefetch distance (`Kernels::i4_prefetch`), as for int8;
 //! - `bf16`: each [`Prefetch`] of the bf16-dot kernel's blocking (`Bf16Kernel::blocking`),
 //!   on a CPU that has the kernel.
 //!
-//! `cargo run --release -p e5-benches --bin stream-gemm -- [M] [threads] [rounds] [seconds] [f32|int8|bf16] [pages]`
+//! `cargo run --release -p e5-benches --bin stream-gemm -- [M] [threads] [rounds] [seconds] [f32|int8|int4|bf16] [pages]`
 
 use e5_benches::*;
-use e5_kernels::{Blocking, Kernels, PackedBf16, PackedF32, PackedI8, Post, Prefetch};
+use e5_kernels::{Blocking, Kernels, PackedBf16, PackedF32, PackedI4, PackedI8, Post, Prefetch};
 
 /// (K, N) of each layer's GEMMs.
 const SHAPES: [(usize, usize); 4] = [(384, 1152), (384, 384), (384, 1536), (1536, 384)];
@@ -28,6 +29,7 @@ const I8_PREFETCH: [usize; 6] = [0, 512, 1024, 2048, 4096, 8192];
 enum Layers {
     F32(Vec<PackedF32>),
     Int8(Vec<PackedI8>),
+    Int4(Vec<PackedI4>),
     Bf16(Vec<PackedBf16>),
 }
 
@@ -50,6 +52,7 @@ impl Layers {
         match self {
             Layers::F32(ws) => Layers::F32(ws.into_iter().map(PackedF32::into_huge_pages).collect()),
             Layers::Int8(ws) => Layers::Int8(ws.into_iter().map(PackedI8::into_huge_pages).collect()),
+            Layers::Int4(ws) => Layers::Int4(ws.into_iter().map(PackedI4::into_huge_pages).collect()),
             Layers::Bf16(ws) => Layers::Bf16(ws.into_iter().map(PackedBf16::into_huge_pages).collect()),
         }
     }
@@ -61,6 +64,9 @@ impl Layers {
             Layers::F32(ws) => ws.iter().for_each(|w| k.gemm(&a[..m * w.k()], m, w, Post::None, &mut c[..m * w.n()])),
             Layers::Int8(ws) => {
                 ws.iter().for_each(|w| k.gemm_i8(&a[..m * w.k()], m, w, Post::None, &mut c[..m * w.n()]))
+            }
+            Layers::Int4(ws) => {
+                ws.iter().for_each(|w| k.gemm_i4(&a[..m * w.k()], m, w, Post::None, &mut c[..m * w.n()]))
             }
             Layers::Bf16(ws) => ws.iter().for_each(|w| {
                 let blocking = v.bf16.unwrap_or_else(|| w.kernel().blocking());
@@ -98,6 +104,15 @@ fn main() {
             let ws = (0..12u64).flat_map(|l| SHAPES.map(|s| weights(l, s)));
             (Layers::Int8(ws.map(|(w, n, k)| PackedI8::quantize(kern, &w, n, k, None)).collect()), variants)
         }
+        "int4" => {
+            let derived = kern.i4_prefetch();
+            let mut variants = vec![(format!("{derived} B (derived)"), Variant::kernels(kern.clone()))];
+            for bytes in I8_PREFETCH.into_iter().filter(|&b| b != derived) {
+                variants.push((format!("{bytes} B"), Variant::kernels(kern.with_i4_prefetch(bytes))));
+            }
+            let ws = (0..12u64).flat_map(|l| SHAPES.map(|s| weights(l, s)));
+            (Layers::Int4(ws.map(|(w, n, k)| PackedI4::quantize(kern, &w, n, k, 32, None)).collect()), variants)
+        }
         "bf16" => {
             let dot = kern.bf16_dot().ok().flatten().expect("bf16: no bf16-dot path here (E5_BF16=dot forces one)");
             let derived = dot.blocking();
@@ -109,7 +124,7 @@ fn main() {
             let ws = (0..12u64).flat_map(|l| SHAPES.map(|s| weights(l, s)));
             (Layers::Bf16(ws.map(|(w, n, k)| PackedBf16::from_rows(dot, &w, n, k, k, None)).collect()), variants)
         }
-        other => panic!("format {other:?}: f32, int8 or bf16"),
+        other => panic!("format {other:?}: f32, int8, int4 or bf16"),
     };
     let huge = heap.clone().into_huge_pages();
     let variants: Vec<_> = match std::env::args().nth(6).as_deref() {

@@ -15,9 +15,12 @@ pub const KERNEL: I4MicroKernel = I4MicroKernel { name: "avx512-vnni", mr: MR, n
 /// AVX-512F/BW and AVX512-VNNI must be available and `t` must describe in-bounds memory.
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
 pub unsafe fn tile(t: &I4Tile) {
-    match t.w_scales {
-        ScalePtr::F32(s) => by_rows!(t, rows, [1, 2, 3, 4], false, s.cast()),
-        ScalePtr::F16(s) => by_rows!(t, rows, [1, 2, 3, 4], true, s.cast()),
+    // A prefetching instance and a plain one, as in the int8 tile (no test in the loop).
+    match (t.w_scales, t.prefetch > 0) {
+        (ScalePtr::F32(s), false) => by_rows!(@rows t.mr; t, rows, [1, 2, 3, 4], false, false, s.cast()),
+        (ScalePtr::F32(s), true) => by_rows!(@rows t.mr; t, rows, [1, 2, 3, 4], false, true, s.cast()),
+        (ScalePtr::F16(s), false) => by_rows!(@rows t.mr; t, rows, [1, 2, 3, 4], true, false, s.cast()),
+        (ScalePtr::F16(s), true) => by_rows!(@rows t.mr; t, rows, [1, 2, 3, 4], true, true, s.cast()),
     }
 }
 
@@ -33,7 +36,7 @@ unsafe fn scales16<const F16: bool>(s: *const u8, i: usize) -> __m512 {
 
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-unsafe fn rows<const R: usize, const F16: bool>(t: &I4Tile, scales: *const u8) {
+unsafe fn rows<const R: usize, const F16: bool, const PREFETCH: bool>(t: &I4Tile, scales: *const u8) {
     let low = _mm512_set1_epi8(0x0F);
     // f32 sums over the finished groups, two 16-column halves per row.
     let mut f = [[_mm512_setzero_ps(); 2]; R];
@@ -41,6 +44,12 @@ unsafe fn rows<const R: usize, const F16: bool>(t: &I4Tile, scales: *const u8) {
     for g in 0..t.groups {
         let mut acc = [[_mm512_setzero_si512(); 2]; R];
         for _ in 0..t.pairs_per_group {
+            if PREFETCH {
+                // Both lines `prefetch` bytes on (past the panel's end: the next panel's;
+                // prefetches never fault).
+                _mm_prefetch::<_MM_HINT_T0>(b.wrapping_add(t.prefetch).cast());
+                _mm_prefetch::<_MM_HINT_T0>(b.wrapping_add(t.prefetch + 64).cast());
+            }
             // 64 bytes per 16 columns: low nibbles are quad 2t, high nibbles quad 2t + 1.
             let raw = [_mm512_loadu_si512(b.cast()), _mm512_loadu_si512(b.add(64).cast())];
             let lo = [_mm512_and_si512(raw[0], low), _mm512_and_si512(raw[1], low)];

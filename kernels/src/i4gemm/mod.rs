@@ -63,6 +63,9 @@ pub struct I4Tile {
     pub row_scales: *const f32,
     pub bias: *const f32,
     pub post: TilePost,
+    /// Software prefetch distance: at each quad pair, the AVX-512 VNNI tile touches the two
+    /// lines `prefetch` bytes past its panel loads; 0 for none. Other tiles ignore it.
+    pub prefetch: usize,
 }
 
 /// A tile's weight scales in their stored type.
@@ -399,6 +402,7 @@ pub(crate) fn gemm(
     let (mr, nr, groups) = (ik.mr, w.nr, k.div_ceil(w.group));
     let (quads, kp) = (groups * w.group / 4, groups * w.group);
     let cp = SyncPtr(c.as_mut_ptr().cast::<f32>());
+    let ahead = kern.i4_prefetch();
     for_each_task(m, mr, MC, n.div_ceil(nr), threads, |rows, panels| {
         for i in rows.clone().step_by(mr) {
             let s = i / mr;
@@ -418,6 +422,7 @@ pub(crate) fn gemm(
                     row_scales: row_scales[s * mr..].as_ptr(),
                     bias: w.bias[p * nr..].as_ptr(),
                     post: post.at(i, p * nr),
+                    prefetch: ahead,
                 };
                 // SAFETY: the table exists only for a supported ISA; the tile is in bounds.
                 unsafe { (ik.run)(&tile) };
