@@ -21,8 +21,16 @@ use e5_kernels::{Blocking, Kernels, PackedBf16, PackedF32, PackedI4, PackedI8, P
 
 /// (K, N) of each layer's GEMMs.
 const SHAPES: [(usize, usize); 4] = [(384, 1152), (384, 384), (384, 1536), (1536, 384)];
-/// The int8 prefetch distances compared, in bytes.
-const I8_PREFETCH: [usize; 6] = [0, 512, 1024, 2048, 4096, 8192];
+/// The int8 and int4 prefetch distances compared, in bytes.
+const DISTANCES: [usize; 6] = [0, 512, 1024, 2048, 4096, 8192];
+
+/// The derived prefetch distance, then each other one of [`DISTANCES`], as variants of the
+/// table `with` makes for a distance.
+fn distance_variants(derived: usize, with: impl Fn(usize) -> Kernels) -> Vec<(String, Variant)> {
+    let others = DISTANCES.into_iter().filter(|&b| b != derived).map(|b| (format!("{b} B"), b));
+    let all = std::iter::once((format!("{derived} B (derived)"), derived)).chain(others);
+    all.map(|(name, bytes)| (name, Variant::kernels(with(bytes)))).collect()
+}
 
 /// The 48 weight matrices, in one format.
 #[derive(Clone)]
@@ -96,20 +104,12 @@ fn main() {
             (Layers::F32(ws.map(|(w, n, k)| PackedF32::from_rows(kern, &w, n, k, k, None)).collect()), variants)
         }
         "int8" => {
-            let derived = kern.i8_prefetch();
-            let mut variants = vec![(format!("{derived} B (derived)"), Variant::kernels(kern.clone()))];
-            for bytes in I8_PREFETCH.into_iter().filter(|&b| b != derived) {
-                variants.push((format!("{bytes} B"), Variant::kernels(kern.with_i8_prefetch(bytes))));
-            }
+            let variants = distance_variants(kern.i8_prefetch(), |b| kern.with_i8_prefetch(b));
             let ws = (0..12u64).flat_map(|l| SHAPES.map(|s| weights(l, s)));
             (Layers::Int8(ws.map(|(w, n, k)| PackedI8::quantize(kern, &w, n, k, None)).collect()), variants)
         }
         "int4" => {
-            let derived = kern.i4_prefetch();
-            let mut variants = vec![(format!("{derived} B (derived)"), Variant::kernels(kern.clone()))];
-            for bytes in I8_PREFETCH.into_iter().filter(|&b| b != derived) {
-                variants.push((format!("{bytes} B"), Variant::kernels(kern.with_i4_prefetch(bytes))));
-            }
+            let variants = distance_variants(kern.i4_prefetch(), |b| kern.with_i4_prefetch(b));
             let ws = (0..12u64).flat_map(|l| SHAPES.map(|s| weights(l, s)));
             (Layers::Int4(ws.map(|(w, n, k)| PackedI4::quantize(kern, &w, n, k, 32, None)).collect()), variants)
         }
