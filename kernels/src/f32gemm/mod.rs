@@ -389,7 +389,7 @@ pub struct Blocking {
     /// Panels per chunk: a task runs its strips over one chunk of its panels at a time, so
     /// that the chunk's `KC`-deep slices stay in L2 while every strip passes over them.
     pub nc: usize,
-    /// What the micro-kernel prefetches (see [`Tile::prefetch`] and [`PrefetchPlan`]).
+    /// What the micro-kernel prefetches (see [`Tile::prefetch`]; `PrefetchPlan` places it).
     pub prefetch: Prefetch,
 }
 

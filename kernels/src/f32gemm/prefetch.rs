@@ -53,7 +53,7 @@ impl Prefetch {
     ///   The bf16-dot tile, 48 streamed bf16 GEMMs (`stream-gemm M 2 9 0.3 bf16`), time ÷
     ///   none's: 0.83–0.95 at 8–32 rows, 1.00 at 1 and 4, 0.98–0.99 at 128 and 536; `Ahead`
     ///   1.03 at 1 row and 0.94–0.95 at 24–32 (§28).
-    pub(crate) fn for_isa(isa: Isa) -> Prefetch {
+    pub fn for_isa(isa: Isa) -> Prefetch {
         match isa {
             Isa::Avx512 if crate::isa::amd_cpu() => Prefetch::TallStripShares,
             Isa::Avx512 => Prefetch::Ahead,

@@ -115,7 +115,7 @@ pub struct PackedI8 {
 }
 
 /// Symmetric per-row quantization to `[-127, 127]` (ties to even): returns the scale
-/// (`x ≈ q·scale`). The scalar twin of the activation path in [`gemm`].
+/// (`x ≈ q·scale`). The scalar twin of the activation path in `gemm`.
 pub fn quantize_row(x: &[f32], q: &mut [i8]) -> f32 {
     quantize_row_with(&crate::vector::scalar::KERNELS, x, q)
 }

@@ -52,7 +52,7 @@ pub struct Calibration {
     /// own scale), by sub-layer.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub smooth_out_of_range: Option<e5::quantize::smooth::OutOfRange>,
-    /// int4-g<N>-gptq: calibration tokens of the GPTQ Hessians.
+    /// `int4-g<N>-gptq`: calibration tokens of the GPTQ Hessians.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gptq_tokens: Option<usize>,
     /// The directory each written file (GPTQ, int4 table) went to, by precision name.

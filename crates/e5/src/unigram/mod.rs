@@ -15,7 +15,7 @@
 //! * post-processor: `TemplateProcessing` (single-sequence template of special tokens and
 //!   `$A`), `RobertaProcessing`, or none.
 //!
-//! Anything else makes [`CompactUnigram::from_json`] answer `Ok(None)` so that the caller can
+//! Anything else makes `CompactUnigram::from_json` answer `Ok(None)` so that the caller can
 //! fall back to `tokenizers`.
 
 mod added;
