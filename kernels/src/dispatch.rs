@@ -292,8 +292,7 @@ impl Kernels {
     /// # Panics
     /// If `b.kc` or `b.nc` is 0, or `b.mc` is not a positive multiple of the tile height.
     pub fn with_f32_blocking(&self, b: Blocking) -> Kernels {
-        let mr = self.f32_gemm.mr;
-        assert!(b.kc > 0 && b.nc > 0 && b.mc > 0 && b.mc.is_multiple_of(mr), "blocking {b:?} for a {mr}-row tile");
+        b.assert_fits(self.f32_gemm.mr);
         Kernels { f32_blocking: Some(b), ..self.clone() }
     }
 

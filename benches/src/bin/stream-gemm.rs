@@ -32,6 +32,15 @@ fn distance_variants(derived: usize, with: impl Fn(usize) -> Kernels) -> Vec<(St
     all.map(|(name, bytes)| (name, Variant::kernels(with(bytes)))).collect()
 }
 
+/// `derived` first, then `derived` with each other [`Prefetch`], as the variants `with`
+/// makes of a blocking.
+fn prefetch_variants(derived: Blocking, with: impl Fn(Blocking) -> Variant) -> Vec<(String, Variant)> {
+    let others = Prefetch::ALL.into_iter().filter(|&p| p != derived.prefetch);
+    let all = std::iter::once((format!("{:?} (derived)", derived.prefetch), derived))
+        .chain(others.map(|p| (format!("{p:?}"), Blocking { prefetch: p, ..derived })));
+    all.map(|(name, b)| (name, with(b))).collect()
+}
+
 /// The 48 weight matrices, in one format.
 #[derive(Clone)]
 enum Layers {
@@ -94,12 +103,7 @@ fn main() {
     let weights = |l: u64, (k, n): (usize, usize)| (rand_vec(l, n * k), n, k);
     let (heap, variants) = match format.as_str() {
         "f32" => {
-            let derived = kern.f32_blocking();
-            let mut variants = vec![(format!("{:?} (derived)", derived.prefetch), Variant::kernels(kern.clone()))];
-            for p in Prefetch::ALL.into_iter().filter(|&p| p != derived.prefetch) {
-                let k = kern.with_f32_blocking(Blocking { prefetch: p, ..derived });
-                variants.push((format!("{p:?}"), Variant::kernels(k)));
-            }
+            let variants = prefetch_variants(kern.f32_blocking(), |b| Variant::kernels(kern.with_f32_blocking(b)));
             let ws = (0..12u64).flat_map(|l| SHAPES.map(|s| weights(l, s)));
             (Layers::F32(ws.map(|(w, n, k)| PackedF32::from_rows(kern, &w, n, k, k, None)).collect()), variants)
         }
@@ -115,12 +119,7 @@ fn main() {
         }
         "bf16" => {
             let dot = kern.bf16_dot().ok().flatten().expect("bf16: no bf16-dot path here (E5_BF16=dot forces one)");
-            let derived = dot.blocking();
-            let mut variants = vec![(format!("{:?} (derived)", derived.prefetch), Variant::kernels(kern.clone()))];
-            for p in Prefetch::ALL.into_iter().filter(|&p| p != derived.prefetch) {
-                let bf16 = Some(Blocking { prefetch: p, ..derived });
-                variants.push((format!("{p:?}"), Variant { kern: kern.clone(), bf16 }));
-            }
+            let variants = prefetch_variants(dot.blocking(), |b| Variant { kern: kern.clone(), bf16: Some(b) });
             let ws = (0..12u64).flat_map(|l| SHAPES.map(|s| weights(l, s)));
             (Layers::Bf16(ws.map(|(w, n, k)| PackedBf16::from_rows(dot, &w, n, k, k, None)).collect()), variants)
         }

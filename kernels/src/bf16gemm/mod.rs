@@ -187,9 +187,7 @@ impl PackedBf16 {
     /// If `blocking.kc` or `blocking.nc` is 0, or `blocking.mc` is not a positive multiple
     /// of the tile height.
     pub fn gemm_blocked(&self, blocking: Blocking, a: &[f32], m: usize, post: Post<'_>, c: &mut [f32]) {
-        let mr = self.kernel.mr;
-        let Blocking { kc, mc, nc, .. } = blocking;
-        assert!(kc > 0 && nc > 0 && mc > 0 && mc.is_multiple_of(mr), "blocking {blocking:?} for a {mr}-row tile");
+        blocking.assert_fits(self.kernel.mr);
         gemm(a, self.k, m, self, blocking, post, crate::dispatch::as_uninit(c), self.n, true);
     }
 

@@ -430,6 +430,13 @@ impl Blocking {
         }
     }
 
+    /// Panics unless this blocking fits a tile of `mr` rows: `KC` and `NC` positive, `MC` a
+    /// positive multiple of `mr` (for blockings set by hand, as benchmarks do).
+    pub(crate) fn assert_fits(self, mr: usize) {
+        let ok = self.kc > 0 && self.nc > 0 && self.mc > 0 && self.mc.is_multiple_of(mr);
+        assert!(ok, "blocking {self:?} for a {mr}-row tile");
+    }
+
     /// `panels` in chunks of at most `NC`, in order.
     pub(crate) fn panel_chunks(self, panels: Range<usize>) -> impl Iterator<Item = Range<usize>> {
         panels.clone().step_by(self.nc).map(move |p| p..(p + self.nc).min(panels.end))

@@ -61,6 +61,15 @@ impl Prefetch {
         }
     }
 
+    /// Whether a strip of `height` rows prefetches at all under this choice.
+    fn strip_prefetches(self, height: usize) -> bool {
+        match self {
+            Prefetch::None => false,
+            Prefetch::TallStripShares => height >= TALL_STRIP,
+            Prefetch::Ahead | Prefetch::NextPanelShares => true,
+        }
+    }
+
     /// What the choice does, for `e5 info` and `e5 bench`.
     pub(crate) fn describe(self) -> String {
         match self {
@@ -100,22 +109,14 @@ pub(crate) struct PrefetchPlan {
 
 impl PrefetchPlan {
     pub(crate) fn new(prefetch: Prefetch, mr: usize, rows: Range<usize>, row_bytes: usize, depth: usize) -> Self {
-        let mut plan = PrefetchPlan { prefetch, mr, rows, row_bytes, depth, sharing_rows: 0 };
-        let short = plan.rows.len() % mr;
-        plan.sharing_rows = match short > 0 && !plan.prefetches(plan.rows.end - short) {
-            true => plan.rows.len() - short,
-            false => plan.rows.len(),
-        };
-        plan
+        let short = rows.len() % mr;
+        let sharing_rows = rows.len() - if short > 0 && !prefetch.strip_prefetches(short) { short } else { 0 };
+        PrefetchPlan { prefetch, mr, rows, row_bytes, depth, sharing_rows }
     }
 
     /// Whether the strip at row `i` prefetches at all.
     fn prefetches(&self, i: usize) -> bool {
-        match self.prefetch {
-            Prefetch::None => false,
-            Prefetch::TallStripShares => self.mr.min(self.rows.end - i) >= TALL_STRIP,
-            Prefetch::Ahead | Prefetch::NextPanelShares => true,
-        }
+        self.prefetch.strip_prefetches(self.mr.min(self.rows.end - i))
     }
 
     /// Strip-outer order: the strip at row `i` touches its own panel (`panel`: the slice's
