@@ -20,7 +20,7 @@
 //! for bit that of [`Kernels::gemm_strided`] on the same packed operands
 //! (`kernels/tests/rows.rs` checks it on every ISA).
 
-use crate::f32gemm::{PanelPtr, Tile, TileOut, TilePost};
+use crate::f32gemm::{PanelPtr, Tile, TileOut, TilePost, TilePrefetch};
 use crate::hot::for_each_index;
 use crate::sync_ptr::SyncPtr;
 use crate::Kernels;
@@ -97,16 +97,7 @@ impl Kernels {
         let tile = |a: *const f32, lda: usize, k: usize, b: *const f32, c: *mut f32, ldc: usize, (m, n)| {
             let out =
                 TileOut { bias: ZERO_BIAS.as_ptr(), c, ldc, mr: m, nr: n, accumulate: false, post: TilePost::None };
-            let t = Tile {
-                k,
-                a,
-                row_stride: lda,
-                k_stride: 1,
-                b: PanelPtr::F32(b),
-                out,
-                prefetch: std::ptr::null(),
-                prefetch_step: 0,
-            };
+            let t = Tile { k, a, row_stride: lda, k_stride: 1, b: PanelPtr::F32(b), out, prefetch: TilePrefetch::NONE };
             // SAFETY: the table exists only for a supported ISA; callers pass in-bounds tiles.
             unsafe { (self.f32_gemm.run)(&t) }
         };

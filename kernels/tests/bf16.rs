@@ -14,6 +14,7 @@
 mod common;
 use common::*;
 use e5_kernels::bf16gemm::{self, round_bf16, Bf16Kernel, Bf16Tile};
+use e5_kernels::f32gemm::{Fill, TilePrefetch};
 use e5_kernels::{Blocking, GeluKind, PackedBf16, Post, Prefetch};
 use proptest::prelude::*;
 
@@ -104,15 +105,19 @@ fn check_tile(kern: &Bf16Kernel, c: &Case) {
     let lane = |v: &[u16], kp: usize| v[2 * kp] as u32 | (v[2 * kp + 1] as u32) << 16;
     let strip: Vec<u32> = (0..pairs).flat_map(|kp| a.iter().map(move |r| lane(r, kp))).collect();
     let panel: Vec<u32> = (0..pairs).flat_map(|kp| w.iter().map(move |col| lane(col, kp))).collect();
-    // Both instances: without software prefetch, and touching the panel 128 bytes a pair.
-    for (prefetch, prefetch_step) in [(std::ptr::null(), 0), (panel.as_ptr().cast(), 128)] {
+    // Every instance: without software prefetch, and touching the panel 128 bytes a pair
+    // into L1 and into L2.
+    let at = panel.as_ptr().cast();
+    let instances =
+        [(0, Fill::L1), (128, Fill::L1), (128, Fill::L2)].map(|(step, fill)| TilePrefetch { at, step, fill });
+    for prefetch in instances {
         // C: the partial sums to accumulate onto inside the tile, NaN sentinels outside it.
         let mut buffers = TileOutput::new(c.seed, (mr_max, nr_max), (mr, nr));
         let out = buffers.tile_out(c.accumulate, c.post);
-        let tile = Bf16Tile { pairs, a: strip.as_ptr(), b: panel.as_ptr(), out, prefetch, prefetch_step };
+        let tile = Bf16Tile { pairs, a: strip.as_ptr(), b: panel.as_ptr(), out, prefetch };
         // SAFETY: every buffer covers an `MR × NR` tile of `pairs` pairs.
         unsafe { kern.tile(&tile) };
-        let what = format!("{} k={k} acc={} post={} prefetch step {prefetch_step}", kern.name, c.accumulate, c.post);
+        let what = format!("{} k={k} acc={} post={} {prefetch:?}", kern.name, c.accumulate, c.post);
         buffers.check(&what, c.accumulate, |r, j, init, res| expect(init, &a[r], &w[j], c.post, res));
     }
 }

@@ -165,6 +165,8 @@ fn results_do_not_depend_on_the_blocking() {
                 (1 << 20, 16 * mr, 1 << 20, Prefetch::NextPanelShares),
                 (512, 3 * mr, 2, Prefetch::None),
                 (256, 2 * mr, 2, Prefetch::TallStripShares),
+                (1 << 20, 4 * mr, 1 << 20, Prefetch::TallStripsL2),
+                (300, 8 * mr, 2, Prefetch::TallStripsL2),
             ];
             for post in [Post::None, Post::Gelu(GeluKind::Erf), Post::Residual(&r)] {
                 let mut want = vec![0.0; m * n];

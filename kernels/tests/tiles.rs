@@ -7,7 +7,7 @@
 
 mod common;
 use common::*;
-use e5_kernels::f32gemm::{PanelPtr, Tile};
+use e5_kernels::f32gemm::{Fill, PanelPtr, Tile, TilePrefetch};
 use e5_kernels::Kernels;
 use proptest::prelude::*;
 
@@ -19,6 +19,8 @@ struct Case {
     post: u8,
     packed_a: bool,
     half: u8,
+    /// The prefetch instance: 0 none, 1 into L1, 2 into L2.
+    prefetch: u8,
     seed: u64,
 }
 
@@ -62,12 +64,18 @@ fn check_tile(kern: &Kernels, c: &Case) {
         k_stride,
         b,
         out: buffers.tile_out(c.accumulate, c.post),
-        prefetch: panel.as_ptr().cast(),
-        prefetch_step: 64,
+        prefetch: TilePrefetch {
+            at: panel.as_ptr().cast(),
+            step: if c.prefetch == 0 { 0 } else { 64 },
+            fill: if c.prefetch == 2 { Fill::L2 } else { Fill::L1 },
+        },
     };
     // SAFETY: `kern` exists only for a supported ISA; every buffer covers the tile's reach.
     unsafe { (mk.run)(&tile) };
-    let what = format!("{} k={k} acc={} post={} packed_a={} half={half}", kern.isa, c.accumulate, c.post, c.packed_a);
+    let what = format!(
+        "{} k={k} acc={} post={} packed_a={} half={half} prefetch={}",
+        kern.isa, c.accumulate, c.post, c.packed_a, c.prefetch
+    );
     buffers.check(&what, c.accumulate, |r, j, init, res| {
         let (mut s, mut mag) = (init, init.abs());
         for kk in 0..k {
@@ -93,11 +101,11 @@ proptest! {
     #[test]
     fn every_tile_height_tail_flag_and_epilogue(
         nr in 1usize..=32, k in 1usize..300, accumulate in any::<bool>(), post in 0u8..4,
-        packed_a in any::<bool>(), half in 0u8..3, seed in any::<u64>(),
+        packed_a in any::<bool>(), half in 0u8..3, prefetch in 0u8..3, seed in any::<u64>(),
     ) {
         for kern in Kernels::variants() {
             for mr in 1..=kern.micro_kernels().0.mr {
-                check_tile(kern, &Case { mr, nr, k, accumulate, post, packed_a, half, seed });
+                check_tile(kern, &Case { mr, nr, k, accumulate, post, packed_a, half, prefetch, seed });
             }
         }
     }
@@ -110,8 +118,10 @@ fn full_tiles_of_every_variant() {
     eprintln!("micro-kernel variants: {}", names.join(", "));
     for kern in Kernels::variants() {
         let (mr, nr) = kern.f32_tile();
-        for (accumulate, post) in [(false, 0), (true, 1), (false, 2), (true, 3)] {
-            check_tile(kern, &Case { mr, nr, k: 257, accumulate, post, packed_a: false, half: 0, seed: 9 });
+        for ((accumulate, post), prefetch) in
+            [(false, 0), (true, 1), (false, 2), (true, 3)].into_iter().zip([0, 1, 2, 1])
+        {
+            check_tile(kern, &Case { mr, nr, k: 257, accumulate, post, packed_a: false, half: 0, prefetch, seed: 9 });
         }
     }
 }

@@ -5,7 +5,7 @@
 //!
 //! `cargo run --release -p e5-benches --bin tile-probe -- [K] [rounds]`
 
-use e5_kernels::f32gemm::{PanelPtr, Tile, TileOut, TilePost};
+use e5_kernels::f32gemm::{Fill, PanelPtr, Tile, TileOut, TilePost, TilePrefetch};
 use e5_kernels::i8gemm::I8Tile;
 use e5_kernels::Kernels;
 use std::time::Instant;
@@ -49,8 +49,7 @@ fn main() {
             post: TilePost::None,
         },
         // The operands are in L1: prefetch an address already cached (a no-op).
-        prefetch: w.as_ptr().cast(),
-        prefetch_step: 0,
+        prefetch: TilePrefetch { at: w.as_ptr().cast(), step: 0, fill: Fill::L1 },
     };
     // int8: strip and panel in the kernel's layout (values do not change the timing).
     let groups = k / 4;

@@ -5,6 +5,7 @@
 
 use super::{round_bf16, Bf16Kernel, Bf16Tile};
 use crate::f32gemm::avx512::{finish_tile, masks, start_row};
+use crate::f32gemm::{touch, INTO_L1, INTO_L2, NO_PREFETCH};
 use crate::tiling::{by_rows, unrolled};
 use crate::Isa;
 use std::arch::x86_64::*;
@@ -22,26 +23,26 @@ pub fn supported() -> bool {
 /// AVX-512F and AVX512-BF16 must be available and `t` must describe in-bounds memory.
 #[target_feature(enable = "avx512f,avx512bf16")]
 unsafe fn tile(t: &Bf16Tile) {
-    if t.prefetch_step > 0 {
-        by_rows!(@rows t.out.mr; t, rows, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12], true)
-    } else {
-        by_rows!(@rows t.out.mr; t, rows, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12], false)
+    match t.prefetch.instance() {
+        NO_PREFETCH => by_rows!(@rows t.out.mr; t, rows, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12], NO_PREFETCH),
+        INTO_L1 => by_rows!(@rows t.out.mr; t, rows, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12], INTO_L1),
+        _ => by_rows!(@rows t.out.mr; t, rows, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12], INTO_L2),
     }
 }
 
 #[inline]
 #[target_feature(enable = "avx512f,avx512bf16")]
-unsafe fn rows<const R: usize, const PREFETCH: bool>(t: &Bf16Tile) {
+unsafe fn rows<const R: usize, const PREFETCH: u8>(t: &Bf16Tile) {
     let k = masks(t.out.nr);
     let mut acc = [[_mm512_setzero_ps(); 2]; R];
     unrolled!(R, |r| { acc[r] = start_row(&t.out, r, k) });
     // Software prefetch as in the f32 tile: both halves of the step's bytes per pair, in
     // a separate instance (a test in the loop can cost the accumulators their registers).
-    let (mut a, mut b, mut pf, step) = (t.a, t.b, t.prefetch, t.prefetch_step);
+    let (mut a, mut b, mut pf, step) = (t.a, t.b, t.prefetch.at, t.prefetch.step);
     for _ in 0..t.pairs {
-        if PREFETCH {
-            _mm_prefetch::<_MM_HINT_T0>(pf.cast());
-            _mm_prefetch::<_MM_HINT_T0>(pf.wrapping_add(step / 2).cast());
+        if PREFETCH != NO_PREFETCH {
+            touch::<PREFETCH>(pf);
+            touch::<PREFETCH>(pf.wrapping_add(step / 2));
             pf = pf.wrapping_add(step);
         }
         let w0 = std::mem::transmute::<__m512i, __m512bh>(_mm512_loadu_si512(b.cast()));

@@ -26,7 +26,7 @@ pub mod scalar;
 pub mod avx512bf16;
 
 use crate::cache::CacheSizes;
-use crate::f32gemm::{Blocking, OutputTiles, Post, Prefetch, PrefetchPlan, TileOut};
+use crate::f32gemm::{Blocking, OutputTiles, Post, Prefetch, PrefetchPlan, TileOut, TilePrefetch};
 use crate::pages::PanelBuf;
 use crate::sync_ptr::SyncPtr;
 use crate::tiling::{for_each_strip, for_each_task, gemm_setup};
@@ -56,11 +56,9 @@ pub struct Bf16Tile {
     /// Panel slice: `pairs × NR` lanes of two bf16.
     pub b: *const u32,
     pub out: TileOut,
-    /// Software prefetch, as the f32 tile's (`crate::f32gemm::Tile::prefetch`): at pair
-    /// `i`, touch the lines of the `prefetch_step` bytes at `prefetch + i·prefetch_step`;
-    /// none for a step of 0. Any address: prefetches never fault.
-    pub prefetch: *const u8,
-    pub prefetch_step: usize,
+    /// Software prefetch, one step per pair, as the f32 tile's
+    /// (`crate::f32gemm::Tile::prefetch`).
+    pub prefetch: TilePrefetch,
 }
 
 /// A bf16-dot micro-kernel with its tile shape and its activation rounding. Only
@@ -267,14 +265,13 @@ pub(crate) fn gemm(
             let (p0, pc) = (ks * kc_max / 2, (kc_max / 2).min(pairs - ks * kc_max / 2));
             let panel = |p: usize| w.data[(p * pairs + p0) * nr..].as_ptr();
             let plan = PrefetchPlan::new(blocking.prefetch, mr, rows.clone(), 4 * nr, pc);
-            let run = |p: usize, i: usize, (prefetch, prefetch_step): (*const u8, usize)| {
+            let run = |p: usize, i: usize, prefetch: TilePrefetch| {
                 let tile = Bf16Tile {
                     pairs: pc,
                     a: strips[((i / mr) * pairs + p0) * mr..].as_ptr(),
                     b: panel(p),
                     out: out.at(i, rows.end, p, (ks, k_slices)),
                     prefetch,
-                    prefetch_step,
                 };
                 // SAFETY: the kernel was handed out for this CPU; the tile is in bounds.
                 unsafe { kernel.tile(&tile) };

@@ -2,7 +2,7 @@
 //! Half-width panels are widened as they are loaded (`vcvtph2ps` for f16, a 16-bit shift
 //! for bf16), so f16/bf16 weights stream at half the bytes with no buffer pass.
 
-use super::{MicroKernel, PanelPtr, Tile, TilePost};
+use super::{touch, Fill, MicroKernel, PanelPtr, Tile, TilePost, INTO_L1, INTO_L2};
 use crate::tiling::by_rows;
 use crate::vector::avx2::{gelu_erf8, gelu_tanh8, half8, store_partial, tail_mask};
 use crate::vector::GeluKind;
@@ -20,10 +20,20 @@ const BF16: u8 = 2;
 /// AVX2, FMA and F16C must be available and `t` must describe in-bounds memory.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub unsafe fn tile(t: &Tile) {
+    match t.prefetch.fill {
+        Fill::L1 => tile_into::<INTO_L1>(t),
+        Fill::L2 => tile_into::<INTO_L2>(t),
+    }
+}
+
+/// [`tile`] with its prefetch filling the level of `INTO`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn tile_into<const INTO: u8>(t: &Tile) {
     match t.b {
-        PanelPtr::F32(b) => by_rows!(@rows t.out.mr; t, rows, [1, 2, 3, 4, 5, 6], F32, b.cast()),
-        PanelPtr::F16(b) => by_rows!(@rows t.out.mr; t, rows, [1, 2, 3, 4, 5, 6], F16, b.cast()),
-        PanelPtr::Bf16(b) => by_rows!(@rows t.out.mr; t, rows, [1, 2, 3, 4, 5, 6], BF16, b.cast()),
+        PanelPtr::F32(b) => by_rows!(@rows t.out.mr; t, rows, [1, 2, 3, 4, 5, 6], F32, INTO, b.cast()),
+        PanelPtr::F16(b) => by_rows!(@rows t.out.mr; t, rows, [1, 2, 3, 4, 5, 6], F16, INTO, b.cast()),
+        PanelPtr::Bf16(b) => by_rows!(@rows t.out.mr; t, rows, [1, 2, 3, 4, 5, 6], BF16, INTO, b.cast()),
     }
 }
 
@@ -40,7 +50,7 @@ unsafe fn load8<const S: u8>(b: *const u8, i: usize) -> __m256 {
 
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn rows<const R: usize, const S: u8>(t: &Tile, b: *const u8) {
+unsafe fn rows<const R: usize, const S: u8, const INTO: u8>(t: &Tile, b: *const u8) {
     let mut acc = [[_mm256_setzero_ps(); 2]; R];
     for (r, acc) in acc.iter_mut().enumerate() {
         *acc = if t.out.accumulate {
@@ -57,11 +67,11 @@ unsafe fn rows<const R: usize, const S: u8>(t: &Tile, b: *const u8) {
     // two loops alternated in a scratch harness: 1.05–1.10× the rate while the VM's other
     // load shares the core, 1.01× when quiet (Zen 3); `tools/ab-bench.sh` against the
     // commit before re-measures it end to end (`docs/cpu-analysis.md` §21).
-    let (mut b, mut pf) = (b, t.prefetch);
+    let (mut b, mut pf) = (b, t.prefetch.at);
     let mut a: [*const f32; R] = std::array::from_fn(|r| t.a.add(r * t.row_stride));
     for _ in 0..t.k {
-        _mm_prefetch::<_MM_HINT_T0>(pf.cast());
-        pf = pf.wrapping_add(t.prefetch_step);
+        touch::<INTO>(pf);
+        pf = pf.wrapping_add(t.prefetch.step);
         let w0 = load8::<S>(b, 0);
         let w1 = load8::<S>(b, 8);
         for (acc, a) in acc.iter_mut().zip(&mut a) {

@@ -2,7 +2,7 @@
 //! Half-width panels are widened as they are loaded (`vcvtph2ps` for f16, a 16-bit shift
 //! for bf16), so f16/bf16 weights stream at half the bytes with no buffer pass.
 
-use super::{MicroKernel, PanelPtr, Tile, TileOut, TilePost};
+use super::{touch, MicroKernel, PanelPtr, Tile, TileOut, TilePost, INTO_L1, INTO_L2, NO_PREFETCH};
 use crate::tiling::{by_rows, unrolled};
 use crate::vector::avx512::{gelu_erf16, gelu_tanh16};
 use crate::vector::GeluKind;
@@ -27,15 +27,15 @@ pub unsafe fn tile(t: &Tile) {
     }
 }
 
-/// [`tile`] on panels of element type `S`: the prefetching instance of each row count, or
-/// the plain one (a separate instance, not a test in the loop; see `rows`).
+/// [`tile`] on panels of element type `S`: the instance of each row count for its prefetch
+/// ([`TilePrefetch::instance`](super::TilePrefetch::instance)).
 #[inline]
 #[target_feature(enable = "avx512f")]
 unsafe fn tile_of<const S: u8>(t: &Tile, b: *const u8) {
-    if t.prefetch_step > 0 {
-        by_rows!(@rows t.out.mr; t, rows, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12], S, true, b)
-    } else {
-        by_rows!(@rows t.out.mr; t, rows, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12], S, false, b)
+    match t.prefetch.instance() {
+        NO_PREFETCH => by_rows!(@rows t.out.mr; t, rows, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12], S, NO_PREFETCH, b),
+        INTO_L1 => by_rows!(@rows t.out.mr; t, rows, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12], S, INTO_L1, b),
+        _ => by_rows!(@rows t.out.mr; t, rows, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12], S, INTO_L2, b),
     }
 }
 
@@ -62,22 +62,22 @@ pub(crate) fn masks(n: usize) -> [__mmask16; 2] {
 
 #[inline]
 #[target_feature(enable = "avx512f")]
-unsafe fn rows<const R: usize, const S: u8, const PREFETCH: bool>(t: &Tile, b: *const u8) {
+unsafe fn rows<const R: usize, const S: u8, const PREFETCH: u8>(t: &Tile, b: *const u8) {
     let k = masks(t.out.nr);
     let mut acc = [[_mm512_setzero_ps(); 2]; R];
     unrolled!(R, |r| { acc[r] = start_row(&t.out, r, k) });
     let size = if S == F32 { 4 } else { 2 };
     // Software prefetch when the driver asks for it (`Blocking::prefetch`): per `k` step,
-    // the two halves of the `prefetch_step` bytes, so both lines of a 128-byte f32 panel
-    // row (32 rows ahead; a half-width row or a strip's share of the next panel is one
-    // line, touched twice). Without it, the loop is the one measured on Zen 4. Separate
-    // instances, not a test in the loop: with the test, codegen stored an accumulator to
-    // the stack every step in the 7- and 8-row instances.
-    let (mut a, mut b, mut pf, step) = (t.a, b, t.prefetch, t.prefetch_step);
+    // the two halves of the step's bytes, so both lines of a 128-byte f32 panel row (a
+    // half-width row or a strip's share of the next panel is one line, touched twice).
+    // Without it, the loop is the one measured on Zen 4. Separate instances, not a test in
+    // the loop: with the test, codegen stored an accumulator to the stack every step in the
+    // 7- and 8-row instances.
+    let (mut a, mut b, mut pf, step) = (t.a, b, t.prefetch.at, t.prefetch.step);
     for _ in 0..t.k {
-        if PREFETCH {
-            _mm_prefetch::<_MM_HINT_T0>(pf.cast());
-            _mm_prefetch::<_MM_HINT_T0>(pf.wrapping_add(step / 2).cast());
+        if PREFETCH != NO_PREFETCH {
+            touch::<PREFETCH>(pf);
+            touch::<PREFETCH>(pf.wrapping_add(step / 2));
             pf = pf.wrapping_add(step);
         }
         let w0 = load16::<S>(b, 0);

@@ -39,8 +39,10 @@ use half::{bf16, f16, slice::HalfFloatSliceExt};
 use std::mem::MaybeUninit;
 use std::ops::Range;
 
-pub use prefetch::Prefetch;
+#[cfg(target_arch = "x86_64")]
+pub(crate) use prefetch::x86::{touch, INTO_L1, INTO_L2, NO_PREFETCH};
 pub(crate) use prefetch::PrefetchPlan;
+pub use prefetch::{Fill, Prefetch, TilePrefetch};
 
 /// What happens to a finished tile before it is stored.
 #[derive(Clone, Copy, Debug)]
@@ -154,12 +156,9 @@ pub struct Tile {
     /// One packed panel slice: `k` steps of `NR` values.
     pub b: PanelPtr,
     pub out: TileOut,
-    /// Software prefetch: at step `i`, touch the cache lines of the `prefetch_step` bytes
-    /// at `prefetch + i·prefetch_step`; none for a step of 0 (AVX2 touches the first line
-    /// only, whatever the step: null, a no-op, when there is none). Any address:
-    /// prefetches never fault.
-    pub prefetch: *const u8,
-    pub prefetch_step: usize,
+    /// Software prefetch, one step per `k` step (AVX2 touches the first line of each step
+    /// only; NEON and the scalar twin none).
+    pub prefetch: TilePrefetch,
 }
 
 /// A packed panel slice in its stored element type.
@@ -534,7 +533,7 @@ pub(crate) fn gemm(
         let k_slices = k.div_ceil(kc_max).max(1);
         for ks in 0..k_slices {
             let (k0, kc) = (ks * kc_max, kc_max.min(k - ks * kc_max));
-            let tile_at = |p: usize, i: usize, b: PanelPtr, (prefetch, prefetch_step): (*const u8, usize)| {
+            let tile_at = |p: usize, i: usize, b: PanelPtr, prefetch: TilePrefetch| {
                 let (a, row_stride, k_stride) = match packed.is_empty() {
                     true => (a[i * lda + k0..].as_ptr(), lda, 1),
                     false => {
@@ -542,16 +541,8 @@ pub(crate) fn gemm(
                         (packed[i * k + k0 * rows..].as_ptr(), 1, rows)
                     }
                 };
-                let tile = Tile {
-                    k: kc,
-                    a,
-                    row_stride,
-                    k_stride,
-                    b,
-                    out: out.at(i, rows.end, p, (ks, k_slices)),
-                    prefetch,
-                    prefetch_step,
-                };
+                let tile =
+                    Tile { k: kc, a, row_stride, k_stride, b, out: out.at(i, rows.end, p, (ks, k_slices)), prefetch };
                 // SAFETY: the table exists only for a supported ISA; the tile is in bounds.
                 unsafe { (mk.run)(&tile) };
             };

@@ -22,11 +22,14 @@ pub enum Prefetch {
     /// either streams its panel at a rate the hardware prefetcher keeps up with or rereads
     /// it from L2, so its prefetches only take load slots and fill buffers.
     TallStripShares,
+    /// Strips of 8 or more rows touch their own panel 64 rows ahead into L2
+    /// (`prefetcht1`), in either loop order; shorter strips never prefetch.
+    TallStripsL2,
 }
 
 impl Prefetch {
-    pub const ALL: [Prefetch; 4] =
-        [Prefetch::None, Prefetch::Ahead, Prefetch::NextPanelShares, Prefetch::TallStripShares];
+    pub const ALL: [Prefetch; 5] =
+        [Prefetch::None, Prefetch::Ahead, Prefetch::NextPanelShares, Prefetch::TallStripShares, Prefetch::TallStripsL2];
 
     /// The software prefetch of the `isa` tiles on this CPU: the f32 tile's, each choice
     /// measured with its variants alternated in one process, two threads, and the bf16-dot
@@ -43,19 +46,18 @@ impl Prefetch {
     ///   `stream-gemm`): 1.25× faster at 17 rows, 1.05× at 32, when the strips took equal
     ///   shares; with shares in proportion to their rows the two are even (0.999–1.009× at
     ///   17 rows), so `Ahead`, the simpler, stays.
-    /// - AVX-512 on AMD: `TallStripShares`. On Zen 4, the 48 streamed GEMMs of e5-small on
-    ///   2 MiB pages (`stream-gemm M 2 9`), time ÷ none's: 0.97–1.05 at 1–8 rows, 0.85–0.97
-    ///   at 10–32, 0.98–0.99 at 128 and 536. `Ahead` and `NextPanelShares` took 1.05–1.16×
-    ///   none's time at 1–4 rows; `NextPanelShares` 1.03–1.12× `TallStripShares`' at 14 and
-    ///   17 rows, where the short last strip takes a share, and `Ahead` 1.05–1.10× at 20–32
-    ///   rows, where both strips are tall (`docs/cpu-analysis.md` §27). Before the weights
-    ///   moved to 2 MiB pages, touching both lines had measured no faster than none (§14).
-    ///   The bf16-dot tile, 48 streamed bf16 GEMMs (`stream-gemm M 2 9 0.3 bf16`), time ÷
-    ///   none's: 0.83–0.95 at 8–32 rows, 1.00 at 1 and 4, 0.98–0.99 at 128 and 536; `Ahead`
-    ///   1.03 at 1 row and 0.94–0.95 at 24–32 (§28).
+    /// - AVX-512 on AMD: `TallStripsL2`. On Zen 4, the 48 streamed GEMMs of e5-small on 2
+    ///   MiB pages (`stream-gemm M 2 7`, choices alternated call by call), time ÷
+    ///   `TallStripShares`' (the choice before): 0.75 at 8 rows, 0.84 at 12, 0.90 at 17,
+    ///   0.94 at 20, 0.97–0.99 at 24–32, 0.99–1.01 at 1, 4, 128 and 536; the bf16-dot tile
+    ///   0.85 at 8, 0.91 at 17, 0.97–1.00 elsewhere (`docs/cpu-analysis.md` §29). Into L1, a
+    ///   tall strip's stream stalled on its own arithmetic (12 rows: 22 GB/s, against 35
+    ///   GB/s for one row); Zen 4 fills L2 on `prefetcht1`. Short strips stay without: into
+    ///   L2, one row took 1.17× the time. `TallStripShares` had beaten `Ahead` and
+    ///   `NextPanelShares` into L1 (§27–28), and none: 0.85–0.97 at 10–32 rows.
     pub fn for_isa(isa: Isa) -> Prefetch {
         match isa {
-            Isa::Avx512 if crate::isa::amd_cpu() => Prefetch::TallStripShares,
+            Isa::Avx512 if crate::isa::amd_cpu() => Prefetch::TallStripsL2,
             Isa::Avx512 => Prefetch::Ahead,
             _ => Prefetch::NextPanelShares,
         }
@@ -65,7 +67,7 @@ impl Prefetch {
     fn strip_prefetches(self, height: usize) -> bool {
         match self {
             Prefetch::None => false,
-            Prefetch::TallStripShares => height >= TALL_STRIP,
+            Prefetch::TallStripShares | Prefetch::TallStripsL2 => height >= TALL_STRIP,
             Prefetch::Ahead | Prefetch::NextPanelShares => true,
         }
     }
@@ -78,21 +80,90 @@ impl Prefetch {
             Prefetch::TallStripShares => {
                 format!("strips of {TALL_STRIP}+ rows prefetch ahead, next-panel shares at batch 1")
             }
+            Prefetch::TallStripsL2 => {
+                format!("strips of {TALL_STRIP}+ rows prefetch {L2_AHEAD_ROWS} rows ahead into L2")
+            }
             Prefetch::None => "no prefetch".to_string(),
         }
     }
 }
 
-/// The fewest rows of a strip that prefetches under [`Prefetch::TallStripShares`].
+/// The fewest rows of a strip that prefetches under [`Prefetch::TallStripShares`] and
+/// [`Prefetch::TallStripsL2`].
 pub(crate) const TALL_STRIP: usize = 8;
 
-/// How far ahead of its loads a tile touches its own panel, in panel rows: 8 measured ~5%
-/// slower at batch 1, 64 no faster on Zen 4.
+/// How far ahead of its loads a tile touches its own panel into L1, in panel rows: 8
+/// measured ~5% slower at batch 1, 64 no faster on Zen 4.
 const AHEAD_ROWS: usize = 32;
 
-/// Where each tile of one task's `K` slice prefetches, as `(address, bytes per step)` for
-/// the micro-kernel (`(null, 0)`: none). Addresses may run past the weights: prefetches
-/// never fault.
+/// How far ahead of its loads a tile touches its own panel into L2, in panel rows
+/// ([`Prefetch::TallStripsL2`]). On Zen 4 (`stream-gemm` with a scratch distance, time ÷
+/// `TallStripShares`' at 8 / 12 / 17 rows): 32 rows 0.89 / 0.86 / 0.87, 64 rows 0.79 /
+/// 0.81 / 0.83, 128 rows 0.80 / 0.82 / 0.87, 256 rows 0.83 / 0.83 / 0.85.
+const L2_AHEAD_ROWS: usize = 64;
+
+/// Which cache a tile's software prefetch fills.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fill {
+    /// `prefetcht0`: every level, L1 included.
+    L1,
+    /// `prefetcht1`: L2 and beyond, not L1, where the core honours the hint (Zen 4, Intel).
+    L2,
+}
+
+/// A micro-kernel's software prefetch: at step `i` (a panel row), touch the cache lines of
+/// the `step` bytes at `at + i·step`, filling `fill`; none for a step of 0. Any address:
+/// prefetches never fault.
+#[derive(Clone, Copy, Debug)]
+pub struct TilePrefetch {
+    pub at: *const u8,
+    pub step: usize,
+    pub fill: Fill,
+}
+
+impl TilePrefetch {
+    pub const NONE: TilePrefetch = TilePrefetch { at: std::ptr::null(), step: 0, fill: Fill::L1 };
+}
+
+/// How the x86 tiles run a [`TilePrefetch`]: an instance of the tile per kind, chosen by a
+/// const parameter (not a test in the loop: with the test, codegen stored an accumulator
+/// to the stack every step), and the instruction for each fill.
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod x86 {
+    use super::{Fill, TilePrefetch};
+    use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0, _MM_HINT_T1};
+
+    pub(crate) const NO_PREFETCH: u8 = 0;
+    pub(crate) const INTO_L1: u8 = 1;
+    pub(crate) const INTO_L2: u8 = 2;
+
+    impl TilePrefetch {
+        /// The tile instance that runs this prefetch: [`NO_PREFETCH`], [`INTO_L1`] or
+        /// [`INTO_L2`].
+        pub(crate) fn instance(self) -> u8 {
+            match (self.step, self.fill) {
+                (0, _) => NO_PREFETCH,
+                (_, Fill::L1) => INTO_L1,
+                (_, Fill::L2) => INTO_L2,
+            }
+        }
+    }
+
+    /// Touches the line holding `p` into the level of `INTO` ([`INTO_L1`] or [`INTO_L2`]).
+    #[inline(always)]
+    pub(crate) fn touch<const INTO: u8>(p: *const u8) {
+        // SAFETY: SSE is part of x86_64, and a prefetch never faults, whatever the address.
+        unsafe {
+            match INTO {
+                INTO_L2 => _mm_prefetch::<_MM_HINT_T1>(p.cast()),
+                _ => _mm_prefetch::<_MM_HINT_T0>(p.cast()),
+            }
+        }
+    }
+}
+
+/// Where each tile of one task's `K` slice prefetches ([`TilePrefetch`]). Addresses may run
+/// past the weights: prefetches never fault.
 pub(crate) struct PrefetchPlan {
     prefetch: Prefetch,
     mr: usize,
@@ -121,10 +192,14 @@ impl PrefetchPlan {
 
     /// Strip-outer order: the strip at row `i` touches its own panel (`panel`: the slice's
     /// first row) ahead of its loads.
-    pub(crate) fn ahead(&self, panel: *const u8, i: usize) -> (*const u8, usize) {
+    pub(crate) fn ahead(&self, panel: *const u8, i: usize) -> TilePrefetch {
+        let (rows, fill) = match self.prefetch {
+            Prefetch::TallStripsL2 => (L2_AHEAD_ROWS, Fill::L2),
+            _ => (AHEAD_ROWS, Fill::L1),
+        };
         match self.prefetches(i) {
-            false => (std::ptr::null(), 0),
-            true => (panel.wrapping_add(AHEAD_ROWS * self.row_bytes), self.row_bytes),
+            false => TilePrefetch::NONE,
+            true => TilePrefetch { at: panel.wrapping_add(rows * self.row_bytes), step: self.row_bytes, fill },
         }
     }
 
@@ -135,14 +210,15 @@ impl PrefetchPlan {
     /// query issue half the lines in under a third of the time). A lone strip keeps
     /// [`PrefetchPlan::ahead`]: a whole panel ahead is too far, `M` = 1 ran at 0.87× the
     /// gemm crate at `K` = 1536.
-    pub(crate) fn share(&self, panel: *const u8, next: *const u8, i: usize) -> (*const u8, usize) {
+    pub(crate) fn share(&self, panel: *const u8, next: *const u8, i: usize) -> TilePrefetch {
         match self.prefetch {
             Prefetch::NextPanelShares | Prefetch::TallStripShares
                 if self.sharing_rows > self.mr && self.prefetches(i) =>
             {
                 let (before, height, all) = (i - self.rows.start, self.mr.min(self.rows.end - i), self.sharing_rows);
                 let start = self.row_bytes * self.depth * before / all;
-                (next.wrapping_add(start), (self.row_bytes * height).div_ceil(all))
+                let step = (self.row_bytes * height).div_ceil(all);
+                TilePrefetch { at: next.wrapping_add(start), step, fill: Fill::L1 }
             }
             _ => self.ahead(panel, i),
         }
