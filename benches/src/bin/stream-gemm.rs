@@ -8,16 +8,17 @@
 //! each set streamed every other call (with more variants on one set, that set would stay in
 //! L3 and the other not). The check behind the prefetch rules and the huge pages at batch 1:
 //! - `f32` (default): each [`Prefetch`] of `Kernels::f32_blocking`;
+//! - `f16`: the same, on the weights stored as f16 (widened in registers by the f32 tile);
 //! - `int8`: the int8 tile's prefetch distance (`Kernels::i8_prefetch`): 0 to 8192 bytes
 //!   (only the AVX-512 VNNI tile takes one; elsewhere the rows read alike);
 //! - `int4`: the int4-g32 tile's prefetch distance (`Kernels::i4_prefetch`), as for int8;
 //! - `bf16`: each [`Prefetch`] of the bf16-dot kernel's blocking (`Bf16Kernel::blocking`),
 //!   on a CPU that has the kernel.
 //!
-//! `cargo run --release -p e5-benches --bin stream-gemm -- [M] [threads] [rounds] [seconds] [f32|int8|int4|bf16] [pages]`
+//! `cargo run --release -p e5-benches --bin stream-gemm -- [M] [threads] [rounds] [seconds] [f32|f16|int8|int4|bf16] [pages]`
 
 use e5_benches::*;
-use e5_kernels::{Blocking, Kernels, PackedBf16, PackedF32, PackedI4, PackedI8, Post, Prefetch};
+use e5_kernels::{Blocking, Kernels, PackedBf16, PackedF32, PackedI4, PackedI8, Post, Prefetch, Storage};
 
 /// (K, N) of each layer's GEMMs.
 const SHAPES: [(usize, usize); 4] = [(384, 1152), (384, 384), (384, 1536), (1536, 384)];
@@ -102,10 +103,13 @@ fn main() {
     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
     let weights = |l: u64, (k, n): (usize, usize)| (rand_vec(l, n * k), n, k);
     let (heap, variants) = match format.as_str() {
-        "f32" => {
+        "f32" | "f16" => {
             let variants = prefetch_variants(kern.f32_blocking(), |b| Variant::kernels(kern.with_f32_blocking(b)));
+            let storage = if format == "f16" { Storage::F16 } else { Storage::F32 };
             let ws = (0..12u64).flat_map(|l| SHAPES.map(|s| weights(l, s)));
-            (Layers::F32(ws.map(|(w, n, k)| PackedF32::from_rows(kern, &w, n, k, k, None)).collect()), variants)
+            let pack =
+                |(w, n, k): (Vec<f32>, usize, usize)| PackedF32::from_rows(kern, &w, n, k, k, None).stored_as(storage);
+            (Layers::F32(ws.map(pack).collect()), variants)
         }
         "int8" => {
             let variants = distance_variants(kern.i8_prefetch(), |b| kern.with_i8_prefetch(b));
@@ -123,7 +127,7 @@ fn main() {
             let ws = (0..12u64).flat_map(|l| SHAPES.map(|s| weights(l, s)));
             (Layers::Bf16(ws.map(|(w, n, k)| PackedBf16::from_rows(dot, &w, n, k, k, None)).collect()), variants)
         }
-        other => panic!("format {other:?}: f32, int8, int4 or bf16"),
+        other => panic!("format {other:?}: f32, f16, int8, int4 or bf16"),
     };
     let huge = heap.clone().into_huge_pages();
     let variants: Vec<_> = match std::env::args().nth(6).as_deref() {
