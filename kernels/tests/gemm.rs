@@ -164,7 +164,6 @@ fn results_do_not_depend_on_the_blocking() {
                 (100, 2 * mr, 3, Prefetch::None),
                 (1 << 20, 16 * mr, 1 << 20, Prefetch::NextPanelShares),
                 (512, 3 * mr, 2, Prefetch::None),
-                (256, 2 * mr, 2, Prefetch::TallStripShares),
                 (1 << 20, 4 * mr, 1 << 20, Prefetch::TallStripsL2),
                 (300, 8 * mr, 2, Prefetch::TallStripsL2),
             ];

@@ -16,20 +16,16 @@ pub enum Prefetch {
     /// strip touches a share of the next panel in proportion to its rows (its time), so the
     /// panels stream in once, at an even rate over all the strips.
     NextPanelShares,
-    /// As `NextPanelShares`, except that strips under 8 rows (`TALL_STRIP`) never prefetch
-    /// (every strip at `M` < 8, the 5-row last strip of 17 rows): the next-panel shares go
-    /// to the tall strips alone, and a lone tall strip prefetches `Ahead`. A short strip
-    /// either streams its panel at a rate the hardware prefetcher keeps up with or rereads
-    /// it from L2, so its prefetches only take load slots and fill buffers.
-    TallStripShares,
-    /// Strips of 8 or more rows touch their own panel 64 rows ahead into L2
-    /// (`prefetcht1`), in either loop order; shorter strips never prefetch.
+    /// Strips of 8 or more rows (`TALL_STRIP`) touch their own panel 64 rows ahead into L2
+    /// (`prefetcht1`), in either loop order. Shorter strips (every strip at `M` < 8, the
+    /// 5-row last strip of 17 rows) never prefetch: a short strip either streams its panel
+    /// at a rate the hardware prefetcher keeps up with or rereads it from L2, so its
+    /// prefetches only take load slots and fill buffers.
     TallStripsL2,
 }
 
 impl Prefetch {
-    pub const ALL: [Prefetch; 5] =
-        [Prefetch::None, Prefetch::Ahead, Prefetch::NextPanelShares, Prefetch::TallStripShares, Prefetch::TallStripsL2];
+    pub const ALL: [Prefetch; 4] = [Prefetch::None, Prefetch::Ahead, Prefetch::NextPanelShares, Prefetch::TallStripsL2];
 
     /// The software prefetch of the `isa` tiles on this CPU: the f32 tile's, each choice
     /// measured with its variants alternated in one process, two threads, and the bf16-dot
@@ -47,14 +43,16 @@ impl Prefetch {
     ///   shares; with shares in proportion to their rows the two are even (0.999–1.009× at
     ///   17 rows), so `Ahead`, the simpler, stays.
     /// - AVX-512 on AMD: `TallStripsL2`. On Zen 4, the 48 streamed GEMMs of e5-small on 2
-    ///   MiB pages (`stream-gemm M 2 7`, choices alternated call by call), time ÷
-    ///   `TallStripShares`' (the choice before): 0.75 at 8 rows, 0.84 at 12, 0.90 at 17,
-    ///   0.94 at 20, 0.97–0.99 at 24–32, 0.99–1.01 at 1, 4, 128 and 536; the bf16-dot tile
-    ///   0.85 at 8, 0.91 at 17, 0.97–1.00 elsewhere (`docs/cpu-analysis.md` §29). Into L1, a
-    ///   tall strip's stream stalled on its own arithmetic (12 rows: 22 GB/s, against 35
-    ///   GB/s for one row); Zen 4 fills L2 on `prefetcht1`. Short strips stay without: into
-    ///   L2, one row took 1.17× the time. `TallStripShares` had beaten `Ahead` and
-    ///   `NextPanelShares` into L1 (§27–28), and none: 0.85–0.97 at 10–32 rows.
+    ///   MiB pages (`stream-gemm M 2 7`, choices alternated call by call), time ÷ that of
+    ///   the choice before (`TallStripShares`: as `NextPanelShares`, but strips under 8
+    ///   rows neither prefetched nor took a share; removed since): 0.75 at 8 rows, 0.84 at
+    ///   12, 0.90 at 17, 0.94 at 20, 0.97–0.99 at 24–32, 0.99–1.01 at 1, 4, 128 and 536; the
+    ///   bf16-dot tile 0.85 at 8, 0.91 at 17, 0.97–1.00 elsewhere (`docs/cpu-analysis.md`
+    ///   §29). Into L1, a tall strip's stream stalled on its own arithmetic (12 rows: 22
+    ///   GB/s, against 35 GB/s for one row); Zen 4 fills L2 on `prefetcht1`. Short strips
+    ///   stay without: into L2, one row took 1.17× the time. `TallStripShares` had beaten
+    ///   `Ahead` and `NextPanelShares` into L1 (§27–28), and none: 0.85–0.97 at 10–32 rows;
+    ///   `tools/ab-bench.sh 5dc1510 fp32` re-measures the change end to end.
     pub fn for_isa(isa: Isa) -> Prefetch {
         match isa {
             Isa::Avx512 if crate::isa::amd_cpu() => Prefetch::TallStripsL2,
@@ -67,7 +65,7 @@ impl Prefetch {
     fn strip_prefetches(self, height: usize) -> bool {
         match self {
             Prefetch::None => false,
-            Prefetch::TallStripShares | Prefetch::TallStripsL2 => height >= TALL_STRIP,
+            Prefetch::TallStripsL2 => height >= TALL_STRIP,
             Prefetch::Ahead | Prefetch::NextPanelShares => true,
         }
     }
@@ -77,9 +75,6 @@ impl Prefetch {
         match self {
             Prefetch::Ahead => "prefetch ahead".to_string(),
             Prefetch::NextPanelShares => "prefetch ahead, next-panel shares at batch 1".to_string(),
-            Prefetch::TallStripShares => {
-                format!("strips of {TALL_STRIP}+ rows prefetch ahead, next-panel shares at batch 1")
-            }
             Prefetch::TallStripsL2 => {
                 format!("strips of {TALL_STRIP}+ rows prefetch {L2_AHEAD_ROWS} rows ahead into L2")
             }
@@ -88,8 +83,7 @@ impl Prefetch {
     }
 }
 
-/// The fewest rows of a strip that prefetches under [`Prefetch::TallStripShares`] and
-/// [`Prefetch::TallStripsL2`].
+/// The fewest rows of a strip that prefetches under [`Prefetch::TallStripsL2`].
 pub(crate) const TALL_STRIP: usize = 8;
 
 /// How far ahead of its loads a tile touches its own panel into L1, in panel rows: 8
@@ -98,8 +92,9 @@ const AHEAD_ROWS: usize = 32;
 
 /// How far ahead of its loads a tile touches its own panel into L2, in panel rows
 /// ([`Prefetch::TallStripsL2`]). On Zen 4 (`stream-gemm` with a scratch distance, time ÷
-/// `TallStripShares`' at 8 / 12 / 17 rows): 32 rows 0.89 / 0.86 / 0.87, 64 rows 0.79 /
-/// 0.81 / 0.83, 128 rows 0.80 / 0.82 / 0.87, 256 rows 0.83 / 0.83 / 0.85.
+/// that of the choice before, `TallStripShares`, at 8 / 12 / 17 rows): 32 rows 0.89 /
+/// 0.86 / 0.87, 64 rows 0.79 / 0.81 / 0.83, 128 rows 0.80 / 0.82 / 0.87, 256 rows 0.83 /
+/// 0.83 / 0.85.
 const L2_AHEAD_ROWS: usize = 64;
 
 /// Which cache a tile's software prefetch fills.
@@ -173,16 +168,11 @@ pub(crate) struct PrefetchPlan {
     row_bytes: usize,
     /// Panel rows (steps) in the slice.
     depth: usize,
-    /// Rows of the strips that take next-panel shares: all of them, or all but a short last
-    /// strip that does not prefetch.
-    sharing_rows: usize,
 }
 
 impl PrefetchPlan {
     pub(crate) fn new(prefetch: Prefetch, mr: usize, rows: Range<usize>, row_bytes: usize, depth: usize) -> Self {
-        let short = rows.len() % mr;
-        let sharing_rows = rows.len() - if short > 0 && !prefetch.strip_prefetches(short) { short } else { 0 };
-        PrefetchPlan { prefetch, mr, rows, row_bytes, depth, sharing_rows }
+        PrefetchPlan { prefetch, mr, rows, row_bytes, depth }
     }
 
     /// Whether the strip at row `i` prefetches at all.
@@ -205,17 +195,15 @@ impl PrefetchPlan {
 
     /// Panel-outer order (a task's few strips run back to back on each panel): with the
     /// shares, the strip at row `i` touches its share of the next panel (`next`: the
-    /// slice's first row of it), starting at rows-before / sharing-rows of it, so the
+    /// slice's first row of it), starting at rows-before / all-rows of it, so the
     /// panels stream in once at an even rate (equal shares had the 5-row strip of a 17-row
     /// query issue half the lines in under a third of the time). A lone strip keeps
     /// [`PrefetchPlan::ahead`]: a whole panel ahead is too far, `M` = 1 ran at 0.87× the
     /// gemm crate at `K` = 1536.
     pub(crate) fn share(&self, panel: *const u8, next: *const u8, i: usize) -> TilePrefetch {
         match self.prefetch {
-            Prefetch::NextPanelShares | Prefetch::TallStripShares
-                if self.sharing_rows > self.mr && self.prefetches(i) =>
-            {
-                let (before, height, all) = (i - self.rows.start, self.mr.min(self.rows.end - i), self.sharing_rows);
+            Prefetch::NextPanelShares if self.rows.len() > self.mr => {
+                let (before, height, all) = (i - self.rows.start, self.mr.min(self.rows.end - i), self.rows.len());
                 let start = self.row_bytes * self.depth * before / all;
                 let step = (self.row_bytes * height).div_ceil(all);
                 TilePrefetch { at: next.wrapping_add(start), step, fill: Fill::L1 }
