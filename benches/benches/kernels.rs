@@ -1,14 +1,14 @@
 //! Criterion benchmarks of every kernel family on this machine's best ISA (`E5_ISA` forces
 //! another): packed f32 GEMM side by side with the `gemm` crate, int8 GEMM, attention,
-//! LayerNorm, GELU, f16/bf16 widening (side by side with the `half` crate) and int8
-//! activation quantization (every ISA). Throughput is reported in FLOP (GEMM, attention) or elements.
+//! LayerNorm, GELU, f16/bf16 widening (side by side with the `half` crate), int8
+//! activation quantization (every ISA) and the int4 weight quantization of a model's load. Throughput is reported in FLOP (GEMM, attention) or elements.
 //!
 //! `cargo bench -p e5-benches --bench kernels [-- FILTER]`; for the ratio table with % of
 //! FMA peak, run `cargo run --release -p e5-benches --bin gemm-report`.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use e5_benches::*;
-use e5_kernels::{AttentionShape, GeluKind, Isa, Kernels, PackedF32, PackedI8, Post, Storage};
+use e5_kernels::{AttentionShape, GeluKind, Isa, Kernels, PackedF32, PackedI4, PackedI8, Post, Storage};
 use half::slice::HalfFloatSliceExt;
 use std::hint::black_box;
 use std::time::Duration;
@@ -151,5 +151,21 @@ fn quantize(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, gemm, attention, rows, widen, quantize);
+/// The int4 weight quantization `--precision int4-g*` runs at load (the scale search of every
+/// group, `PackedI4::quantize_levels`), on one thread, for a 384 × 1536 weight.
+fn int4_weights(c: &mut Criterion) {
+    let mut g = c.benchmark_group("int4_weights");
+    g.warm_up_time(Duration::from_millis(300)).measurement_time(Duration::from_secs(2)).sample_size(10);
+    let (n, k) = (384, 1536);
+    let w = rand_vec(12, n * k);
+    let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+    g.throughput(Throughput::Elements(w.len() as u64));
+    for group in [32, 128] {
+        g.bench_function(BenchmarkId::new("quantize_levels", format!("g{group}")), |b| {
+            b.iter(|| one.install(|| black_box(PackedI4::quantize_levels(&w, n, k, group))))
+        });
+    }
+}
+
+criterion_group!(benches, gemm, attention, rows, widen, quantize, int4_weights);
 criterion_main!(benches);

@@ -2,11 +2,11 @@
 //! bit-identical results across variants, the dequantized product against f64, group
 //! quantization (scales storable as f16), both scale storages (f16, and the f32 fallback of
 //! a tensor with a scale outside f16's normal range) giving the same bits, and rows
-//! independent of batch-mates and threads.
+//! independent of batch-mates and threads; the scale search against its naive twin.
 
 mod common;
 use common::*;
-use e5_kernels::i4gemm::{quantize_group, GROUP_SIZES};
+use e5_kernels::i4gemm::{level, quantize_group, storable_scale, GROUP_SIZES};
 use e5_kernels::{GeluKind, Kernels, PackedI4, Post, Storage};
 use proptest::prelude::*;
 
@@ -262,5 +262,100 @@ fn packed_size_is_half_a_byte_per_weight_plus_scales() {
         let p = PackedI4::quantize(kern, &w, n, k, group, None);
         assert_eq!(p.scale_storage(), Storage::F32);
         assert_eq!(p.bytes(), n * k / 2 + 4 * n * k / group + 4 * n, "group {group}");
+    }
+}
+
+/// The scale search as written first, candidate by candidate with `round_ties_even`: the
+/// naive twin of [`quantize_group`], which runs the candidates side by side with a
+/// branch-free rounding and must match it bit for bit (scale and levels).
+fn quantize_group_naive(x: &[f32], q: &mut [i8]) -> f32 {
+    let naive_level = |v: f32, s: f32| if v.is_nan() { 0 } else { (v / s).round_ties_even().clamp(-8.0, 7.0) as i8 };
+    let amax = x.iter().filter(|v| !v.is_nan()).fold(0.0f32, |m, v| m.max(v.abs()));
+    if amax == 0.0 || !amax.is_finite() {
+        q.fill(0);
+        return if amax == 0.0 { 0.0 } else { f32::NAN };
+    }
+    let mut best = (0.0f32, f64::INFINITY);
+    for i in 0..=16 {
+        let scale = storable_scale(amax / (7.0 + 0.125 * i as f32));
+        let levels: Vec<i8> = x.iter().map(|&v| naive_level(v, scale)).collect();
+        let error: f64 = x
+            .iter()
+            .zip(&levels)
+            .filter(|(v, _)| !v.is_nan())
+            .fold(0.0, |e, (&v, &l)| e + (v as f64 - (l as f32 * scale) as f64).powi(2));
+        if error < best.1 {
+            best = (scale, error);
+            q.copy_from_slice(&levels);
+        }
+    }
+    best.0
+}
+
+/// Values that stress the search. With `ties`, every value is a multiple of 0.125 in
+/// [-1.75, 1.75] (or a zero, NaN or subnormal) and the first is 1.75: the first candidate's
+/// scale is then exactly 0.25, and every odd multiple of 0.125 is a tie it must round to
+/// even. Without, ordinary values mixed with those, huge and tiny ones.
+fn hostile_group(seed: u64, len: usize, ties: bool) -> Vec<f32> {
+    let r = rand_vec(seed, 2 * len, 1.0);
+    let mut x: Vec<f32> = (0..len)
+        .map(|i| match ((r[2 * i].abs() * 10.0) as u32, ties) {
+            (0..=6, true) | (0, false) => (r[2 * i + 1] * 14.0).round() * 0.125,
+            (1, false) | (7.., true) => [0.0, -0.0, f32::NAN, 1e-40, -3e-45][i % 5],
+            (2, false) => r[2 * i + 1] * 3e38,
+            (3, false) => r[2 * i + 1] * 1e-30,
+            _ => r[2 * i + 1] * 4.0,
+        })
+        .collect();
+    if ties {
+        x[0] = 1.75;
+    }
+    x
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// Magnitudes are powers of two (ties stay ties) and 7 (scales no f16 value rounds to).
+    #[test]
+    fn the_scale_search_matches_its_naive_twin(len in 1usize..=128, seed in any::<u64>(), ties in any::<bool>(), magnitude in prop::sample::select(vec![1.0f32, 0.0625, 2f32.powi(-120), 2f32.powi(100), 7.0])) {
+        let x: Vec<f32> = hostile_group(seed, len, ties).iter().map(|v| v * magnitude).collect();
+        let (mut fast, mut naive) = (vec![0i8; len], vec![0i8; len]);
+        let (s, t) = (quantize_group(&x, &mut fast), quantize_group_naive(&x, &mut naive));
+        prop_assert_eq!(s.to_bits(), t.to_bits(), "scale of {:?}", x);
+        prop_assert_eq!(fast, naive, "levels of {:?}", x);
+    }
+
+    /// Any quotient, and exact half-steps `k/2` of a power-of-two scale.
+    #[test]
+    fn levels_round_half_to_even_and_clamp(v in any::<f32>(), s in any::<f32>(), k in -40i32..40, e in -140i32..120) {
+        let want = |v: f32, s: f32| if v.is_nan() { 0 } else { (v / s).round_ties_even().clamp(-8.0, 7.0) as i8 };
+        prop_assert_eq!(level(v, s), want(v, s), "level({}, {})", v, s);
+        let (s, v) = (2f32.powi(e), k as f32 * 0.5 * 2f32.powi(e));
+        prop_assert_eq!(level(v, s), want(v, s), "level({}, {})", v, s);
+    }
+}
+
+#[test]
+fn levels_at_ties_and_limits() {
+    for (v, s, want) in [
+        (0.5, 1.0, 0),
+        (1.5, 1.0, 2),
+        (2.5, 1.0, 2),
+        (-2.5, 1.0, -2),
+        (-7.5, 1.0, -8),
+        (-8.5, 1.0, -8),
+        (6.5, 1.0, 6),
+        (7.5, 1.0, 7),
+        (1.0, 0.0, 7),
+        (-1.0, 0.0, -8),
+        (0.0, 0.0, 0),
+        (f32::NAN, 1.0, 0),
+        (f32::INFINITY, 1.0, 7),
+        (f32::NEG_INFINITY, 1.0, -8),
+        (3.0, f32::INFINITY, 0),
+        (3.0, -1.0, -3),
+    ] {
+        assert_eq!(level(v, s), want, "level({v}, {s})");
     }
 }
