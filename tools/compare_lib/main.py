@@ -166,14 +166,35 @@ def ensure_onnx(model):
 
 
 # ------------------------------------------------------------------ helpers
-def cpu_model():
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+def cpu_model(cpuinfo_text=None):
+    """The CPU as reports name it: the model name, and on x86 the family and model numbers and
+    the widest vector ISA with its dot-product extensions. A model name alone ("AMD EPYC")
+    does not tell Zen 3 (family 25, model 1: AVX2) from Zen 4 (family 25, model 17: AVX-512),
+    whose numbers differ twofold. `cpuinfo_text`: /proc/cpuinfo's text (read when None)."""
+    if cpuinfo_text is None:
+        try:
+            cpuinfo_text = open("/proc/cpuinfo").read()
+        except OSError:
+            return platform.processor() or "unknown"
+    first = {}
+    for line in cpuinfo_text.splitlines():
+        key, sep, value = line.partition(":")
+        if sep:
+            first.setdefault(key.strip(), value.strip())
+    name = first.get("model name") or first.get("CPU part") or platform.processor() or "unknown"
+    flags = set(first.get("flags", first.get("Features", "")).split())
+    if "avx512f" in flags:
+        extras = [n for f, n in (("avx512_vnni", "VNNI"), ("avx512_bf16", "BF16"), ("amx_tile", "AMX")) if f in flags]
+        isa = "AVX-512" + (f" + {' + '.join(extras)}" if extras else "")
+    elif "avx2" in flags:
+        isa = "AVX2" + (" + AVX-VNNI" if "avx_vnni" in flags else "")
+    elif "asimd" in flags:
+        isa = "NEON" + (" + dot product" if "asimddp" in flags else "")
+    else:
+        isa = None
+    numbers = [f"family {first['cpu family']}, model {first['model']}"] if "cpu family" in first else []
+    details = "; ".join(numbers + ([isa] if isa else []))
+    return f"{name} ({details})" if details else name
 
 
 def load_workload(path):

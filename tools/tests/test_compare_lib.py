@@ -3,7 +3,7 @@ round by round. Pure functions over bench results; no engine runs here.
 
     (cd tools && python3 -m pytest -q -p no:cacheprovider tests)
 """
-from compare_lib.main import best, compare_report, paired_ratios
+from compare_lib.main import best, compare_report, cpu_model, paired_ratios
 
 
 def run(ms, qps, pps):
@@ -44,3 +44,13 @@ def test_report_shows_the_paired_table_beside_best_of():
     assert "Paired by round" in ratios
     assert "| e5-fp32 ÷ ort-fp32 | 2 | 0.70 (0.60–0.80) | 1.12 (1.00–1.25) | 2.50 (2.00–3.00) |" in ratios
     assert "e5-int8 ÷ ort-int8" not in ratios.split("Paired by round")[1]
+
+
+def test_cpu_model_tells_cpus_that_share_a_name_apart():
+    zen3 = "processor\t: 0\ncpu family\t: 25\nmodel\t\t: 1\nmodel name\t: AMD EPYC\nflags\t\t: fpu avx2 fma\n"
+    zen4 = ("processor\t: 0\ncpu family\t: 25\nmodel\t\t: 17\nmodel name\t: AMD EPYC\n"
+            "flags\t\t: avx2 avx512f avx512bw avx512_vnni avx512_bf16\n\nprocessor\t: 1\ncpu family\t: 99\n")
+    assert cpu_model(zen3) == "AMD EPYC (family 25, model 1; AVX2)"
+    assert cpu_model(zen4) == "AMD EPYC (family 25, model 17; AVX-512 + VNNI + BF16)"
+    arm = "processor\t: 0\nFeatures\t: fp asimd asimddp\nCPU part\t: 0xd0c\n"
+    assert cpu_model(arm) == "0xd0c (NEON + dot product)"
