@@ -1,7 +1,8 @@
 //! Criterion benchmarks of every kernel family on this machine's best ISA (`E5_ISA` forces
 //! another): packed f32 GEMM side by side with the `gemm` crate, int8 GEMM, attention,
 //! LayerNorm, GELU, f16/bf16 widening (side by side with the `half` crate), int8
-//! activation quantization (every ISA) and the int4 weight quantization of a model's load. Throughput is reported in FLOP (GEMM, attention) or elements.
+//! activation quantization (every ISA) and the int4 weight quantization of a model's load.
+//! Throughput is reported in FLOP (GEMM, attention) or elements.
 //!
 //! `cargo bench -p e5-benches --bench kernels [-- FILTER]`; for the ratio table with % of
 //! FMA peak, run `cargo run --release -p e5-benches --bin gemm-report`.

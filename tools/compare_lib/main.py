@@ -549,7 +549,7 @@ def write_section(out, key, body):
 
 def header_lines(a, command):
     return [f"- date: {datetime.datetime.now().astimezone().strftime('%Y-%m-%d %H:%M %Z')}",
-            f"- CPU: {cpu_model()} ({os.cpu_count()} logical CPUs visible)",
+            f"- CPU: {cpu_model()}, {os.cpu_count()} logical CPUs visible",
             f"- threads: {a.threads}; seconds per phase: {a.seconds}; rounds: {a.rounds}",
             f"- command: `{command}`"]
 
