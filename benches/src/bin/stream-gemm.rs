@@ -2,11 +2,12 @@
 //! weights per layer, so they stream from L3 or DRAM as in the model) at `M` rows, inside
 //! the model's hot workers, once per software-prefetch choice of the dispatched ISA,
 //! alternated call by call (a call: all 48 GEMMs). Per choice: the median time of a call
-//! over the rounds, and its median ratio to the derived choice's. The weights are on 2 MiB
-//! pages, as the model's are (`into_huge_pages`). With `pages` last, the variants are
-//! instead the derived choice on those weights and on a copy left on the heap (4 KiB pages),
-//! each set streamed every other call (with more variants on one set, that set would stay in
-//! L3 and the other not). The check behind the prefetch rules and the huge pages at batch 1:
+//! over the rounds, the range of the rounds' medians, and its median ratio to the derived
+//! choice's. The weights are on 2 MiB pages, as the model's are (`into_huge_pages`). With
+//! `pages` last, the variants are instead the derived choice on those weights and on a copy
+//! left on the heap (4 KiB pages), each set streamed every other call (with more variants on
+//! one set, that set would stay in L3 and the other not). The check behind the prefetch
+//! rules and the huge pages at batch 1:
 //! - `f32` (default): each [`Prefetch`] of `Kernels::f32_blocking`;
 //! - `f16`: the same, on the weights stored as f16 (widened in registers by the f32 tile);
 //! - `int8`: the int8 tile's prefetch distance (`Kernels::i8_prefetch`): 0 to 8192 bytes
@@ -153,10 +154,18 @@ fn main() {
     });
     let ops = 12.0 * SHAPES.iter().map(|&(k, n)| 2.0 * (m * n * k) as f64).sum::<f64>();
     println!("{} | {format} | M {m} | threads {threads} | rounds {rounds}\n", kern.dispatch_reason());
-    println!("| variant | ms per call (median) | G op/s | time ÷ derived (median) |\n| --- | ---: | ---: | ---: |");
+    // The rounds' range shows this machine's slow phases: they come and go within one
+    // process, and fall on every variant alike (calls alternate).
+    println!(
+        "| variant | ms per call (median) | rounds' medians (range) | G op/s | time ÷ derived (median) |\n\
+         | --- | ---: | ---: | ---: | ---: |"
+    );
     for (i, (name, _, _)) in variants.iter().enumerate() {
         let ratios: Vec<f64> = (0..rounds).map(|r| times[i][r] / times[0][r]).collect();
-        let t = median(&times[i]);
-        println!("| {name} | {:.3} | {:.0} | {:.3} |", t * 1e3, ops / t / 1e9, median(&ratios));
+        let mut sorted = times[i].clone();
+        sorted.sort_by(f64::total_cmp);
+        let t = median(&sorted);
+        let (t_ms, lo_ms, hi_ms) = (t * 1e3, sorted[0] * 1e3, sorted[rounds - 1] * 1e3);
+        println!("| {name} | {t_ms:.3} | {lo_ms:.3}–{hi_ms:.3} | {:.0} | {:.3} |", ops / t / 1e9, median(&ratios));
     }
 }
