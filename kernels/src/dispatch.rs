@@ -332,8 +332,7 @@ impl Kernels {
         filled(m * w.n(), |c| f32gemm::gemm(self, a, w.k(), m, w, post, c, w.n(), true))
     }
 
-    /// [`Kernels::gemm_i8`] with activations quantized as `act` (per row, static per tensor,
-    /// or static with per-channel smoothing) into a new `[m, n]` vector, with no zero-fill pass.
+    /// [`Kernels::gemm_i8_quantized`] into a new `[m, n]` vector, with no zero-fill pass.
     pub fn gemm_i8_to_vec(&self, a: &[f32], m: usize, w: &PackedI8, act: ActQuant<'_>, post: Post<'_>) -> Vec<f32> {
         filled(m * w.n(), |c| i8gemm::gemm(self, a, w.k(), m, w, act, post, c, w.n(), true))
     }
@@ -371,9 +370,18 @@ impl Kernels {
         i8gemm::quantize_row_with(self.vector, x, q)
     }
 
-    /// [`Kernels::gemm_i8`] with a calibrated per-tensor activation scale (static int8).
-    pub fn gemm_i8_static(&self, a: &[f32], m: usize, w: &PackedI8, scale: f32, post: Post<'_>, c: &mut [f32]) {
-        i8gemm::gemm(self, a, w.k(), m, w, ActQuant::Static(scale), post, as_uninit(c), w.n(), true);
+    /// [`Kernels::gemm_i8`] with activations quantized as `act` (per row, static per tensor,
+    /// or static with per-channel smoothing).
+    pub fn gemm_i8_quantized(
+        &self,
+        a: &[f32],
+        m: usize,
+        w: &PackedI8,
+        act: ActQuant<'_>,
+        post: Post<'_>,
+        c: &mut [f32],
+    ) {
+        i8gemm::gemm(self, a, w.k(), m, w, act, post, as_uninit(c), w.n(), true);
     }
 
     /// [`Kernels::gemm`] with row strides, on the calling thread unless `parallel`.

@@ -233,7 +233,7 @@ fn static_scale_quantizes_and_clips_per_tensor() {
     for kern in tables() {
         let w = PackedI8::from_quantized(kern, &q, &vec![1.0; n], n, k, None);
         let mut c = vec![0.0; m * n];
-        kern.gemm_i8_static(&a, m, &w, 1.0, Post::None, &mut c);
+        kern.gemm_i8_quantized(&a, m, &w, ActQuant::Static(1.0), Post::None, &mut c);
         for i in 0..m {
             for j in 0..n {
                 let want: i64 = (0..k).map(|c| (a[i * k + c].clamp(-127.0, 127.0) as i64) * q[j * k + c] as i64).sum();

@@ -8,6 +8,22 @@ use e5_arch::names::NormId;
 use e5_arch::{LinearId, ModelConfig, SubLayer};
 use e5_kernels::{AttentionShape, Kernels, Post};
 
+/// A layer's intermediate activations, kept by one forward from layer to layer: every layer
+/// needs the same shapes. Fresh buffers of these sizes (`[T, I]` is 24 MiB for 32 passages
+/// of 128 tokens) often come from the OS as untouched pages, each a page fault on its first
+/// write, once per layer; reused, once per forward (`docs/cpu-analysis.md` §31).
+#[derive(Default)]
+pub(crate) struct Scratch {
+    /// `[T, 3H]`
+    qkv: Vec<f32>,
+    /// `[T, H]`
+    ctx: Vec<f32>,
+    /// `[T, H]`
+    h: Vec<f32>,
+    /// `[T, I]`
+    up: Vec<f32>,
+}
+
 pub(crate) struct Layer {
     /// Query, key and value stacked: `[3H, H]`.
     qkv: Linear,
@@ -46,25 +62,35 @@ impl Layer {
         })
     }
 
-    /// `x`: `[T, H]` → `[T, H]`; `seqs` delimits the sequences of the batch.
-    pub fn forward(&self, kern: &Kernels, x: Vec<f32>, seqs: &[usize], layer: usize, tap: &mut Tap<'_>) -> Vec<f32> {
+    /// `x`: `[T, H]` → `[T, H]` in place; `seqs` delimits the sequences of the batch.
+    pub fn forward(
+        &self,
+        kern: &Kernels,
+        x: &mut Vec<f32>,
+        seqs: &[usize],
+        layer: usize,
+        tap: &mut Tap<'_>,
+        scratch: &mut Scratch,
+    ) {
         let t = *seqs.last().unwrap_or(&0);
-        let qkv = self.qkv.forward(kern, &x, t, Post::None, tap);
-        tap(Site::Qkv(layer), &qkv);
-        let mut ctx = vec![0.0; t * self.shape.hidden];
-        kern.attention(&qkv, seqs, self.shape, &mut ctx);
-        tap(Site::Attention(layer), &ctx);
-        let mut h = self.attn_out.forward(kern, &ctx, t, Post::Residual(&x), tap);
-        tap(Site::AttnOut(layer), &h);
-        self.attn_norm.forward(kern, &mut h);
-        tap(Site::AttentionNorm(layer), &h);
-        let up = self.ffn_up.forward(kern, &h, t, Post::Gelu(self.cfg_gelu), tap);
-        tap(Site::FfnUp(layer), &up);
-        let mut y = self.ffn_down.forward(kern, &up, t, Post::Residual(&h), tap);
-        tap(Site::FfnDown(layer), &y);
-        self.ffn_norm.forward(kern, &mut y);
-        tap(Site::Output(layer), &y);
-        y
+        let Scratch { qkv, ctx, h, up } = scratch;
+        self.qkv.forward(kern, x, t, Post::None, tap, qkv);
+        tap(Site::Qkv(layer), qkv);
+        // Every element is written: the heads tile the columns, the sequences the rows.
+        ctx.resize(t * self.shape.hidden, 0.0);
+        kern.attention(qkv, seqs, self.shape, ctx);
+        tap(Site::Attention(layer), ctx);
+        self.attn_out.forward(kern, ctx, t, Post::Residual(x), tap, h);
+        tap(Site::AttnOut(layer), h);
+        self.attn_norm.forward(kern, h);
+        tap(Site::AttentionNorm(layer), h);
+        self.ffn_up.forward(kern, h, t, Post::Gelu(self.cfg_gelu), tap, up);
+        tap(Site::FfnUp(layer), up);
+        // `x` is read for the last time above (the attention residual): the output goes there.
+        self.ffn_down.forward(kern, up, t, Post::Residual(h), tap, x);
+        tap(Site::FfnDown(layer), x);
+        self.ffn_norm.forward(kern, x);
+        tap(Site::Output(layer), x);
     }
 
     pub fn bytes(&self) -> usize {

@@ -172,14 +172,26 @@ impl Linear {
         }
     }
 
-    /// `x`: `[t, k]` → `[t, n]`, with `post` fused into the GEMM's store; `tap` sees `x`.
-    pub fn forward(&self, kern: &Kernels, x: &[f32], t: usize, post: Post<'_>, tap: &mut Tap<'_>) -> Vec<f32> {
+    /// `x`: `[t, k]` → `y`: `[t, n]`, with `post` fused into the GEMM's store; `tap` sees
+    /// `x`. `y` is resized to `[t, n]`, and every element overwritten.
+    pub fn forward(&self, kern: &Kernels, x: &[f32], t: usize, post: Post<'_>, tap: &mut Tap<'_>, y: &mut Vec<f32>) {
         tap(Site::LinearInput(self.id), x);
+        y.resize(t * self.n(), 0.0);
         match &self.weight {
-            Weights::Float(w) => kern.gemm_to_vec(x, t, w, post),
-            Weights::Bf16Dot(w) => w.gemm_to_vec(x, t, post),
-            Weights::Int8(w) => kern.gemm_i8_to_vec(x, t, w, self.activations(), post),
-            Weights::Int4(w) => kern.gemm_i4_to_vec(x, t, w, post),
+            Weights::Float(w) => kern.gemm(x, t, w, post, y),
+            Weights::Bf16Dot(w) => w.gemm(x, t, post, y),
+            Weights::Int8(w) => kern.gemm_i8_quantized(x, t, w, self.activations(), post, y),
+            Weights::Int4(w) => kern.gemm_i4(x, t, w, post, y),
+        }
+    }
+
+    /// Output width.
+    fn n(&self) -> usize {
+        match &self.weight {
+            Weights::Float(w) => w.n(),
+            Weights::Bf16Dot(w) => w.n(),
+            Weights::Int8(w) => w.n(),
+            Weights::Int4(w) => w.n(),
         }
     }
 

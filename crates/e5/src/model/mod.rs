@@ -10,7 +10,7 @@ use crate::weights::Checkpoint;
 use e5_arch::{LinearId, ModelConfig};
 use e5_kernels::Kernels;
 use embeddings::TokenEmbeddings;
-use layer::Layer;
+use layer::{Layer, Scratch};
 use linear::LinearFormat;
 use std::collections::BTreeMap;
 
@@ -130,8 +130,9 @@ impl Encoder {
     pub fn forward(&self, ids: &[u32], seqs: &[usize], tap: &mut Tap<'_>) -> Vec<f32> {
         let mut x = self.embeddings.forward(self.kern, ids, seqs);
         tap(Site::Embeddings, &x);
+        let mut scratch = Scratch::default();
         for (i, layer) in self.layers.iter().enumerate() {
-            x = layer.forward(self.kern, x, seqs, i, tap);
+            layer.forward(self.kern, &mut x, seqs, i, tap, &mut scratch);
         }
         x
     }
