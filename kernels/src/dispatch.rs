@@ -361,7 +361,7 @@ impl Kernels {
     /// `C[m, n] = post(dequant(quant(A) · Wqᵀ) + bias)`: `A` quantized per row at run time,
     /// exact i32 accumulation; threaded over the rayon pool.
     pub fn gemm_i8(&self, a: &[f32], m: usize, w: &PackedI8, post: Post<'_>, c: &mut [f32]) {
-        i8gemm::gemm(self, a, w.k(), m, w, ActQuant::Dynamic, post, as_uninit(c), w.n(), true);
+        self.gemm_i8_quantized(a, m, w, ActQuant::Dynamic, post, c);
     }
 
     /// Symmetric per-row int8 quantization on this table's ISA: bit-identical to the scalar
